@@ -1,0 +1,453 @@
+//! Requests and responses: parsing from bytes (datagram or one framed stream message),
+//! semantic validation, printing, and building responses (RFC 3261 §7, §8.2.6).
+
+use crate::header::{CSeq, HeaderError, HeaderName, Headers, NameAddr, Via, parse_u32};
+use crate::method::Method;
+use crate::syntax::{is_token, split_top_level};
+use crate::uri::Uri;
+
+/// Largest message we accept on any transport. A datagram is at most 64 KiB anyway.
+pub const MAX_MESSAGE_SIZE: usize = 65_535;
+/// Most header lines we accept in one message.
+pub const MAX_HEADERS: usize = 256;
+
+/// A SIP request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// Method from the request line.
+    pub method: Method,
+    /// Request-URI as received (parsed lazily by [`Request::uri`]).
+    pub uri_raw: String,
+    /// Protocol version string, normally `SIP/2.0`.
+    pub version: String,
+    /// Header lines.
+    pub headers: Headers,
+    /// Message body.
+    pub body: Vec<u8>,
+}
+
+/// A SIP response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// Status code, 100..=699.
+    pub status: u16,
+    /// Reason phrase (may be empty, may be UTF-8).
+    pub reason: String,
+    /// Header lines.
+    pub headers: Headers,
+    /// Message body.
+    pub body: Vec<u8>,
+}
+
+/// Either kind of message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A request.
+    Request(Request),
+    /// A response.
+    Response(Response),
+}
+
+/// What kind of syntax problem stopped a parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseErrorKind {
+    /// Larger than [`MAX_MESSAGE_SIZE`] or more than [`MAX_HEADERS`] lines.
+    TooLarge,
+    /// No complete header section.
+    Incomplete,
+    /// The start line is neither a request line nor a status line.
+    BadStartLine,
+    /// A header line has no colon or a bad name.
+    BadHeaderLine,
+    /// Content-Length is not a number, is repeated, or exceeds the bytes present.
+    BadContentLength,
+}
+
+/// A message that could not be parsed. `partial` holds what was read when the start line and
+/// headers were fine, so a request can still be answered 400.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct ParseError {
+    /// Category.
+    pub kind: ParseErrorKind,
+    /// Human-readable reason, suitable for a `Warning` header or a log line.
+    pub reason: &'static str,
+    /// The message as far as it could be read, if the headers were intact.
+    pub partial: Option<Box<Message>>,
+}
+
+fn perr(kind: ParseErrorKind, reason: &'static str) -> ParseError {
+    ParseError { kind, reason, partial: None }
+}
+
+/// A semantic problem found by [`Request::validate`]: the status to answer and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {reason}")]
+pub struct Invalid {
+    /// Status code to answer (400, 416, 505 ...).
+    pub status: u16,
+    /// Reason text for the Warning header and logs.
+    pub reason: String,
+}
+
+impl From<HeaderError> for Invalid {
+    fn from(e: HeaderError) -> Self {
+        Invalid { status: 400, reason: e.to_string() }
+    }
+}
+
+fn invalid(status: u16, reason: impl Into<String>) -> Invalid {
+    Invalid { status, reason: reason.into() }
+}
+
+/// How the bytes arrived: this decides what a missing or too-large Content-Length means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// One UDP datagram: a missing Content-Length means "the rest", extra bytes are ignored.
+    Datagram,
+    /// One message already framed by [`crate::StreamFramer`].
+    Stream,
+}
+
+/// Splits `bytes` into lines ending in LF (CR before LF removed). Returns the lines of the
+/// header section and the offset of the body, or `None` if no empty line was found.
+fn header_lines(bytes: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
+    let mut lines = Vec::with_capacity(16);
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let nl = bytes[pos..].iter().position(|&b| b == b'\n')?;
+        let mut line = &bytes[pos..pos + nl];
+        if let [rest @ .., b'\r'] = line {
+            line = rest;
+        }
+        pos += nl + 1;
+        if line.is_empty() {
+            return Some((lines, pos));
+        }
+        lines.push(line);
+    }
+    None
+}
+
+/// Parses one message. Leading CRLFs (keep-alives, RFC 3261 §7.5) are skipped.
+pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
+    if bytes.len() > MAX_MESSAGE_SIZE {
+        return Err(perr(ParseErrorKind::TooLarge, "message too large"));
+    }
+    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
+    let bytes = &bytes[start..];
+    let (lines, body_at) = header_lines(bytes).ok_or(perr(ParseErrorKind::Incomplete, "no end of header section"))?;
+    let (first, rest) = lines.split_first().ok_or(perr(ParseErrorKind::Incomplete, "empty message"))?;
+    if rest.len() > MAX_HEADERS {
+        return Err(perr(ParseErrorKind::TooLarge, "too many header lines"));
+    }
+    let first = std::str::from_utf8(first).map_err(|_| perr(ParseErrorKind::BadStartLine, "start line is not UTF-8"))?;
+
+    // Unfold continuation lines (RFC 3261 §7.3.1) and split name from value.
+    let mut headers = Headers::default();
+    let mut current: Option<(String, String)> = None;
+    for line in rest {
+        let text = String::from_utf8_lossy(line);
+        if text.starts_with([' ', '\t']) {
+            let (_, v) = current.as_mut().ok_or(perr(ParseErrorKind::BadHeaderLine, "continuation line before any header"))?;
+            v.push(' ');
+            v.push_str(text.trim());
+            continue;
+        }
+        if let Some((n, v)) = current.take() {
+            headers.push(HeaderName::parse(&n), v.trim().to_owned());
+        }
+        let (name, value) = text.split_once(':').ok_or(perr(ParseErrorKind::BadHeaderLine, "header line without colon"))?;
+        let name = name.trim_end_matches([' ', '\t']);
+        if !is_token(name) {
+            return Err(perr(ParseErrorKind::BadHeaderLine, "bad header name"));
+        }
+        current = Some((name.to_owned(), value.trim().to_owned()));
+    }
+    if let Some((n, v)) = current.take() {
+        headers.push(HeaderName::parse(&n), v);
+    }
+
+    let mut msg = if let Some(after) = first.strip_prefix("SIP/") {
+        let mut it = after.splitn(3, ' ');
+        let (ver, code, reason) = (it.next().unwrap_or(""), it.next().unwrap_or(""), it.next().unwrap_or(""));
+        if ver != "2.0" {
+            return Err(perr(ParseErrorKind::BadStartLine, "unsupported SIP version in status line"));
+        }
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(perr(ParseErrorKind::BadStartLine, "bad status code"));
+        }
+        // three ASCII digits, so the parse cannot fail
+        let status: u16 = code.parse().unwrap_or(0);
+        if !(100..=699).contains(&status) {
+            return Err(perr(ParseErrorKind::BadStartLine, "status code out of range"));
+        }
+        Message::Response(Response { status, reason: reason.trim().to_owned(), headers, body: Vec::new() })
+    } else {
+        // DEVIATION(RFC 3261 §25.1): several SP between elements and trailing SP are tolerated
+        // (RFC 4475 §3.1.2.9/10 allow it); we never re-emit the request line as received.
+        let parts: Vec<&str> = first.split([' ', '\t']).filter(|p| !p.is_empty()).collect();
+        let [method, uri, version] = parts[..] else {
+            return Err(perr(ParseErrorKind::BadStartLine, "request line must be METHOD URI VERSION"));
+        };
+        let method = Method::from_token(method).ok_or(perr(ParseErrorKind::BadStartLine, "bad method"))?;
+        if !version.starts_with("SIP/") {
+            return Err(perr(ParseErrorKind::BadStartLine, "bad version in request line"));
+        }
+        Message::Request(Request { method, uri_raw: uri.to_owned(), version: version.to_owned(), headers, body: Vec::new() })
+    };
+
+    let available = &bytes[body_at..];
+    let headers = msg.headers();
+    let body_len = match headers.count(&HeaderName::ContentLength) {
+        0 => match framing {
+            Framing::Datagram => available.len(),
+            Framing::Stream => 0,
+        },
+        1 => match headers.get(&HeaderName::ContentLength).and_then(|v| parse_u32(v, MAX_MESSAGE_SIZE as u64)) {
+            Some(n) => n as usize,
+            None => return Err(with_partial(msg, "bad Content-Length")),
+        },
+        _ => return Err(with_partial(msg, "more than one Content-Length")),
+    };
+    if body_len > available.len() {
+        return Err(with_partial(msg, "Content-Length larger than the message"));
+    }
+    *msg.body_mut() = available[..body_len].to_vec();
+    Ok(msg)
+}
+
+fn with_partial(msg: Message, reason: &'static str) -> ParseError {
+    ParseError { kind: ParseErrorKind::BadContentLength, reason, partial: Some(Box::new(msg)) }
+}
+
+/// Headers that may appear at most once (RFC 3261 §7.3.1 and Table 2).
+const SINGLE: &[HeaderName] = &[
+    HeaderName::From,
+    HeaderName::To,
+    HeaderName::CallId,
+    HeaderName::CSeq,
+    HeaderName::MaxForwards,
+    HeaderName::ContentType,
+    HeaderName::Expires,
+];
+
+fn validate_common(h: &Headers) -> Result<(), Invalid> {
+    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq, HeaderName::Via] {
+        if h.count(&name) == 0 {
+            return Err(invalid(400, format!("missing {name} header")));
+        }
+    }
+    for name in SINGLE {
+        if h.count(name) > 1 {
+            return Err(invalid(400, format!("more than one {name} header")));
+        }
+    }
+    for name in [HeaderName::From, HeaderName::To] {
+        let v = h.get(&name).unwrap_or_default();
+        let vals = split_top_level(v, b',').ok_or_else(|| invalid(400, format!("unterminated quote in {name}")))?;
+        if vals.len() > 1 && NameAddr::parse(v).is_err() {
+            return Err(invalid(400, format!("more than one value in {name}")));
+        }
+        NameAddr::parse(v)?;
+    }
+    let call_id = h.get(&HeaderName::CallId).unwrap_or_default();
+    if call_id.is_empty() || call_id.contains(char::is_whitespace) || call_id.contains(',') {
+        return Err(invalid(400, "bad Call-ID header"));
+    }
+    let vias = h.values(&HeaderName::Via).ok_or_else(|| invalid(400, "unterminated quote in Via"))?;
+    if vias.is_empty() {
+        return Err(invalid(400, "empty Via header"));
+    }
+    for v in vias {
+        Via::parse(v)?;
+    }
+    if let Some(mf) = h.get(&HeaderName::MaxForwards) {
+        parse_u32(mf, 255).ok_or_else(|| invalid(400, "bad Max-Forwards header"))?;
+    }
+    if let Some(e) = h.get(&HeaderName::Expires) {
+        parse_u32(e, u32::MAX as u64).ok_or_else(|| invalid(400, "bad Expires header"))?;
+    }
+    Ok(())
+}
+
+impl Request {
+    /// Builds a request with the given start line and no headers.
+    pub fn new(method: Method, uri: &Uri) -> Self {
+        Request { method, uri_raw: uri.to_string(), version: "SIP/2.0".into(), headers: Headers::default(), body: Vec::new() }
+    }
+
+    /// Parses the Request-URI.
+    pub fn uri(&self) -> Result<Uri, crate::uri::UriError> {
+        Uri::parse(&self.uri_raw)
+    }
+
+    /// Checks what a UAS must check before acting (RFC 3261 §8.2): version, mandatory and
+    /// single-valued headers, CSeq method, URI syntax and scheme.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.version != "SIP/2.0" {
+            return Err(invalid(505, format!("version {} not supported", self.version)));
+        }
+        let uri = self.uri().map_err(|e| invalid(400, format!("bad Request-URI: {}", e.0)))?;
+        validate_common(&self.headers)?;
+        let cseq = CSeq::parse(self.headers.get(&HeaderName::CSeq).unwrap_or_default())?;
+        if cseq.method != self.method {
+            return Err(invalid(400, "CSeq method does not match the request method"));
+        }
+        if let Some(contacts) = self.headers.get(&HeaderName::Contact) {
+            if contacts.trim() != "*" {
+                for c in self.headers.values(&HeaderName::Contact).ok_or_else(|| invalid(400, "unterminated quote in Contact"))? {
+                    NameAddr::parse(c)?;
+                }
+            }
+        }
+        if let Uri::Other { scheme, .. } = &uri {
+            return Err(invalid(416, format!("URI scheme {scheme} not supported")));
+        }
+        Ok(())
+    }
+
+    /// The top Via, parsed.
+    pub fn top_via(&self) -> Option<Via> {
+        first_via(&self.headers)
+    }
+
+    /// The CSeq, parsed.
+    pub fn cseq(&self) -> Option<CSeq> {
+        CSeq::parse(self.headers.get(&HeaderName::CSeq)?).ok()
+    }
+
+    /// The Call-ID value.
+    pub fn call_id(&self) -> Option<&str> {
+        self.headers.get(&HeaderName::CallId)
+    }
+
+    /// The From header, parsed.
+    pub fn from(&self) -> Option<NameAddr> {
+        NameAddr::parse(self.headers.get(&HeaderName::From)?).ok()
+    }
+
+    /// The To header, parsed.
+    pub fn to(&self) -> Option<NameAddr> {
+        NameAddr::parse(self.headers.get(&HeaderName::To)?).ok()
+    }
+
+    /// Builds a response that copies Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
+    /// `to_tag` is added to To if it has none (never on 100 Trying).
+    pub fn make_response(&self, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
+        let mut headers = Headers::default();
+        for h in &self.headers.0 {
+            match h.name {
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => headers.0.push(h.clone()),
+                HeaderName::To => {
+                    let mut value = h.value.clone();
+                    if let (Some(tag), Ok(na)) = (to_tag, NameAddr::parse(&h.value)) {
+                        if na.tag().is_none() && status != 100 {
+                            value.push_str(";tag=");
+                            value.push_str(tag);
+                        }
+                    }
+                    headers.push(HeaderName::To, value);
+                }
+                HeaderName::Timestamp if status == 100 => headers.0.push(h.clone()),
+                _ => {}
+            }
+        }
+        Response { status, reason: reason.to_owned(), headers, body: Vec::new() }
+    }
+
+    /// Prints the request (Content-Length always recomputed).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let line = format!("{} {} SIP/2.0\r\n", self.method, self.uri_raw);
+        print(line, &self.headers, &self.body)
+    }
+}
+
+fn first_via(h: &Headers) -> Option<Via> {
+    let line = h.get(&HeaderName::Via)?;
+    let first = split_top_level(line, b',')?.into_iter().next()?;
+    Via::parse(first).ok()
+}
+
+impl Response {
+    /// Checks a received response: mandatory headers parse (RFC 3261 §8.1.3).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        validate_common(&self.headers)?;
+        CSeq::parse(self.headers.get(&HeaderName::CSeq).unwrap_or_default())?;
+        Ok(())
+    }
+
+    /// The top Via, parsed.
+    pub fn top_via(&self) -> Option<Via> {
+        first_via(&self.headers)
+    }
+
+    /// The CSeq, parsed.
+    pub fn cseq(&self) -> Option<CSeq> {
+        CSeq::parse(self.headers.get(&HeaderName::CSeq)?).ok()
+    }
+
+    /// The Call-ID value.
+    pub fn call_id(&self) -> Option<&str> {
+        self.headers.get(&HeaderName::CallId)
+    }
+
+    /// The To header, parsed.
+    pub fn to(&self) -> Option<NameAddr> {
+        NameAddr::parse(self.headers.get(&HeaderName::To)?).ok()
+    }
+
+    /// The From header, parsed.
+    pub fn from(&self) -> Option<NameAddr> {
+        NameAddr::parse(self.headers.get(&HeaderName::From)?).ok()
+    }
+
+    /// Prints the response (Content-Length always recomputed).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let line = format!("SIP/2.0 {} {}\r\n", self.status, self.reason);
+        print(line, &self.headers, &self.body)
+    }
+}
+
+fn print(start: String, headers: &Headers, body: &[u8]) -> Vec<u8> {
+    let mut out = start.into_bytes();
+    out.reserve(512 + body.len());
+    for h in &headers.0 {
+        if h.name == HeaderName::ContentLength {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+impl Message {
+    /// The headers of either kind.
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(r) => &r.headers,
+            Message::Response(r) => &r.headers,
+        }
+    }
+
+    fn body_mut(&mut self) -> &mut Vec<u8> {
+        match self {
+            Message::Request(r) => &mut r.body,
+            Message::Response(r) => &mut r.body,
+        }
+    }
+
+    /// Prints the message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Message::Request(r) => r.to_bytes(),
+            Message::Response(r) => r.to_bytes(),
+        }
+    }
+}
