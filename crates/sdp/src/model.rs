@@ -410,9 +410,13 @@ impl MediaDescription {
 
     /// The payload type of the first `telephone-event` format listed on the m-line (RFC 4733).
     pub fn telephone_event_payload_type(&self) -> Option<u8> {
-        self.payload_types().find(|&pt| {
-            self.rtpmap(pt).is_some_and(|m| m.encoding.eq_ignore_ascii_case("telephone-event"))
-        })
+        let mut events = [false; 128];
+        for map in self.rtpmaps().filter(|m| m.encoding.eq_ignore_ascii_case("telephone-event")) {
+            if let Some(slot) = events.get_mut(usize::from(map.payload_type)) {
+                *slot = true;
+            }
+        }
+        self.payload_types().find(|&pt| events.get(usize::from(pt)).copied().unwrap_or(false))
     }
 
     /// The formats that are valid RTP payload type numbers, in m-line order.

@@ -310,11 +310,14 @@ pub fn offer_from(
     local: MediaAddress,
     origin: &mut Origin,
 ) -> Result<SessionDescription, NegotiationError> {
-    let (offered, choice) = remote_offer
+    let (media_index, offered, choice) = remote_offer
         .media
         .iter()
-        .find_map(|m| choose(m, policy).map(|choice| (m, choice)))
+        .enumerate()
+        .find_map(|(media_index, m)| choose(m, policy).map(|choice| (media_index, m, choice)))
         .ok_or(NegotiationError::NoCommonCodec)?;
+    // Refuse now what `answer` would refuse later, before the other leg starts ringing.
+    remote_addresses(remote_offer, offered, media_index)?;
     let direction = effective_direction(remote_offer, offered);
     origin.next_version();
     let section = audio_section(local, &choice.all_audio, choice.telephone_event.as_ref(), choice.ptime, direction);

@@ -115,13 +115,17 @@ impl SessionBuilder {
 
     fn finish(self, media: Vec<MediaDescription>) -> Result<SessionDescription, SdpError> {
         let missing = |letter| SdpError::new(None, SdpErrorKind::Missing { line_type: letter });
+        // Report the first missing line in RFC 8866 order: v, o, s, t.
+        let version = self.version.ok_or_else(|| missing('v'))?;
+        let origin = self.origin.ok_or_else(|| missing('o'))?;
+        let session_name = self.session_name.ok_or_else(|| missing('s'))?;
         if self.timings.is_empty() {
             return Err(missing('t'));
         }
         Ok(SessionDescription {
-            version: self.version.ok_or_else(|| missing('v'))?,
-            origin: self.origin.ok_or_else(|| missing('o'))?,
-            session_name: self.session_name.ok_or_else(|| missing('s'))?,
+            version,
+            origin,
+            session_name,
             information: self.information,
             uri: self.uri,
             emails: self.emails,
