@@ -30,9 +30,9 @@ pub use model::{
     SessionDescription, Timing,
 };
 pub use negotiate::{
-    accept_answer, answer, offer, offer_from, Codec, CodecPolicy, MediaAddress, Negotiated,
-    NegotiatedCodec, NegotiationError, PolicyError, DEFAULT_PTIME,
-    DEFAULT_TELEPHONE_EVENT_PAYLOAD_TYPE,
+    Codec, CodecPolicy, DEFAULT_PTIME, DEFAULT_TELEPHONE_EVENT_PAYLOAD_TYPE, MediaAddress,
+    Negotiated, NegotiatedCodec, NegotiationError, PolicyError, accept_answer, answer, offer,
+    offer_from,
 };
 
 impl SessionDescription {

@@ -142,12 +142,18 @@ pub struct Attribute {
 impl Attribute {
     /// Creates a flag attribute such as `a=sendrecv`.
     pub fn flag(name: impl Into<String>) -> Attribute {
-        Attribute { name: name.into(), value: None }
+        Attribute {
+            name: name.into(),
+            value: None,
+        }
     }
 
     /// Creates a valued attribute such as `a=ptime:20`.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Attribute {
-        Attribute { name: name.into(), value: Some(value.into()) }
+        Attribute {
+            name: name.into(),
+            value: Some(value.into()),
+        }
     }
 }
 
@@ -266,7 +272,7 @@ pub struct RtpMap {
 impl RtpMap {
     /// Parses the value of an `a=rtpmap:` attribute; `None` if malformed.
     pub fn parse(value: &str) -> Option<RtpMap> {
-        let (pt, rest) = value.trim().split_once(|c: char| c == ' ' || c == '\t')?;
+        let (pt, rest) = value.trim().split_once([' ', '\t'])?;
         let payload_type = pt.parse().ok()?;
         let mut parts = rest.trim().split('/');
         let encoding = parts.next()?.trim();
@@ -281,14 +287,25 @@ impl RtpMap {
         if parts.next().is_some() {
             return None;
         }
-        Some(RtpMap { payload_type, encoding: encoding.to_owned(), clock_rate, channels })
+        Some(RtpMap {
+            payload_type,
+            encoding: encoding.to_owned(),
+            clock_rate,
+            channels,
+        })
     }
 
     /// The attribute value, such as `0 PCMU/8000`.
     pub fn to_value(&self) -> String {
         match self.channels {
-            Some(ch) => format!("{} {}/{}/{}", self.payload_type, self.encoding, self.clock_rate, ch),
-            None => format!("{} {}/{}", self.payload_type, self.encoding, self.clock_rate),
+            Some(ch) => format!(
+                "{} {}/{}/{}",
+                self.payload_type, self.encoding, self.clock_rate, ch
+            ),
+            None => format!(
+                "{} {}/{}",
+                self.payload_type, self.encoding, self.clock_rate
+            ),
         }
     }
 }
@@ -306,14 +323,17 @@ impl Fmtp {
     /// Parses the value of an `a=fmtp:` attribute; `None` if it has no format.
     pub fn parse(value: &str) -> Option<Fmtp> {
         let value = value.trim();
-        let (format, parameters) = match value.split_once(|c: char| c == ' ' || c == '\t') {
+        let (format, parameters) = match value.split_once([' ', '\t']) {
             Some((f, p)) => (f, p.trim()),
             None => (value, ""),
         };
         if format.is_empty() {
             return None;
         }
-        Some(Fmtp { format: format.to_owned(), parameters: parameters.to_owned() })
+        Some(Fmtp {
+            format: format.to_owned(),
+            parameters: parameters.to_owned(),
+        })
     }
 }
 
@@ -349,7 +369,12 @@ impl Rtcp {
 
 impl MediaDescription {
     /// Creates a section with no attributes, connection or bandwidth.
-    pub fn new(media: impl Into<String>, port: u16, proto: impl Into<String>, formats: Vec<String>) -> Self {
+    pub fn new(
+        media: impl Into<String>,
+        port: u16,
+        proto: impl Into<String>,
+        formats: Vec<String>,
+    ) -> Self {
         MediaDescription {
             media: media.into(),
             port,
@@ -381,7 +406,9 @@ impl MediaDescription {
 
     /// The `a=fmtp` parameters for one format, if present.
     pub fn fmtp(&self, format: &str) -> Option<Fmtp> {
-        self.attribute_values("fmtp").filter_map(Fmtp::parse).find(|f| f.format == format)
+        self.attribute_values("fmtp")
+            .filter_map(Fmtp::parse)
+            .find(|f| f.format == format)
     }
 
     /// The `a=ptime` value in milliseconds, if present and well formed.
@@ -399,7 +426,8 @@ impl MediaDescription {
 
     /// Replaces any direction attribute of this section with `direction`.
     pub fn set_direction(&mut self, direction: Direction) {
-        self.attributes.retain(|a| Direction::from_attribute_name(&a.name).is_none());
+        self.attributes
+            .retain(|a| Direction::from_attribute_name(&a.name).is_none());
         self.attributes.push(Attribute::flag(direction.as_str()));
     }
 
@@ -411,17 +439,24 @@ impl MediaDescription {
     /// The payload type of the first `telephone-event` format listed on the m-line (RFC 4733).
     pub fn telephone_event_payload_type(&self) -> Option<u8> {
         let mut events = [false; 128];
-        for map in self.rtpmaps().filter(|m| m.encoding.eq_ignore_ascii_case("telephone-event")) {
+        for map in self
+            .rtpmaps()
+            .filter(|m| m.encoding.eq_ignore_ascii_case("telephone-event"))
+        {
             if let Some(slot) = events.get_mut(usize::from(map.payload_type)) {
                 *slot = true;
             }
         }
-        self.payload_types().find(|&pt| events.get(usize::from(pt)).copied().unwrap_or(false))
+        self.payload_types()
+            .find(|&pt| events.get(usize::from(pt)).copied().unwrap_or(false))
     }
 
     /// The formats that are valid RTP payload type numbers, in m-line order.
     pub fn payload_types(&self) -> impl Iterator<Item = u8> + '_ {
-        self.formats.iter().filter_map(|f| f.parse::<u8>().ok()).filter(|&pt| pt < 128)
+        self.formats
+            .iter()
+            .filter_map(|f| f.parse::<u8>().ok())
+            .filter(|&pt| pt < 128)
     }
 
     /// Whether the transport is plain RTP (`RTP/AVP`), the only one we relay.
@@ -439,7 +474,10 @@ impl SessionDescription {
     /// The direction in force for a media section: its own, else the session's, else sendrecv.
     pub fn direction_of(&self, media: &MediaDescription) -> Direction {
         // RFC 8866 §6.7: a session-level direction is the default for every media section.
-        media.direction().or_else(|| self.direction()).unwrap_or_default()
+        media
+            .direction()
+            .or_else(|| self.direction())
+            .unwrap_or_default()
     }
 
     /// The connection in force for a media section: its own, else the session's.
@@ -450,7 +488,8 @@ impl SessionDescription {
     /// Whether a media section is on hold: `c=0.0.0.0`, or its peer stopped receiving.
     pub fn is_hold(&self, media: &MediaDescription) -> bool {
         // RFC 3264 §8.4: sendonly/inactive is hold; RFC 2543 phones still send c=0.0.0.0.
-        self.connection_of(media).is_some_and(Connection::is_unspecified)
+        self.connection_of(media)
+            .is_some_and(Connection::is_unspecified)
             || self.direction_of(media).is_hold()
     }
 }
@@ -463,7 +502,10 @@ pub(crate) fn address_type_of(ip: IpAddr) -> &'static str {
     }
 }
 
-fn attribute_values<'a>(attributes: &'a [Attribute], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+fn attribute_values<'a>(
+    attributes: &'a [Attribute],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     attributes
         .iter()
         .filter(move |a| a.name.eq_ignore_ascii_case(name))
@@ -474,9 +516,9 @@ fn direction_of(attributes: &[Attribute]) -> Option<Direction> {
     // A flag only: `a=sendonly:foo` is not a direction. The last one wins if a phone repeats it.
     attributes
         .iter()
+        .rev()
         .filter(|a| a.value.is_none())
-        .filter_map(|a| Direction::from_attribute_name(&a.name))
-        .last()
+        .find_map(|a| Direction::from_attribute_name(&a.name))
 }
 
 #[cfg(test)]
@@ -489,7 +531,12 @@ mod tests {
         assert_eq!(Direction::SendOnly.answer(), Direction::RecvOnly);
         assert_eq!(Direction::RecvOnly.answer(), Direction::SendOnly);
         assert_eq!(Direction::Inactive.answer(), Direction::Inactive);
-        for d in [Direction::SendRecv, Direction::SendOnly, Direction::RecvOnly, Direction::Inactive] {
+        for d in [
+            Direction::SendRecv,
+            Direction::SendOnly,
+            Direction::RecvOnly,
+            Direction::Inactive,
+        ] {
             assert_eq!(Direction::from_attribute_name(d.as_str()), Some(d));
             assert_eq!(d.reversed().reversed(), d);
         }
@@ -506,16 +553,27 @@ mod tests {
         assert_eq!(origin.session_id, 42);
         assert_eq!(origin.address_type, "IP4");
         let v6 = Origin::new(1, "2001:db8::1".parse().unwrap());
-        assert_eq!((v6.address_type.as_str(), v6.address.as_str()), ("IP6", "2001:db8::1"));
+        assert_eq!(
+            (v6.address_type.as_str(), v6.address.as_str()),
+            ("IP6", "2001:db8::1")
+        );
     }
 
     #[test]
     fn typed_attribute_values() {
         assert_eq!(
             RtpMap::parse("101 telephone-event/8000"),
-            Some(RtpMap { payload_type: 101, encoding: "telephone-event".into(), clock_rate: 8000, channels: None })
+            Some(RtpMap {
+                payload_type: 101,
+                encoding: "telephone-event".into(),
+                clock_rate: 8000,
+                channels: None
+            })
         );
-        assert_eq!(RtpMap::parse("111 opus/48000/2").and_then(|m| m.channels), Some(2));
+        assert_eq!(
+            RtpMap::parse("111 opus/48000/2").and_then(|m| m.channels),
+            Some(2)
+        );
         assert_eq!(RtpMap::parse("0 PCMU"), None);
         assert_eq!(RtpMap::parse("300 PCMU/8000"), None);
         assert_eq!(
@@ -525,8 +583,17 @@ mod tests {
                 connection: Some(Connection::new("126.16.64.4".parse().unwrap()))
             })
         );
-        assert_eq!(Rtcp::parse("53021"), Some(Rtcp { port: 53021, connection: None }));
+        assert_eq!(
+            Rtcp::parse("53021"),
+            Some(Rtcp {
+                port: 53021,
+                connection: None
+            })
+        );
         assert_eq!(Rtcp::parse("53021 IN"), None);
-        assert_eq!(Fmtp::parse("101 0-16").map(|f| f.parameters), Some("0-16".into()));
+        assert_eq!(
+            Fmtp::parse("101 0-16").map(|f| f.parameters),
+            Some("0-16".into())
+        );
     }
 }

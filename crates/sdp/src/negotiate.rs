@@ -70,7 +70,8 @@ impl Codec {
 
     /// The payload type we use for this codec in our own offers.
     pub fn default_payload_type(self) -> u8 {
-        self.static_payload_type().unwrap_or(DEFAULT_TELEPHONE_EVENT_PAYLOAD_TYPE)
+        self.static_payload_type()
+            .unwrap_or(DEFAULT_TELEPHONE_EVENT_PAYLOAD_TYPE)
     }
 
     /// Whether this is telephone-event rather than an audio codec.
@@ -147,7 +148,9 @@ impl CodecPolicy {
 impl Default for CodecPolicy {
     /// PCMU, PCMA and telephone-event: what every desk phone speaks.
     fn default() -> CodecPolicy {
-        CodecPolicy { audio: vec![Codec::Pcmu, Codec::Pcma, Codec::TelephoneEvent] }
+        CodecPolicy {
+            audio: vec![Codec::Pcmu, Codec::Pcma, Codec::TelephoneEvent],
+        }
     }
 }
 
@@ -250,19 +253,32 @@ pub fn answer(
     let mut chosen: Option<(usize, Choice)> = None;
     let mut media = Vec::with_capacity(offer.media.len());
     for (media_index, offered) in offer.media.iter().enumerate() {
-        let choice = if chosen.is_none() { choose(offered, policy) } else { None };
+        let choice = if chosen.is_none() {
+            choose(offered, policy)
+        } else {
+            None
+        };
         match choice {
             Some(choice) => {
                 let audio_codecs = std::slice::from_ref(&choice.audio);
                 let direction = effective_direction(offer, offered).answer();
-                media.push(audio_section(local, audio_codecs, choice.telephone_event.as_ref(), choice.ptime, direction));
+                media.push(audio_section(
+                    local,
+                    audio_codecs,
+                    choice.telephone_event.as_ref(),
+                    choice.ptime,
+                    direction,
+                ));
                 chosen = Some((media_index, choice));
             }
             None => media.push(refused_section(offered)),
         }
     }
     let (media_index, choice) = chosen.ok_or(NegotiationError::NoCommonCodec)?;
-    let offered = offer.media.get(media_index).expect("media_index came from enumerating offer.media");
+    let offered = offer
+        .media
+        .get(media_index)
+        .expect("media_index came from enumerating offer.media");
     let (remote, remote_rtcp) = remote_addresses(offer, offered, media_index)?;
     let negotiated = Negotiated {
         media_index,
@@ -282,18 +298,35 @@ pub fn answer(
 ///
 /// Codecs keep their static payload types and telephone-event gets
 /// [`DEFAULT_TELEPHONE_EVENT_PAYLOAD_TYPE`]; the session version in `origin` is bumped.
-pub fn offer(policy: &CodecPolicy, local: MediaAddress, origin: &mut Origin, direction: Direction) -> SessionDescription {
+pub fn offer(
+    policy: &CodecPolicy,
+    local: MediaAddress,
+    origin: &mut Origin,
+    direction: Direction,
+) -> SessionDescription {
     let audio: Vec<NegotiatedCodec> = policy
         .audio
         .iter()
         .filter(|c| !c.is_telephone_event())
-        .map(|&codec| NegotiatedCodec { payload_type: codec.default_payload_type(), codec })
+        .map(|&codec| NegotiatedCodec {
+            payload_type: codec.default_payload_type(),
+            codec,
+        })
         .collect();
-    let telephone_event = policy
-        .allows(Codec::TelephoneEvent)
-        .then(|| (DEFAULT_TELEPHONE_EVENT_PAYLOAD_TYPE, Some(TELEPHONE_EVENTS_OFFERED.to_owned())));
+    let telephone_event = policy.allows(Codec::TelephoneEvent).then(|| {
+        (
+            DEFAULT_TELEPHONE_EVENT_PAYLOAD_TYPE,
+            Some(TELEPHONE_EVENTS_OFFERED.to_owned()),
+        )
+    });
     origin.next_version();
-    let section = audio_section(local, &audio, telephone_event.as_ref(), DEFAULT_PTIME, direction);
+    let section = audio_section(
+        local,
+        &audio,
+        telephone_event.as_ref(),
+        DEFAULT_PTIME,
+        direction,
+    );
     session(origin, local, vec![section])
 }
 
@@ -320,7 +353,13 @@ pub fn offer_from(
     remote_addresses(remote_offer, offered, media_index)?;
     let direction = effective_direction(remote_offer, offered);
     origin.next_version();
-    let section = audio_section(local, &choice.all_audio, choice.telephone_event.as_ref(), choice.ptime, direction);
+    let section = audio_section(
+        local,
+        &choice.all_audio,
+        choice.telephone_event.as_ref(),
+        choice.ptime,
+        direction,
+    );
     Ok(session(origin, local, vec![section]))
 }
 
@@ -328,7 +367,10 @@ pub fn offer_from(
 ///
 /// Being liberal, a dynamic payload type the answer renumbered is accepted when its `rtpmap`
 /// names a codec we offered; we then send with the answer's number.
-pub fn accept_answer(our_offer: &SessionDescription, answer: &SessionDescription) -> Result<Negotiated, NegotiationError> {
+pub fn accept_answer(
+    our_offer: &SessionDescription,
+    answer: &SessionDescription,
+) -> Result<Negotiated, NegotiationError> {
     if our_offer.media.len() != answer.media.len() {
         return Err(NegotiationError::MediaCountMismatch {
             offered: our_offer.media.len(),
@@ -336,7 +378,8 @@ pub fn accept_answer(our_offer: &SessionDescription, answer: &SessionDescription
         });
     }
     let mut accepted: Option<(usize, NegotiatedCodec, Option<u8>)> = None;
-    for (media_index, (offered, answered)) in our_offer.media.iter().zip(&answer.media).enumerate() {
+    for (media_index, (offered, answered)) in our_offer.media.iter().zip(&answer.media).enumerate()
+    {
         if !offered.media.eq_ignore_ascii_case(&answered.media) {
             return Err(NegotiationError::MediaTypeMismatch { media_index });
         }
@@ -346,8 +389,10 @@ pub fn accept_answer(our_offer: &SessionDescription, answer: &SessionDescription
         let offered_table = PayloadTable::new(offered);
         let answered_table = PayloadTable::new(answered);
         let offered_formats: HashSet<&str> = offered.formats.iter().map(String::as_str).collect();
-        let offered_codecs: HashSet<Codec> =
-            offered.payload_types().filter_map(|pt| offered_table.codec(pt, None)).collect();
+        let offered_codecs: HashSet<Codec> = offered
+            .payload_types()
+            .filter_map(|pt| offered_table.codec(pt, None))
+            .collect();
         for format in &answered.formats {
             if offered_formats.contains(format.as_str()) {
                 continue;
@@ -360,24 +405,45 @@ pub fn accept_answer(our_offer: &SessionDescription, answer: &SessionDescription
                 .and_then(Codec::from_rtpmap)
                 .is_some_and(|codec| offered_codecs.contains(&codec));
             if !renumbered {
-                return Err(NegotiationError::CodecNotOffered { media_index, format: format.clone() });
+                return Err(NegotiationError::CodecNotOffered {
+                    media_index,
+                    format: format.clone(),
+                });
             }
-            tracing::debug!(media_index, format, "answer renumbered an offered payload type");
+            tracing::debug!(
+                media_index,
+                format,
+                "answer renumbered an offered payload type"
+            );
         }
-        if accepted.is_some() || !answered.is_plain_rtp() || !answered.media.eq_ignore_ascii_case("audio") {
+        if accepted.is_some()
+            || !answered.is_plain_rtp()
+            || !answered.media.eq_ignore_ascii_case("audio")
+        {
             continue;
         }
         let codec_of = |pt| answered_table.codec(pt, Some(&offered_table));
-        let audio = answered
+        let audio = answered.payload_types().find_map(|pt| {
+            codec_of(pt)
+                .filter(|c| !c.is_telephone_event())
+                .map(|codec| NegotiatedCodec {
+                    payload_type: pt,
+                    codec,
+                })
+        });
+        let telephone_event = answered
             .payload_types()
-            .find_map(|pt| codec_of(pt).filter(|c| !c.is_telephone_event()).map(|codec| NegotiatedCodec { payload_type: pt, codec }));
-        let telephone_event = answered.payload_types().find(|&pt| codec_of(pt) == Some(Codec::TelephoneEvent));
+            .find(|&pt| codec_of(pt) == Some(Codec::TelephoneEvent));
         if let Some(audio) = audio {
             accepted = Some((media_index, audio, telephone_event));
         }
     }
-    let (media_index, codec, telephone_event_payload_type) = accepted.ok_or(NegotiationError::NoCommonCodec)?;
-    let (Some(offered), Some(answered)) = (our_offer.media.get(media_index), answer.media.get(media_index)) else {
+    let (media_index, codec, telephone_event_payload_type) =
+        accepted.ok_or(NegotiationError::NoCommonCodec)?;
+    let (Some(offered), Some(answered)) = (
+        our_offer.media.get(media_index),
+        answer.media.get(media_index),
+    ) else {
         unreachable!("media_index came from zipping both media lists, which have equal length");
     };
     let (remote, remote_rtcp) = remote_addresses(answer, answered, media_index)?;
@@ -389,9 +455,14 @@ pub fn accept_answer(our_offer: &SessionDescription, answer: &SessionDescription
         remote_rtcp,
         codec,
         telephone_event_payload_type,
-        ptime: sane_ptime(answered.ptime()).or(sane_ptime(offered.ptime())).unwrap_or(DEFAULT_PTIME),
+        ptime: sane_ptime(answered.ptime())
+            .or(sane_ptime(offered.ptime()))
+            .unwrap_or(DEFAULT_PTIME),
         // An answerer may only narrow the offered direction; intersect in case it widened it.
-        direction: Direction::from_flags(ours.sends() && theirs.receives(), ours.receives() && theirs.sends()),
+        direction: Direction::from_flags(
+            ours.sends() && theirs.receives(),
+            ours.receives() && theirs.sends(),
+        ),
         remote_hold: answer.is_hold(answered),
     })
 }
@@ -409,27 +480,41 @@ struct Choice {
 
 /// Picks codecs from an offered m-line, or `None` if we refuse it.
 fn choose(offered: &MediaDescription, policy: &CodecPolicy) -> Option<Choice> {
-    if offered.port == 0 || !offered.media.eq_ignore_ascii_case("audio") || !offered.is_plain_rtp() {
+    if offered.port == 0 || !offered.media.eq_ignore_ascii_case("audio") || !offered.is_plain_rtp()
+    {
         return None;
     }
     let table = PayloadTable::new(offered);
     let mut all_audio: Vec<NegotiatedCodec> = Vec::new();
     let mut telephone_event = None;
     for payload_type in offered.payload_types() {
-        let Some(codec) = table.codec(payload_type, None).filter(|&c| policy.allows(c)) else {
+        let Some(codec) = table
+            .codec(payload_type, None)
+            .filter(|&c| policy.allows(c))
+        else {
             continue;
         };
         if codec.is_telephone_event() {
             if telephone_event.is_none() {
-                let parameters = offered.fmtp(&payload_type.to_string()).map(|f| f.parameters);
+                let parameters = offered
+                    .fmtp(&payload_type.to_string())
+                    .map(|f| f.parameters);
                 telephone_event = Some((payload_type, parameters));
             }
         } else if !all_audio.iter().any(|c| c.codec == codec) {
-            all_audio.push(NegotiatedCodec { payload_type, codec });
+            all_audio.push(NegotiatedCodec {
+                payload_type,
+                codec,
+            });
         }
     }
     let audio = *all_audio.first()?;
-    Some(Choice { audio, all_audio, telephone_event, ptime: sane_ptime(offered.ptime()).unwrap_or(DEFAULT_PTIME) })
+    Some(Choice {
+        audio,
+        all_audio,
+        telephone_event,
+        ptime: sane_ptime(offered.ptime()).unwrap_or(DEFAULT_PTIME),
+    })
 }
 
 /// The `a=rtpmap`s of one m-line indexed by payload type; the first one for a number wins.
@@ -449,12 +534,17 @@ impl PayloadTable {
     }
 
     fn rtpmap(&self, payload_type: u8) -> Option<&RtpMap> {
-        self.rtpmaps.get(usize::from(payload_type)).and_then(Option::as_ref)
+        self.rtpmaps
+            .get(usize::from(payload_type))
+            .and_then(Option::as_ref)
     }
 
     /// The codec behind a payload type: this m-line's rtpmap, else `fallback`'s, else RFC 3551.
     fn codec(&self, payload_type: u8, fallback: Option<&PayloadTable>) -> Option<Codec> {
-        match self.rtpmap(payload_type).or_else(|| fallback.and_then(|f| f.rtpmap(payload_type))) {
+        match self
+            .rtpmap(payload_type)
+            .or_else(|| fallback.and_then(|f| f.rtpmap(payload_type)))
+        {
             Some(map) => Codec::from_rtpmap(map),
             None => Codec::from_static_payload_type(payload_type),
         }
@@ -468,7 +558,10 @@ fn sane_ptime(ptime: Option<u32>) -> Option<u32> {
 /// The direction a peer wrote, treating RFC 2543 hold (`c=0.0.0.0`) as "does not receive".
 fn effective_direction(sdp: &SessionDescription, media: &MediaDescription) -> Direction {
     let direction = sdp.direction_of(media);
-    if sdp.connection_of(media).is_some_and(Connection::is_unspecified) {
+    if sdp
+        .connection_of(media)
+        .is_some_and(Connection::is_unspecified)
+    {
         // RFC 3264 §8.4: c=0.0.0.0 means the writer wants no media sent to it.
         Direction::from_flags(direction.sends(), false)
     } else {
@@ -482,21 +575,33 @@ fn remote_addresses(
     media: &MediaDescription,
     media_index: usize,
 ) -> Result<(Option<SocketAddr>, Option<SocketAddr>), NegotiationError> {
-    let connection = sdp.connection_of(media).ok_or(NegotiationError::MissingConnection { media_index })?;
-    let ip = connection.ip().ok_or_else(|| NegotiationError::UnsupportedAddress {
-        media_index,
-        address: connection.address.clone(),
-    })?;
-    let usable = |ip: IpAddr, port: u16| (!ip.is_unspecified() && port != 0).then(|| SocketAddr::new(ip, port));
+    let connection = sdp
+        .connection_of(media)
+        .ok_or(NegotiationError::MissingConnection { media_index })?;
+    let ip = connection
+        .ip()
+        .ok_or_else(|| NegotiationError::UnsupportedAddress {
+            media_index,
+            address: connection.address.clone(),
+        })?;
+    let usable = |ip: IpAddr, port: u16| {
+        (!ip.is_unspecified() && port != 0).then(|| SocketAddr::new(ip, port))
+    };
     let remote = usable(ip, media.port);
     let remote_rtcp = match media.rtcp() {
         // RFC 3605: an explicit RTCP port, and optionally address, override the defaults.
         Some(rtcp) => {
-            let rtcp_ip = rtcp.connection.as_ref().and_then(Connection::ip).unwrap_or(ip);
+            let rtcp_ip = rtcp
+                .connection
+                .as_ref()
+                .and_then(Connection::ip)
+                .unwrap_or(ip);
             remote.and_then(|_| usable(rtcp_ip, rtcp.port))
         }
         // RFC 3550 §11: RTCP goes to the next port up.
-        None => remote.and_then(|_| media.port.checked_add(1)).and_then(|port| usable(ip, port)),
+        None => remote
+            .and_then(|_| media.port.checked_add(1))
+            .and_then(|port| usable(ip, port)),
     };
     Ok((remote, remote_rtcp))
 }
@@ -510,14 +615,25 @@ fn audio_section(
     direction: Direction,
 ) -> MediaDescription {
     let mut formats: Vec<String> = audio.iter().map(|c| c.payload_type.to_string()).collect();
-    let mut attributes: Vec<Attribute> =
-        audio.iter().map(|c| Attribute::new("rtpmap", c.codec.rtpmap(c.payload_type).to_value())).collect();
+    let mut attributes: Vec<Attribute> = audio
+        .iter()
+        .map(|c| Attribute::new("rtpmap", c.codec.rtpmap(c.payload_type).to_value()))
+        .collect();
     if let Some((payload_type, parameters)) = telephone_event {
         formats.push(payload_type.to_string());
-        attributes.push(Attribute::new("rtpmap", Codec::TelephoneEvent.rtpmap(*payload_type).to_value()));
+        attributes.push(Attribute::new(
+            "rtpmap",
+            Codec::TelephoneEvent.rtpmap(*payload_type).to_value(),
+        ));
         if let Some(parameters) = parameters {
-            let fmtp = Fmtp { format: payload_type.to_string(), parameters: parameters.clone() };
-            attributes.push(Attribute::new("fmtp", format!("{} {}", fmtp.format, fmtp.parameters)));
+            let fmtp = Fmtp {
+                format: payload_type.to_string(),
+                parameters: parameters.clone(),
+            };
+            attributes.push(Attribute::new(
+                "fmtp",
+                format!("{} {}", fmtp.format, fmtp.parameters),
+            ));
         }
     }
     attributes.push(Attribute::new("ptime", ptime.to_string()));
@@ -529,11 +645,20 @@ fn audio_section(
 
 /// An m-line refusing an offered stream: port 0, the offered proto and formats (RFC 3264 §6).
 fn refused_section(offered: &MediaDescription) -> MediaDescription {
-    MediaDescription::new(offered.media.clone(), 0, offered.proto.clone(), offered.formats.clone())
+    MediaDescription::new(
+        offered.media.clone(),
+        0,
+        offered.proto.clone(),
+        offered.formats.clone(),
+    )
 }
 
 /// A whole description from us: our origin, our address, the given media.
-fn session(origin: &Origin, local: MediaAddress, media: Vec<MediaDescription>) -> SessionDescription {
+fn session(
+    origin: &Origin,
+    local: MediaAddress,
+    media: Vec<MediaDescription>,
+) -> SessionDescription {
     SessionDescription {
         version: 0,
         origin: origin.clone(),

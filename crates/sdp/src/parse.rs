@@ -21,7 +21,11 @@ pub(crate) fn parse(input: &[u8]) -> Result<SessionDescription, SdpError> {
         let text = String::from_utf8_lossy(raw);
         // Tolerate CRLF, trailing spaces and tabs, and a UTF-8 byte order mark on line 1.
         let text = text.trim_end_matches(['\r', ' ', '\t']);
-        let text = if idx == 0 { text.trim_start_matches('\u{feff}') } else { text };
+        let text = if idx == 0 {
+            text.trim_start_matches('\u{feff}')
+        } else {
+            text
+        };
         if text.trim().is_empty() {
             continue;
         }
@@ -66,7 +70,10 @@ impl SessionBuilder {
     fn line(&mut self, letter: char, value: &str) -> Result<(), SdpErrorKind> {
         match letter {
             'v' => {
-                let version = value.trim().parse().map_err(|_| malformed('v', "version is not a number"))?;
+                let version = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| malformed('v', "version is not a number"))?;
                 set_once(&mut self.version, version, 'v')
             }
             'o' => set_once(&mut self.origin, parse_origin(value)?, 'o'),
@@ -96,7 +103,10 @@ impl SessionBuilder {
                     timing.repeats.push(value.to_owned());
                     Ok(())
                 }
-                None => Err(SdpErrorKind::Misplaced { line_type: 'r', reason: "r= before any t=" }),
+                None => Err(SdpErrorKind::Misplaced {
+                    line_type: 'r',
+                    reason: "r= before any t=",
+                }),
             },
             'z' => set_once(&mut self.time_zones, value.to_owned(), 'z'),
             'k' => set_once(&mut self.encryption_key, value.to_owned(), 'k'),
@@ -141,7 +151,11 @@ impl SessionBuilder {
     }
 }
 
-fn parse_media_level(section: &mut MediaDescription, letter: char, value: &str) -> Result<(), SdpErrorKind> {
+fn parse_media_level(
+    section: &mut MediaDescription,
+    letter: char,
+    value: &str,
+) -> Result<(), SdpErrorKind> {
     match letter {
         'i' => set_once(&mut section.information, value.to_owned(), 'i'),
         'c' => {
@@ -164,9 +178,10 @@ fn parse_media_level(section: &mut MediaDescription, letter: char, value: &str) 
             section.attributes.push(parse_attribute(value)?);
             Ok(())
         }
-        'v' | 'o' | 's' | 'u' | 'e' | 'p' | 't' | 'r' | 'z' => {
-            Err(SdpErrorKind::Misplaced { line_type: letter, reason: "session-level line after m=" })
-        }
+        'v' | 'o' | 's' | 'u' | 'e' | 'p' | 't' | 'r' | 'z' => Err(SdpErrorKind::Misplaced {
+            line_type: letter,
+            reason: "session-level line after m=",
+        }),
         other => {
             tracing::debug!(line_type = %other, "skipping unknown SDP media line type");
             Ok(())
@@ -183,18 +198,32 @@ fn set_once<T>(slot: &mut Option<T>, value: T, letter: char) -> Result<(), SdpEr
 }
 
 fn malformed(letter: char, reason: &'static str) -> SdpErrorKind {
-    SdpErrorKind::Malformed { line_type: letter, reason }
+    SdpErrorKind::Malformed {
+        line_type: letter,
+        reason,
+    }
 }
 
 fn parse_origin(value: &str) -> Result<Origin, SdpErrorKind> {
     let words: Vec<&str> = value.split_whitespace().collect();
-    let [username, session_id, session_version, network_type, address_type, address] = words[..] else {
+    let [
+        username,
+        session_id,
+        session_version,
+        network_type,
+        address_type,
+        address,
+    ] = words[..]
+    else {
         return Err(malformed('o', "expected 6 fields"));
     };
     // RFC 3264 §5: sess-id and sess-version must be representable as 64-bit integers.
-    let session_id = session_id.parse().map_err(|_| malformed('o', "sess-id is not a 64-bit number"))?;
-    let session_version =
-        session_version.parse().map_err(|_| malformed('o', "sess-version is not a 64-bit number"))?;
+    let session_id = session_id
+        .parse()
+        .map_err(|_| malformed('o', "sess-id is not a 64-bit number"))?;
+    let session_version = session_version
+        .parse()
+        .map_err(|_| malformed('o', "sess-version is not a 64-bit number"))?;
     Ok(Origin {
         username: username.to_owned(),
         session_id,
@@ -218,13 +247,21 @@ fn parse_connection(value: &str) -> Result<Connection, SdpErrorKind> {
 }
 
 fn parse_bandwidth(value: &str) -> Result<Bandwidth, SdpErrorKind> {
-    let (bandwidth_type, number) = value.split_once(':').ok_or(malformed('b', "expected type:value"))?;
+    let (bandwidth_type, number) = value
+        .split_once(':')
+        .ok_or(malformed('b', "expected type:value"))?;
     let bandwidth_type = bandwidth_type.trim();
     if bandwidth_type.is_empty() || bandwidth_type.contains(char::is_whitespace) {
         return Err(malformed('b', "bad bandwidth type"));
     }
-    let value = number.trim().parse().map_err(|_| malformed('b', "value is not a number"))?;
-    Ok(Bandwidth { bandwidth_type: bandwidth_type.to_owned(), value })
+    let value = number
+        .trim()
+        .parse()
+        .map_err(|_| malformed('b', "value is not a number"))?;
+    Ok(Bandwidth {
+        bandwidth_type: bandwidth_type.to_owned(),
+        value,
+    })
 }
 
 fn parse_timing(value: &str) -> Result<Timing, SdpErrorKind> {
@@ -232,9 +269,17 @@ fn parse_timing(value: &str) -> Result<Timing, SdpErrorKind> {
     let [start, stop] = words[..] else {
         return Err(malformed('t', "expected start and stop times"));
     };
-    let start = start.parse().map_err(|_| malformed('t', "start time is not a number"))?;
-    let stop = stop.parse().map_err(|_| malformed('t', "stop time is not a number"))?;
-    Ok(Timing { start, stop, repeats: Vec::new() })
+    let start = start
+        .parse()
+        .map_err(|_| malformed('t', "start time is not a number"))?;
+    let stop = stop
+        .parse()
+        .map_err(|_| malformed('t', "stop time is not a number"))?;
+    Ok(Timing {
+        start,
+        stop,
+        repeats: Vec::new(),
+    })
 }
 
 fn parse_attribute(value: &str) -> Result<Attribute, SdpErrorKind> {
@@ -245,7 +290,10 @@ fn parse_attribute(value: &str) -> Result<Attribute, SdpErrorKind> {
     if name.is_empty() || name.contains(char::is_whitespace) {
         return Err(malformed('a', "bad attribute name"));
     }
-    Ok(Attribute { name: name.to_owned(), value })
+    Ok(Attribute {
+        name: name.to_owned(),
+        value,
+    })
 }
 
 fn parse_media_line(value: &str) -> Result<MediaDescription, SdpErrorKind> {
@@ -255,12 +303,16 @@ fn parse_media_line(value: &str) -> Result<MediaDescription, SdpErrorKind> {
     };
     let (port, port_count) = match port.split_once('/') {
         Some((port, count)) => {
-            let count = count.parse().map_err(|_| malformed('m', "port count is not a number"))?;
+            let count = count
+                .parse()
+                .map_err(|_| malformed('m', "port count is not a number"))?;
             (port, Some(count))
         }
         None => (port, None),
     };
-    let port = port.parse().map_err(|_| malformed('m', "port is not a number up to 65535"))?;
+    let port = port
+        .parse()
+        .map_err(|_| malformed('m', "port is not a number up to 65535"))?;
     // DEVIATION(RFC 8866 §5.14): an m= line needs at least one format; a rejected stream
     // from a sloppy phone may list none, and refusing it would fail the whole call.
     let formats = words.map(str::to_owned).collect();

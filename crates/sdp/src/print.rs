@@ -17,7 +17,11 @@ impl fmt::Display for SessionDescription {
             o.username, o.session_id, o.session_version, o.network_type, o.address_type, o.address
         )?;
         // RFC 8866 §5.3: "s= " is the recommended spelling of an empty session name.
-        let name = if self.session_name.is_empty() { " " } else { &self.session_name };
+        let name = if self.session_name.is_empty() {
+            " "
+        } else {
+            &self.session_name
+        };
         write!(f, "s={name}\r\n")?;
         if let Some(i) = &self.information {
             write!(f, "i={i}\r\n")?;
@@ -86,7 +90,11 @@ fn write_media(f: &mut impl Write, m: &MediaDescription) -> fmt::Result {
 }
 
 fn write_connection(f: &mut impl Write, c: &Connection) -> fmt::Result {
-    write!(f, "c={} {} {}\r\n", c.network_type, c.address_type, c.address)
+    write!(
+        f,
+        "c={} {} {}\r\n",
+        c.network_type, c.address_type, c.address
+    )
 }
 
 fn write_bandwidths(f: &mut impl Write, bandwidths: &[Bandwidth]) -> fmt::Result {

@@ -19,12 +19,17 @@ const LOCAL_PORT: u16 = 40000;
 const SESSION_ID: u64 = 4242;
 
 fn local(ip: &str, port: u16) -> MediaAddress {
-    MediaAddress { ip: ip.parse().expect("test address is valid"), rtp_port: port }
+    MediaAddress {
+        ip: ip.parse().expect("test address is valid"),
+        rtp_port: port,
+    }
 }
 
 /// Runs `produce` on every `*.sdp` in a directory and compares with the `.expected` file.
 fn check_dir(dir: &str, produce: fn(&str) -> String) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(dir);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test_data")
+        .join(dir);
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry is readable").path())
@@ -40,7 +45,12 @@ fn check_dir(dir: &str, produce: fn(&str) -> String) {
             failures.push(message);
         }
     }
-    assert!(failures.is_empty(), "{} fixture(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Compares `actual` with the expected file, or rewrites it under `UPDATE_EXPECT=1`.
@@ -121,18 +131,31 @@ fn produce_answer(text: &str) -> String {
     let mut origin = Origin::new(SESSION_ID, address.ip);
     match answer(&offer, &policy, address, &mut origin) {
         Ok((ours, negotiated)) => {
-            assert_eq!(origin.session_version, 1, "an answer bumps the version once");
+            assert_eq!(
+                origin.session_version, 1,
+                "an answer bumps the version once"
+            );
             assert_round_trip(&ours);
-            assert_eq!(ours.media.len(), offer.media.len(), "RFC 3264 §6: one answer m-line per offer m-line");
+            assert_eq!(
+                ours.media.len(),
+                offer.media.len(),
+                "RFC 3264 §6: one answer m-line per offer m-line"
+            );
             // Our answer must pass our own answer check, with the same codecs.
             let checked = accept_answer(&offer, &ours).expect("our answer is valid for the offer");
             assert_eq!(checked.codec, negotiated.codec);
-            assert_eq!(checked.telephone_event_payload_type, negotiated.telephone_event_payload_type);
+            assert_eq!(
+                checked.telephone_event_payload_type,
+                negotiated.telephone_event_payload_type
+            );
             writeln!(out, "# answer\n{}", ours.to_string().replace("\r\n", "\n")).unwrap();
             writeln!(out, "# negotiated\n{negotiated:#?}\n").unwrap();
         }
         Err(e) => {
-            assert_eq!(origin.session_version, 0, "a failed answer leaves the version alone");
+            assert_eq!(
+                origin.session_version, 0,
+                "a failed answer leaves the version alone"
+            );
             writeln!(out, "# answer\nerror: {e}\n").unwrap();
         }
     }
@@ -140,7 +163,12 @@ fn produce_answer(text: &str) -> String {
     match offer_from(&offer, &policy, address, &mut origin) {
         Ok(relayed) => {
             assert_round_trip(&relayed);
-            write!(out, "# offer to the other leg\n{}", relayed.to_string().replace("\r\n", "\n")).unwrap();
+            write!(
+                out,
+                "# offer to the other leg\n{}",
+                relayed.to_string().replace("\r\n", "\n")
+            )
+            .unwrap();
         }
         Err(e) => writeln!(out, "# offer to the other leg\nerror: {e}").unwrap(),
     }
@@ -150,7 +178,12 @@ fn produce_answer(text: &str) -> String {
 fn default_offer() -> SessionDescription {
     let address = local(LOCAL_IP, LOCAL_PORT);
     let mut origin = Origin::new(SESSION_ID, address.ip);
-    offer(&CodecPolicy::default(), address, &mut origin, Direction::SendRecv)
+    offer(
+        &CodecPolicy::default(),
+        address,
+        &mut origin,
+        Direction::SendRecv,
+    )
 }
 
 fn produce_accept(text: &str) -> String {
@@ -195,19 +228,41 @@ fn versions_increase_on_every_offer_and_answer_we_send() {
     // RFC 3264 §8: each new description in the session carries a higher version.
     let address = local(LOCAL_IP, LOCAL_PORT);
     let mut origin = Origin::new(7, address.ip);
-    let first = offer(&CodecPolicy::default(), address, &mut origin, Direction::SendRecv);
-    let hold = offer(&CodecPolicy::default(), address, &mut origin, Direction::SendOnly);
+    let first = offer(
+        &CodecPolicy::default(),
+        address,
+        &mut origin,
+        Direction::SendRecv,
+    );
+    let hold = offer(
+        &CodecPolicy::default(),
+        address,
+        &mut origin,
+        Direction::SendOnly,
+    );
     let phone = SessionDescription::parse(b"v=0\no=- 1 1 IN IP4 192.0.2.77\ns=-\nc=IN IP4 192.0.2.77\nt=0 0\nm=audio 5000 RTP/AVP 8\n")
         .expect("fixture parses");
-    let (answered, _) = answer(&phone, &CodecPolicy::default(), address, &mut origin).expect("PCMA is allowed");
-    let relayed = offer_from(&phone, &CodecPolicy::default(), address, &mut origin).expect("PCMA is allowed");
-    let versions: Vec<u64> = [&first, &hold, &answered, &relayed].iter().map(|s| s.origin.session_version).collect();
+    let (answered, _) =
+        answer(&phone, &CodecPolicy::default(), address, &mut origin).expect("PCMA is allowed");
+    let relayed =
+        offer_from(&phone, &CodecPolicy::default(), address, &mut origin).expect("PCMA is allowed");
+    let versions: Vec<u64> = [&first, &hold, &answered, &relayed]
+        .iter()
+        .map(|s| s.origin.session_version)
+        .collect();
     assert_eq!(versions, [1, 2, 3, 4]);
-    assert!([&first, &hold, &answered, &relayed].iter().all(|s| s.origin.session_id == 7));
+    assert!(
+        [&first, &hold, &answered, &relayed]
+            .iter()
+            .all(|s| s.origin.session_id == 7)
+    );
     // A failed negotiation sends nothing, so the version stays.
     let video = SessionDescription::parse(b"v=0\no=- 1 2 IN IP4 192.0.2.77\ns=-\nc=IN IP4 192.0.2.77\nt=0 0\nm=video 5002 RTP/AVP 96\n")
         .expect("fixture parses");
-    assert_eq!(answer(&video, &CodecPolicy::default(), address, &mut origin), Err(NegotiationError::NoCommonCodec));
+    assert_eq!(
+        answer(&video, &CodecPolicy::default(), address, &mut origin),
+        Err(NegotiationError::NoCommonCodec)
+    );
     assert_eq!(origin.session_version, 4);
 }
 
@@ -225,10 +280,13 @@ fn answer_direction_mirrors_offer_per_rfc3264_section_6_1() {
         ("a=recvonly\n", "0.0.0.0", Direction::Inactive, true),
     ];
     for (attribute, ip, expected, hold) in cases {
-        let text = format!("v=0\no=- 1 1 IN IP4 {ip}\ns=-\nc=IN IP4 {ip}\nt=0 0\nm=audio 5000 RTP/AVP 0\n{attribute}");
+        let text = format!(
+            "v=0\no=- 1 1 IN IP4 {ip}\ns=-\nc=IN IP4 {ip}\nt=0 0\nm=audio 5000 RTP/AVP 0\n{attribute}"
+        );
         let offered = SessionDescription::parse(text.as_bytes()).expect("fixture parses");
         let mut origin = Origin::new(1, address.ip);
-        let (ours, negotiated) = answer(&offered, &CodecPolicy::default(), address, &mut origin).expect("PCMU is allowed");
+        let (ours, negotiated) = answer(&offered, &CodecPolicy::default(), address, &mut origin)
+            .expect("PCMU is allowed");
         assert_eq!(negotiated.direction, expected, "offer {attribute:?} c={ip}");
         assert_eq!(ours.media[0].direction(), Some(expected));
         assert_eq!(negotiated.remote_hold, hold, "offer {attribute:?} c={ip}");
@@ -253,15 +311,24 @@ fn accept_answer_reports_our_direction() {
         ("sendonly", Direction::RecvOnly),
         ("inactive", Direction::Inactive),
     ] {
-        let text = format!("v=0\no=- 1 1 IN IP4 192.0.2.8\ns=-\nc=IN IP4 192.0.2.8\nt=0 0\nm=audio 7000 RTP/AVP 0\na={theirs}\n");
+        let text = format!(
+            "v=0\no=- 1 1 IN IP4 192.0.2.8\ns=-\nc=IN IP4 192.0.2.8\nt=0 0\nm=audio 7000 RTP/AVP 0\na={theirs}\n"
+        );
         let answered = SessionDescription::parse(text.as_bytes()).expect("fixture parses");
-        assert_eq!(accept_answer(&ours, &answered).map(|n| n.direction), Ok(expected), "answer {theirs}");
+        assert_eq!(
+            accept_answer(&ours, &answered).map(|n| n.direction),
+            Ok(expected),
+            "answer {theirs}"
+        );
     }
 }
 
 #[test]
 fn policy_needs_an_audio_codec() {
-    assert_eq!(CodecPolicy::new(vec![Codec::TelephoneEvent]), Err(PolicyError::NoAudioCodec));
+    assert_eq!(
+        CodecPolicy::new(vec![Codec::TelephoneEvent]),
+        Err(PolicyError::NoAudioCodec)
+    );
     assert_eq!(CodecPolicy::new(vec![]), Err(PolicyError::NoAudioCodec));
     let policy = CodecPolicy::new(vec![Codec::G722, Codec::Pcmu, Codec::G722]).expect("has audio");
     assert_eq!(policy.audio(), [Codec::G722, Codec::Pcmu]);
@@ -303,56 +370,109 @@ mod properties {
     }
 
     fn bandwidth() -> impl Strategy<Value = Bandwidth> {
-        ("[A-Za-z-]{1,5}", any::<u64>()).prop_map(|(bandwidth_type, value)| Bandwidth { bandwidth_type, value })
+        ("[A-Za-z-]{1,5}", any::<u64>()).prop_map(|(bandwidth_type, value)| Bandwidth {
+            bandwidth_type,
+            value,
+        })
     }
 
     fn attribute() -> impl Strategy<Value = Attribute> {
-        ("[A-Za-z0-9_.-]{1,12}", proptest::option::of(text())).prop_map(|(name, value)| Attribute { name, value })
+        ("[A-Za-z0-9_.-]{1,12}", proptest::option::of(text()))
+            .prop_map(|(name, value)| Attribute { name, value })
     }
 
     fn media() -> impl Strategy<Value = MediaDescription> {
         (
-            (token(), any::<u16>(), proptest::option::of(any::<u16>()), token(), proptest::collection::vec(token(), 0..6)),
+            (
+                token(),
+                any::<u16>(),
+                proptest::option::of(any::<u16>()),
+                token(),
+                proptest::collection::vec(token(), 0..6),
+            ),
             proptest::option::of(text()),
             proptest::option::of(connection()),
             proptest::collection::vec(bandwidth(), 0..2),
             proptest::option::of(text()),
             proptest::collection::vec(attribute(), 0..6),
         )
-            .prop_map(|((media, port, port_count, proto, formats), information, connection, bandwidths, key, attributes)| {
-                MediaDescription {
-                    media,
-                    port,
-                    port_count,
-                    proto,
-                    formats,
+            .prop_map(
+                |(
+                    (media, port, port_count, proto, formats),
                     information,
                     connection,
                     bandwidths,
-                    encryption_key: key,
+                    key,
                     attributes,
-                }
-            })
+                )| {
+                    MediaDescription {
+                        media,
+                        port,
+                        port_count,
+                        proto,
+                        formats,
+                        information,
+                        connection,
+                        bandwidths,
+                        encryption_key: key,
+                        attributes,
+                    }
+                },
+            )
     }
 
     fn session() -> impl Strategy<Value = SessionDescription> {
-        let origin = (token(), any::<u64>(), any::<u64>(), token(), token(), token()).prop_map(
-            |(username, session_id, session_version, network_type, address_type, address)| Origin {
-                username,
-                session_id,
-                session_version,
-                network_type,
-                address_type,
-                address,
-            },
-        );
-        let timing = (any::<u64>(), any::<u64>(), proptest::collection::vec(text(), 0..2))
-            .prop_map(|(start, stop, repeats)| Timing { start, stop, repeats });
+        let origin = (
+            token(),
+            any::<u64>(),
+            any::<u64>(),
+            token(),
+            token(),
+            token(),
+        )
+            .prop_map(
+                |(username, session_id, session_version, network_type, address_type, address)| {
+                    Origin {
+                        username,
+                        session_id,
+                        session_version,
+                        network_type,
+                        address_type,
+                        address,
+                    }
+                },
+            );
+        let timing = (
+            any::<u64>(),
+            any::<u64>(),
+            proptest::collection::vec(text(), 0..2),
+        )
+            .prop_map(|(start, stop, repeats)| Timing {
+                start,
+                stop,
+                repeats,
+            });
         (
-            (any::<u32>(), origin, text(), proptest::option::of(text()), proptest::option::of(text())),
-            (proptest::collection::vec(text(), 0..2), proptest::collection::vec(text(), 0..2)),
-            (proptest::option::of(connection()), proptest::collection::vec(bandwidth(), 0..2)),
-            (proptest::collection::vec(timing, 1..3), proptest::option::of(text()), proptest::option::of(text())),
+            (
+                any::<u32>(),
+                origin,
+                text(),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+            ),
+            (
+                proptest::collection::vec(text(), 0..2),
+                proptest::collection::vec(text(), 0..2),
+            ),
+            (
+                proptest::option::of(connection()),
+                proptest::collection::vec(bandwidth(), 0..2),
+            ),
+            (
+                proptest::collection::vec(timing, 1..3),
+                proptest::option::of(text()),
+                proptest::option::of(text()),
+            ),
             proptest::collection::vec(attribute(), 0..5),
             proptest::collection::vec(media(), 0..4),
         )
@@ -402,19 +522,32 @@ mod properties {
             "[a-z]=[ -~]{0,30}",
             "[ -~\t\r]{0,30}",
         ];
-        (proptest::collection::vec(line, 0..20), prop_oneof![Just("\r\n"), Just("\n")])
+        (
+            proptest::collection::vec(line, 0..20),
+            prop_oneof![Just("\r\n"), Just("\n")],
+        )
             .prop_map(|(lines, end)| lines.join(end).into_bytes())
     }
 
     fn exercise(input: &[u8]) {
-        let Ok(sdp) = SessionDescription::parse(input) else { return };
+        let Ok(sdp) = SessionDescription::parse(input) else {
+            return;
+        };
         let reparsed = SessionDescription::parse(&sdp.to_bytes());
         assert_eq!(reparsed.as_ref(), Ok(&sdp));
-        let local = MediaAddress { ip: IpAddr::from([192, 0, 2, 10]), rtp_port: 40000 };
+        let local = MediaAddress {
+            ip: IpAddr::from([192, 0, 2, 10]),
+            rtp_port: 40000,
+        };
         let mut origin = Origin::new(1, local.ip);
         let _ = answer(&sdp, &CodecPolicy::default(), local, &mut origin);
         let _ = offer_from(&sdp, &CodecPolicy::default(), local, &mut origin);
-        let ours = offer(&CodecPolicy::default(), local, &mut origin, Direction::SendRecv);
+        let ours = offer(
+            &CodecPolicy::default(),
+            local,
+            &mut origin,
+            Direction::SendRecv,
+        );
         let _ = accept_answer(&ours, &sdp);
         let _ = accept_answer(&sdp, &sdp);
     }
