@@ -130,6 +130,12 @@ fn header_lines(bytes: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
     None
 }
 
+/// Every line of `bytes`, which ends in LF and holds no empty line (see [`header_lines`]).
+fn header_lines_to_end(bytes: &[u8]) -> Vec<&[u8]> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    bytes.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line)).collect()
+}
+
 /// Parses one message. Leading CRLFs (keep-alives, RFC 3261 §7.5) are skipped.
 pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
     if bytes.len() > MAX_MESSAGE_SIZE {
@@ -137,7 +143,14 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
     }
     let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
     let bytes = &bytes[start..];
-    let (lines, body_at) = header_lines(bytes).ok_or(perr(ParseErrorKind::Incomplete, "no end of header section"))?;
+    let (lines, body_at) = match (header_lines(bytes), framing) {
+        (Some(found), _) => found,
+        // DEVIATION(RFC 3261 §7): a datagram is complete by definition, so a header section that
+        // runs to the end of the datagram (last line ended, no empty line, as in RFC 4475
+        // baddn.dat) is read as headers without a body rather than dropped unanswered.
+        (None, Framing::Datagram) if bytes.ends_with(b"\n") => (header_lines_to_end(bytes), bytes.len()),
+        (None, _) => return Err(perr(ParseErrorKind::Incomplete, "no end of header section")),
+    };
     let (first, rest) = lines.split_first().ok_or(perr(ParseErrorKind::Incomplete, "empty message"))?;
     if rest.len() > MAX_HEADERS {
         return Err(perr(ParseErrorKind::TooLarge, "too many header lines"));
@@ -187,12 +200,18 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
     } else {
         // DEVIATION(RFC 3261 §25.1): several SP between elements and trailing SP are tolerated
         // (RFC 4475 §3.1.2.9/10 allow it); we never re-emit the request line as received.
-        let parts: Vec<&str> = first.split([' ', '\t']).filter(|p| !p.is_empty()).collect();
-        let [method, uri, version] = parts[..] else {
+        // The Request-URI is everything between the method and the version, so a URI with
+        // embedded LWS (RFC 4475 §3.1.2.8) still parses here and is refused with 400 by
+        // `Request::validate`, which has the headers needed to answer.
+        let trimmed = first.trim_matches([' ', '\t']);
+        let (method, rest) = trimmed.split_once([' ', '\t']).unwrap_or((trimmed, ""));
+        let (uri, version) = rest.rsplit_once([' ', '\t']).unwrap_or(("", rest));
+        let uri = uri.trim_matches([' ', '\t']);
+        if uri.is_empty() {
             return Err(perr(ParseErrorKind::BadStartLine, "request line must be METHOD URI VERSION"));
-        };
+        }
         let method = Method::from_token(method).ok_or(perr(ParseErrorKind::BadStartLine, "bad method"))?;
-        if !version.starts_with("SIP/") {
+        if !version.get(..4).is_some_and(|v| v.eq_ignore_ascii_case("SIP/")) {
             return Err(perr(ParseErrorKind::BadStartLine, "bad version in request line"));
         }
         Message::Request(Request { method, uri_raw: uri.to_owned(), version: version.to_owned(), headers, body: Vec::new() })
@@ -286,7 +305,8 @@ impl Request {
     /// Checks what a UAS must check before acting (RFC 3261 §8.2): version, mandatory and
     /// single-valued headers, CSeq method, URI syntax and scheme.
     pub fn validate(&self) -> Result<(), Invalid> {
-        if self.version != "SIP/2.0" {
+        // RFC 3261 §7.1: the version string is case-insensitive.
+        if !self.version.eq_ignore_ascii_case("SIP/2.0") {
             return Err(invalid(505, format!("version {} not supported", self.version)));
         }
         let uri = self.uri().map_err(|e| invalid(400, format!("bad Request-URI: {}", e.0)))?;
@@ -300,6 +320,12 @@ impl Request {
                 for c in self.headers.values(&HeaderName::Contact).ok_or_else(|| invalid(400, "unterminated quote in Contact"))? {
                     NameAddr::parse(c)?;
                 }
+            }
+        }
+        if let Some(date) = self.headers.get(&HeaderName::Date) {
+            // RFC 3261 §20.17 / RFC 4475 §3.1.2.12: SIP-date is rfc1123-date, always in GMT.
+            if !is_sip_date(date) {
+                return Err(invalid(400, "bad Date header"));
             }
         }
         if let Uri::Other { scheme, .. } = &uri {
@@ -362,6 +388,27 @@ impl Request {
         let line = format!("{} {} SIP/2.0\r\n", self.method, self.uri_raw);
         print(line, &self.headers, &self.body)
     }
+}
+
+/// True if `s` is an RFC 1123 date as SIP uses it: `Wed, 27 Dec 2023 20:02:55 GMT`
+/// (RFC 3261 §25.1 `rfc1123-date`; names compared case-insensitively).
+fn is_sip_date(s: &str) -> bool {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let digits = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_digit());
+    let Some((day, rest)) = s.split_once(',') else { return false };
+    let mut it = rest.split_ascii_whitespace();
+    let (Some(d), Some(mon), Some(year), Some(time), Some(zone), None) = (it.next(), it.next(), it.next(), it.next(), it.next(), it.next()) else {
+        return false;
+    };
+    let mut hms = time.split(':');
+    DAYS.iter().any(|x| x.eq_ignore_ascii_case(day.trim()))
+        && digits(d, 2)
+        && MONTHS.iter().any(|x| x.eq_ignore_ascii_case(mon))
+        && digits(year, 4)
+        && (0..3).all(|_| hms.next().is_some_and(|t| digits(t, 2)))
+        && hms.next().is_none()
+        && zone == "GMT"
 }
 
 fn first_via(h: &Headers) -> Option<Via> {

@@ -198,13 +198,35 @@ impl SipUri {
     }
 
     fn parse_after_scheme(secure: bool, rest: &str) -> Result<SipUri, UriError> {
+        // RFC 3261 §25.1: `user` may contain `?`, `;` and `/` (RFC 4475 §3.1.1.2), while no
+        // part after the host may contain an unescaped `@`; so the first `@` ends the userinfo.
+        // If that reading fails, fall back to splitting the `?headers` off first, which is
+        // what senders of unescaped `@` in header values (`?Replaces=id@host`) mean.
+        if let Some(at) = rest.find('@') {
+            if let Ok(uri) = Self::parse_parts(secure, Some(&rest[..at]), &rest[at + 1..]) {
+                return Ok(uri);
+            }
+        }
         let (main, headers) = match rest.split_once('?') {
-            Some((m, h)) => (m, Some(h.to_owned())),
+            Some((m, h)) => (m, Some(h)),
             None => (rest, None),
         };
         let (userinfo, hostpart) = match main.rfind('@') {
             Some(i) => (Some(&main[..i]), &main[i + 1..]),
             None => (None, main),
+        };
+        let mut uri = Self::parse_parts(secure, userinfo, hostpart)?;
+        if let Some(h) = headers {
+            uri.headers = Some(h.to_owned());
+        }
+        Ok(uri)
+    }
+
+    /// Parses `userinfo` (without `@`) and `host[:port][;params][?headers]`.
+    fn parse_parts(secure: bool, userinfo: Option<&str>, hostpart: &str) -> Result<SipUri, UriError> {
+        let (hostpart, headers) = match hostpart.split_once('?') {
+            Some((m, h)) => (m, Some(h.to_owned())),
+            None => (hostpart, None),
         };
         let (user, password) = match userinfo {
             None => (None, None),
