@@ -2,9 +2,9 @@
 //! tables, and the one `outcome` function that says what the message layer did with some bytes.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use sip_msg::{Frame, Framing, HeaderName, Message, StreamFramer, parse};
+use sip_msg::{Frame, Framing, HeaderName, Message, ParseErrorKind, StreamFramer, parse};
 
 /// The shared test-data directory (`$CENTRALINO_SHARED`, default `../../../shared` from this
 /// crate). Third-party data is read from there and never copied into the repository.
@@ -67,6 +67,9 @@ pub fn datagram_outcome(bytes: &[u8]) -> (String, String) {
             Ok(()) => ("accept".into(), String::new()),
             Err(e) => ("drop".into(), format!("Response::validate: {e}")),
         },
+        Err(e) if e.kind == ParseErrorKind::Incomplete && bytes.iter().all(|&b| b == b'\r' || b == b'\n') => {
+            ("keepalive".into(), String::new())
+        }
         Err(e) => match e.partial.as_deref() {
             Some(Message::Request(_)) => ("reject-400".into(), format!("parse error with partial: {}", e.reason)),
             Some(Message::Response(_)) => ("drop".into(), format!("parse error with partial: {}", e.reason)),
@@ -157,4 +160,77 @@ pub fn round_trip_problems(msg: &Message) -> Vec<String> {
         problems.push("printing is not idempotent".into());
     }
     problems
+}
+
+/// Reads one corpus entry named in a verdict table: `FILE` under `dir`, or `FILE:RECORD` for a
+/// record of the lioneagle multi-message file. Returns the message bytes and, for a record,
+/// whether its Content-Length had to be recomputed (`cl=as-sent` / `cl=recomputed`).
+pub fn read_entry(dir: &Path, entry: &str) -> Result<(Vec<u8>, Option<&'static str>), String> {
+    let (file, record) = match entry.split_once(':') {
+        Some((f, r)) => (f, Some(r)),
+        None => (entry, None),
+    };
+    let bytes = std::fs::read(dir.join(file)).map_err(|e| format!("cannot read {file}: {e}"))?;
+    let Some(record) = record else { return Ok((bytes, None)) };
+    let records = split_records(&bytes);
+    let msg = records.iter().find(|(n, _)| n == record).ok_or_else(|| format!("no record named {record:?}"))?;
+    let (fixed, note) = fix_content_length(&msg.1);
+    Ok((fixed, Some(note)))
+}
+
+/// Every record name in a lioneagle-style file, in order.
+pub fn record_names(path: &Path) -> Vec<String> {
+    std::fs::read(path).map(|b| split_records(&b).into_iter().map(|(n, _)| n).collect()).unwrap_or_default()
+}
+
+/// Splits a lioneagle-style file into `(name, message)`: line ends normalised to CRLF, records
+/// separated by lines of `=`, each `name = "..."`, an empty line, then the message lines
+/// joined by CRLF.
+fn split_records(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = Vec::new();
+    let mut current: Option<(String, Vec<&str>)> = None;
+    let mut flush = |current: &mut Option<(String, Vec<&str>)>| {
+        if let Some((name, mut lines)) = current.take() {
+            if lines.first() == Some(&"") {
+                lines.remove(0);
+            }
+            out.push((name, lines.join("\r\n").into_bytes()));
+        }
+    };
+    for line in text.split('\n') {
+        if line.len() >= 3 && line.bytes().all(|b| b == b'=') {
+            flush(&mut current);
+        } else if let Some(name) = line.strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')).filter(|_| current.is_none()) {
+            current = Some((name.to_owned(), Vec::new()));
+        } else if let Some((_, lines)) = current.as_mut() {
+            lines.push(line);
+        }
+    }
+    flush(&mut current);
+    out
+}
+
+/// Rewrites a `Content-Length` that does not match the body after normalisation.
+fn fix_content_length(msg: &[u8]) -> (Vec<u8>, &'static str) {
+    let Some(split) = msg.windows(4).position(|w| w == b"\r\n\r\n") else { return (msg.to_vec(), "cl=as-sent") };
+    let (head, body) = (&msg[..split + 2], &msg[split + 4..]);
+    let head = String::from_utf8_lossy(head);
+    let mut changed = false;
+    let mut lines = Vec::new();
+    for line in head.split_terminator("\r\n") {
+        let is_length = line
+            .split_once(':')
+            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("content-length") || n.trim().eq_ignore_ascii_case("l"));
+        if is_length && line.split_once(':').is_some_and(|(_, v)| v.trim() != body.len().to_string()) {
+            changed = true;
+            lines.push(format!("Content-Length: {}", body.len()));
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    let mut out = lines.join("\r\n").into_bytes();
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+    (out, if changed { "cl=recomputed" } else { "cl=as-sent" })
 }
