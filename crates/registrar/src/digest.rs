@@ -50,6 +50,13 @@ pub(crate) struct HexDigest {
     len: usize,
 }
 
+impl std::fmt::Debug for HexDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // HA1 values are password equivalents: never print them.
+        f.write_str("HexDigest(..)")
+    }
+}
+
 impl HexDigest {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         // `len` is 32 or 64 by construction, never above the buffer size.
