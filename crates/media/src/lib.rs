@@ -1,0 +1,34 @@
+//! Media for Centralino: RTP/RTCP inspection and relay, G.711, RFC 4733 telephone-events and
+//! RTP port allocation.
+//!
+//! # What this crate owns
+//!
+//! - [`packet`]: validate a datagram as RTP or RTCP and read its header (RFC 3550, RFC 5761).
+//! - [`relay`]: the sans-IO per-call [`Relay`] between two legs, with symmetric-RTP latching,
+//!   counters and the media timeout.
+//! - [`ports`]: the [`PortAllocator`] that hands out even RTP ports and their RTCP neighbours.
+//! - [`g711`]: table-driven PCMU/PCMA encode and decode.
+//! - [`telephone_event`]: the RFC 4733 payload, a digit receiver and a digit sender.
+//!
+//! # What it must not do
+//!
+//! It opens no sockets and no files, knows nothing of SIP or SDP text, and reads no clock: time
+//! comes in as an [`std::time::Instant`] argument, and the switch binary owns the UDP sockets
+//! and calls [`Relay::on_datagram`] once per datagram. The per-packet path allocates nothing
+//! and never copies or rewrites the packet: SSRC, sequence number and timestamp pass through.
+//! Peer misbehaviour (garbage datagrams, strangers sending to our ports) is dropped and counted,
+//! never returned as an error and never a panic.
+#![forbid(unsafe_code)]
+
+pub mod g711;
+pub mod packet;
+pub mod ports;
+pub mod relay;
+mod sequence;
+pub mod telephone_event;
+
+pub use packet::{InspectError, Packet, PacketKind, RtcpCompound, RtpPacket, inspect};
+pub use ports::{PortAllocator, PortError, PortPair};
+pub use relay::{
+    Channel, DropCounts, DropReason, Forward, LegId, LegStats, MediaEvent, Relay, RelayConfig,
+};

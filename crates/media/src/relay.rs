@@ -1,0 +1,550 @@
+//! The sans-IO RTP/RTCP relay for one call: two legs, symmetric-RTP latching, counters and the
+//! media timeout.
+//!
+//! # Contract with the switch
+//!
+//! The switch binds, per leg, one RTP and one RTCP socket (see [`crate::PortAllocator`]). For
+//! every datagram that arrives on a leg's socket it calls [`Relay::on_datagram`] and gets a
+//! [`Forward`]: either "send these same bytes from the *other* leg's `channel` socket to `addr`"
+//! or "drop, for this reason". The relay never copies or rewrites a packet, so SSRC, sequence
+//! number and timestamp pass through untouched. After every input the switch re-reads
+//! [`Relay::poll_timeout`] and calls [`Relay::handle_timeout`] when it is reached.
+//!
+//! # Where packets go
+//!
+//! Each leg has a *signalled* remote per channel, set from SDP with [`Relay::set_remote`], and
+//! (with [`RelayConfig::latch`]) a *latched* one, learnt from the packets the leg's phone sends
+//! us (symmetric RTP, RFC 4961; "comedia"). A packet from leg A goes to leg B's latched address
+//! if B has one, else to B's signalled address. While B's signalled address is `None` (held with
+//! `c=0.0.0.0`, or not yet known) packets for B are dropped as [`DropReason::NoRemote`].
+//!
+//! RTCP goes to the other leg's RTCP address over its RTCP socket, unless that leg multiplexes
+//! RTCP on its RTP port (RFC 5761), which the caller signals by passing the same address for
+//! RTP and RTCP. On the RTP socket, RTCP is told apart from RTP by RFC 5761 §4 (second octet in
+//! 192..=223). RTP arriving on an RTCP socket is dropped as [`DropReason::WrongChannel`].
+//!
+//! # Latching rule (hijack protection)
+//!
+//! A source may only send media into a leg if it is *eligible*:
+//!
+//! - If the leg's signalled address for that channel has an IP that cannot be behind a NAT we
+//!   do not see (anything but RFC 1918, RFC 6598 shared space, link-local, IPv6 unique-local and
+//!   unspecified), the source IP must equal it. Only the port may differ (a NAT rebinding).
+//! - Otherwise (private or unknown address) we cannot check, and any source IP is eligible.
+//!
+//! With latching on, the first valid packet from an eligible source latches that exact
+//! address; later packets from any other address are dropped as
+//! [`DropReason::UnexpectedSource`]. The latch is cleared, so the next eligible packet latches
+//! again, only when:
+//!
+//! - SDP changes the signalled address ([`Relay::set_remote`] with a different value), or
+//! - the latched source has sent nothing for [`RELATCH_QUIET`] and a single new eligible source
+//!   then sends [`RELATCH_PACKETS`] valid packets in a row (phone roamed or NAT rebinding);
+//!   those packets are dropped, the one that completes the run is forwarded.
+//!
+//! So a stranger can only race the very first packet, and only when SDP gave a private or no
+//! address. With latching off, destinations are only ever the signalled ones, but the
+//! eligibility check still applies to sources.
+//!
+//! # Media timeout
+//!
+//! [`MediaEvent::Timeout`] fires once when no admitted RTP (RTCP does not count) arrived on
+//! either leg for [`RelayConfig::media_timeout`], counted from the later of creation, the last
+//! RTP packet and the last [`Relay::set_hold`]. On hold the limit is
+//! [`RelayConfig::hold_timeout`] instead, and `None` suspends it. RTP arriving again re-arms it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use crate::packet::{self, Packet};
+use crate::sequence::SequenceTracker;
+
+/// How long a latched source must be silent before another source may take its place.
+pub const RELATCH_QUIET: Duration = Duration::from_secs(2);
+
+/// How many valid packets in a row a new source must send, after the quiet period, to re-latch.
+pub const RELATCH_PACKETS: u32 = 10;
+
+/// One of the two legs of a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LegId {
+    /// The calling side.
+    A,
+    /// The called side.
+    B,
+}
+
+impl LegId {
+    /// The opposite leg.
+    pub fn other(self) -> LegId {
+        match self {
+            LegId::A => LegId::B,
+            LegId::B => LegId::A,
+        }
+    }
+}
+
+/// Which of a leg's two sockets a datagram used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// The even port: RTP, and RTCP too when multiplexed (RFC 5761).
+    Rtp,
+    /// The odd port: RTCP.
+    Rtcp,
+}
+
+/// Relay settings, fixed for the life of a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// Silence on both legs after which [`MediaEvent::Timeout`] fires.
+    pub media_timeout: Duration,
+    /// The silence limit while on hold; `None` suspends the timeout during hold.
+    pub hold_timeout: Option<Duration>,
+    /// Learn each leg's remote address from the packets it sends (symmetric RTP).
+    pub latch: bool,
+}
+
+impl Default for RelayConfig {
+    /// 60 s of silence, no timeout on hold, latching on.
+    fn default() -> Self {
+        RelayConfig {
+            media_timeout: Duration::from_secs(60),
+            hold_timeout: None,
+            latch: true,
+        }
+    }
+}
+
+/// What the switch must do with a datagram it handed to [`Relay::on_datagram`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "the switch must send or drop the datagram"]
+pub enum Forward {
+    /// Send the unchanged datagram from `leg`'s `channel` socket to `addr`.
+    To {
+        /// The leg whose socket sends (always the other leg).
+        leg: LegId,
+        /// Which of that leg's sockets sends.
+        channel: Channel,
+        /// The destination.
+        addr: SocketAddr,
+    },
+    /// Do not send it; the reason has been counted.
+    Drop(DropReason),
+}
+
+/// Why a datagram was not forwarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// Not valid RTP or RTCP.
+    Malformed,
+    /// RTP on the RTCP socket.
+    WrongChannel,
+    /// From a source that is not eligible or not the latched one.
+    UnexpectedSource,
+    /// The other leg has no address to send to (held or not yet known).
+    NoRemote,
+}
+
+/// Dropped datagrams of one leg, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// See [`DropReason::Malformed`].
+    pub malformed: u64,
+    /// See [`DropReason::WrongChannel`].
+    pub wrong_channel: u64,
+    /// See [`DropReason::UnexpectedSource`].
+    pub unexpected_source: u64,
+    /// See [`DropReason::NoRemote`].
+    pub no_remote: u64,
+}
+
+impl DropCounts {
+    /// The sum over all reasons.
+    pub fn total(&self) -> u64 {
+        self.malformed + self.wrong_channel + self.unexpected_source + self.no_remote
+    }
+
+    fn count(&mut self, reason: DropReason) {
+        let counter = match reason {
+            DropReason::Malformed => &mut self.malformed,
+            DropReason::WrongChannel => &mut self.wrong_channel,
+            DropReason::UnexpectedSource => &mut self.unexpected_source,
+            DropReason::NoRemote => &mut self.no_remote,
+        };
+        *counter += 1;
+    }
+}
+
+/// Counters for the datagrams that arrived on one leg; `received = forwarded + dropped`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LegStats {
+    /// Datagrams that arrived on either socket of this leg, valid or not.
+    pub received_packets: u64,
+    /// Bytes of those datagrams.
+    pub received_bytes: u64,
+    /// Datagrams forwarded to the other leg.
+    pub forwarded_packets: u64,
+    /// Bytes of those datagrams.
+    pub forwarded_bytes: u64,
+    /// Admitted RTCP packets (a subset of those received).
+    pub rtcp_packets: u64,
+    /// Datagrams dropped, by reason.
+    pub dropped: DropCounts,
+    /// RTP packets lost upstream of us, from sequence gaps (RFC 3550 §A.3), over all SSRCs.
+    pub lost: u64,
+    /// SSRC of the last admitted RTP packet.
+    pub last_ssrc: Option<u32>,
+}
+
+/// Something the switch must act on, reported by [`Relay::handle_timeout`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MediaEvent {
+    /// No RTP arrived on either leg for the configured time; the call is presumably dead.
+    Timeout,
+}
+
+/// Where one channel of one leg sends and from whom it accepts.
+#[derive(Clone, Copy, Debug, Default)]
+struct Path {
+    /// From SDP; `None` while held or unknown.
+    signalled: Option<SocketAddr>,
+    /// Learnt from the first eligible packet.
+    latched: Option<SocketAddr>,
+    /// When the latched source last sent.
+    latched_seen: Option<Instant>,
+    /// A source trying to replace a quiet latched one, and its run of packets.
+    candidate: Option<(SocketAddr, u32)>,
+}
+
+impl Path {
+    /// Apply an SDP address; a change clears the latch.
+    fn set_signalled(&mut self, addr: Option<SocketAddr>) {
+        let addr = addr.filter(|a| !a.ip().is_unspecified() && a.port() != 0);
+        if addr != self.signalled {
+            *self = Path {
+                signalled: addr,
+                ..Path::default()
+            };
+        }
+    }
+
+    /// Where to send packets for this leg, if anywhere.
+    fn destination(&self) -> Option<SocketAddr> {
+        self.signalled.map(|s| self.latched.unwrap_or(s))
+    }
+
+    /// Decide whether `from` may send into this leg, latching it if allowed.
+    fn admit(&mut self, from: SocketAddr, latch: bool, now: Instant) -> Result<(), DropReason> {
+        let from_ip = from.ip().to_canonical();
+        if let Some(signalled) = self.signalled
+            && !may_be_behind_nat(signalled.ip())
+            && signalled.ip().to_canonical() != from_ip
+        {
+            return Err(DropReason::UnexpectedSource);
+        }
+        if !latch || self.signalled.is_none() {
+            return Ok(());
+        }
+        match self.latched {
+            Some(latched) if same_address(latched, from) => {
+                self.latched_seen = Some(now);
+                self.candidate = None;
+                Ok(())
+            }
+            Some(latched) => {
+                let quiet = self
+                    .latched_seen
+                    .is_none_or(|seen| now.saturating_duration_since(seen) >= RELATCH_QUIET);
+                if !quiet {
+                    return Err(DropReason::UnexpectedSource);
+                }
+                let run = match self.candidate {
+                    Some((candidate, run)) if same_address(candidate, from) => run + 1,
+                    _ => 1,
+                };
+                if run < RELATCH_PACKETS {
+                    self.candidate = Some((from, run));
+                    return Err(DropReason::UnexpectedSource);
+                }
+                tracing::debug!(old = %latched, new = %from, "media source re-latched");
+                self.latch(from, now);
+                Ok(())
+            }
+            None => {
+                tracing::debug!(%from, "media source latched");
+                self.latch(from, now);
+                Ok(())
+            }
+        }
+    }
+
+    fn latch(&mut self, from: SocketAddr, now: Instant) {
+        self.latched = Some(from);
+        self.latched_seen = Some(now);
+        self.candidate = None;
+    }
+}
+
+/// Equal addresses, treating IPv4-mapped IPv6 as IPv4 (dual-stack sockets report those).
+fn same_address(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+}
+
+/// Whether an SDP address may be one a NAT rewrites, so the source IP cannot be checked.
+fn may_be_behind_nat(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                // RFC 6598 shared address space (carrier-grade NAT), 100.64.0.0/10.
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_unspecified()
+                // RFC 4193 unique local fc00::/7 and link-local fe80::/10.
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// One side of the call: its two paths, its counters and its sequence tracking.
+#[derive(Clone, Debug, Default)]
+struct Leg {
+    rtp: Path,
+    rtcp: Path,
+    stats: LegStats,
+    sequence: SequenceTracker,
+}
+
+impl Leg {
+    /// RFC 5761: the caller signals rtcp-mux by giving the same address for RTP and RTCP.
+    fn rtcp_muxed(&self) -> bool {
+        self.rtp.signalled.is_some() && self.rtp.signalled == self.rtcp.signalled
+    }
+
+    /// Where RTCP for this leg goes, and over which of its sockets.
+    fn rtcp_destination(&self) -> Option<(Channel, SocketAddr)> {
+        if self.rtcp_muxed() {
+            self.rtp.destination().map(|a| (Channel::Rtp, a))
+        } else {
+            self.rtcp.destination().map(|a| (Channel::Rtcp, a))
+        }
+    }
+}
+
+/// The media relay of one call between leg A and leg B; see the module docs for the rules.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    config: RelayConfig,
+    a: Leg,
+    b: Leg,
+    on_hold: bool,
+    /// The timeout counts from here: creation, last admitted RTP or last hold change.
+    idle_since: Instant,
+    /// Set once the timeout fired; cleared by RTP.
+    timed_out: bool,
+}
+
+impl Relay {
+    /// A relay with no remote addresses yet; the media timeout counts from `now`.
+    pub fn new(config: RelayConfig, now: Instant) -> Relay {
+        Relay {
+            config,
+            a: Leg::default(),
+            b: Leg::default(),
+            on_hold: false,
+            idle_since: now,
+            timed_out: false,
+        }
+    }
+
+    /// The configuration this relay was built with.
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    fn leg(&self, id: LegId) -> &Leg {
+        match id {
+            LegId::A => &self.a,
+            LegId::B => &self.b,
+        }
+    }
+
+    /// The leg `id` mutably and the other leg shared.
+    fn legs_mut(&mut self, id: LegId) -> (&mut Leg, &Leg) {
+        match id {
+            LegId::A => (&mut self.a, &self.b),
+            LegId::B => (&mut self.b, &self.a),
+        }
+    }
+
+    /// Set a leg's remote RTP and RTCP addresses from SDP; `None` means held or unknown.
+    ///
+    /// Pass the RTP address as `rtcp` too for rtcp-mux (RFC 5761); otherwise the caller works
+    /// out the RTCP address (`a=rtcp`, RFC 3605, or the RTP port plus one, RFC 3550 §11). An
+    /// unspecified IP (`0.0.0.0`, RFC 3264 §8.4 hold) or port 0 counts as `None`. A changed
+    /// address clears that channel's latch.
+    pub fn set_remote(&mut self, leg: LegId, rtp: Option<SocketAddr>, rtcp: Option<SocketAddr>) {
+        let (leg, _) = self.legs_mut(leg);
+        leg.rtp.set_signalled(rtp);
+        leg.rtcp.set_signalled(rtcp);
+    }
+
+    /// Where this relay currently sends a leg's packets on `channel`, if anywhere.
+    pub fn remote(&self, leg: LegId, channel: Channel) -> Option<SocketAddr> {
+        let leg = self.leg(leg);
+        match channel {
+            Channel::Rtp => leg.rtp.destination(),
+            Channel::Rtcp => leg.rtcp_destination().map(|(_, addr)| addr),
+        }
+    }
+
+    /// Whether a leg's `channel` has latched onto a source address.
+    pub fn is_latched(&self, leg: LegId, channel: Channel) -> bool {
+        let leg = self.leg(leg);
+        match channel {
+            Channel::Rtp => leg.rtp.latched.is_some(),
+            Channel::Rtcp => leg.rtcp.latched.is_some(),
+        }
+    }
+
+    /// Put the call on or off hold, which switches between the two media timeouts.
+    pub fn set_hold(&mut self, on_hold: bool, now: Instant) {
+        if on_hold != self.on_hold {
+            self.on_hold = on_hold;
+            self.idle_since = self.idle_since.max(now);
+            self.timed_out = false;
+        }
+    }
+
+    /// Whether the call is on hold.
+    pub fn is_on_hold(&self) -> bool {
+        self.on_hold
+    }
+
+    /// A snapshot of one leg's counters.
+    pub fn stats(&self, leg: LegId) -> LegStats {
+        let leg = self.leg(leg);
+        LegStats {
+            lost: leg.sequence.lost(),
+            ..leg.stats
+        }
+    }
+
+    /// Decide what to do with one datagram that arrived on `leg`'s `channel` socket from `from`.
+    ///
+    /// Allocates nothing and does not modify the bytes; the switch sends them as they are.
+    pub fn on_datagram(
+        &mut self,
+        leg: LegId,
+        channel: Channel,
+        from: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Forward {
+        let latch = self.config.latch;
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        let (this, other) = self.legs_mut(leg);
+        this.stats.received_packets += 1;
+        this.stats.received_bytes = this.stats.received_bytes.saturating_add(len);
+
+        let (forward, admitted_rtp) = route(this, other, leg.other(), channel, from, bytes, now, latch);
+        match forward {
+            Forward::To { .. } => {
+                this.stats.forwarded_packets += 1;
+                this.stats.forwarded_bytes = this.stats.forwarded_bytes.saturating_add(len);
+            }
+            Forward::Drop(reason) => this.stats.dropped.count(reason),
+        }
+        if admitted_rtp {
+            self.idle_since = self.idle_since.max(now);
+            self.timed_out = false;
+        }
+        forward
+    }
+
+    /// When [`Relay::handle_timeout`] next needs calling, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.timed_out {
+            return None;
+        }
+        let limit = if self.on_hold {
+            self.config.hold_timeout?
+        } else {
+            self.config.media_timeout
+        };
+        self.idle_since.checked_add(limit)
+    }
+
+    /// Advance time; reports [`MediaEvent::Timeout`] once when the silence limit is reached.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<MediaEvent> {
+        let deadline = self.poll_timeout()?;
+        if now < deadline {
+            return None;
+        }
+        self.timed_out = true;
+        tracing::debug!("media timeout");
+        Some(MediaEvent::Timeout)
+    }
+}
+
+/// The per-datagram decision; also says whether it was admitted RTP (for the media timeout).
+#[allow(clippy::too_many_arguments)] // reason: one flat hot-path helper, called from one place
+fn route(
+    this: &mut Leg,
+    other: &Leg,
+    other_id: LegId,
+    channel: Channel,
+    from: SocketAddr,
+    bytes: &[u8],
+    now: Instant,
+    latch: bool,
+) -> (Forward, bool) {
+    let packet = match (channel, packet::inspect(bytes)) {
+        (_, Err(_)) => return (Forward::Drop(DropReason::Malformed), false),
+        (Channel::Rtcp, Ok(Packet::Rtp(_))) => {
+            return (Forward::Drop(DropReason::WrongChannel), false);
+        }
+        (_, Ok(packet)) => packet,
+    };
+    // RTCP on the RTP socket is rtcp-mux and shares the RTP path's latch.
+    let path = match channel {
+        Channel::Rtp => &mut this.rtp,
+        Channel::Rtcp => &mut this.rtcp,
+    };
+    if let Err(reason) = path.admit(from, latch, now) {
+        return (Forward::Drop(reason), false);
+    }
+    let destination = match packet {
+        Packet::Rtp(rtp) => {
+            if this.stats.last_ssrc != Some(rtp.ssrc) {
+                this.stats.last_ssrc = Some(rtp.ssrc);
+                this.sequence.new_source(rtp.sequence_number);
+            }
+            this.sequence.update(rtp.sequence_number);
+            other.rtp.destination().map(|addr| (Channel::Rtp, addr))
+        }
+        Packet::Rtcp(_) => {
+            this.stats.rtcp_packets += 1;
+            other.rtcp_destination()
+        }
+    };
+    let admitted_rtp = matches!(packet, Packet::Rtp(_));
+    let forward = match destination {
+        Some((channel, addr)) => Forward::To {
+            leg: other_id,
+            channel,
+            addr,
+        },
+        None => Forward::Drop(DropReason::NoRemote),
+    };
+    (forward, admitted_rtp)
+}
