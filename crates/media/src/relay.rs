@@ -548,3 +548,504 @@ fn route(
     };
     (forward, admitted_rtp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::fmt::Write;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("test addresses are valid")
+    }
+
+    fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+        let mut out = vec![0x80, 0];
+        out.extend_from_slice(&seq.to_be_bytes());
+        out.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        out.extend_from_slice(&ssrc.to_be_bytes());
+        out.extend_from_slice(&[0xff; 160]);
+        out
+    }
+
+    fn rtcp_rr(ssrc: u32) -> Vec<u8> {
+        let mut out = vec![0x80, 201, 0, 1];
+        out.extend_from_slice(&ssrc.to_be_bytes());
+        out
+    }
+
+    /// One scripted input to the relay.
+    enum Step<'a> {
+        Remote(LegId, Option<&'a str>, Option<&'a str>),
+        /// Datagram: leg, channel, source, bytes.
+        Packet(LegId, Channel, &'a str, Vec<u8>),
+        /// Move the clock forward by this many milliseconds.
+        Wait(u64),
+        Hold(bool),
+        Timeout,
+    }
+    use Channel::{Rtcp, Rtp};
+    use LegId::{A, B};
+    use Step::*;
+
+    fn describe(forward: Forward) -> String {
+        match forward {
+            Forward::To { leg, channel, addr } => format!("via {leg:?}/{channel:?} to {addr}"),
+            Forward::Drop(reason) => format!("drop {reason:?}"),
+        }
+    }
+
+    /// Run a script and compare the transcript, one line per packet or timeout step.
+    fn check(config: RelayConfig, steps: Vec<Step>, expect: &str) -> Relay {
+        let start = Instant::now();
+        let mut now = start;
+        let mut relay = Relay::new(config, now);
+        let mut transcript = String::new();
+        for step in steps {
+            match step {
+                Remote(leg, rtp, rtcp) => relay.set_remote(leg, rtp.map(addr), rtcp.map(addr)),
+                Packet(leg, channel, from, bytes) => {
+                    let forward = relay.on_datagram(leg, channel, addr(from), &bytes, now);
+                    writeln!(transcript, "{leg:?}/{channel:?} from {from}: {}", describe(forward))
+                        .unwrap();
+                }
+                Wait(ms) => now += Duration::from_millis(ms),
+                Hold(on) => relay.set_hold(on, now),
+                Timeout => {
+                    let deadline = relay.poll_timeout().map(|d| d.duration_since(start));
+                    let event = relay.handle_timeout(now);
+                    writeln!(
+                        transcript,
+                        "at {:?}: deadline {deadline:?} event {event:?}",
+                        now.duration_since(start)
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        assert_eq!(transcript.trim_end(), expect.trim(), "\n{transcript}");
+        for leg in [A, B] {
+            let stats = relay.stats(leg);
+            assert_eq!(
+                stats.received_packets,
+                stats.forwarded_packets + stats.dropped.total(),
+                "{leg:?}"
+            );
+        }
+        relay
+    }
+
+    const PHONE_A: &str = "203.0.113.10:4000";
+    const PHONE_A_RTCP: &str = "203.0.113.10:4001";
+    const PHONE_B: &str = "198.51.100.20:5000";
+    const PHONE_B_RTCP: &str = "198.51.100.20:5001";
+
+    fn both_remotes() -> Vec<Step<'static>> {
+        vec![
+            Remote(A, Some(PHONE_A), Some(PHONE_A_RTCP)),
+            Remote(B, Some(PHONE_B), Some(PHONE_B_RTCP)),
+        ]
+    }
+
+    #[test]
+    fn relays_both_ways_and_counts() {
+        let mut steps = both_remotes();
+        steps.extend([
+            Packet(A, Rtp, PHONE_A, rtp(1, 0xa)),
+            Packet(B, Rtp, PHONE_B, rtp(1, 0xb)),
+            Packet(A, Rtcp, PHONE_A_RTCP, rtcp_rr(0xa)),
+            Packet(B, Rtcp, PHONE_B_RTCP, rtcp_rr(0xb)),
+            Packet(A, Rtp, PHONE_A, rtp(2, 0xa)),
+            Packet(A, Rtp, PHONE_A, rtp(5, 0xa)),
+        ]);
+        let relay = check(
+            RelayConfig::default(),
+            steps,
+            "
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.20:5000
+B/Rtp from 198.51.100.20:5000: via A/Rtp to 203.0.113.10:4000
+A/Rtcp from 203.0.113.10:4001: via B/Rtcp to 198.51.100.20:5001
+B/Rtcp from 198.51.100.20:5001: via A/Rtcp to 203.0.113.10:4001
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.20:5000
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.20:5000",
+        );
+        let a = relay.stats(A);
+        assert_eq!(
+            (a.received_packets, a.forwarded_packets, a.rtcp_packets, a.lost, a.last_ssrc),
+            (4, 4, 1, 2, Some(0xa))
+        );
+        assert_eq!(a.received_bytes, 3 * 172 + 8);
+        assert_eq!(a.forwarded_bytes, a.received_bytes);
+        assert!(relay.is_latched(A, Rtp) && relay.is_latched(A, Rtcp));
+    }
+
+    #[test]
+    fn drops_malformed_wrong_channel_and_unknown_peer() {
+        let steps = vec![
+            Remote(A, Some(PHONE_A), Some(PHONE_A_RTCP)),
+            Packet(A, Rtp, PHONE_A, rtp(1, 1)),
+            Packet(A, Rtp, PHONE_A, vec![0x16, 0xfe, 0xff]),
+            Packet(A, Rtcp, PHONE_A_RTCP, rtp(2, 1)),
+            Remote(B, Some(PHONE_B), Some(PHONE_B_RTCP)),
+            Packet(A, Rtp, PHONE_A, rtp(3, 1)),
+            // RFC 3264 §8.4 hold: c=0.0.0.0.
+            Remote(B, Some("0.0.0.0:5000"), None),
+            Packet(A, Rtp, PHONE_A, rtp(4, 1)),
+            Packet(A, Rtcp, PHONE_A_RTCP, rtcp_rr(1)),
+        ];
+        let relay = check(
+            RelayConfig::default(),
+            steps,
+            "
+A/Rtp from 203.0.113.10:4000: drop NoRemote
+A/Rtp from 203.0.113.10:4000: drop Malformed
+A/Rtcp from 203.0.113.10:4001: drop WrongChannel
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.20:5000
+A/Rtp from 203.0.113.10:4000: drop NoRemote
+A/Rtcp from 203.0.113.10:4001: drop NoRemote",
+        );
+        assert_eq!(
+            relay.stats(A).dropped,
+            DropCounts {
+                malformed: 1,
+                wrong_channel: 1,
+                unexpected_source: 0,
+                no_remote: 3,
+            }
+        );
+    }
+
+    #[test]
+    fn latches_behind_nat_and_refuses_strangers() {
+        let steps = vec![
+            Remote(A, Some(PHONE_A), Some(PHONE_A_RTCP)),
+            // B is behind a NAT: its SDP shows a private address.
+            Remote(B, Some("192.168.1.50:5000"), Some("192.168.1.50:5001")),
+            Packet(A, Rtp, PHONE_A, rtp(1, 1)),
+            Packet(B, Rtp, "198.51.100.99:61000", rtp(1, 2)),
+            Packet(A, Rtp, PHONE_A, rtp(2, 1)),
+            // A stranger cannot take over, on either leg.
+            Packet(B, Rtp, "198.51.100.66:7000", rtp(9, 9)),
+            Packet(A, Rtp, "192.0.2.7:4000", rtp(9, 9)),
+            // Same IP as A's public SDP, another port, but A is latched already.
+            Packet(A, Rtp, "203.0.113.10:4002", rtp(3, 1)),
+            Packet(A, Rtp, PHONE_A, rtp(4, 1)),
+        ];
+        let relay = check(
+            RelayConfig::default(),
+            steps,
+            "
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 192.168.1.50:5000
+B/Rtp from 198.51.100.99:61000: via A/Rtp to 203.0.113.10:4000
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.99:61000
+B/Rtp from 198.51.100.66:7000: drop UnexpectedSource
+A/Rtp from 192.0.2.7:4000: drop UnexpectedSource
+A/Rtp from 203.0.113.10:4002: drop UnexpectedSource
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.99:61000",
+        );
+        assert_eq!(relay.remote(B, Rtp), Some(addr("198.51.100.99:61000")));
+        assert_eq!(relay.remote(B, Rtcp), Some(addr("192.168.1.50:5001")));
+        assert!(!relay.is_latched(B, Rtcp));
+    }
+
+    #[test]
+    fn public_sdp_address_pins_the_source_ip_but_not_the_port() {
+        let steps = vec![
+            Remote(A, Some(PHONE_A), Some(PHONE_A_RTCP)),
+            Remote(B, Some(PHONE_B), Some(PHONE_B_RTCP)),
+            Packet(B, Rtp, "192.0.2.1:5000", rtp(1, 2)),
+            Packet(B, Rtp, "198.51.100.20:6000", rtp(2, 2)),
+            Packet(A, Rtp, PHONE_A, rtp(1, 1)),
+            // An IPv4-mapped IPv6 source (dual-stack socket) is the same host.
+            Packet(A, Rtp, "[::ffff:203.0.113.10]:4000", rtp(2, 1)),
+        ];
+        check(
+            RelayConfig::default(),
+            steps,
+            "
+B/Rtp from 192.0.2.1:5000: drop UnexpectedSource
+B/Rtp from 198.51.100.20:6000: via A/Rtp to 203.0.113.10:4000
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.20:6000
+A/Rtp from [::ffff:203.0.113.10]:4000: via B/Rtp to 198.51.100.20:6000",
+        );
+    }
+
+    #[test]
+    fn relatches_only_after_quiet_and_a_run_of_packets() {
+        let mut steps = vec![
+            Remote(A, Some(PHONE_A), Some(PHONE_A_RTCP)),
+            Remote(B, Some("10.0.0.5:5000"), Some("10.0.0.5:5001")),
+            Packet(B, Rtp, "198.51.100.99:61000", rtp(1, 2)),
+            Wait(1000),
+            // Not quiet long enough yet.
+            Packet(B, Rtp, "198.51.100.99:62000", rtp(2, 2)),
+            Wait(1000),
+        ];
+        for seq in 3..3 + u16::try_from(RELATCH_PACKETS).unwrap() {
+            steps.push(Packet(B, Rtp, "198.51.100.99:62000", rtp(seq, 2)));
+        }
+        steps.push(Packet(B, Rtp, "198.51.100.99:61000", rtp(20, 2)));
+        steps.push(Packet(A, Rtp, PHONE_A, rtp(1, 1)));
+        let mut expect = String::from(
+            "B/Rtp from 198.51.100.99:61000: via A/Rtp to 203.0.113.10:4000\n\
+             B/Rtp from 198.51.100.99:62000: drop UnexpectedSource\n",
+        );
+        for _ in 1..RELATCH_PACKETS {
+            expect.push_str("B/Rtp from 198.51.100.99:62000: drop UnexpectedSource\n");
+        }
+        expect.push_str("B/Rtp from 198.51.100.99:62000: via A/Rtp to 203.0.113.10:4000\n");
+        // The old source is now the stranger.
+        expect.push_str("B/Rtp from 198.51.100.99:61000: drop UnexpectedSource\n");
+        expect.push_str("A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.99:62000\n");
+        check(RelayConfig::default(), steps, &expect);
+    }
+
+    #[test]
+    fn relatch_run_restarts_when_sources_interleave() {
+        let mut steps = vec![
+            Remote(B, Some("10.0.0.5:5000"), None),
+            Remote(A, Some(PHONE_A), None),
+            Packet(B, Rtp, "198.51.100.99:61000", rtp(1, 2)),
+            Wait(5000),
+        ];
+        let mut expect = String::from("B/Rtp from 198.51.100.99:61000: via A/Rtp to 203.0.113.10:4000\n");
+        for i in 0..2 * RELATCH_PACKETS {
+            let from = if i % 2 == 0 { "192.0.2.1:1000" } else { "192.0.2.2:1000" };
+            steps.push(Packet(B, Rtp, from, rtp(2, 2)));
+            writeln!(expect, "B/Rtp from {from}: drop UnexpectedSource").unwrap();
+        }
+        check(RelayConfig::default(), steps, &expect);
+    }
+
+    #[test]
+    fn new_sdp_address_clears_the_latch() {
+        let steps = vec![
+            Remote(A, Some(PHONE_A), None),
+            Remote(B, Some("10.0.0.5:5000"), None),
+            Packet(B, Rtp, "198.51.100.99:61000", rtp(1, 2)),
+            Packet(A, Rtp, PHONE_A, rtp(1, 1)),
+            // Same SDP again (a re-INVITE that changes nothing) keeps the latch.
+            Remote(B, Some("10.0.0.5:5000"), None),
+            Packet(A, Rtp, PHONE_A, rtp(2, 1)),
+            Remote(B, Some("10.0.0.6:5002"), None),
+            Packet(A, Rtp, PHONE_A, rtp(3, 1)),
+            Packet(B, Rtp, "198.51.100.98:40000", rtp(1, 3)),
+            Packet(A, Rtp, PHONE_A, rtp(4, 1)),
+        ];
+        check(
+            RelayConfig::default(),
+            steps,
+            "
+B/Rtp from 198.51.100.99:61000: via A/Rtp to 203.0.113.10:4000
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.99:61000
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.99:61000
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 10.0.0.6:5002
+B/Rtp from 198.51.100.98:40000: via A/Rtp to 203.0.113.10:4000
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.98:40000",
+        );
+    }
+
+    #[test]
+    fn without_latching_destinations_stay_signalled() {
+        let config = RelayConfig {
+            latch: false,
+            ..RelayConfig::default()
+        };
+        let steps = vec![
+            Remote(A, Some(PHONE_A), None),
+            Remote(B, Some("10.0.0.5:5000"), None),
+            Packet(B, Rtp, "198.51.100.99:61000", rtp(1, 2)),
+            Packet(B, Rtp, "198.51.100.98:61000", rtp(2, 2)),
+            Packet(A, Rtp, PHONE_A, rtp(1, 1)),
+            // The source-IP check still applies to a public SDP address.
+            Packet(A, Rtp, "192.0.2.1:4000", rtp(2, 1)),
+        ];
+        let relay = check(
+            config,
+            steps,
+            "
+B/Rtp from 198.51.100.99:61000: via A/Rtp to 203.0.113.10:4000
+B/Rtp from 198.51.100.98:61000: via A/Rtp to 203.0.113.10:4000
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 10.0.0.5:5000
+A/Rtp from 192.0.2.1:4000: drop UnexpectedSource",
+        );
+        assert!(!relay.is_latched(B, Rtp));
+    }
+
+    #[test]
+    fn rtcp_mux_both_ways() {
+        let steps = vec![
+            // A multiplexes (same address twice); B does not.
+            Remote(A, Some(PHONE_A), Some(PHONE_A)),
+            Remote(B, Some(PHONE_B), Some(PHONE_B_RTCP)),
+            Packet(A, Rtp, PHONE_A, rtcp_rr(1)),
+            Packet(B, Rtcp, PHONE_B_RTCP, rtcp_rr(2)),
+            Packet(B, Rtp, PHONE_B, rtp(1, 2)),
+            // B's RTCP sent to its RTP port (not negotiated) still reaches A.
+            Packet(B, Rtp, PHONE_B, rtcp_rr(2)),
+        ];
+        let relay = check(
+            RelayConfig::default(),
+            steps,
+            "
+A/Rtp from 203.0.113.10:4000: via B/Rtcp to 198.51.100.20:5001
+B/Rtcp from 198.51.100.20:5001: via A/Rtp to 203.0.113.10:4000
+B/Rtp from 198.51.100.20:5000: via A/Rtp to 203.0.113.10:4000
+B/Rtp from 198.51.100.20:5000: via A/Rtp to 203.0.113.10:4000",
+        );
+        assert_eq!(relay.remote(A, Rtcp), Some(addr(PHONE_A)));
+        assert_eq!(relay.stats(B).rtcp_packets, 2);
+    }
+
+    #[test]
+    fn media_timeout_fires_once_and_rearms() {
+        let config = RelayConfig {
+            media_timeout: Duration::from_secs(30),
+            hold_timeout: None,
+            latch: true,
+        };
+        let mut steps = both_remotes();
+        steps.extend([
+            Timeout,
+            Wait(10_000),
+            Packet(A, Rtp, PHONE_A, rtp(1, 1)),
+            // RTCP keeps nothing alive.
+            Wait(10_000),
+            Packet(B, Rtcp, PHONE_B_RTCP, rtcp_rr(2)),
+            Timeout,
+            Wait(20_000),
+            Timeout,
+            Timeout,
+            Wait(5_000),
+            Packet(B, Rtp, PHONE_B, rtp(1, 2)),
+            Timeout,
+        ]);
+        check(
+            config,
+            steps,
+            "
+at 0ns: deadline Some(30s) event None
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.20:5000
+B/Rtcp from 198.51.100.20:5001: via A/Rtcp to 203.0.113.10:4001
+at 20s: deadline Some(40s) event None
+at 40s: deadline Some(40s) event Some(Timeout)
+at 40s: deadline None event None
+B/Rtp from 198.51.100.20:5000: via A/Rtp to 203.0.113.10:4000
+at 45s: deadline Some(75s) event None",
+        );
+    }
+
+    #[test]
+    fn hold_suspends_or_lengthens_the_timeout() {
+        let steps = vec![
+            Hold(true),
+            Timeout,
+            Wait(100_000),
+            Timeout,
+            Hold(false),
+            Timeout,
+        ];
+        let config = RelayConfig {
+            media_timeout: Duration::from_secs(30),
+            hold_timeout: None,
+            latch: true,
+        };
+        check(
+            config,
+            steps,
+            "
+at 0ns: deadline None event None
+at 100s: deadline None event None
+at 100s: deadline Some(130s) event None",
+        );
+        let config = RelayConfig {
+            hold_timeout: Some(Duration::from_secs(3600)),
+            ..config
+        };
+        let steps = vec![Wait(10_000), Hold(true), Wait(3_600_000), Timeout];
+        check(config, steps, "at 3610s: deadline Some(3610s) event Some(Timeout)");
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Packet { leg: bool, rtcp_socket: bool, source: usize, kind: u8, seq: u16, garbage: Vec<u8> },
+        Remote { leg: bool, rtp: Option<usize>, rtcp: Option<usize> },
+        Wait(u16),
+        Hold(bool),
+    }
+
+    const ADDRESSES: [&str; 6] = [
+        "203.0.113.10:4000",
+        "203.0.113.10:4001",
+        "10.0.0.5:5000",
+        "198.51.100.99:61000",
+        "0.0.0.0:0",
+        "[2001:db8::1]:7000",
+    ];
+
+    fn op() -> impl Strategy<Value = Op> {
+        let source = 0..ADDRESSES.len();
+        prop_oneof![
+            8 => (any::<bool>(), any::<bool>(), source.clone(), 0u8..4, any::<u16>(),
+                  proptest::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|(leg, rtcp_socket, source, kind, seq, garbage)| Op::Packet {
+                    leg, rtcp_socket, source, kind, seq, garbage
+                }),
+            2 => (any::<bool>(), proptest::option::of(source.clone()),
+                  proptest::option::of(source))
+                .prop_map(|(leg, rtp, rtcp)| Op::Remote { leg, rtp, rtcp }),
+            2 => any::<u16>().prop_map(Op::Wait),
+            1 => any::<bool>().prop_map(Op::Hold),
+        ]
+    }
+
+    proptest! {
+        /// Any interleaving: no panic, forward always goes to the other leg at an address the
+        /// relay reports for it, counters add up, and the deadline is never in the past after
+        /// handling it.
+        #[test]
+        fn invariants(latch: bool, ops in proptest::collection::vec(op(), 0..150)) {
+            let mut now = Instant::now();
+            let config = RelayConfig { latch, ..RelayConfig::default() };
+            let mut relay = Relay::new(config, now);
+            for op in ops {
+                match op {
+                    Op::Packet { leg, rtcp_socket, source, kind, seq, garbage } => {
+                        let leg = if leg { A } else { B };
+                        let channel = if rtcp_socket { Rtcp } else { Rtp };
+                        let bytes = match kind {
+                            0 | 1 => rtp(seq, u32::from(kind)),
+                            2 => rtcp_rr(7),
+                            _ => garbage,
+                        };
+                        let from = addr(ADDRESSES[source]);
+                        match relay.on_datagram(leg, channel, from, &bytes, now) {
+                            Forward::To { leg: to, channel, addr } => {
+                                prop_assert_eq!(to, leg.other());
+                                prop_assert_eq!(Some(addr), relay.remote(to, channel)
+                                    .filter(|_| channel == Rtp)
+                                    .or_else(|| relay.remote(to, Rtcp)));
+                            }
+                            Forward::Drop(_) => {}
+                        }
+                    }
+                    Op::Remote { leg, rtp, rtcp } => relay.set_remote(
+                        if leg { A } else { B },
+                        rtp.map(|i| addr(ADDRESSES[i])),
+                        rtcp.map(|i| addr(ADDRESSES[i])),
+                    ),
+                    Op::Wait(ms) => now += Duration::from_millis(u64::from(ms) * 10),
+                    Op::Hold(on) => relay.set_hold(on, now),
+                }
+                let _ = relay.handle_timeout(now);
+                if let Some(deadline) = relay.poll_timeout() {
+                    prop_assert!(deadline > now);
+                }
+                for leg in [A, B] {
+                    let s = relay.stats(leg);
+                    prop_assert_eq!(s.received_packets, s.forwarded_packets + s.dropped.total());
+                }
+            }
+        }
+    }
+}
