@@ -14,6 +14,7 @@
 //!   [`CodecPolicy`] (G.711, optional G.722, RFC 4733 telephone-event) and report the outcome
 //!   as [`Negotiated`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod error;
 mod model;

@@ -69,6 +69,15 @@ impl Origin {
         }
     }
 
+    /// Whether a peer's new description repeats this one's origin and version, so nothing changed.
+    ///
+    /// RFC 3264 §8: a re-offer with the same version as the previous description is identical
+    /// to it (a session refresh); the switch then resends its previous answer unchanged rather
+    /// than calling [`answer`](crate::answer), which would bump our version.
+    pub fn is_unchanged_from(&self, previous: &Origin) -> bool {
+        self == previous
+    }
+
     /// Bumps the session version for a new offer or answer we send and returns it (RFC 3264 §8).
     pub fn next_version(&mut self) -> u64 {
         // Wrapping is fine: 2^64 versions will not be sent in one session.
@@ -552,6 +561,10 @@ mod tests {
         assert_eq!(origin.next_version(), 2);
         assert_eq!(origin.session_id, 42);
         assert_eq!(origin.address_type, "IP4");
+        let previous = origin.clone();
+        assert!(origin.is_unchanged_from(&previous));
+        origin.next_version();
+        assert!(!origin.is_unchanged_from(&previous));
         let v6 = Origin::new(1, "2001:db8::1".parse().unwrap());
         assert_eq!(
             (v6.address_type.as_str(), v6.address.as_str()),

@@ -5,6 +5,7 @@
 //!   error). Leading `# policy: ...` / `# local: ip port` lines in the `.sdp` set the inputs.
 //! - `test_data/answers/*.sdp`: answers from phones to our default offer (which is written at
 //!   the top of each `.expected` file) and what [`accept_answer`] makes of them.
+//! - `test_data/ok/*.sdp`: odd but valid SDP and a dump of the parsed model.
 //! - `test_data/err/*.sdp`: broken SDP and the [`SdpError`] it yields.
 //!
 //! `UPDATE_EXPECT=1 cargo test -p sdp` rewrites the `.expected` files.
@@ -26,7 +27,7 @@ fn local(ip: &str, port: u16) -> MediaAddress {
 }
 
 /// Runs `produce` on every `*.sdp` in a directory and compares with the `.expected` file.
-fn check_dir(dir: &str, produce: fn(&str) -> String) {
+fn check_dir(dir: &str, produce: fn(&[u8]) -> String) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("test_data")
         .join(dir);
@@ -39,7 +40,7 @@ fn check_dir(dir: &str, produce: fn(&str) -> String) {
     assert!(!inputs.is_empty(), "no fixtures in {}", dir.display());
     let mut failures = Vec::new();
     for input in &inputs {
-        let text = std::fs::read_to_string(input).expect("fixture is UTF-8");
+        let text = std::fs::read(input).expect("fixture is readable");
         let actual = produce(&text);
         if let Err(message) = check(&input.with_extension("expected"), &actual) {
             failures.push(message);
@@ -108,7 +109,8 @@ fn assert_round_trip(sdp: &SessionDescription) {
     assert_eq!(&reparsed, sdp, "round trip changed the model:\n{}", sdp);
 }
 
-fn produce_answer(text: &str) -> String {
+fn produce_answer(text: &[u8]) -> String {
+    let text = std::str::from_utf8(text).expect("offer fixtures are UTF-8");
     let (directives, body) = directives(text);
     let mut policy = CodecPolicy::default();
     let mut address = local(LOCAL_IP, LOCAL_PORT);
@@ -186,10 +188,10 @@ fn default_offer() -> SessionDescription {
     )
 }
 
-fn produce_accept(text: &str) -> String {
+fn produce_accept(text: &[u8]) -> String {
     let ours = default_offer();
     let mut out = format!("# our offer\n{}\n", ours.to_string().replace("\r\n", "\n"));
-    let answer = match SessionDescription::parse(text.as_bytes()) {
+    let answer = match SessionDescription::parse(text) {
         Ok(answer) => answer,
         Err(e) => return format!("{out}# negotiated\nparse error: {e}\n"),
     };
@@ -201,11 +203,26 @@ fn produce_accept(text: &str) -> String {
     out
 }
 
-fn produce_error(text: &str) -> String {
-    match SessionDescription::parse(text.as_bytes()) {
+fn produce_error(text: &[u8]) -> String {
+    match SessionDescription::parse(text) {
         Ok(sdp) => format!("unexpectedly parsed:\n{sdp:#?}\n"),
         Err(e) => format!("{e}\nline: {:?}\nkind: {:?}\n", e.line(), e.kind()),
     }
+}
+
+fn produce_dump(text: &[u8]) -> String {
+    match SessionDescription::parse(text) {
+        Ok(sdp) => {
+            assert_round_trip(&sdp);
+            format!("{sdp:#?}\n")
+        }
+        Err(e) => format!("unexpected error: {e}\n"),
+    }
+}
+
+#[test]
+fn parses() {
+    check_dir("ok", produce_dump);
 }
 
 #[test]
