@@ -250,7 +250,7 @@ pub fn answer(
     local: MediaAddress,
     origin: &mut Origin,
 ) -> Result<(SessionDescription, Negotiated), NegotiationError> {
-    let mut chosen: Option<(usize, Choice)> = None;
+    let mut chosen: Option<(usize, &MediaDescription, Choice)> = None;
     let mut media = Vec::with_capacity(offer.media.len());
     for (media_index, offered) in offer.media.iter().enumerate() {
         let choice = if chosen.is_none() {
@@ -269,16 +269,12 @@ pub fn answer(
                     choice.ptime,
                     direction,
                 ));
-                chosen = Some((media_index, choice));
+                chosen = Some((media_index, offered, choice));
             }
             None => media.push(refused_section(offered)),
         }
     }
-    let (media_index, choice) = chosen.ok_or(NegotiationError::NoCommonCodec)?;
-    let offered = offer
-        .media
-        .get(media_index)
-        .expect("media_index came from enumerating offer.media");
+    let (media_index, offered, choice) = chosen.ok_or(NegotiationError::NoCommonCodec)?;
     let (remote, remote_rtcp) = remote_addresses(offer, offered, media_index)?;
     let negotiated = Negotiated {
         media_index,
@@ -377,7 +373,7 @@ pub fn accept_answer(
             answered: answer.media.len(),
         });
     }
-    let mut accepted: Option<(usize, NegotiatedCodec, Option<u8>)> = None;
+    let mut accepted = None;
     for (media_index, (offered, answered)) in our_offer.media.iter().zip(&answer.media).enumerate()
     {
         if !offered.media.eq_ignore_ascii_case(&answered.media) {
@@ -435,17 +431,11 @@ pub fn accept_answer(
             .payload_types()
             .find(|&pt| codec_of(pt) == Some(Codec::TelephoneEvent));
         if let Some(audio) = audio {
-            accepted = Some((media_index, audio, telephone_event));
+            accepted = Some((media_index, offered, answered, audio, telephone_event));
         }
     }
-    let (media_index, codec, telephone_event_payload_type) =
+    let (media_index, offered, answered, codec, telephone_event_payload_type) =
         accepted.ok_or(NegotiationError::NoCommonCodec)?;
-    let (Some(offered), Some(answered)) = (
-        our_offer.media.get(media_index),
-        answer.media.get(media_index),
-    ) else {
-        unreachable!("media_index came from zipping both media lists, which have equal length");
-    };
     let (remote, remote_rtcp) = remote_addresses(answer, answered, media_index)?;
     let ours = our_offer.direction_of(offered);
     let theirs = effective_direction(answer, answered);
