@@ -21,8 +21,7 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
 use crate::digest::{
-    Algorithm, Credentials, HexDigest, QopAuth, ha1, hex_eq_constant_time, response_hex,
-    write_hex,
+    Algorithm, Credentials, HexDigest, QopAuth, ha1, hex_eq_constant_time, response_hex, write_hex,
 };
 use crate::header::{ParseError, parse_digest};
 

@@ -606,6 +606,5 @@ fn is_must_match_param(name: &str) -> bool {
         .any(|n| n.eq_ignore_ascii_case(name))
 }
 
-
 #[cfg(test)]
 mod tests;

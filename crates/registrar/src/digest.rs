@@ -78,7 +78,10 @@ impl HexDigest {
         for (out, b) in buf.iter_mut().zip(hex) {
             *out = b.to_ascii_lowercase();
         }
-        Some(HexDigest { buf, len: hex.len() })
+        Some(HexDigest {
+            buf,
+            len: hex.len(),
+        })
     }
 
     fn from_raw(raw: &[u8]) -> HexDigest {

@@ -62,7 +62,12 @@ struct Client<'a> {
 
 impl<'a> Client<'a> {
     /// Answers the challenge value for `algorithm` the way a phone would.
-    fn answer(challenges: &[String], algorithm: Algorithm, user: &'a str, password: &'a str) -> Self {
+    fn answer(
+        challenges: &[String],
+        algorithm: Algorithm,
+        user: &'a str,
+        password: &'a str,
+    ) -> Self {
         let value = challenges
             .iter()
             .find(|c| c.contains(&format!("algorithm={}", algorithm.as_str())))
@@ -90,7 +95,8 @@ impl<'a> Client<'a> {
             nc,
             cnonce: "0a4f113b",
         });
-        let response = compute_response(self.algorithm, &ha1, &self.nonce, "REGISTER", self.uri, qop);
+        let response =
+            compute_response(self.algorithm, &ha1, &self.nonce, "REGISTER", self.uri, qop);
         let mut h = format!(
             "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", response=\"{response}\", algorithm={}",
             self.user,
@@ -126,7 +132,10 @@ fn challenge_offers_sha256_then_md5() {
     let now = Instant::now();
     let values = authority.challenge(now, false);
     assert_eq!(values.len(), 2);
-    assert!(values[0].starts_with("Digest realm=\"biloxi.com\", qop=\"auth\", algorithm=SHA-256, nonce=\""));
+    assert!(
+        values[0]
+            .starts_with("Digest realm=\"biloxi.com\", qop=\"auth\", algorithm=SHA-256, nonce=\"")
+    );
     assert!(values[1].contains("algorithm=MD5"));
     assert!(!values[0].contains("stale"));
     // Both values share one nonce and the opaque.
@@ -155,17 +164,37 @@ fn round_trips_for_each_algorithm_and_credential_kind() {
         ("alice", "wonderland", Algorithm::Md5, Ok("alice")),
         ("carol", "kings", Algorithm::Md5, Ok("carol")),
         // No SHA-256 HA1 stored for carol.
-        ("carol", "kings", Algorithm::Sha256, Err(AuthFailure::Rejected)),
-        ("bob", "wrong", Algorithm::Sha256, Err(AuthFailure::Rejected)),
+        (
+            "carol",
+            "kings",
+            Algorithm::Sha256,
+            Err(AuthFailure::Rejected),
+        ),
+        (
+            "bob",
+            "wrong",
+            Algorithm::Sha256,
+            Err(AuthFailure::Rejected),
+        ),
         ("alice", "wrong", Algorithm::Md5, Err(AuthFailure::Rejected)),
         // Unknown user: same outward result as a wrong password.
-        ("mallory", "zanzibar", Algorithm::Md5, Err(AuthFailure::Rejected)),
+        (
+            "mallory",
+            "zanzibar",
+            Algorithm::Md5,
+            Err(AuthFailure::Rejected),
+        ),
     ];
     for (user, password, algorithm, expect) in cases {
         let mut authority = authority();
         let challenge = authority.challenge(t0, false);
         let client = Client::answer(&challenge, algorithm, user, password);
-        let got = verify_at(&mut authority, &users, &client.header(), t0 + Duration::from_secs(1));
+        let got = verify_at(
+            &mut authority,
+            &users,
+            &client.header(),
+            t0 + Duration::from_secs(1),
+        );
         assert_eq!(got, expect.map(str::to_owned), "{user} {algorithm:?}");
     }
 }
@@ -175,7 +204,12 @@ fn nonce_count_must_increase() {
     let users = Users::new();
     let mut authority = authority();
     let t0 = Instant::now();
-    let mut client = Client::answer(&authority.challenge(t0, false), Algorithm::Sha256, "bob", "zanzibar");
+    let mut client = Client::answer(
+        &authority.challenge(t0, false),
+        Algorithm::Sha256,
+        "bob",
+        "zanzibar",
+    );
     let steps = [
         (1, Ok("bob")),
         (1, Err(AuthFailure::Replay)),
@@ -199,7 +233,10 @@ fn nonce_count_must_increase() {
     );
     client.password = "zanzibar";
     client.nc = Some(7);
-    assert_eq!(verify_at(&mut authority, &users, &client.header(), t0), Ok("bob".into()));
+    assert_eq!(
+        verify_at(&mut authority, &users, &client.header(), t0),
+        Ok("bob".into())
+    );
 }
 
 #[test]
@@ -207,9 +244,17 @@ fn nonces_expire_into_stale_only_for_the_right_password() {
     let users = Users::new();
     let mut authority = authority();
     let t0 = Instant::now();
-    let mut client = Client::answer(&authority.challenge(t0, false), Algorithm::Md5, "bob", "zanzibar");
+    let mut client = Client::answer(
+        &authority.challenge(t0, false),
+        Algorithm::Md5,
+        "bob",
+        "zanzibar",
+    );
     let just_before = t0 + LIFETIME - Duration::from_millis(1);
-    assert_eq!(verify_at(&mut authority, &users, &client.header(), just_before), Ok("bob".into()));
+    assert_eq!(
+        verify_at(&mut authority, &users, &client.header(), just_before),
+        Ok("bob".into())
+    );
     client.nc = Some(2);
     assert_eq!(
         verify_at(&mut authority, &users, &client.header(), t0 + LIFETIME),
@@ -227,33 +272,58 @@ fn foreign_tampered_or_future_nonces_are_stale() {
     let users = Users::new();
     let t0 = Instant::now();
     let mut authority = authority();
-    let good = Client::answer(&authority.challenge(t0, false), Algorithm::Sha256, "bob", "zanzibar");
+    let good = Client::answer(
+        &authority.challenge(t0, false),
+        Algorithm::Sha256,
+        "bob",
+        "zanzibar",
+    );
 
     // A nonce from another process (other secret), e.g. before a restart.
     let mut other = DigestAuthority::new(REALM, [8; 32], LIFETIME);
-    let foreign = Client::answer(&other.challenge(t0, false), Algorithm::Sha256, "bob", "zanzibar");
-    assert_eq!(verify_at(&mut authority, &users, &foreign.header(), t0), Err(AuthFailure::Stale));
+    let foreign = Client::answer(
+        &other.challenge(t0, false),
+        Algorithm::Sha256,
+        "bob",
+        "zanzibar",
+    );
+    assert_eq!(
+        verify_at(&mut authority, &users, &foreign.header(), t0),
+        Err(AuthFailure::Stale)
+    );
 
     // One nonce digit changed: the MAC no longer matches.
     let mut tampered = good.clone();
     let last = tampered.nonce.pop().unwrap();
     tampered.nonce.push(if last == '0' { '1' } else { '0' });
-    assert_eq!(verify_at(&mut authority, &users, &tampered.header(), t0), Err(AuthFailure::Stale));
+    assert_eq!(
+        verify_at(&mut authority, &users, &tampered.header(), t0),
+        Err(AuthFailure::Stale)
+    );
 
     // Not our format at all (the RFC example nonce).
     let mut alien = good.clone();
     alien.nonce = "dcd98b7102dd2f0e8b11d0f600bfb0c093".into();
-    assert_eq!(verify_at(&mut authority, &users, &alien.header(), t0), Err(AuthFailure::Stale));
+    assert_eq!(
+        verify_at(&mut authority, &users, &alien.header(), t0),
+        Err(AuthFailure::Stale)
+    );
 
     // Opaque from elsewhere.
     let mut opaque = good.clone();
     opaque.opaque = Some("00".into());
-    assert_eq!(verify_at(&mut authority, &users, &opaque.header(), t0), Err(AuthFailure::Stale));
+    assert_eq!(
+        verify_at(&mut authority, &users, &opaque.header(), t0),
+        Err(AuthFailure::Stale)
+    );
 
     // Opaque left out is tolerated (older phones drop it).
     let mut no_opaque = good.clone();
     no_opaque.opaque = None;
-    assert_eq!(verify_at(&mut authority, &users, &no_opaque.header(), t0), Ok("bob".into()));
+    assert_eq!(
+        verify_at(&mut authority, &users, &no_opaque.header(), t0),
+        Ok("bob".into())
+    );
 
     // A nonce minted later than `now` by the same secret cannot be ours from this run.
     let mut later = DigestAuthority::new(REALM, [7; 32], LIFETIME);
@@ -264,7 +334,10 @@ fn foreign_tampered_or_future_nonces_are_stale() {
         "bob",
         "zanzibar",
     );
-    assert_eq!(verify_at(&mut authority, &users, &future.header(), t0), Err(AuthFailure::Stale));
+    assert_eq!(
+        verify_at(&mut authority, &users, &future.header(), t0),
+        Err(AuthFailure::Stale)
+    );
 }
 
 #[test]
@@ -272,11 +345,22 @@ fn rfc2069_response_without_qop() {
     let users = Users::new();
     let t0 = Instant::now();
     let mut authority = authority();
-    let mut client = Client::answer(&authority.challenge(t0, false), Algorithm::Md5, "bob", "zanzibar");
+    let mut client = Client::answer(
+        &authority.challenge(t0, false),
+        Algorithm::Md5,
+        "bob",
+        "zanzibar",
+    );
     client.nc = None;
     // DEVIATION noted in `verify`: no nonce count, so the same response passes until expiry.
-    assert_eq!(verify_at(&mut authority, &users, &client.header(), t0), Ok("bob".into()));
-    assert_eq!(verify_at(&mut authority, &users, &client.header(), t0), Ok("bob".into()));
+    assert_eq!(
+        verify_at(&mut authority, &users, &client.header(), t0),
+        Ok("bob".into())
+    );
+    assert_eq!(
+        verify_at(&mut authority, &users, &client.header(), t0),
+        Ok("bob".into())
+    );
     assert_eq!(authority.tracked_nonces(), 0);
 }
 
@@ -285,7 +369,12 @@ fn header_level_failures() {
     let users = Users::new();
     let t0 = Instant::now();
     let mut authority = authority();
-    let client = Client::answer(&authority.challenge(t0, false), Algorithm::Md5, "bob", "zanzibar");
+    let client = Client::answer(
+        &authority.challenge(t0, false),
+        Algorithm::Md5,
+        "bob",
+        "zanzibar",
+    );
     let good = client.header();
     let mut other_realm = client.clone();
     other_realm.realm = "atlanta.com";
@@ -294,20 +383,48 @@ fn header_level_failures() {
         ("Basic Ym9iOnphbnppYmFy".into(), AuthFailure::Missing),
         (other_realm.header(), AuthFailure::Missing),
         ("Digest".into(), AuthFailure::Malformed),
-        (good.replace("uri=\"sip:biloxi.com\", ", ""), AuthFailure::Malformed),
-        (good.replace("uri=\"sip:biloxi.com\"", "uri=\"\""), AuthFailure::Malformed),
-        (good.replace("username=\"bob\", ", ""), AuthFailure::Malformed),
-        (good.replace("qop=auth", "qop=auth-int"), AuthFailure::Malformed),
-        (good.replace("algorithm=MD5", "algorithm=SHA-512-256"), AuthFailure::Malformed),
+        (
+            good.replace("uri=\"sip:biloxi.com\", ", ""),
+            AuthFailure::Malformed,
+        ),
+        (
+            good.replace("uri=\"sip:biloxi.com\"", "uri=\"\""),
+            AuthFailure::Malformed,
+        ),
+        (
+            good.replace("username=\"bob\", ", ""),
+            AuthFailure::Malformed,
+        ),
+        (
+            good.replace("qop=auth", "qop=auth-int"),
+            AuthFailure::Malformed,
+        ),
+        (
+            good.replace("algorithm=MD5", "algorithm=SHA-512-256"),
+            AuthFailure::Malformed,
+        ),
         (good.replace("nc=00000001", "nc=1"), AuthFailure::Malformed),
-        (good.replace("nc=00000001", "nc=0000000g"), AuthFailure::Malformed),
-        (good.replace(", cnonce=\"0a4f113b\"", ""), AuthFailure::Malformed),
+        (
+            good.replace("nc=00000001", "nc=0000000g"),
+            AuthFailure::Malformed,
+        ),
+        (
+            good.replace(", cnonce=\"0a4f113b\"", ""),
+            AuthFailure::Malformed,
+        ),
         (format!("{good}, userhash=true"), AuthFailure::Malformed),
         (format!("{good}, nonce=\"x\""), AuthFailure::Malformed),
-        (good.replace("response=\"", "response=\"0"), AuthFailure::Rejected),
+        (
+            good.replace("response=\"", "response=\"0"),
+            AuthFailure::Rejected,
+        ),
     ];
     for (header, expect) in cases {
-        assert_eq!(verify_at(&mut authority, &users, &header, t0), Err(expect), "{header}");
+        assert_eq!(
+            verify_at(&mut authority, &users, &header, t0),
+            Err(expect),
+            "{header}"
+        );
     }
     // Case-insensitive names, upper-case hex response, unknown params, folding: still fine.
     let messy = good
@@ -316,7 +433,10 @@ fn header_level_failures() {
         .replace("algorithm=MD5", "algorithm=md5, x-foo=\"b\\\"ar\"");
     let response = parse_digest(&good).unwrap().response.unwrap().into_owned();
     let messy = messy.replace(&response, &response.to_uppercase());
-    assert_eq!(verify_at(&mut authority, &users, &messy, t0), Ok("bob".into()));
+    assert_eq!(
+        verify_at(&mut authority, &users, &messy, t0),
+        Ok("bob".into())
+    );
 }
 
 #[test]
@@ -324,9 +444,17 @@ fn absent_algorithm_means_md5() {
     let users = Users::new();
     let t0 = Instant::now();
     let mut authority = authority();
-    let client = Client::answer(&authority.challenge(t0, false), Algorithm::Md5, "bob", "zanzibar");
+    let client = Client::answer(
+        &authority.challenge(t0, false),
+        Algorithm::Md5,
+        "bob",
+        "zanzibar",
+    );
     let header = client.header().replace(", algorithm=MD5", "");
-    assert_eq!(verify_at(&mut authority, &users, &header, t0), Ok("bob".into()));
+    assert_eq!(
+        verify_at(&mut authority, &users, &header, t0),
+        Ok("bob".into())
+    );
 }
 
 #[test]
@@ -335,10 +463,20 @@ fn evicted_nonces_cannot_be_replayed() {
     let t0 = Instant::now();
     let mut authority = authority().with_nonce_capacity(2);
     let mut clients: Vec<Client<'_>> = (0..3)
-        .map(|_| Client::answer(&authority.challenge(t0, false), Algorithm::Md5, "bob", "zanzibar"))
+        .map(|_| {
+            Client::answer(
+                &authority.challenge(t0, false),
+                Algorithm::Md5,
+                "bob",
+                "zanzibar",
+            )
+        })
         .collect();
     for client in &clients {
-        assert_eq!(verify_at(&mut authority, &users, &client.header(), t0), Ok("bob".into()));
+        assert_eq!(
+            verify_at(&mut authority, &users, &client.header(), t0),
+            Ok("bob".into())
+        );
     }
     assert_eq!(authority.tracked_nonces(), 2);
     // The first nonce was evicted: even its next count is refused, as stale, never replayable.
@@ -350,7 +488,10 @@ fn evicted_nonces_cannot_be_replayed() {
         );
     }
     clients[2].nc = Some(2);
-    assert_eq!(verify_at(&mut authority, &users, &clients[2].header(), t0), Ok("bob".into()));
+    assert_eq!(
+        verify_at(&mut authority, &users, &clients[2].header(), t0),
+        Ok("bob".into())
+    );
 }
 
 /// The shared corpus directory: `CENTRALINO_SHARED`, else `/work/shared` next to the repo.
