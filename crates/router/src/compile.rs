@@ -674,7 +674,7 @@ impl<'s> Compiler<'_, 's> {
                             }
                         };
                         if let Some(target) = target {
-                            options.push(MenuOption { digit, prompt, target });
+                            options.push(MenuOption { digit, prompt, target, origin: self.sink.origin(&kspan) });
                         }
                     }
                 }
@@ -948,6 +948,12 @@ impl<'s> Compiler<'_, 's> {
             while let Some(target) = next {
                 let label = target.to_string();
                 if chain.contains(&label) {
+                    // Report each loop once: from the group with the smallest name in it.
+                    let loop_start = chain.iter().position(|l| *l == label).unwrap_or(0);
+                    let smallest = chain[loop_start..].iter().filter_map(|l| l.strip_prefix("group:")).min();
+                    if chain[0] != label || smallest != Some(name.as_str()) {
+                        break;
+                    }
                     chain.push(label);
                     let span = group_spans.get(name).cloned().unwrap_or(0..0);
                     self.sink.error(

@@ -152,6 +152,8 @@ pub struct MenuOption {
     pub prompt: Option<String>,
     /// Where the option leads.
     pub target: Target,
+    #[serde(skip)]
+    pub(crate) origin: String,
 }
 
 /// A voice menu: what the IVR plays and how it treats digits, timeouts and mistakes.

@@ -166,7 +166,7 @@ pub fn route(plan: &Plan, facts: &CallFacts, at: Timestamp, state: &mut Strategy
         let Some(menu) = plan.menus.get(menu_name) else { break };
         match menu.option(digit) {
             Some(option) => {
-                reasons.push(format!("digit {digit} in menu `{}` → {} ({})", menu.name, option.target, menu.origin));
+                reasons.push(format!("digit {digit} in menu `{}` → {} ({})", menu.name, option.target, option.origin));
                 target = option.target.clone();
             }
             None => {

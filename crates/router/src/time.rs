@@ -111,7 +111,11 @@ pub(crate) fn parse_days(text: &str) -> Result<u8, ParseError> {
                 if b < a {
                     return Err((
                         format!("inverted day range `{}`", item.trim()),
-                        Some(format!("weeks start on Monday: write `{}-Sun,Mon-{}`", DAY_NAMES[a], DAY_NAMES[b])),
+                        Some(format!(
+                            "weeks start on Monday: write `{},{}`",
+                            if a == 6 { "Sun".to_owned() } else { format!("{}-Sun", DAY_NAMES[a]) },
+                            if b == 0 { "Mon".to_owned() } else { format!("Mon-{}", DAY_NAMES[b]) }
+                        )),
                     ));
                 }
                 for day in a..=b {
