@@ -184,17 +184,18 @@ pub fn record_names(path: &Path) -> Vec<String> {
 }
 
 /// Splits a lioneagle-style file into `(name, message)`: line ends normalised to CRLF, records
-/// separated by lines of `=`, each `name = "..."`, an empty line, then the message lines
-/// joined by CRLF.
+/// separated by lines of `=`, each `name = "..."`, empty lines, then the message lines joined
+/// by CRLF.
 fn split_records(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n").replace('\r', "\n");
     let mut out = Vec::new();
     let mut current: Option<(String, Vec<&str>)> = None;
     let mut flush = |current: &mut Option<(String, Vec<&str>)>| {
         if let Some((name, mut lines)) = current.take() {
-            if lines.first() == Some(&"") {
-                lines.remove(0);
-            }
+            // Empty lines between `name = ...` and the message are record layout (three
+            // records have two), not keep-alive CRLFs.
+            let start = lines.iter().position(|l| !l.is_empty()).unwrap_or(lines.len());
+            lines.drain(..start);
             out.push((name, lines.join("\r\n").into_bytes()));
         }
     };
