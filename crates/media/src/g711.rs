@@ -95,7 +95,11 @@ const fn log2(x: u32) -> u32 {
 
 /// The µ-law code of a non-negative magnitude (0..=32768), for a positive sample.
 const fn ulaw_code_of_magnitude(magnitude: u32) -> u8 {
-    let clipped = if magnitude > ULAW_CLIP { ULAW_CLIP } else { magnitude };
+    let clipped = if magnitude > ULAW_CLIP {
+        ULAW_CLIP
+    } else {
+        magnitude
+    };
     // biased is in 132..=32767: exponent = which octave above 128 it falls in.
     let biased = clipped + ULAW_BIAS;
     let exponent = log2(biased) - 7;
@@ -147,7 +151,11 @@ const fn ulaw_value(code: u8) -> i16 {
     let mantissa = (bits & 0xf) as i32;
     // Decision-level midpoint: ((2m + 33) << e) − 33 in 14-bit units.
     let magnitude = ((((mantissa << 1) + 33) << exponent) - 33) << 2;
-    (if bits & 0x80 != 0 { -magnitude } else { magnitude }) as i16
+    (if bits & 0x80 != 0 {
+        -magnitude
+    } else {
+        magnitude
+    }) as i16
 }
 
 /// The linear value of an A-law code (G.711 Table 1a, scaled to 16 bits).
@@ -160,7 +168,11 @@ const fn alaw_value(code: u8) -> i16 {
     } else {
         ((mantissa << 1) + 33) << (exponent + 2)
     };
-    (if bits & 0x80 != 0 { magnitude } else { -magnitude }) as i16
+    (if bits & 0x80 != 0 {
+        magnitude
+    } else {
+        -magnitude
+    }) as i16
 }
 
 /// µ-law decode table.
@@ -300,8 +312,16 @@ mod tests {
     #[test]
     fn decode_tables_match_reference() {
         for code in 0..=255u8 {
-            assert_eq!(pcmu_decode(code), reference_ulaw_to_linear(code), "µ-law {code:#04x}");
-            assert_eq!(pcma_decode(code), reference_alaw_to_linear(code), "A-law {code:#04x}");
+            assert_eq!(
+                pcmu_decode(code),
+                reference_ulaw_to_linear(code),
+                "µ-law {code:#04x}"
+            );
+            assert_eq!(
+                pcma_decode(code),
+                reference_alaw_to_linear(code),
+                "A-law {code:#04x}"
+            );
         }
     }
 
@@ -321,7 +341,11 @@ mod tests {
         let mut differ = Vec::new();
         for sample in i16::MIN..=i16::MAX {
             if pcma_encode(sample) != reference_linear_to_alaw(sample) {
-                differ.push((sample, pcma_encode(sample), reference_linear_to_alaw(sample)));
+                differ.push((
+                    sample,
+                    pcma_encode(sample),
+                    reference_linear_to_alaw(sample),
+                ));
             }
         }
         // Only the documented DEVIATION: the reference's −7…−1 → 0x5A (−248).

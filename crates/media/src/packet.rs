@@ -222,7 +222,14 @@ mod tests {
     use proptest::prelude::*;
 
     /// Build an RTP datagram by hand: no CSRC, optional extension words and padding.
-    pub(crate) fn rtp(pt: u8, marker: bool, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn rtp(
+        pt: u8,
+        marker: bool,
+        seq: u16,
+        ts: u32,
+        ssrc: u32,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let mut out = vec![0x80, pt | if marker { 0x80 } else { 0 }];
         out.extend_from_slice(&seq.to_be_bytes());
         out.extend_from_slice(&ts.to_be_bytes());
@@ -287,7 +294,10 @@ mod tests {
 
     #[test]
     fn rtcp_cases() {
-        check(&receiver_report(0x1234), "rtcp first=201 ssrc=Some(4660) n=1");
+        check(
+            &receiver_report(0x1234),
+            "rtcp first=201 ssrc=Some(4660) n=1",
+        );
         // RR + SDES(empty chunk list, one word) compound.
         let mut compound = receiver_report(5);
         compound.extend_from_slice(&[0x80, 202, 0, 1, 0, 0, 0, 5]);

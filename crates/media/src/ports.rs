@@ -161,7 +161,10 @@ impl PortAllocator {
     /// The slot index of an allocated pair, or why it is not one.
     fn in_use_index(&self, pair: PortPair) -> Result<u16, PortError> {
         let not_allocated = PortError::NotAllocated(pair.rtp);
-        let offset = pair.rtp.checked_sub(self.first).ok_or(not_allocated.clone())?;
+        let offset = pair
+            .rtp
+            .checked_sub(self.first)
+            .ok_or(not_allocated.clone())?;
         if offset % 2 != 0 {
             return Err(not_allocated);
         }
@@ -197,11 +200,23 @@ mod tests {
     fn ranges() {
         check_range(10000..=10003, "10000/10001 10002/10003");
         check_range(10001..=10006, "10002/10003 10004/10005");
-        check_range(10000..=10000, "err port range 10000..=10000 holds no RTP/RTCP pair");
-        check_range(10001..=10002, "err port range 10001..=10002 holds no RTP/RTCP pair");
-        check_range(10004..=10000, "err port range 10004..=10000 holds no RTP/RTCP pair");
+        check_range(
+            10000..=10000,
+            "err port range 10000..=10000 holds no RTP/RTCP pair",
+        );
+        check_range(
+            10001..=10002,
+            "err port range 10001..=10002 holds no RTP/RTCP pair",
+        );
+        check_range(
+            RangeInclusive::new(10004, 10000),
+            "err port range 10004..=10000 holds no RTP/RTCP pair",
+        );
         check_range(65534..=65535, "65534/65535");
-        check_range(65535..=65535, "err port range 65535..=65535 holds no RTP/RTCP pair");
+        check_range(
+            65535..=65535,
+            "err port range 65535..=65535 holds no RTP/RTCP pair",
+        );
         check_range(0..=3, "2/3");
     }
 
@@ -220,8 +235,14 @@ mod tests {
         alloc.free(b).unwrap();
         assert_eq!(alloc.in_use(), 2);
         // Foreign pairs are rejected.
-        assert_eq!(alloc.free(PortPair { rtp: 30000 }), Err(PortError::NotAllocated(30000)));
-        assert_eq!(alloc.free(PortPair { rtp: 19998 }), Err(PortError::NotAllocated(19998)));
+        assert_eq!(
+            alloc.free(PortPair { rtp: 30000 }),
+            Err(PortError::NotAllocated(30000))
+        );
+        assert_eq!(
+            alloc.free(PortPair { rtp: 19998 }),
+            Err(PortError::NotAllocated(19998))
+        );
     }
 
     #[test]

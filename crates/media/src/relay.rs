@@ -455,7 +455,8 @@ impl Relay {
         this.stats.received_packets += 1;
         this.stats.received_bytes = this.stats.received_bytes.saturating_add(len);
 
-        let (forward, admitted_rtp) = route(this, other, leg.other(), channel, from, bytes, now, latch);
+        let (forward, admitted_rtp) =
+            route(this, other, leg.other(), channel, from, bytes, now, latch);
         match forward {
             Forward::To { .. } => {
                 this.stats.forwarded_packets += 1;
@@ -606,8 +607,12 @@ mod tests {
                 Remote(leg, rtp, rtcp) => relay.set_remote(leg, rtp.map(addr), rtcp.map(addr)),
                 Packet(leg, channel, from, bytes) => {
                     let forward = relay.on_datagram(leg, channel, addr(from), &bytes, now);
-                    writeln!(transcript, "{leg:?}/{channel:?} from {from}: {}", describe(forward))
-                        .unwrap();
+                    writeln!(
+                        transcript,
+                        "{leg:?}/{channel:?} from {from}: {}",
+                        describe(forward)
+                    )
+                    .unwrap();
                 }
                 Wait(ms) => now += Duration::from_millis(ms),
                 Hold(on) => relay.set_hold(on, now),
@@ -671,7 +676,13 @@ A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.20:5000",
         );
         let a = relay.stats(A);
         assert_eq!(
-            (a.received_packets, a.forwarded_packets, a.rtcp_packets, a.lost, a.last_ssrc),
+            (
+                a.received_packets,
+                a.forwarded_packets,
+                a.rtcp_packets,
+                a.lost,
+                a.last_ssrc
+            ),
             (4, 4, 1, 2, Some(0xa))
         );
         assert_eq!(a.received_bytes, 3 * 172 + 8);
@@ -808,9 +819,14 @@ A/Rtp from [::ffff:203.0.113.10]:4000: via B/Rtp to 198.51.100.20:6000",
             Packet(B, Rtp, "198.51.100.99:61000", rtp(1, 2)),
             Wait(5000),
         ];
-        let mut expect = String::from("B/Rtp from 198.51.100.99:61000: via A/Rtp to 203.0.113.10:4000\n");
+        let mut expect =
+            String::from("B/Rtp from 198.51.100.99:61000: via A/Rtp to 203.0.113.10:4000\n");
         for i in 0..2 * RELATCH_PACKETS {
-            let from = if i % 2 == 0 { "192.0.2.1:1000" } else { "192.0.2.2:1000" };
+            let from = if i % 2 == 0 {
+                "192.0.2.1:1000"
+            } else {
+                "192.0.2.2:1000"
+            };
             steps.push(Packet(B, Rtp, from, rtp(2, 2)));
             writeln!(expect, "B/Rtp from {from}: drop UnexpectedSource").unwrap();
         }
@@ -963,13 +979,28 @@ at 100s: deadline Some(130s) event None",
             ..config
         };
         let steps = vec![Wait(10_000), Hold(true), Wait(3_600_000), Timeout];
-        check(config, steps, "at 3610s: deadline Some(3610s) event Some(Timeout)");
+        check(
+            config,
+            steps,
+            "at 3610s: deadline Some(3610s) event Some(Timeout)",
+        );
     }
 
     #[derive(Clone, Debug)]
     enum Op {
-        Packet { leg: bool, rtcp_socket: bool, source: usize, kind: u8, seq: u16, garbage: Vec<u8> },
-        Remote { leg: bool, rtp: Option<usize>, rtcp: Option<usize> },
+        Packet {
+            leg: bool,
+            rtcp_socket: bool,
+            source: usize,
+            kind: u8,
+            seq: u16,
+            garbage: Vec<u8>,
+        },
+        Remote {
+            leg: bool,
+            rtp: Option<usize>,
+            rtcp: Option<usize>,
+        },
         Wait(u16),
         Hold(bool),
     }
