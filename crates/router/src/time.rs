@@ -257,16 +257,16 @@ pub fn easter_sunday(year: i16) -> Date {
     let d = (19 * a + m) % 30;
     let e = (2 * b + 4 * c + 6 * d + n) % 7;
     // Gauss's exceptions: never April 26, and April 25 only when the Paschal full moon allows.
-    let day_after_march_21 = if d == 29 && e == 6 {
-        28 // April 19
+    let days_from_march_21 = if d == 29 && e == 6 {
+        29 // April 19
     } else if d == 28 && e == 6 && (11 * m + 11) % 30 < 19 {
-        27 // April 18
+        28 // April 18
     } else {
         d + e + 1
     };
     let march_22 = Date::new(year, 3, 22).expect("March 22 exists in every year jiff supports");
     march_22
-        .checked_add(jiff::Span::new().days(i64::from(day_after_march_21 - 1)))
+        .checked_add(jiff::Span::new().days(i64::from(days_from_march_21 - 1)))
         .expect("Easter is within April of the same year")
 }
 
