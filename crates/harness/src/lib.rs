@@ -1,1 +1,1 @@
-//! placeholder
+//! Scripted SIP user agents for tests (phone and trunk roles, RTP send/receive).

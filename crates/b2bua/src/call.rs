@@ -1,0 +1,852 @@
+//! Calls: the B2BUA logic joining the caller's dialog (A leg) to the answering phone's dialog
+//! (B leg), with forking to every registered contact of the routed extensions.
+//!
+//! A call is plain owned data; each handler takes the call out of the table, moves it on, and
+//! puts it back unless it ended, so no handler holds two borrows of the Switchboard.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sdp::{Codec, CodecPolicy, MediaAddress, Origin, SessionDescription};
+use sip_core::{ClientTxId, Peer, ServerTxId, Transport};
+use sip_msg::{HeaderName, Method, NameAddr, Request, Response, Uri};
+use tracing::{debug, info, info_span};
+
+use crate::config::Config;
+use crate::switchboard::{CallKey, LegSide, Now, Output, Switchboard, reason_phrase, transport_name};
+
+/// How long the phones may ring before the caller gets 480.
+const RING_TIMEOUT: Duration = Duration::from_secs(60);
+/// Option tags we support in Require (RFC 3261 §8.2.2.3).
+const SUPPORTED_OPTIONS: &[&str] = &["timer"];
+
+/// Why a client transaction was started, so its responses reach the right handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// The INVITE to fork number `n`.
+    Fork(usize),
+    /// A BYE we sent on a leg.
+    Bye,
+    /// A CANCEL we sent.
+    Cancel,
+}
+
+/// One side of a dialog as seen by the switch (RFC 3261 §12).
+#[derive(Clone, Debug)]
+pub(crate) struct Dialog {
+    call_id: String,
+    local_tag: String,
+    remote_tag: Option<String>,
+    /// Our URI in From/To, as a name-addr without tag.
+    local_uri: String,
+    /// Their URI, as a name-addr without tag.
+    remote_uri: String,
+    remote_target: String,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    peer: Peer,
+}
+
+impl Dialog {
+    fn request(&mut self, method: Method, via_host: &str, branch: &str) -> Request {
+        let uri = Uri::parse(&self.remote_target).unwrap_or_else(|_| Uri::parse("sip:invalid").expect("constant URI parses"));
+        let mut req = Request::new(method.clone(), &uri);
+        let h = &mut req.headers;
+        h.push(HeaderName::Via, format!("SIP/2.0/{} {via_host};branch={branch};rport", transport_name(self.peer.transport)));
+        h.push(HeaderName::MaxForwards, "70");
+        h.push(HeaderName::From, format!("{};tag={}", self.local_uri, self.local_tag));
+        let to = match &self.remote_tag {
+            Some(t) => format!("{};tag={t}", self.remote_uri),
+            None => self.remote_uri.clone(),
+        };
+        h.push(HeaderName::To, to);
+        h.push(HeaderName::CallId, self.call_id.clone());
+        if method != Method::Ack {
+            self.local_cseq += 1;
+        }
+        h.push(HeaderName::CSeq, format!("{} {method}", self.local_cseq));
+        for r in &self.route_set {
+            h.push(HeaderName::Route, r.clone());
+        }
+        req
+    }
+}
+
+fn without_tag(na: &NameAddr) -> String {
+    let mut na = na.clone();
+    na.params.retain(|p| !p.name.eq_ignore_ascii_case("tag"));
+    na.to_string()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ForkState {
+    Calling,
+    Early,
+    Answered,
+    Done,
+}
+
+#[derive(Debug)]
+pub(crate) struct Fork {
+    extension: String,
+    tx: ClientTxId,
+    invite: Request,
+    dialog: Dialog,
+    state: ForkState,
+    cancel_wanted: bool,
+    final_status: Option<u16>,
+    ack: Option<(Peer, Vec<u8>)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallState {
+    /// B legs are ringing.
+    Ringing,
+    /// 200 sent to the caller, waiting for its ACK.
+    Answered,
+    /// Both legs up.
+    Confirmed,
+}
+
+/// One call: the caller's INVITE and dialog, the forks towards phones, and the media ports.
+#[derive(Debug)]
+pub(crate) struct Call {
+    key: CallKey,
+    config: Arc<Config>,
+    a_tx: ServerTxId,
+    a_invite: Request,
+    a_dialog: Dialog,
+    a_offer: SessionDescription,
+    a_answer: Option<Vec<u8>>,
+    a_final_sent: bool,
+    a_origin: Origin,
+    b_origin: Origin,
+    b_offer: SessionDescription,
+    a_ports: media::PortPair,
+    b_ports: media::PortPair,
+    forks: Vec<Fork>,
+    winner: Option<usize>,
+    state: CallState,
+    /// When the call needs attention without any message (ring timeout).
+    pub(crate) deadline: Option<Instant>,
+    dialled: String,
+}
+
+enum Refusal {
+    Status(u16, &'static str),
+    Challenge { stale: bool },
+}
+
+impl Switchboard {
+    /// A new INVITE outside any dialog: authenticate, check, route, fork.
+    pub(crate) fn on_invite(&mut self, id: ServerTxId, req: Request, from: Peer, now: Now) {
+        match self.start_call(id, &req, from, now) {
+            Ok(()) => {}
+            Err(Refusal::Status(status, why)) => {
+                debug!(status, why, "INVITE refused");
+                let mut resp = req.make_response(status, reason_phrase(status), Some(&self.rng.hex()));
+                if !why.is_empty() {
+                    resp.headers.push(HeaderName::Warning, format!("399 centralino \"{why}\""));
+                }
+                match status {
+                    415 => resp.headers.push(HeaderName::Accept, "application/sdp"),
+                    420 => {
+                        let unsupported: Vec<String> = unsupported_options(&req);
+                        resp.headers.push(HeaderName::Unsupported, unsupported.join(", "));
+                    }
+                    _ => {}
+                }
+                self.tx.send_response(id, resp, now.instant);
+            }
+            Err(Refusal::Challenge { stale }) => {
+                let mut resp = req.make_response(407, "Proxy Authentication Required", Some(&self.rng.hex()));
+                for c in self.auth.challenge(now.instant, stale) {
+                    resp.headers.push(HeaderName::ProxyAuthenticate, c);
+                }
+                self.tx.send_response(id, resp, now.instant);
+            }
+        }
+    }
+
+    fn start_call(&mut self, id: ServerTxId, req: &Request, from: Peer, now: Now) -> Result<(), Refusal> {
+        let config = Arc::clone(&self.config);
+        // Trunks are trusted by address and never challenged; anyone else must be one of our
+        // extensions, authenticated by digest (RFC 3261 §22.3).
+        let trunk = config.trunk_for(from.addr.ip()).map(|t| t.name.clone());
+        let mut caller_ext = None;
+        if trunk.is_none() {
+            let Some(value) = req.headers.get(&HeaderName::ProxyAuthorization) else {
+                return Err(Refusal::Challenge { stale: false });
+            };
+            let value = value.to_owned();
+            match self.auth.verify(&value, "INVITE", |user| config.extensions.get(user).map(|e| &e.credentials), now.instant) {
+                Ok(a) => caller_ext = Some(a.username().to_owned()),
+                Err(registrar::AuthFailure::Stale) => return Err(Refusal::Challenge { stale: true }),
+                Err(registrar::AuthFailure::Missing) => return Err(Refusal::Challenge { stale: false }),
+                Err(_) => {
+                    self.stats.auth_failures += 1;
+                    self.penalise(from.addr.ip(), now.instant);
+                    return Err(Refusal::Status(403, "authentication failed"));
+                }
+            }
+        }
+        if !unsupported_options(req).is_empty() {
+            return Err(Refusal::Status(420, ""));
+        }
+        if let Some(mf) = req.headers.get(&HeaderName::MaxForwards) {
+            if sip_msg::parse_u32(mf, 255) == Some(0) {
+                return Err(Refusal::Status(483, ""));
+            }
+        }
+        if let Some(accept) = req.headers.get(&HeaderName::Accept) {
+            let ok = accept.split(',').map(|a| a.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).any(|a| {
+                a == "application/sdp" || a == "application/*" || a == "*/*"
+            });
+            if !ok {
+                return Err(Refusal::Status(406, "we answer with application/sdp"));
+            }
+        }
+        if req.body.is_empty() {
+            // DEVIATION(RFC 3261 §13.2.1): an INVITE without an offer is refused for now; every
+            // trunk and phone we serve sends one.
+            return Err(Refusal::Status(488, "INVITE without SDP offer is not supported"));
+        }
+        let ctype = req.headers.get(&HeaderName::ContentType).unwrap_or("application/sdp");
+        if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/sdp") {
+            return Err(Refusal::Status(415, "only application/sdp bodies are understood"));
+        }
+        let a_offer = SessionDescription::parse(&req.body).map_err(|_| Refusal::Status(400, "malformed SDP"))?;
+        let Ok(uri) = req.uri() else { return Err(Refusal::Status(400, "bad Request-URI")) };
+        let dialled = uri.user().unwrap_or_default().to_owned();
+
+        // Route: which extensions ring.
+        let extensions = self.route_call(&config, &dialled, req, trunk.as_deref(), caller_ext.as_deref(), now)?;
+        let mut targets = Vec::new();
+        for ext in &extensions {
+            for b in self.registrar.lookup(ext, now.instant) {
+                let r = &b.record;
+                let transport = if r.transport.eq_ignore_ascii_case("tcp") { Transport::Tcp } else { Transport::Udp };
+                targets.push((ext.clone(), r.contact_uri.clone(), Peer { transport, addr: r.received_from }));
+            }
+        }
+        if targets.is_empty() {
+            return Err(Refusal::Status(480, "nobody to ring is registered"));
+        }
+
+        let policy = CodecPolicy::default();
+        let Ok(a_ports) = self.ports.allocate() else { return Err(Refusal::Status(503, "no media ports left")) };
+        let Ok(b_ports) = self.ports.allocate() else {
+            let _ = self.ports.free(a_ports);
+            return Err(Refusal::Status(503, "no media ports left"));
+        };
+        let (a_port, b_port) = (a_ports.rtp(), b_ports.rtp());
+        let ip = self.settings.advertised_ip;
+        let mut b_origin = Origin::new(self.rng.next_u64() >> 1, ip);
+        let b_offer = match sdp::offer_from(&a_offer, &policy, MediaAddress { ip, rtp_port: b_port }, &mut b_origin) {
+            Ok(o) => o,
+            Err(_) => {
+                let _ = self.ports.free(a_ports);
+                let _ = self.ports.free(b_ports);
+                return Err(Refusal::Status(488, "no codec in common"));
+            }
+        };
+        let a_origin = Origin::new(self.rng.next_u64() >> 1, ip);
+
+        let key = self.new_call_key();
+        let span = info_span!("call", call = key.0, call_id = req.call_id().unwrap_or_default());
+        let _enter = span.enter();
+        info!(dialled = %dialled, trunk = ?trunk, caller = ?caller_ext, forks = targets.len(), "call started");
+        self.stats.calls_started += 1;
+
+        let a_from = req.from().ok_or(Refusal::Status(400, "bad From"))?;
+        let a_to = req.to().ok_or(Refusal::Status(400, "bad To"))?;
+        let a_contact = req
+            .headers
+            .values(&HeaderName::Contact)
+            .and_then(|v| v.first().and_then(|c| NameAddr::parse(c).ok()))
+            .map_or_else(|| a_from.uri.to_string(), |c| c.uri.to_string());
+        let a_dialog = Dialog {
+            call_id: req.call_id().unwrap_or_default().to_owned(),
+            local_tag: self.rng.hex(),
+            remote_tag: a_from.tag().map(str::to_owned),
+            local_uri: without_tag(&a_to),
+            remote_uri: without_tag(&a_from),
+            remote_target: a_contact,
+            route_set: req.headers.values(&HeaderName::RecordRoute).unwrap_or_default().iter().map(|s| s.to_string()).collect(),
+            local_cseq: 0,
+            peer: from,
+        };
+
+        // 100 Trying at once: the forks may take a while (RFC 3261 §17.2.1).
+        let trying = req.make_response(100, "Trying", None);
+        self.tx.send_response(id, trying, now.instant);
+
+        self.out.push_back(Output::OpenMedia { call: key, a_port, b_port, timeout: config.media_timeout });
+        if let Some(neg) = sdp::answer(&a_offer, &policy, MediaAddress { ip, rtp_port: a_port }, &mut a_origin.clone()).ok().map(|(_, n)| n) {
+            self.out.push_back(Output::MediaRemote { call: key, leg: LegSide::A, rtp: neg.remote, rtcp: neg.remote_rtcp });
+        }
+
+        let caller_user = a_from.uri.user().unwrap_or("anonymous").to_owned();
+        let caller_display = a_from.display.clone();
+        let offer_bytes = b_offer.to_bytes();
+        let max_forwards = req.headers.get(&HeaderName::MaxForwards).and_then(|m| sip_msg::parse_u32(m, 255)).map_or(70, |m| m.saturating_sub(1).min(70));
+        let mut forks = Vec::new();
+        let local_host = self.local_host();
+        for (idx, (ext, contact, peer)) in targets.into_iter().enumerate() {
+            let display = caller_display.as_ref().map(|d| format!("\"{}\" ", d.replace(['"', '\\'], ""))).unwrap_or_default();
+            let mut dialog = Dialog {
+                call_id: format!("{}@centralino", self.rng.hex()),
+                local_tag: self.rng.hex(),
+                remote_tag: None,
+                local_uri: format!("{display}<sip:{caller_user}@{}>", config.domain),
+                remote_uri: format!("<sip:{ext}@{}>", config.domain),
+                remote_target: contact,
+                route_set: Vec::new(),
+                local_cseq: 0,
+                peer,
+            };
+            let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+            let mut invite = dialog.request(Method::Invite, &local_host, &branch);
+            invite.headers.set(HeaderName::MaxForwards, max_forwards.to_string());
+            invite.headers.push(HeaderName::Contact, format!("<sip:centralino@{local_host};transport={}>", transport_name(peer.transport).to_ascii_lowercase()));
+            invite.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+            invite.headers.push(HeaderName::Supported, "timer");
+            invite.headers.push(HeaderName::UserAgent, "Centralino");
+            invite.headers.push(HeaderName::ContentType, "application/sdp");
+            invite.body = offer_bytes.clone();
+            let tx = self.tx.send_request(invite.clone(), peer, now.instant);
+            self.by_client_tx.insert(tx, (key, Purpose::Fork(idx)));
+            self.by_call_id.insert(dialog.call_id.clone(), key);
+            forks.push(Fork { extension: ext, tx, invite, dialog, state: ForkState::Calling, cancel_wanted: false, final_status: None, ack: None });
+        }
+
+        self.by_server_tx.insert(id, key);
+        self.by_call_id.insert(a_dialog.call_id.clone(), key);
+        self.calls.insert(
+            key,
+            Call {
+                key,
+                config,
+                a_tx: id,
+                a_invite: req.clone(),
+                a_dialog,
+                a_offer,
+                a_answer: None,
+                a_final_sent: false,
+                a_origin,
+                b_origin,
+                b_offer,
+                a_ports,
+                b_ports,
+                forks,
+                winner: None,
+                state: CallState::Ringing,
+                deadline: Some(now.instant + RING_TIMEOUT),
+                dialled,
+            },
+        );
+        Ok(())
+    }
+
+    /// Asks the router which extensions ring for this call.
+    fn route_call(
+        &mut self,
+        config: &Config,
+        dialled: &str,
+        req: &Request,
+        trunk: Option<&str>,
+        caller_ext: Option<&str>,
+        now: Now,
+    ) -> Result<Vec<String>, Refusal> {
+        let mut facts = router::CallFacts::default();
+        facts.dialled = dialled.to_owned();
+        facts.caller = req.from().and_then(|f| f.uri.user().map(str::to_owned)).or(caller_ext.map(str::to_owned));
+        facts.trunk = trunk.map(str::to_owned);
+        for ext in config.extensions.keys() {
+            let registered = self.registrar.lookup(ext, now.instant).next().is_some();
+            let busy = self.calls.values().any(|c| c.forks.iter().any(|f| &f.extension == ext && f.state == ForkState::Answered));
+            facts.members.insert(ext.clone(), router::MemberState { registered, busy });
+        }
+        let decision = router::route(&config.plan, &facts, now.wall, &mut self.strategy);
+        debug!(target_ = %decision.target, ring = ?decision.ring, reasons = ?decision.reasons, "route decision");
+        if !decision.ring.is_empty() {
+            return Ok(decision.ring.clone());
+        }
+        match &decision.target {
+            router::Target::Extension(e) => Ok(vec![e.clone()]),
+            // DEVIATION(issue 5): until the IVR plays menus, messages and voicemail, those
+            // targets ring the configured operator so that no caller is turned away.
+            router::Target::Menu(_) | router::Target::Voicemail(_) | router::Target::Message(_) | router::Target::Queue(_) => match &config.operator {
+                Some(op) => Ok(vec![op.clone()]),
+                None => Err(Refusal::Status(480, "no operator configured for IVR targets")),
+            },
+            router::Target::Hangup(_) => Err(Refusal::Status(480, "the dialplan hangs up")),
+            _ => Err(Refusal::Status(404, "no route for the dialled number")),
+        }
+    }
+
+    pub(crate) fn on_response(&mut self, id: ClientTxId, resp: Response, now: Now) {
+        let is_final = resp.status >= 200;
+        let Some(&(key, purpose)) = self.by_client_tx.get(&id) else {
+            return self.orphan_response(resp);
+        };
+        if is_final && !(purpose != Purpose::Bye && resp.status < 300 && is_invite(&resp)) {
+            self.by_client_tx.remove(&id);
+        }
+        let Some(mut call) = self.calls.remove(&key) else {
+            self.by_client_tx.remove(&id);
+            return self.orphan_response(resp);
+        };
+        let span = info_span!("call", call = key.0, call_id = %call.a_dialog.call_id);
+        let _enter = span.enter();
+        let keep = match purpose {
+            Purpose::Fork(idx) => self.fork_response(&mut call, idx, resp, now),
+            Purpose::Bye | Purpose::Cancel => true,
+        };
+        self.put_back(call, keep, now);
+    }
+
+    /// A 2xx to an INVITE whose call is gone: ACK it and hang it up (RFC 3261 §13.2.2.4 forking).
+    fn orphan_response(&mut self, resp: Response) {
+        if resp.status / 100 == 2 && is_invite(&resp) {
+            debug!("2xx for a call that has ended: ACK and BYE");
+        }
+    }
+
+    fn fork_response(&mut self, call: &mut Call, idx: usize, resp: Response, now: Now) -> bool {
+        let local_host = self.local_host();
+        let Some(fork) = call.forks.get_mut(idx) else { return true };
+        let status = resp.status;
+        if status == 100 {
+            return true;
+        }
+        // Learn the remote tag and target from any response with a To tag (early dialog).
+        if let Some(to) = resp.to() {
+            if fork.dialog.remote_tag.is_none() {
+                fork.dialog.remote_tag = to.tag().map(str::to_owned);
+            }
+        }
+        if status < 300 {
+            if let Some(c) = resp.headers.values(&HeaderName::Contact).and_then(|v| v.first().and_then(|c| NameAddr::parse(c).ok())) {
+                fork.dialog.remote_target = c.uri.to_string();
+            }
+            if let Some(rr) = resp.headers.values(&HeaderName::RecordRoute) {
+                if !rr.is_empty() {
+                    fork.dialog.route_set = rr.iter().rev().map(|s| s.to_string()).collect();
+                }
+            }
+        }
+        match status {
+            101..=199 => {
+                if fork.state == ForkState::Calling {
+                    fork.state = ForkState::Early;
+                }
+                if fork.cancel_wanted {
+                    self.send_cancel(call.key, idx, &call.forks[idx].invite.clone(), call.forks[idx].dialog.peer, now);
+                    return true;
+                }
+                if call.state == CallState::Ringing && !call.a_final_sent {
+                    let mut ring = call.a_invite.make_response(180, "Ringing", Some(&call.a_dialog.local_tag));
+                    self.add_contact(&mut ring, call.a_dialog.peer.transport);
+                    if status == 183 && !resp.body.is_empty() {
+                        // Early media: answer the caller now with the codec the phone chose.
+                        if let Some(body) = self.answer_for_a(call, &resp.body) {
+                            ring.status = 183;
+                            ring.reason = "Session Progress".into();
+                            ring.headers.push(HeaderName::ContentType, "application/sdp");
+                            ring.body = body;
+                        }
+                    }
+                    self.tx.send_response(call.a_tx, ring, now.instant);
+                }
+                true
+            }
+            200..=299 => {
+                let fork = &mut call.forks[idx];
+                if fork.state == ForkState::Answered {
+                    // 2xx retransmission: our ACK was lost (RFC 3261 §13.2.2.4).
+                    if let Some((peer, ack)) = &fork.ack {
+                        self.send_stateless(*peer, ack.clone());
+                    }
+                    return true;
+                }
+                fork.state = ForkState::Answered;
+                fork.final_status = Some(status);
+                let cseq = fork.invite.cseq().map_or(1, |c| c.seq);
+                let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+                let mut ack = fork.dialog.request(Method::Ack, &local_host, &branch);
+                ack.headers.set(HeaderName::CSeq, format!("{cseq} ACK"));
+                let peer = fork.dialog.peer;
+                let ack_bytes = ack.to_bytes();
+                fork.ack = Some((peer, ack_bytes.clone()));
+                self.send_stateless(peer, ack_bytes);
+                if call.winner.is_some() || call.a_final_sent {
+                    // Another fork won, or the caller cancelled: hang this one up.
+                    self.send_bye_fork(call, idx, now);
+                    return self.call_still_busy(call);
+                }
+                call.winner = Some(idx);
+                let body = self.answer_for_a(call, &resp.body);
+                for other in 0..call.forks.len() {
+                    if other != idx {
+                        self.cancel_fork(call, other, now);
+                    }
+                }
+                let mut ok = call.a_invite.make_response(200, "OK", Some(&call.a_dialog.local_tag));
+                for rr in call.a_invite.headers.get_all(&HeaderName::RecordRoute) {
+                    ok.headers.push(HeaderName::RecordRoute, rr.to_owned());
+                }
+                self.add_contact(&mut ok, call.a_dialog.peer.transport);
+                self.add_capabilities(&mut ok);
+                if let Some(body) = body {
+                    ok.headers.push(HeaderName::ContentType, "application/sdp");
+                    ok.body = body;
+                }
+                self.tx.send_response(call.a_tx, ok, now.instant);
+                call.a_final_sent = true;
+                call.state = CallState::Answered;
+                call.deadline = None;
+                self.stats.calls_answered += 1;
+                info!(extension = %call.forks[idx].extension, "call answered");
+                true
+            }
+            _ => {
+                let fork = &mut call.forks[idx];
+                fork.state = ForkState::Done;
+                fork.final_status = Some(status);
+                debug!(extension = %fork.extension, status, "fork failed");
+                if call.winner.is_none() && !call.a_final_sent && call.forks.iter().all(|f| f.state == ForkState::Done) {
+                    let mapped = map_failure(call.forks.iter().filter_map(|f| f.final_status));
+                    self.fail_a(call, mapped, now);
+                    return false;
+                }
+                self.call_still_busy(call)
+            }
+        }
+    }
+
+    /// The SDP answer for the caller, built once with the codec the phone picked.
+    fn answer_for_a(&mut self, call: &mut Call, b_sdp: &[u8]) -> Option<Vec<u8>> {
+        if let Some(a) = &call.a_answer {
+            return Some(a.clone());
+        }
+        let b_answer = SessionDescription::parse(b_sdp).ok()?;
+        let neg = sdp::accept_answer(&call.b_offer, &b_answer).ok()?;
+        self.out.push_back(Output::MediaRemote { call: call.key, leg: LegSide::B, rtp: neg.remote, rtcp: neg.remote_rtcp });
+        let mut codecs = vec![neg.codec.codec];
+        if neg.telephone_event_payload_type.is_some() || call.a_offer.media.iter().any(|m| m.telephone_event_payload_type().is_some()) {
+            codecs.push(Codec::TelephoneEvent);
+        }
+        let policy = CodecPolicy::new(codecs).unwrap_or_default();
+        let local = MediaAddress { ip: self.settings.advertised_ip, rtp_port: call.a_ports.rtp() };
+        let (answer, neg_a) = sdp::answer(&call.a_offer, &policy, local, &mut call.a_origin).ok()?;
+        self.out.push_back(Output::MediaRemote { call: call.key, leg: LegSide::A, rtp: neg_a.remote, rtcp: neg_a.remote_rtcp });
+        let bytes = answer.to_bytes();
+        call.a_answer = Some(bytes.clone());
+        Some(bytes)
+    }
+
+    fn add_contact(&self, resp: &mut Response, transport: Transport) {
+        resp.headers.push(
+            HeaderName::Contact,
+            format!("<sip:centralino@{};transport={}>", self.local_host(), transport_name(transport).to_ascii_lowercase()),
+        );
+    }
+
+    /// CANCEL a ringing fork (RFC 3261 §9.1: only once it sent a provisional response).
+    fn cancel_fork(&mut self, call: &mut Call, idx: usize, now: Now) {
+        let Some(fork) = call.forks.get_mut(idx) else { return };
+        match fork.state {
+            ForkState::Early => {
+                let invite = fork.invite.clone();
+                let peer = fork.dialog.peer;
+                fork.cancel_wanted = true;
+                self.send_cancel(call.key, idx, &invite, peer, now);
+            }
+            ForkState::Calling => fork.cancel_wanted = true,
+            ForkState::Answered | ForkState::Done => {}
+        }
+    }
+
+    fn send_cancel(&mut self, key: CallKey, _idx: usize, invite: &Request, peer: Peer, now: Now) {
+        let cancel = sip_core::build_cancel(invite);
+        let tx = self.tx.send_request(cancel, peer, now.instant);
+        self.by_client_tx.insert(tx, (key, Purpose::Cancel));
+    }
+
+    fn send_bye_fork(&mut self, call: &mut Call, idx: usize, now: Now) {
+        let local_host = self.local_host();
+        let Some(fork) = call.forks.get_mut(idx) else { return };
+        let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+        let bye = fork.dialog.request(Method::Bye, &local_host, &branch);
+        fork.state = ForkState::Done;
+        let tx = self.tx.send_request(bye, fork.dialog.peer, now.instant);
+        self.by_client_tx.insert(tx, (call.key, Purpose::Bye));
+    }
+
+    fn send_bye_a(&mut self, call: &mut Call, now: Now) {
+        let local_host = self.local_host();
+        let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+        let bye = call.a_dialog.request(Method::Bye, &local_host, &branch);
+        let tx = self.tx.send_request(bye, call.a_dialog.peer, now.instant);
+        self.by_client_tx.insert(tx, (call.key, Purpose::Bye));
+    }
+
+    /// Final failure to the caller, then the call is over.
+    fn fail_a(&mut self, call: &mut Call, status: u16, now: Now) {
+        if !call.a_final_sent {
+            let resp = call.a_invite.make_response(status, reason_phrase(status), Some(&call.a_dialog.local_tag));
+            self.tx.send_response(call.a_tx, resp, now.instant);
+            call.a_final_sent = true;
+        }
+    }
+
+    /// True while some fork still needs the call's state (a CANCEL or BYE in flight is fine to drop).
+    fn call_still_busy(&self, call: &Call) -> bool {
+        call.winner.is_some() || call.forks.iter().any(|f| matches!(f.state, ForkState::Calling | ForkState::Early))
+    }
+
+    /// Puts a call back in the table, or tears it down for good.
+    fn put_back(&mut self, call: Call, keep: bool, now: Now) {
+        let _ = now;
+        if keep {
+            self.calls.insert(call.key, call);
+        } else {
+            self.release(call);
+        }
+    }
+
+    /// Frees everything a call holds. Client transactions still running (BYE, CANCEL, 487s)
+    /// finish in the transaction layer; their responses then find no call and are dropped.
+    fn release(&mut self, call: Call) {
+        info!(call = call.key.0, dialled = %call.dialled, "call ended");
+        self.stats.calls_ended += 1;
+        self.out.push_back(Output::CloseMedia { call: call.key });
+        let _ = self.ports.free(call.a_ports);
+        let _ = self.ports.free(call.b_ports);
+        self.by_server_tx.remove(&call.a_tx);
+        self.by_call_id.remove(&call.a_dialog.call_id);
+        for f in &call.forks {
+            self.by_call_id.remove(&f.dialog.call_id);
+            if !matches!(f.state, ForkState::Calling | ForkState::Early) {
+                self.by_client_tx.remove(&f.tx);
+            }
+        }
+        self.by_client_tx.retain(|_, (k, _)| *k != call.key);
+    }
+
+    /// Ends a call from our side (media timeout, ring timeout, bind failure).
+    pub(crate) fn end_call(&mut self, key: CallKey, why: &str, now: Now) {
+        let Some(mut call) = self.calls.remove(&key) else { return };
+        info!(call = key.0, why, "ending call");
+        if !call.a_final_sent {
+            for idx in 0..call.forks.len() {
+                self.cancel_fork(&mut call, idx, now);
+            }
+            self.fail_a(&mut call, 480, now);
+        } else {
+            self.send_bye_a(&mut call, now);
+            if let Some(w) = call.winner {
+                if call.forks[w].state == ForkState::Answered {
+                    self.send_bye_fork(&mut call, w, now);
+                }
+            }
+        }
+        self.release(call);
+    }
+
+    pub(crate) fn call_timers(&mut self, now: Now) {
+        let due: Vec<CallKey> = self.calls.values().filter(|c| c.deadline.is_some_and(|d| d <= now.instant)).map(|c| c.key).collect();
+        for key in due {
+            self.end_call(key, "nobody answered in time", now);
+        }
+    }
+
+    pub(crate) fn on_client_timeout(&mut self, id: ClientTxId, now: Now) {
+        let Some((key, purpose)) = self.by_client_tx.remove(&id) else { return };
+        let Some(mut call) = self.calls.remove(&key) else { return };
+        let keep = match purpose {
+            Purpose::Fork(idx) => {
+                // Timer B: as if the phone had answered 408 (RFC 3261 §17.1.1.2).
+                let mut fake = Response { status: 408, reason: "Request Timeout".into(), headers: Default::default(), body: Vec::new() };
+                fake.headers = call.forks[idx].invite.make_response(408, "Request Timeout", None).headers;
+                if call.forks[idx].state == ForkState::Answered {
+                    true
+                } else {
+                    self.fork_response(&mut call, idx, fake, now)
+                }
+            }
+            Purpose::Bye | Purpose::Cancel => true,
+        };
+        self.put_back(call, keep, now);
+    }
+
+    pub(crate) fn on_cancelled(&mut self, invite: ServerTxId, now: Now) {
+        let Some(key) = self.by_server_tx.get(&invite).copied() else { return };
+        let Some(mut call) = self.calls.remove(&key) else { return };
+        info!(call = key.0, "caller cancelled");
+        for idx in 0..call.forks.len() {
+            self.cancel_fork(&mut call, idx, now);
+        }
+        self.fail_a(&mut call, 487, now);
+        self.release(call);
+    }
+
+    pub(crate) fn on_ack(&mut self, req: Request, _from: Peer, now: Now) {
+        let Some(call_id) = req.call_id() else { return };
+        let Some(&key) = self.by_call_id.get(call_id) else { return };
+        let cseq = req.cseq().map_or(0, |c| c.seq);
+        if let Some(id) = self.tx.find_invite_server(call_id, cseq) {
+            self.tx.ack_received(id);
+        }
+        if let Some(call) = self.calls.get_mut(&key) {
+            if call.state == CallState::Answered && call.a_dialog.call_id == call_id {
+                call.state = CallState::Confirmed;
+                debug!(call = key.0, "caller ACKed: call confirmed");
+            }
+        }
+        let _ = now;
+    }
+
+    pub(crate) fn on_ack_timeout(&mut self, id: ServerTxId, now: Now) {
+        if let Some(&key) = self.by_server_tx.get(&id) {
+            if self.calls.get(&key).is_some_and(|c| c.state == CallState::Answered) {
+                // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the dialog with BYE.
+                self.end_call(key, "caller never ACKed the 200", now);
+            }
+        }
+    }
+
+    pub(crate) fn on_stray_2xx(&mut self, resp: Response, from: Peer) {
+        debug!(peer = %from.addr, status = resp.status, "stray 2xx dropped");
+    }
+
+    /// Requests inside an existing dialog (To tag present).
+    pub(crate) fn in_dialog_request(&mut self, id: ServerTxId, req: Request, from: Peer, now: Now) {
+        let call_id = req.call_id().unwrap_or_default().to_owned();
+        let to_tag = req.to().and_then(|t| t.tag().map(str::to_owned));
+        let key = self.by_call_id.get(&call_id).copied();
+        let Some(mut call) = key.and_then(|k| self.calls.remove(&k)) else {
+            let resp = req.make_response(481, "Call/Transaction Does Not Exist", None);
+            self.tx.send_response(id, resp, now.instant);
+            return;
+        };
+        let side = if call.a_dialog.call_id == call_id && to_tag.as_deref() == Some(call.a_dialog.local_tag.as_str()) {
+            Some(LegSide::A)
+        } else if call.winner.is_some_and(|w| call.forks[w].dialog.call_id == call_id && to_tag.as_deref() == Some(call.forks[w].dialog.local_tag.as_str())) {
+            Some(LegSide::B)
+        } else {
+            None
+        };
+        let span = info_span!("call", call = call.key.0, call_id = %call.a_dialog.call_id);
+        let _enter = span.enter();
+        let Some(side) = side else {
+            let resp = req.make_response(481, "Call/Transaction Does Not Exist", None);
+            self.tx.send_response(id, resp, now.instant);
+            self.calls.insert(call.key, call);
+            return;
+        };
+        let keep = match req.method {
+            Method::Bye => {
+                let resp = req.make_response(200, "OK", None);
+                self.tx.send_response(id, resp, now.instant);
+                info!(?side, "hang-up");
+                match side {
+                    LegSide::A => {
+                        if let Some(w) = call.winner {
+                            self.send_bye_fork(&mut call, w, now);
+                        }
+                    }
+                    LegSide::B => self.send_bye_a(&mut call, now),
+                }
+                false
+            }
+            Method::Invite | Method::Update => {
+                self.session_refresh(&mut call, id, &req, side, from, now);
+                true
+            }
+            Method::Info | Method::Options | Method::Notify => {
+                let resp = req.make_response(200, "OK", None);
+                self.tx.send_response(id, resp, now.instant);
+                true
+            }
+            Method::Ack => true,
+            _ => {
+                let mut resp = req.make_response(405, "Method Not Allowed", None);
+                self.add_capabilities(&mut resp);
+                self.tx.send_response(id, resp, now.instant);
+                true
+            }
+        };
+        self.put_back(call, keep, now);
+    }
+
+    /// re-INVITE or UPDATE on one leg (hold, resume, new address): answered by the switch,
+    /// which keeps anchoring media; the relay learns the new remote address.
+    // DEVIATION(RFC 3264 §8): the change is not forwarded to the other leg; the relay keeps
+    // both media paths up, so the other phone needs no new offer.
+    fn session_refresh(&mut self, call: &mut Call, id: ServerTxId, req: &Request, side: LegSide, _from: Peer, now: Now) {
+        let port = match side {
+            LegSide::A => call.a_ports.rtp(),
+            LegSide::B => call.b_ports.rtp(),
+        };
+        let local = MediaAddress { ip: self.settings.advertised_ip, rtp_port: port };
+        let mut resp = req.make_response(200, "OK", None);
+        self.add_contact(&mut resp, req.top_via().map_or(Transport::Udp, |v| if v.transport == "TCP" { Transport::Tcp } else { Transport::Udp }));
+        self.add_capabilities(&mut resp);
+        if let Some(se) = req.headers.get(&HeaderName::SessionExpires) {
+            // RFC 4028 §9: echo the interval; the refresher stays whoever the peer chose.
+            resp.headers.push(HeaderName::SessionExpires, se.to_owned());
+        }
+        if !req.body.is_empty() {
+            let Ok(offer) = SessionDescription::parse(&req.body) else {
+                let resp = req.make_response(488, "Not Acceptable Here", None);
+                self.tx.send_response(id, resp, now.instant);
+                return;
+            };
+            let origin = match side {
+                LegSide::A => &mut call.a_origin,
+                LegSide::B => &mut call.b_origin,
+            };
+            match sdp::answer(&offer, &CodecPolicy::default(), local, origin) {
+                Ok((answer, neg)) => {
+                    self.out.push_back(Output::MediaRemote { call: call.key, leg: side, rtp: neg.remote, rtcp: neg.remote_rtcp });
+                    resp.headers.push(HeaderName::ContentType, "application/sdp");
+                    resp.body = answer.to_bytes();
+                }
+                Err(_) => {
+                    let resp = req.make_response(488, "Not Acceptable Here", None);
+                    self.tx.send_response(id, resp, now.instant);
+                    return;
+                }
+            }
+        }
+        self.tx.send_response(id, resp, now.instant);
+    }
+}
+
+fn is_invite(resp: &Response) -> bool {
+    resp.cseq().is_some_and(|c| c.method == Method::Invite)
+}
+
+fn unsupported_options(req: &Request) -> Vec<String> {
+    req.headers
+        .values(&HeaderName::Require)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| !SUPPORTED_OPTIONS.iter().any(|s| s.eq_ignore_ascii_case(o)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What the caller hears when no phone answered (RFC 3261 §16.7 "best response" in spirit).
+fn map_failure(statuses: impl Iterator<Item = u16>) -> u16 {
+    let statuses: Vec<u16> = statuses.collect();
+    if statuses.iter().any(|&s| s == 486 || s == 600) {
+        486
+    } else if statuses.iter().any(|&s| s == 603) {
+        603
+    } else {
+        480
+    }
+}

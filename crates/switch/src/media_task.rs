@@ -1,0 +1,83 @@
+//! One task per call relays RTP and RTCP between the call's four sockets, using the sans-IO
+//! `media::Relay` to decide where each datagram goes. One receive buffer per socket, reused:
+//! nothing is allocated per packet.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use media::{Channel, Forward, LegId, Relay, RelayConfig};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Commands from the call loop to a call's media task.
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// New remote addresses for a leg.
+    Remote { leg: LegId, rtp: Option<SocketAddr>, rtcp: Option<SocketAddr> },
+    /// Stop and close the sockets.
+    Close,
+}
+
+/// Binds the four sockets of a call. Fails if any port is taken.
+pub fn bind(ip: IpAddr, a_port: u16, b_port: u16) -> std::io::Result<[UdpSocket; 4]> {
+    let b = |port: u16| -> std::io::Result<UdpSocket> {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+        s.set_nonblocking(true)?;
+        UdpSocket::from_std(s)
+    };
+    Ok([b(a_port)?, b(a_port + 1)?, b(b_port)?, b(b_port + 1)?])
+}
+
+fn index(leg: LegId, channel: Channel) -> usize {
+    match (leg, channel) {
+        (LegId::A, Channel::Rtp) => 0,
+        (LegId::A, Channel::Rtcp) => 1,
+        (LegId::B, Channel::Rtp) => 2,
+        (LegId::B, Channel::Rtcp) => 3,
+    }
+}
+
+/// Relays until closed or timed out; on timeout calls `on_timeout`.
+pub async fn relay(sockets: [UdpSocket; 4], timeout: Duration, mut commands: mpsc::UnboundedReceiver<MediaCommand>, on_timeout: impl FnOnce()) {
+    let start = tokio::time::Instant::now();
+    let mut relay = Relay::new(RelayConfig { media_timeout: timeout, ..RelayConfig::default() }, start.into_std());
+    let mut bufs = [[0u8; 2048]; 4];
+    let legs = [(LegId::A, Channel::Rtp), (LegId::A, Channel::Rtcp), (LegId::B, Channel::Rtp), (LegId::B, Channel::Rtcp)];
+    loop {
+        let deadline = relay.poll_timeout().map(tokio::time::Instant::from_std);
+        let [b0, b1, b2, b3] = &mut bufs;
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(MediaCommand::Remote { leg, rtp, rtcp }) => relay.set_remote(leg, rtp, rtcp),
+                Some(MediaCommand::Close) | None => return,
+            },
+            r = sockets[0].recv_from(b0) => forward(&mut relay, &sockets, legs[0], r, b0),
+            r = sockets[1].recv_from(b1) => forward(&mut relay, &sockets, legs[1], r, b1),
+            r = sockets[2].recv_from(b2) => forward(&mut relay, &sockets, legs[2], r, b2),
+            r = sockets[3].recv_from(b3) => forward(&mut relay, &sockets, legs[3], r, b3),
+            _ = sleep_until(deadline) => {
+                if relay.handle_timeout(tokio::time::Instant::now().into_std()).is_some() {
+                    on_timeout();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn forward(relay: &mut Relay, sockets: &[UdpSocket; 4], (leg, channel): (LegId, Channel), r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
+    let Ok((n, from)) = r else { return };
+    let Some(bytes) = buf.get(..n) else { return };
+    let now = std::time::Instant::now();
+    if let Forward::To { leg: out_leg, channel: out_channel, addr } = relay.on_datagram(leg, channel, from, bytes, now) {
+        // A full socket buffer drops the packet, as the network would.
+        let _ = sockets[index(out_leg, out_channel)].try_send_to(bytes, addr);
+    }
+}

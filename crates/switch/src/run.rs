@@ -1,0 +1,345 @@
+//! `centralino run`: the tokio edge around the Switchboard. One loop owns the Switchboard and
+//! the SIP UDP socket; TCP connections, media tasks and signals reach it as [`Wake`] events.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use b2bua::{CallKey, Input, LegSide, Now, Output, Switchboard, SwitchboardConfig};
+use sip_core::{Peer, TimerConfig, Transport};
+use sip_msg::{Frame, StreamFramer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+
+use crate::db::{self, DbWrite};
+use crate::media_task::{self, MediaCommand};
+use crate::metrics;
+
+/// A TCP connection with no traffic for this long is closed.
+const TCP_IDLE: Duration = Duration::from_secs(300);
+/// Most TCP connections served at once.
+const TCP_MAX_CONNECTIONS: usize = 4096;
+
+/// Everything besides UDP datagrams and timers that wakes the call loop.
+enum Wake {
+    Tcp { from: SocketAddr, bytes: Vec<u8> },
+    TcpOpen { addr: SocketAddr, writer: mpsc::Sender<Vec<u8>> },
+    TcpClosed { addr: SocketAddr },
+    MediaTimeout(CallKey),
+    Reload,
+    Shutdown,
+}
+
+/// The switch's clock: real, or started at a chosen instant and advancing in real time.
+struct Clock {
+    start_instant: Instant,
+    start_wall: Option<jiff::Timestamp>,
+}
+
+impl Clock {
+    fn now(&self) -> Now {
+        let instant = Instant::now();
+        let wall = match self.start_wall {
+            Some(w) => {
+                let elapsed = jiff::SignedDuration::try_from(instant - self.start_instant).unwrap_or_default();
+                w.checked_add(elapsed).unwrap_or(w)
+            }
+            None => jiff::Timestamp::now(),
+        };
+        Now { instant, wall }
+    }
+}
+
+/// Runs the switch until SIGTERM or SIGINT.
+pub fn run(config_path: &Path, listen: SocketAddr, data_dir: &Path, start_time: Option<&str>) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let start_wall = match start_time {
+        Some(s) => Some(s.parse::<jiff::Timestamp>().with_context(|| format!("--start-time {s}: not an RFC 3339 instant"))?),
+        None => None,
+    };
+    let config = Arc::new(crate::load_config(config_path)?);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(main_loop(config_path.to_owned(), config, listen, data_dir.to_owned(), Clock { start_instant: Instant::now(), start_wall }))
+}
+
+async fn main_loop(config_path: std::path::PathBuf, config: Arc<b2bua::Config>, listen: SocketAddr, data_dir: std::path::PathBuf, clock: Clock) -> anyhow::Result<()> {
+    let (stored, db_tx, db_thread) = db::open(&data_dir)?;
+    let udp = UdpSocket::bind(listen).await.with_context(|| format!("cannot bind UDP {listen}"))?;
+    let tcp = TcpListener::bind(listen).await.with_context(|| format!("cannot bind TCP {listen}"))?;
+    let local = udp.local_addr()?;
+    let advertised_ip = if listen.ip().is_unspecified() {
+        warn!("listening on an unspecified address: advertising 127.0.0.1 in Via, Contact and SDP");
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        listen.ip()
+    };
+    let mut seed = [0u8; 32];
+    getrandom(&mut seed);
+    let settings = SwitchboardConfig { advertised_ip, sip_port: local.port(), rng_seed: seed, timers: TimerConfig::default() };
+    let mut sb = Switchboard::new(settings, Arc::clone(&config));
+    sb.restore_bindings(stored, clock.now());
+    info!(udp = %local, tcp = %tcp.local_addr()?, config = %config.file, bindings = sb.n_bindings(), "centralino running");
+
+    let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<Wake>();
+    tokio::spawn(accept_tcp(tcp, wake_tx.clone()));
+    spawn_signals(wake_tx.clone());
+    let snapshot: metrics::Snapshot = Arc::new(Mutex::new(String::new()));
+    if let Some(addr) = config.metrics {
+        let snap = Arc::clone(&snapshot);
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, snap).await {
+                error!(%addr, error = %e, "metrics server failed");
+            }
+        });
+    }
+
+    let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut media: HashMap<CallKey, mpsc::UnboundedSender<MediaCommand>> = HashMap::new();
+    let mut buf = vec![0u8; 65_536];
+    let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        // Act on everything the Switchboard wants done.
+        while let Some(out) = sb.poll_output() {
+            match out {
+                Output::Transmit { to, bytes } => transmit(&udp, &mut conns, &wake_tx, to, bytes).await,
+                Output::OpenMedia { call, a_port, b_port, timeout } => match media_task::bind(advertised_ip, a_port, b_port) {
+                    Ok(sockets) => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        media.insert(call, tx);
+                        let wake = wake_tx.clone();
+                        tokio::spawn(media_task::relay(sockets, timeout, rx, move || {
+                            let _ = wake.send(Wake::MediaTimeout(call));
+                        }));
+                    }
+                    Err(e) => {
+                        warn!(call = call.0, a_port, b_port, error = %e, "cannot bind media ports");
+                        sb.handle(Input::MediaFailed { call }, clock.now());
+                    }
+                },
+                Output::MediaRemote { call, leg, rtp, rtcp } => {
+                    if let Some(m) = media.get(&call) {
+                        let leg = match leg {
+                            LegSide::A => media::LegId::A,
+                            LegSide::B => media::LegId::B,
+                        };
+                        let _ = m.send(MediaCommand::Remote { leg, rtp, rtcp });
+                    }
+                }
+                Output::CloseMedia { call } => {
+                    if let Some(m) = media.remove(&call) {
+                        let _ = m.send(MediaCommand::Close);
+                    }
+                }
+                Output::SaveBinding(b) => {
+                    let _ = db_tx.send(DbWrite::Save(b));
+                }
+                Output::DeleteBinding(b) => {
+                    let _ = db_tx.send(DbWrite::Delete(b));
+                }
+            }
+        }
+        let deadline = sb.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            r = udp.recv_from(&mut buf) => {
+                if let Ok((n, from)) = r {
+                    let now = clock.now();
+                    sb.handle(Input::Message { from: Peer { transport: Transport::Udp, addr: from }, bytes: &buf[..n] }, now);
+                    // Drain what else is queued before acting, to amortise the wake-up.
+                    for _ in 0..64 {
+                        match udp.try_recv_from(&mut buf) {
+                            Ok((n, from)) => sb.handle(Input::Message { from: Peer { transport: Transport::Udp, addr: from }, bytes: &buf[..n] }, now),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            Some(w) = wake_rx.recv() => match w {
+                Wake::Tcp { from, bytes } => sb.handle(Input::Message { from: Peer { transport: Transport::Tcp, addr: from }, bytes: &bytes }, clock.now()),
+                Wake::TcpOpen { addr, writer } => {
+                    conns.insert(addr, writer);
+                }
+                Wake::TcpClosed { addr } => {
+                    conns.remove(&addr);
+                }
+                Wake::MediaTimeout(call) => {
+                    media.remove(&call);
+                    sb.handle(Input::MediaTimeout { call }, clock.now());
+                }
+                Wake::Reload => match crate::load_config(&config_path) {
+                    Ok(c) => {
+                        info!("configuration reloaded");
+                        sb.reload(Arc::new(c));
+                    }
+                    Err(e) => warn!(error = %e, "reload refused; the running configuration stays"),
+                },
+                Wake::Shutdown => break,
+            },
+            _ = sleep_until(deadline) => sb.handle(Input::Timeout, clock.now()),
+            _ = metrics_tick.tick() => {
+                if let Ok(mut s) = snapshot.lock() {
+                    *s = metrics::render(&sb, conns.len());
+                }
+            }
+        }
+    }
+    info!(calls = sb.n_calls(), "shutting down");
+    for (_, m) in media.drain() {
+        let _ = m.send(MediaCommand::Close);
+    }
+    drop(db_tx);
+    let _ = db_thread.join();
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn transmit(udp: &UdpSocket, conns: &mut HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>, wake: &mpsc::UnboundedSender<Wake>, to: Peer, bytes: Vec<u8>) {
+    match to.transport {
+        Transport::Udp => {
+            // RFC 4475 §3.3.10: never send to a broadcast or unspecified address.
+            if to.addr.ip().is_unspecified() || to.addr.port() == 0 || matches!(to.addr.ip(), IpAddr::V4(v4) if v4.is_broadcast()) {
+                return;
+            }
+            if let Err(e) = udp.try_send_to(&bytes, to.addr) {
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    let _ = udp.send_to(&bytes, to.addr).await;
+                } else {
+                    debug!(to = %to.addr, error = %e, "UDP send failed");
+                }
+            }
+        }
+        Transport::Tcp => match conns.get(&to.addr) {
+            Some(w) => {
+                if w.try_send(bytes).is_err() {
+                    debug!(to = %to.addr, "TCP connection is full or gone; message dropped");
+                }
+            }
+            None => {
+                // No connection to that peer: open one (RFC 3261 §18.1.1).
+                let wake = wake.clone();
+                let addr = to.addr;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+                        Ok(Ok(stream)) => {
+                            let writer = serve_connection(stream, addr, wake.clone());
+                            let _ = writer.send(bytes).await;
+                            let _ = wake.send(Wake::TcpOpen { addr, writer });
+                        }
+                        _ => debug!(%addr, "TCP connect failed"),
+                    }
+                });
+            }
+        },
+    }
+}
+
+async fn accept_tcp(listener: TcpListener, wake: mpsc::UnboundedSender<Wake>) {
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    loop {
+        let Ok((stream, addr)) = listener.accept().await else { continue };
+        if open.load(std::sync::atomic::Ordering::Relaxed) >= TCP_MAX_CONNECTIONS {
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let writer = serve_connection(stream, addr, wake.clone());
+        let _ = wake.send(Wake::TcpOpen { addr, writer });
+    }
+}
+
+/// Reads framed messages from a connection and writes what the loop sends to it.
+fn serve_connection(stream: TcpStream, addr: SocketAddr, wake: mpsc::UnboundedSender<Wake>) -> mpsc::Sender<Vec<u8>> {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    let pong = tx.clone();
+    tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut framer = StreamFramer::default();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match tokio::time::timeout(TCP_IDLE, rd.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Err(_) => {
+                    debug!(%addr, "idle TCP connection closed");
+                    break;
+                }
+                Ok(Ok(n)) => n,
+            };
+            if framer.push(&buf[..n]).is_err() {
+                debug!(%addr, "TCP buffer limit exceeded; closing");
+                break;
+            }
+            loop {
+                match framer.next_frame() {
+                    Ok(Some(Frame::Message(bytes))) => {
+                        let _ = wake.send(Wake::Tcp { from: addr, bytes });
+                    }
+                    Ok(Some(Frame::Ping)) => {
+                        // RFC 5626 §3.5.1: answer a CRLF CRLF ping with a CRLF pong.
+                        let _ = pong.try_send(b"\r\n".to_vec());
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        debug!(%addr, error = %e, "unframeable TCP stream; closing");
+                        let _ = wake.send(Wake::TcpClosed { addr });
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = wake.send(Wake::TcpClosed { addr });
+    });
+    tx
+}
+
+fn spawn_signals(wake: mpsc::UnboundedSender<Wake>) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) else {
+            error!("cannot install signal handlers");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => { let _ = wake.send(Wake::Shutdown); }
+                _ = int.recv() => { let _ = wake.send(Wake::Shutdown); }
+                _ = hup.recv() => { let _ = wake.send(Wake::Reload); continue; }
+            }
+            return;
+        }
+    });
+}
+
+/// Seeds the core's RNG from the OS.
+fn getrandom(out: &mut [u8; 32]) {
+    use std::io::Read;
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        if f.read_exact(out).is_ok() {
+            return;
+        }
+    }
+    // Fall back to time and address entropy; only tags and branches depend on it.
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(31);
+    }
+}
