@@ -33,7 +33,13 @@ fn derived(request: &Request, method: Method, to: Option<&str>) -> Request {
     for route in request.headers.get_all(&HeaderName::Route) {
         headers.push(HeaderName::Route, route.to_owned());
     }
-    Request { method, uri_raw: request.uri_raw.clone(), version: "SIP/2.0".into(), headers, body: Vec::new() }
+    Request {
+        method,
+        uri_raw: request.uri_raw.clone(),
+        version: "SIP/2.0".into(),
+        headers,
+        body: Vec::new(),
+    }
 }
 
 /// Builds the CANCEL for `invite` (RFC 3261 §9.1): same Request-URI, Call-ID, To, From and

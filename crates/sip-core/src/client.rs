@@ -72,7 +72,14 @@ fn is_success(status: u16) -> bool {
 
 impl ClientTransaction {
     /// Sends `request` to `peer` and starts the transaction's first timers.
-    pub(crate) fn start(id: ClientTxId, key: ClientKey, request: Request, peer: Peer, shared: &mut Shared, now: Instant) -> Self {
+    pub(crate) fn start(
+        id: ClientTxId,
+        key: ClientKey,
+        request: Request,
+        peer: Peer,
+        shared: &mut Shared,
+        now: Instant,
+    ) -> Self {
         let bytes = request.to_bytes();
         shared.transmit(peer, bytes.clone());
         let t1 = shared.t1();
@@ -81,7 +88,11 @@ impl ClientTransaction {
             id,
             key,
             peer,
-            state: if invite { State::Invite(InviteState::Calling) } else { State::NonInvite(NonInviteState::Trying) },
+            state: if invite {
+                State::Invite(InviteState::Calling)
+            } else {
+                State::NonInvite(NonInviteState::Trying)
+            },
             invite: invite.then_some(request),
             bytes,
             ack: None,
@@ -89,24 +100,43 @@ impl ClientTransaction {
             slots: Slots::default(),
         };
         let owner = Owner::Client(id);
-        let (retransmit, give_up) = if invite { (Timer::A, Timer::B) } else { (Timer::E, Timer::F) };
+        let (retransmit, give_up) = if invite {
+            (Timer::A, Timer::B)
+        } else {
+            (Timer::E, Timer::F)
+        };
         // RFC 3261 §17.1.1.2 / §17.1.2.2: Timer A / E only for unreliable transports; B / F always.
         if !peer.transport.is_reliable() {
-            shared.timers.start(&mut tx.slots, owner, retransmit, now + t1);
+            shared
+                .timers
+                .start(&mut tx.slots, owner, retransmit, now + t1);
         }
-        shared.timers.start(&mut tx.slots, owner, give_up, now + 64 * t1);
+        shared
+            .timers
+            .start(&mut tx.slots, owner, give_up, now + 64 * t1);
         tx
     }
 
     /// A response matched this transaction.
-    pub(crate) fn on_response(&mut self, response: Response, shared: &mut Shared, now: Instant) -> Flow {
+    pub(crate) fn on_response(
+        &mut self,
+        response: Response,
+        shared: &mut Shared,
+        now: Instant,
+    ) -> Flow {
         match self.state {
             State::Invite(state) => self.invite_response(state, response, shared, now),
             State::NonInvite(state) => self.non_invite_response(state, response, shared, now),
         }
     }
 
-    fn invite_response(&mut self, state: InviteState, response: Response, shared: &mut Shared, now: Instant) -> Flow {
+    fn invite_response(
+        &mut self,
+        state: InviteState,
+        response: Response,
+        shared: &mut Shared,
+        now: Instant,
+    ) -> Flow {
         let owner = Owner::Client(self.id);
         let status = response.status;
         match state {
@@ -117,25 +147,39 @@ impl ClientTransaction {
                     shared.timers.stop(&mut self.slots, Timer::B);
                     self.state = State::Invite(InviteState::Proceeding);
                 }
-                shared.emit(TxEvent::Response { id: self.id, response });
+                shared.emit(TxEvent::Response {
+                    id: self.id,
+                    response,
+                });
                 Flow::Continue
             }
             InviteState::Calling | InviteState::Proceeding if is_success(status) => {
                 // RFC 6026 §8.4: 2xx → Accepted, Timer M; the TU sends the ACK.
                 shared.timers.stop_all(&mut self.slots);
                 self.state = State::Invite(InviteState::Accepted);
-                shared.timers.start(&mut self.slots, owner, Timer::M, now + 64 * shared.t1());
-                shared.emit(TxEvent::Response { id: self.id, response });
+                shared
+                    .timers
+                    .start(&mut self.slots, owner, Timer::M, now + 64 * shared.t1());
+                shared.emit(TxEvent::Response {
+                    id: self.id,
+                    response,
+                });
                 Flow::Continue
             }
             InviteState::Calling | InviteState::Proceeding => {
                 // RFC 3261 §17.1.1.2: 3xx-6xx → send the ACK, deliver, Completed with Timer D.
                 shared.timers.stop_all(&mut self.slots);
                 // invariant: INVITE transactions are created with `invite: Some(..)`
-                let invite = self.invite.as_ref().expect("INVITE client transaction keeps its request");
+                let invite = self
+                    .invite
+                    .as_ref()
+                    .expect("INVITE client transaction keeps its request");
                 let ack = build_ack_for_non_2xx(invite, &response).to_bytes();
                 shared.transmit(self.peer, ack.clone());
-                shared.emit(TxEvent::Response { id: self.id, response });
+                shared.emit(TxEvent::Response {
+                    id: self.id,
+                    response,
+                });
                 if self.peer.transport.is_reliable() {
                     // Timer D is zero on reliable transports.
                     return Flow::Terminate;
@@ -143,7 +187,9 @@ impl ClientTransaction {
                 self.ack = Some(ack);
                 self.invite = None;
                 self.state = State::Invite(InviteState::Completed);
-                shared.timers.start(&mut self.slots, owner, Timer::D, now + shared.timer_d());
+                shared
+                    .timers
+                    .start(&mut self.slots, owner, Timer::D, now + shared.timer_d());
                 Flow::Continue
             }
             InviteState::Completed if !is_provisional(status) && !is_success(status) => {
@@ -155,32 +201,57 @@ impl ClientTransaction {
             }
             InviteState::Accepted if is_success(status) => {
                 // RFC 6026 §8.4: every 2xx (retransmission or another fork) goes to the TU.
-                shared.emit(TxEvent::Response { id: self.id, response });
+                shared.emit(TxEvent::Response {
+                    id: self.id,
+                    response,
+                });
                 Flow::Continue
             }
             InviteState::Completed | InviteState::Accepted => {
-                tracing::debug!(status, "late response absorbed by INVITE client transaction");
+                tracing::debug!(
+                    status,
+                    "late response absorbed by INVITE client transaction"
+                );
                 Flow::Continue
             }
         }
     }
 
-    fn non_invite_response(&mut self, state: NonInviteState, response: Response, shared: &mut Shared, now: Instant) -> Flow {
+    fn non_invite_response(
+        &mut self,
+        state: NonInviteState,
+        response: Response,
+        shared: &mut Shared,
+        now: Instant,
+    ) -> Flow {
         match state {
-            NonInviteState::Trying | NonInviteState::Proceeding if is_provisional(response.status) => {
+            NonInviteState::Trying | NonInviteState::Proceeding
+                if is_provisional(response.status) =>
+            {
                 self.state = State::NonInvite(NonInviteState::Proceeding);
-                shared.emit(TxEvent::Response { id: self.id, response });
+                shared.emit(TxEvent::Response {
+                    id: self.id,
+                    response,
+                });
                 Flow::Continue
             }
             NonInviteState::Trying | NonInviteState::Proceeding => {
                 // RFC 3261 §17.1.2.2: final → deliver, Completed with Timer K (T4, or 0).
                 shared.timers.stop_all(&mut self.slots);
-                shared.emit(TxEvent::Response { id: self.id, response });
+                shared.emit(TxEvent::Response {
+                    id: self.id,
+                    response,
+                });
                 if self.peer.transport.is_reliable() {
                     return Flow::Terminate;
                 }
                 self.state = State::NonInvite(NonInviteState::Completed);
-                shared.timers.start(&mut self.slots, Owner::Client(self.id), Timer::K, now + shared.config.t4);
+                shared.timers.start(
+                    &mut self.slots,
+                    Owner::Client(self.id),
+                    Timer::K,
+                    now + shared.config.t4,
+                );
                 Flow::Continue
             }
             NonInviteState::Completed => Flow::Continue,
@@ -195,17 +266,24 @@ impl ClientTransaction {
                 // RFC 3261 §17.1.1.2: resend, and Timer A doubles each time (no cap).
                 shared.transmit(self.peer, self.bytes.clone());
                 self.interval = self.interval.saturating_mul(2);
-                shared.timers.start(&mut self.slots, owner, Timer::A, now + self.interval);
+                shared
+                    .timers
+                    .start(&mut self.slots, owner, Timer::A, now + self.interval);
                 Flow::Continue
             }
-            (State::NonInvite(state @ (NonInviteState::Trying | NonInviteState::Proceeding)), Timer::E) => {
+            (
+                State::NonInvite(state @ (NonInviteState::Trying | NonInviteState::Proceeding)),
+                Timer::E,
+            ) => {
                 // RFC 3261 §17.1.2.2: Timer E doubles up to T2 in Trying, is T2 in Proceeding.
                 shared.transmit(self.peer, self.bytes.clone());
                 self.interval = match state {
                     NonInviteState::Proceeding => shared.config.t2,
                     _ => self.interval.saturating_mul(2).min(shared.config.t2),
                 };
-                shared.timers.start(&mut self.slots, owner, Timer::E, now + self.interval);
+                shared
+                    .timers
+                    .start(&mut self.slots, owner, Timer::E, now + self.interval);
                 Flow::Continue
             }
             (_, Timer::B | Timer::F | Timer::CancelGuard) => {
@@ -226,7 +304,12 @@ impl ClientTransaction {
     /// within 64*T1 the transaction is considered cancelled and destroyed.
     pub(crate) fn on_cancel_sent(&mut self, shared: &mut Shared, now: Instant) {
         if self.state == State::Invite(InviteState::Proceeding) {
-            shared.timers.start(&mut self.slots, Owner::Client(self.id), Timer::CancelGuard, now + 64 * shared.t1());
+            shared.timers.start(
+                &mut self.slots,
+                Owner::Client(self.id),
+                Timer::CancelGuard,
+                now + 64 * shared.t1(),
+            );
         }
     }
 

@@ -52,15 +52,31 @@ impl ServerKey {
             // key of Call-ID, From tag and CSeq number instead of the full rule.
             _ => {
                 let cseq = request.cseq()?;
-                let from_tag = request.from().and_then(|f| f.tag().map(str::to_owned)).unwrap_or_default();
-                format!("rfc2543\0{}\0{}\0{}", request.call_id()?, from_tag, cseq.seq)
+                let from_tag = request
+                    .from()
+                    .and_then(|f| f.tag().map(str::to_owned))
+                    .unwrap_or_default();
+                format!(
+                    "rfc2543\0{}\0{}\0{}",
+                    request.call_id()?,
+                    from_tag,
+                    cseq.seq
+                )
             }
         };
-        Some(ServerKey { branch, host: via.host.to_ascii_lowercase(), port: via.port, method })
+        Some(ServerKey {
+            branch,
+            host: via.host.to_ascii_lowercase(),
+            port: via.port,
+            method,
+        })
     }
 
     fn with_method(&self, method: Method) -> ServerKey {
-        ServerKey { method, ..self.clone() }
+        ServerKey {
+            method,
+            ..self.clone()
+        }
     }
 
     /// A To tag for answers the layer makes itself without a TU tag (CANCEL 481/200): derived
@@ -121,7 +137,11 @@ impl TransactionLayer {
     /// A layer with no transactions, using `config`'s T1, T2 and T4.
     pub fn new(config: TimerConfig) -> Self {
         TransactionLayer {
-            shared: Shared { config, timers: TimerQueue::default(), out: VecDeque::new() },
+            shared: Shared {
+                config,
+                timers: TimerQueue::default(),
+                out: VecDeque::new(),
+            },
             clients: HashMap::new(),
             client_index: HashMap::new(),
             servers: HashMap::new(),
@@ -145,7 +165,10 @@ impl TransactionLayer {
         };
         if let Some(&id) = self.server_index.get(&key) {
             // invariant: the index holds only live transactions.
-            let tx = self.servers.get_mut(&id).expect("server index points at a live transaction");
+            let tx = self
+                .servers
+                .get_mut(&id)
+                .expect("server index points at a live transaction");
             let flow = if request.method == Method::Ack {
                 tx.on_ack(request, from, &mut self.shared, now)
             } else {
@@ -168,7 +191,13 @@ impl TransactionLayer {
         }
     }
 
-    fn open_server(&mut self, key: ServerKey, request: &Request, from: Peer, now: Instant) -> ServerTxId {
+    fn open_server(
+        &mut self,
+        key: ServerKey,
+        request: &Request,
+        from: Peer,
+        now: Instant,
+    ) -> ServerTxId {
         self.next_server += 1;
         let id = ServerTxId(self.next_server);
         let tx = ServerTransaction::start(id, key.clone(), request, from, &mut self.shared, now);
@@ -184,14 +213,25 @@ impl TransactionLayer {
     /// it matches an INVITE server transaction, 481 if not. Only an INVITE still waiting for
     /// its final response is reported to the TU; otherwise the CANCEL has no effect.
     fn handle_cancel(&mut self, cancel: Request, key: ServerKey, from: Peer, now: Instant) {
-        let invite = self.server_index.get(&key.with_method(Method::Invite)).copied();
-        let matched = invite.and_then(|id| self.servers.get(&id).map(|tx| (id, tx.awaits_final_response(), tx.to_tag.clone())));
+        let invite = self
+            .server_index
+            .get(&key.with_method(Method::Invite))
+            .copied();
+        let matched = invite.and_then(|id| {
+            self.servers
+                .get(&id)
+                .map(|tx| (id, tx.awaits_final_response(), tx.to_tag.clone()))
+        });
         let response = match &matched {
             Some((_, _, tag)) => {
                 let tag = tag.clone().unwrap_or_else(|| key.derived_tag());
                 cancel.make_response(200, "OK", Some(&tag))
             }
-            None => cancel.make_response(481, "Call/Transaction Does Not Exist", Some(&key.derived_tag())),
+            None => cancel.make_response(
+                481,
+                "Call/Transaction Does Not Exist",
+                Some(&key.derived_tag()),
+            ),
         };
         let id = self.open_server(key, &cancel, from, now);
         self.send_response(id, response, now);
@@ -206,20 +246,32 @@ impl TransactionLayer {
     /// INVITE becomes [`TxEvent::StrayResponse`], anything else unmatched is dropped.
     pub fn handle_response(&mut self, response: Response, from: Peer, now: Instant) {
         let (Some(via), Some(cseq)) = (response.top_via(), response.cseq()) else {
-            tracing::debug!(status = response.status, "response without usable Via/CSeq dropped");
+            tracing::debug!(
+                status = response.status,
+                "response without usable Via/CSeq dropped"
+            );
             return;
         };
-        let key = ClientKey { branch: via.branch().unwrap_or_default().to_owned(), method: cseq.method };
+        let key = ClientKey {
+            branch: via.branch().unwrap_or_default().to_owned(),
+            method: cseq.method,
+        };
         if let Some(&id) = self.client_index.get(&key) {
             // invariant: the index holds only live transactions.
-            let tx = self.clients.get_mut(&id).expect("client index points at a live transaction");
+            let tx = self
+                .clients
+                .get_mut(&id)
+                .expect("client index points at a live transaction");
             if tx.on_response(response, &mut self.shared, now) == Flow::Terminate {
                 self.remove_client(id);
             }
         } else if (200..300).contains(&response.status) && key.method == Method::Invite {
             self.shared.emit(TxEvent::StrayResponse { response, from });
         } else {
-            tracing::debug!(status = response.status, "response matching no transaction dropped");
+            tracing::debug!(
+                status = response.status,
+                "response matching no transaction dropped"
+            );
         }
     }
 
@@ -237,21 +289,35 @@ impl TransactionLayer {
             self.shared.transmit(to, request.to_bytes());
             return id;
         }
-        let branch = request.top_via().as_ref().and_then(Via::branch).map(str::to_owned);
+        let branch = request
+            .top_via()
+            .as_ref()
+            .and_then(Via::branch)
+            .map(str::to_owned);
         let Some(branch) = branch.filter(|b| b.starts_with(BRANCH_MAGIC)) else {
             tracing::error!(method = %request.method, "TU sent a request without a z9hG4bK branch");
             self.shared.emit(TxEvent::Timeout { id });
             return id;
         };
-        let key = ClientKey { branch, method: request.method.clone() };
+        let key = ClientKey {
+            branch,
+            method: request.method.clone(),
+        };
         if self.client_index.contains_key(&key) {
             tracing::error!(method = %request.method, "TU reused the branch of a live transaction");
             self.shared.emit(TxEvent::Timeout { id });
             return id;
         }
         if request.method == Method::Cancel {
-            let invite_key = ClientKey { method: Method::Invite, ..key.clone() };
-            if let Some(tx) = self.client_index.get(&invite_key).and_then(|id| self.clients.get_mut(id)) {
+            let invite_key = ClientKey {
+                method: Method::Invite,
+                ..key.clone()
+            };
+            if let Some(tx) = self
+                .client_index
+                .get(&invite_key)
+                .and_then(|id| self.clients.get_mut(id))
+            {
                 tx.on_cancel_sent(&mut self.shared, now);
             }
         }
@@ -269,7 +335,11 @@ impl TransactionLayer {
     /// transaction that no longer exists, or after a final one, is dropped.
     pub fn send_response(&mut self, id: ServerTxId, response: Response, now: Instant) {
         let Some(tx) = self.servers.get_mut(&id) else {
-            tracing::debug!(?id, status = response.status, "response for an ended server transaction dropped");
+            tracing::debug!(
+                ?id,
+                status = response.status,
+                "response for an ended server transaction dropped"
+            );
             return;
         };
         if tx.send_response(&response, &mut self.shared, now) == Flow::Terminate {
@@ -312,7 +382,10 @@ impl TransactionLayer {
             match owner {
                 Owner::Client(id) => {
                     // invariant: a transaction's timers are stopped when it is removed.
-                    let tx = self.clients.get_mut(&id).expect("timer owner is a live client transaction");
+                    let tx = self
+                        .clients
+                        .get_mut(&id)
+                        .expect("timer owner is a live client transaction");
                     TimerQueue::fired(&mut tx.slots, timer);
                     if tx.on_timer(timer, &mut self.shared, now) == Flow::Terminate {
                         self.remove_client(id);
@@ -320,7 +393,10 @@ impl TransactionLayer {
                 }
                 Owner::Server(id) => {
                     // invariant: a transaction's timers are stopped when it is removed.
-                    let tx = self.servers.get_mut(&id).expect("timer owner is a live server transaction");
+                    let tx = self
+                        .servers
+                        .get_mut(&id)
+                        .expect("timer owner is a live server transaction");
                     TimerQueue::fired(&mut tx.slots, timer);
                     if tx.on_timer(timer, &mut self.shared, now) == Flow::Terminate {
                         self.remove_server(id);
@@ -362,10 +438,10 @@ impl TransactionLayer {
             if self.server_index.get(&tx.key) == Some(&id) {
                 self.server_index.remove(&tx.key);
             }
-            if let Some(k) = &tx.call_id_cseq {
-                if self.invite_index.get(k) == Some(&id) {
-                    self.invite_index.remove(k);
-                }
+            if let Some(k) = &tx.call_id_cseq
+                && self.invite_index.get(k) == Some(&id)
+            {
+                self.invite_index.remove(k);
             }
         }
     }

@@ -83,13 +83,24 @@ fn is_success(status: u16) -> bool {
 
 impl ServerTransaction {
     /// Creates the transaction for a new request from `peer`.
-    pub(crate) fn start(id: ServerTxId, key: ServerKey, request: &Request, peer: Peer, shared: &mut Shared, now: Instant) -> Self {
+    pub(crate) fn start(
+        id: ServerTxId,
+        key: ServerKey,
+        request: &Request,
+        peer: Peer,
+        shared: &mut Shared,
+        now: Instant,
+    ) -> Self {
         let invite = request.method == Method::Invite;
         let mut tx = ServerTransaction {
             id,
             key,
             peer,
-            state: if invite { State::Invite(InviteState::Proceeding) } else { State::NonInvite(NonInviteState::Trying) },
+            state: if invite {
+                State::Invite(InviteState::Proceeding)
+            } else {
+                State::NonInvite(NonInviteState::Trying)
+            },
             last_response: None,
             trying: None,
             to_tag: None,
@@ -104,7 +115,12 @@ impl ServerTransaction {
                 (Some(call_id), Some(cseq)) => Some((call_id.to_owned(), cseq.seq)),
                 _ => None,
             };
-            shared.timers.start(&mut tx.slots, Owner::Server(id), Timer::Trying, now + TRYING_DELAY);
+            shared.timers.start(
+                &mut tx.slots,
+                Owner::Server(id),
+                Timer::Trying,
+                now + TRYING_DELAY,
+            );
         }
         tx
     }
@@ -138,12 +154,20 @@ impl ServerTransaction {
             // RFC 6026 §8.6 and RFC 3261 §17.2.1: absorbed; Accepted retransmits on its own timer.
             State::Invite(InviteState::Confirmed | InviteState::Accepted) => {}
             State::NonInvite(NonInviteState::Trying) => {}
-            State::NonInvite(NonInviteState::Proceeding | NonInviteState::Completed) => self.resend_last(shared),
+            State::NonInvite(NonInviteState::Proceeding | NonInviteState::Completed) => {
+                self.resend_last(shared)
+            }
         }
     }
 
     /// An ACK matched this (INVITE) transaction.
-    pub(crate) fn on_ack(&mut self, request: Request, from: Peer, shared: &mut Shared, now: Instant) -> Flow {
+    pub(crate) fn on_ack(
+        &mut self,
+        request: Request,
+        from: Peer,
+        shared: &mut Shared,
+        now: Instant,
+    ) -> Flow {
         match self.state {
             State::Invite(InviteState::Completed) => {
                 // RFC 3261 §17.2.1: ACK → Confirmed, stop G and H, Timer I (T4, or 0).
@@ -152,7 +176,12 @@ impl ServerTransaction {
                     return Flow::Terminate;
                 }
                 self.state = State::Invite(InviteState::Confirmed);
-                shared.timers.start(&mut self.slots, Owner::Server(self.id), Timer::I, now + shared.config.t4);
+                shared.timers.start(
+                    &mut self.slots,
+                    Owner::Server(self.id),
+                    Timer::I,
+                    now + shared.config.t4,
+                );
                 Flow::Continue
             }
             State::Invite(InviteState::Accepted) => {
@@ -165,7 +194,12 @@ impl ServerTransaction {
     }
 
     /// The TU sends `response` in this transaction.
-    pub(crate) fn send_response(&mut self, response: &Response, shared: &mut Shared, now: Instant) -> Flow {
+    pub(crate) fn send_response(
+        &mut self,
+        response: &Response,
+        shared: &mut Shared,
+        now: Instant,
+    ) -> Flow {
         let owner = Owner::Server(self.id);
         let status = response.status;
         let reliable = self.peer.transport.is_reliable();
@@ -191,14 +225,21 @@ impl ServerTransaction {
                     // cannot lose it; the ACK is still awaited for 64*T1.
                     self.state = State::Invite(InviteState::Accepted);
                     if !reliable {
-                        shared.timers.start(&mut self.slots, owner, Timer::Retransmit2xx, now + self.interval);
+                        shared.timers.start(
+                            &mut self.slots,
+                            owner,
+                            Timer::Retransmit2xx,
+                            now + self.interval,
+                        );
                     }
                     shared.timers.start(&mut self.slots, owner, Timer::L, wait);
                 } else {
                     // RFC 3261 §17.2.1: 3xx-6xx → Completed, Timer G (unreliable), Timer H.
                     self.state = State::Invite(InviteState::Completed);
                     if !reliable {
-                        shared.timers.start(&mut self.slots, owner, Timer::G, now + self.interval);
+                        shared
+                            .timers
+                            .start(&mut self.slots, owner, Timer::G, now + self.interval);
                     }
                     shared.timers.start(&mut self.slots, owner, Timer::H, wait);
                 }
@@ -224,11 +265,17 @@ impl ServerTransaction {
                     return Flow::Terminate;
                 }
                 self.state = State::NonInvite(NonInviteState::Completed);
-                shared.timers.start(&mut self.slots, owner, Timer::J, now + 64 * shared.t1());
+                shared
+                    .timers
+                    .start(&mut self.slots, owner, Timer::J, now + 64 * shared.t1());
                 Flow::Continue
             }
             state => {
-                tracing::error!(status, ?state, "TU sent a response the server transaction cannot send; dropped");
+                tracing::error!(
+                    status,
+                    ?state,
+                    "TU sent a response the server transaction cannot send; dropped"
+                );
                 Flow::Continue
             }
         }
@@ -253,22 +300,31 @@ impl ServerTransaction {
                 }
                 Flow::Continue
             }
-            (State::Invite(InviteState::Completed), Timer::G) | (State::Invite(InviteState::Accepted), Timer::Retransmit2xx) => {
+            (State::Invite(InviteState::Completed), Timer::G)
+            | (State::Invite(InviteState::Accepted), Timer::Retransmit2xx) => {
                 // RFC 3261 §17.2.1 (G) and §13.3.1.4 (2xx): resend, double up to T2.
                 self.resend_last(shared);
                 self.interval = self.interval.saturating_mul(2).min(shared.config.t2);
-                shared.timers.start(&mut self.slots, owner, timer, now + self.interval);
+                shared
+                    .timers
+                    .start(&mut self.slots, owner, timer, now + self.interval);
                 Flow::Continue
             }
             (State::Invite(InviteState::Completed), Timer::H) => {
                 // RFC 3261 §17.2.1: no ACK for the 3xx-6xx.
-                shared.emit(TxEvent::AckTimeout { id: self.id, after_2xx: false });
+                shared.emit(TxEvent::AckTimeout {
+                    id: self.id,
+                    after_2xx: false,
+                });
                 Flow::Terminate
             }
             (State::Invite(InviteState::Accepted), Timer::L) => {
                 // RFC 3261 §13.3.1.4: no ACK for the 2xx within 64*T1; the TU should BYE.
                 if !self.acked {
-                    shared.emit(TxEvent::AckTimeout { id: self.id, after_2xx: true });
+                    shared.emit(TxEvent::AckTimeout {
+                        id: self.id,
+                        after_2xx: true,
+                    });
                 }
                 Flow::Terminate
             }

@@ -7,10 +7,16 @@ use std::time::{Duration, Instant};
 
 use sip_msg::{Framing, HeaderName, Message, Method, Request, Response, parse};
 
-use crate::{ClientTxId, Peer, ServerTxId, TimerConfig, TransactionLayer, Transport, TxEvent, TxOutput, build_cancel};
+use crate::{
+    ClientTxId, Peer, ServerTxId, TimerConfig, TransactionLayer, Transport, TxEvent, TxOutput,
+    build_cancel,
+};
 
 fn peer(transport: Transport, addr: &str) -> Peer {
-    Peer { transport, addr: addr.parse::<SocketAddr>().expect("test address") }
+    Peer {
+        transport,
+        addr: addr.parse::<SocketAddr>().expect("test address"),
+    }
 }
 
 fn uac(transport: Transport) -> Peer {
@@ -57,7 +63,11 @@ fn response_to(request: &Request, status: u16) -> Response {
 fn summary(bytes: &[u8]) -> String {
     match parse(bytes, Framing::Datagram) {
         Ok(Message::Request(r)) => r.method.to_string(),
-        Ok(Message::Response(r)) => format!("{} {}", r.status, r.cseq().map(|c| c.method.to_string()).unwrap_or_default()),
+        Ok(Message::Response(r)) => format!(
+            "{} {}",
+            r.status,
+            r.cseq().map(|c| c.method.to_string()).unwrap_or_default()
+        ),
         Err(e) => format!("unparseable: {e}"),
     }
 }
@@ -70,7 +80,9 @@ fn event_summary(event: &TxEvent) -> String {
         TxEvent::Response { id, response } => format!("Response {} c{}", response.status, id.0),
         TxEvent::Timeout { id } => format!("Timeout c{}", id.0),
         TxEvent::StrayResponse { response, .. } => format!("StrayResponse {}", response.status),
-        TxEvent::AckTimeout { id, after_2xx } => format!("AckTimeout s{} after_2xx={after_2xx}", id.0),
+        TxEvent::AckTimeout { id, after_2xx } => {
+            format!("AckTimeout s{} after_2xx={after_2xx}", id.0)
+        }
     }
 }
 
@@ -88,7 +100,14 @@ struct Rig {
 impl Rig {
     fn new() -> Self {
         let t0 = Instant::now();
-        Rig { layer: TransactionLayer::new(TimerConfig::default()), t0, now: t0, ladder: Vec::new(), outputs: Vec::new(), n_last: 0 }
+        Rig {
+            layer: TransactionLayer::new(TimerConfig::default()),
+            t0,
+            now: t0,
+            ladder: Vec::new(),
+            outputs: Vec::new(),
+            n_last: 0,
+        }
     }
 
     fn at(&mut self, millis: u64) -> Instant {
@@ -103,7 +122,9 @@ impl Rig {
     fn drain(&mut self) {
         while let Some(output) = self.layer.poll_output() {
             let line = match &output {
-                TxOutput::Transmit { to, bytes } => format!("{} send {} to {}", self.stamp(), summary(bytes), to.addr),
+                TxOutput::Transmit { to, bytes } => {
+                    format!("{} send {} to {}", self.stamp(), summary(bytes), to.addr)
+                }
                 TxOutput::Event(e) => format!("{} event {}", self.stamp(), event_summary(e)),
             };
             self.ladder.push(line);
@@ -111,7 +132,8 @@ impl Rig {
         }
         let n = self.layer.n_transactions();
         if n != self.n_last {
-            self.ladder.push(format!("{} n_transactions={n}", self.stamp()));
+            self.ladder
+                .push(format!("{} n_transactions={n}", self.stamp()));
             self.n_last = n;
         }
     }
@@ -157,11 +179,24 @@ impl Rig {
 
     /// Checks the ladder so far, and that nothing leaked once `n_transactions` is 0.
     fn check(&self, expect: &str) {
-        let expect: Vec<&str> = expect.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let expect: Vec<&str> = expect
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         let actual: Vec<String> = self.ladder.iter().map(|l| l.trim().to_owned()).collect();
-        assert_eq!(actual, expect, "\nactual ladder:\n{}\n", self.ladder.join("\n"));
+        assert_eq!(
+            actual,
+            expect,
+            "\nactual ladder:\n{}\n",
+            self.ladder.join("\n")
+        );
         if self.layer.n_transactions() == 0 {
-            assert_eq!(self.layer.n_timers(), 0, "timers left after every transaction ended");
+            assert_eq!(
+                self.layer.n_timers(),
+                0,
+                "timers left after every transaction ended"
+            );
         }
     }
 
@@ -169,7 +204,10 @@ impl Rig {
         self.outputs
             .iter()
             .filter_map(|o| match o {
-                TxOutput::Transmit { to, bytes } => Some((*to, parse(bytes, Framing::Datagram).expect("we send parseable messages"))),
+                TxOutput::Transmit { to, bytes } => Some((
+                    *to,
+                    parse(bytes, Framing::Datagram).expect("we send parseable messages"),
+                )),
                 TxOutput::Event(_) => None,
             })
             .collect()
@@ -183,7 +221,11 @@ const S1: ServerTxId = ServerTxId(1);
 #[test]
 fn timer_a_doubles_until_timer_b_gives_408() {
     let mut rig = Rig::new();
-    rig.send_request(0, request("INVITE", "a", Transport::Udp), uas(Transport::Udp));
+    rig.send_request(
+        0,
+        request("INVITE", "a", Transport::Udp),
+        uas(Transport::Udp),
+    );
     rig.run_until(60_000);
     // RFC 3261 §17.1.1.2: A = 500 ms, 1 s, 2 s, ... (no cap); B = 64*T1 = 32 s.
     rig.check(
@@ -203,7 +245,11 @@ fn timer_a_doubles_until_timer_b_gives_408() {
 #[test]
 fn invite_over_tcp_is_not_retransmitted() {
     let mut rig = Rig::new();
-    rig.send_request(0, request("INVITE", "a", Transport::Tcp), uas(Transport::Tcp));
+    rig.send_request(
+        0,
+        request("INVITE", "a", Transport::Tcp),
+        uas(Transport::Tcp),
+    );
     rig.run_until(60_000);
     rig.check(
         "0.000 send INVITE to 10.0.0.2:5060
@@ -274,12 +320,18 @@ fn ack_for_non_2xx_follows_17_1_1_3() {
     let busy = response_to(&invite, 486);
     rig.receive_response(1_000, busy.clone(), uas(Transport::Udp));
     let sent = rig.transmitted();
-    let Some((to, Message::Request(ack))) = sent.last() else { panic!("no ACK sent") };
+    let Some((to, Message::Request(ack))) = sent.last() else {
+        panic!("no ACK sent")
+    };
     assert_eq!(*to, uas(Transport::Udp));
     assert_eq!(ack.method, Method::Ack);
     assert_eq!(ack.uri_raw, invite.uri_raw);
-    let h = |r: &Request, n: HeaderName| r.headers.get_all(&n).map(str::to_owned).collect::<Vec<_>>();
-    assert_eq!(h(ack, HeaderName::Via), vec!["SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport"]);
+    let h =
+        |r: &Request, n: HeaderName| r.headers.get_all(&n).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        h(ack, HeaderName::Via),
+        vec!["SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport"]
+    );
     assert_eq!(h(ack, HeaderName::CallId), h(&invite, HeaderName::CallId));
     assert_eq!(h(ack, HeaderName::From), h(&invite, HeaderName::From));
     assert_eq!(h(ack, HeaderName::To), vec!["<sip:bob@example.com>;tag=b1"]);
@@ -316,9 +368,15 @@ fn stray_2xx_is_reported_and_other_strays_dropped() {
     rig.receive_response(0, response_to(&invite, 200), from);
     rig.receive_response(0, response_to(&invite, 180), from);
     rig.receive_response(0, response_to(&invite, 486), from);
-    rig.receive_response(0, response_to(&request("BYE", "y", Transport::Udp), 200), from);
+    rig.receive_response(
+        0,
+        response_to(&request("BYE", "y", Transport::Udp), 200),
+        from,
+    );
     rig.check("0.000 event StrayResponse 200");
-    let Some(TxOutput::Event(TxEvent::StrayResponse { from: f, .. })) = rig.outputs.first() else { panic!() };
+    let Some(TxOutput::Event(TxEvent::StrayResponse { from: f, .. })) = rig.outputs.first() else {
+        panic!()
+    };
     assert_eq!(*f, from);
 }
 
@@ -344,7 +402,11 @@ fn cancel_guard_ends_invite_64_t1_after_cancel() {
     rig.send_request(0, invite.clone(), uas(Transport::Tcp));
     rig.receive_response(100, response_to(&invite, 180), uas(Transport::Tcp));
     rig.send_request(10_000, build_cancel(&invite), uas(Transport::Tcp));
-    rig.receive_response(10_100, response_to(&build_cancel(&invite), 200), uas(Transport::Tcp));
+    rig.receive_response(
+        10_100,
+        response_to(&build_cancel(&invite), 200),
+        uas(Transport::Tcp),
+    );
     rig.run_until(100_000);
     // RFC 3261 §9.1: no final response 64*T1 after the CANCEL → the INVITE is given up.
     rig.check(
@@ -365,7 +427,8 @@ fn request_without_branch_is_refused() {
     let mut rig = Rig::new();
     let mut bad = request("OPTIONS", "a", Transport::Udp);
     bad.headers.remove(&HeaderName::Via);
-    bad.headers.push_front(HeaderName::Via, "SIP/2.0/UDP 10.0.0.1");
+    bad.headers
+        .push_front(HeaderName::Via, "SIP/2.0/UDP 10.0.0.1");
     rig.send_request(0, bad, uas(Transport::Udp));
     let good = request("OPTIONS", "b", Transport::Tcp);
     rig.send_request(0, good.clone(), uas(Transport::Tcp));
@@ -381,7 +444,11 @@ fn request_without_branch_is_refused() {
 #[test]
 fn transport_error_ends_client_transaction() {
     let mut rig = Rig::new();
-    let id = rig.send_request(0, request("INVITE", "a", Transport::Tcp), uas(Transport::Tcp));
+    let id = rig.send_request(
+        0,
+        request("INVITE", "a", Transport::Tcp),
+        uas(Transport::Tcp),
+    );
     rig.at(10);
     rig.layer.handle_transport_error(id);
     rig.drain();
@@ -398,7 +465,11 @@ fn transport_error_ends_client_transaction() {
 #[test]
 fn timer_e_caps_at_t2_until_timer_f() {
     let mut rig = Rig::new();
-    rig.send_request(0, request("OPTIONS", "a", Transport::Udp), uas(Transport::Udp));
+    rig.send_request(
+        0,
+        request("OPTIONS", "a", Transport::Udp),
+        uas(Transport::Udp),
+    );
     rig.run_until(60_000);
     // RFC 3261 §17.1.2.2: E = 500 ms, 1 s, 2 s, 4 s, 4 s, ...; F = 64*T1.
     rig.check(
@@ -585,7 +656,11 @@ fn ack_reusing_invite_branch_in_accepted_goes_to_tu() {
     let invite = request("INVITE", "a", Transport::Tcp);
     rig.receive_request(0, invite.clone(), uac(Transport::Tcp));
     rig.send_response(100, S1, response_to(&invite, 200));
-    rig.receive_request(200, request("ACK", "a", Transport::Tcp), uac(Transport::Tcp));
+    rig.receive_request(
+        200,
+        request("ACK", "a", Transport::Tcp),
+        uac(Transport::Tcp),
+    );
     rig.check(
         "0.000 event Request INVITE s1
          0.000 n_transactions=1
@@ -667,7 +742,9 @@ fn same_branch_other_sent_by_is_another_transaction() {
     let options = request("OPTIONS", "a", Transport::Tcp);
     let mut other = options.clone();
     other.headers.remove(&HeaderName::Via);
-    other.headers.push_front(HeaderName::Via, "SIP/2.0/TCP 10.0.0.3:5060;branch=z9hG4bKa");
+    other
+        .headers
+        .push_front(HeaderName::Via, "SIP/2.0/TCP 10.0.0.3:5060;branch=z9hG4bKa");
     rig.receive_request(0, options, uac(Transport::Tcp));
     rig.receive_request(0, other, peer(Transport::Tcp, "10.0.0.3:5060"));
     rig.check(
@@ -691,7 +768,11 @@ fn cancel_matching_proceeding_invite() {
     rig.receive_request(3_000, cancel.clone(), from);
     rig.receive_request(3_500, cancel.clone(), from);
     rig.send_response(3_600, S1, response_to(&invite, 487));
-    rig.receive_request(3_700, crate::build_ack_for_non_2xx(&invite, &response_to(&invite, 487)), from);
+    rig.receive_request(
+        3_700,
+        crate::build_ack_for_non_2xx(&invite, &response_to(&invite, 487)),
+        from,
+    );
     rig.run_until(60_000);
     rig.check(
         "0.000 event Request INVITE s1
@@ -710,7 +791,12 @@ fn cancel_matching_proceeding_invite() {
         Message::Response(r) if r.cseq().map(|c| c.method) == Some(Method::Cancel) => Some(r),
         _ => None,
     });
-    assert_eq!(ok.and_then(|r| r.to()).and_then(|t| t.tag().map(str::to_owned)).as_deref(), Some("b1"));
+    assert_eq!(
+        ok.and_then(|r| r.to())
+            .and_then(|t| t.tag().map(str::to_owned))
+            .as_deref(),
+        Some("b1")
+    );
 }
 
 #[test]
@@ -743,8 +829,13 @@ fn cancel_for_unknown_transaction_gets_481() {
         32.000 n_transactions=0",
     );
     let sent = rig.transmitted();
-    let Some((_, Message::Response(r))) = sent.first() else { panic!() };
-    assert!(r.to().and_then(|t| t.tag().map(str::to_owned)).is_some(), "481 needs a To tag");
+    let Some((_, Message::Response(r))) = sent.first() else {
+        panic!()
+    };
+    assert!(
+        r.to().and_then(|t| t.tag().map(str::to_owned)).is_some(),
+        "481 needs a To tag"
+    );
 }
 
 #[test]
@@ -753,9 +844,18 @@ fn build_cancel_follows_9_1() {
     let cancel = build_cancel(&invite);
     assert_eq!(cancel.method, Method::Cancel);
     assert_eq!(cancel.uri_raw, invite.uri_raw);
-    let h = |r: &Request, n: HeaderName| r.headers.get_all(&n).map(str::to_owned).collect::<Vec<_>>();
-    assert_eq!(h(&cancel, HeaderName::Via), vec!["SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport"]);
-    for name in [HeaderName::CallId, HeaderName::From, HeaderName::To, HeaderName::Route] {
+    let h =
+        |r: &Request, n: HeaderName| r.headers.get_all(&n).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        h(&cancel, HeaderName::Via),
+        vec!["SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport"]
+    );
+    for name in [
+        HeaderName::CallId,
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::Route,
+    ] {
         assert_eq!(h(&cancel, name.clone()), h(&invite, name));
     }
     assert_eq!(h(&cancel, HeaderName::CSeq), vec!["7 CANCEL"]);
@@ -815,7 +915,11 @@ impl Pair {
         let mut moved = false;
         for from_client in [true, false] {
             loop {
-                let output = if from_client { self.client.poll_output() } else { self.server.poll_output() };
+                let output = if from_client {
+                    self.client.poll_output()
+                } else {
+                    self.server.poll_output()
+                };
                 let Some(output) = output else { break };
                 moved = true;
                 match output {
@@ -833,16 +937,26 @@ impl Pair {
                             assert_eq!(to, uac(self.transport));
                             (&mut self.client, uas(self.transport))
                         };
-                        match parse(&bytes, Framing::Datagram).expect("layers send parseable messages") {
+                        match parse(&bytes, Framing::Datagram)
+                            .expect("layers send parseable messages")
+                        {
                             Message::Request(r) => receiver.handle_request(r, source, self.now),
                             Message::Response(r) => receiver.handle_response(r, source, self.now),
                         }
                     }
                     TxOutput::Event(event) => {
                         let (layer, tu, log) = if from_client {
-                            (&mut self.client, &mut self.client_tu, &mut self.client_events)
+                            (
+                                &mut self.client,
+                                &mut self.client_tu,
+                                &mut self.client_events,
+                            )
                         } else {
-                            (&mut self.server, &mut self.server_tu, &mut self.server_events)
+                            (
+                                &mut self.server,
+                                &mut self.server_tu,
+                                &mut self.server_events,
+                            )
                         };
                         tu(layer, &event, self.now);
                         log.push((self.now - self.t0, event));
@@ -875,7 +989,10 @@ impl Pair {
     }
 
     fn settled(&self) -> bool {
-        self.client.n_transactions() == 0 && self.server.n_transactions() == 0 && self.client.n_timers() == 0 && self.server.n_timers() == 0
+        self.client.n_transactions() == 0
+            && self.server.n_transactions() == 0
+            && self.client.n_timers() == 0
+            && self.server.n_timers() == 0
     }
 }
 
@@ -891,11 +1008,18 @@ fn answering_tu(status: u16) -> Tu {
             if request.method == Method::Invite {
                 layer.send_response(*id, response_to(request, 180), now);
             }
-            let final_status = if request.method == Method::Invite { status } else { 200 };
+            let final_status = if request.method == Method::Invite {
+                status
+            } else {
+                200
+            };
             layer.send_response(*id, response_to(request, final_status), now);
         }
         TxEvent::Ack { request, .. } => {
-            let found = request.call_id().zip(request.cseq()).and_then(|(c, s)| layer.find_invite_server(c, s.seq));
+            let found = request
+                .call_id()
+                .zip(request.cseq())
+                .and_then(|(c, s)| layer.find_invite_server(c, s.seq));
             if let Some(id) = found {
                 layer.ack_received(id);
             }
@@ -908,13 +1032,14 @@ fn answering_tu(status: u16) -> Tu {
 /// job; one per INVITE is enough here).
 fn acking_tu(transport: Transport) -> Tu {
     Box::new(move |layer, event, _| {
-        if let TxEvent::Response { response, .. } = event {
-            if (200..300).contains(&response.status) && response.cseq().map(|c| c.method) == Some(Method::Invite) {
-                let call_id = response.call_id().unwrap_or_default().to_owned();
-                let mut ack = request("ACK", &format!("{call_id}-ack"), transport);
-                ack.headers.set(HeaderName::CallId, call_id);
-                layer.send_stateless(uas(transport), ack.to_bytes());
-            }
+        if let TxEvent::Response { response, .. } = event
+            && (200..300).contains(&response.status)
+            && response.cseq().map(|c| c.method) == Some(Method::Invite)
+        {
+            let call_id = response.call_id().unwrap_or_default().to_owned();
+            let mut ack = request("ACK", &format!("{call_id}-ack"), transport);
+            ack.headers.set(HeaderName::CallId, call_id);
+            layer.send_stateless(uas(transport), ack.to_bytes());
         }
     })
 }
@@ -925,12 +1050,20 @@ fn pair_invite_200_ack_settles() {
         let mut pair = Pair::new(transport);
         pair.server_tu = answering_tu(200);
         pair.client_tu = acking_tu(transport);
-        pair.client.send_request(request("INVITE", "p", transport), uas(transport), pair.now);
+        pair.client
+            .send_request(request("INVITE", "p", transport), uas(transport), pair.now);
         pair.drive(1_000);
-        assert_eq!(names(&pair.client_events), ["Response 180 c1", "Response 200 c1"]);
+        assert_eq!(
+            names(&pair.client_events),
+            ["Response 180 c1", "Response 200 c1"]
+        );
         assert_eq!(names(&pair.server_events), ["Request INVITE s1", "Ack"]);
         assert!(pair.settled());
-        assert_eq!(pair.now - pair.t0, Duration::from_secs(32), "Timers L and M are 64*T1");
+        assert_eq!(
+            pair.now - pair.t0,
+            Duration::from_secs(32),
+            "Timers L and M are 64*T1"
+        );
         assert_eq!(pair.n_datagrams, 4, "INVITE, 180, 200, ACK");
     }
 }
@@ -939,9 +1072,16 @@ fn pair_invite_200_ack_settles() {
 fn pair_invite_486_settles_after_timer_d() {
     let mut pair = Pair::new(Transport::Udp);
     pair.server_tu = answering_tu(486);
-    pair.client.send_request(request("INVITE", "p", Transport::Udp), uas(Transport::Udp), pair.now);
+    pair.client.send_request(
+        request("INVITE", "p", Transport::Udp),
+        uas(Transport::Udp),
+        pair.now,
+    );
     pair.drive(1_000);
-    assert_eq!(names(&pair.client_events), ["Response 180 c1", "Response 486 c1"]);
+    assert_eq!(
+        names(&pair.client_events),
+        ["Response 180 c1", "Response 486 c1"]
+    );
     assert_eq!(names(&pair.server_events), ["Request INVITE s1"]);
     assert!(pair.settled());
     assert_eq!(pair.now - pair.t0, Duration::from_secs(32), "Timer D");
@@ -954,15 +1094,35 @@ fn pair_lossy_invite_recovers() {
         let mut pair = Pair::new(Transport::Udp).lossy(n_lost);
         pair.server_tu = answering_tu(200);
         pair.client_tu = acking_tu(Transport::Udp);
-        pair.client.send_request(request("INVITE", "p", Transport::Udp), uas(Transport::Udp), pair.now);
+        pair.client.send_request(
+            request("INVITE", "p", Transport::Udp),
+            uas(Transport::Udp),
+            pair.now,
+        );
         pair.drive(10_000);
         let client = names(&pair.client_events);
-        assert!(client.iter().any(|e| e == "Response 200 c1"), "n_lost={n_lost}: {client:?}");
-        assert!(!client.iter().any(|e| e.starts_with("Timeout")), "n_lost={n_lost}: {client:?}");
+        assert!(
+            client.iter().any(|e| e == "Response 200 c1"),
+            "n_lost={n_lost}: {client:?}"
+        );
+        assert!(
+            !client.iter().any(|e| e.starts_with("Timeout")),
+            "n_lost={n_lost}: {client:?}"
+        );
         let server = names(&pair.server_events);
-        assert_eq!(server.first().map(String::as_str), Some("Request INVITE s1"), "n_lost={n_lost}");
-        assert!(server.iter().any(|e| e == "Ack"), "n_lost={n_lost}: {server:?}");
-        assert!(!server.iter().any(|e| e.starts_with("AckTimeout")), "n_lost={n_lost}: {server:?}");
+        assert_eq!(
+            server.first().map(String::as_str),
+            Some("Request INVITE s1"),
+            "n_lost={n_lost}"
+        );
+        assert!(
+            server.iter().any(|e| e == "Ack"),
+            "n_lost={n_lost}: {server:?}"
+        );
+        assert!(
+            !server.iter().any(|e| e.starts_with("AckTimeout")),
+            "n_lost={n_lost}: {server:?}"
+        );
         assert!(pair.settled(), "n_lost={n_lost}");
         assert_eq!(pair.n_dropped, n_lost);
     }
@@ -974,10 +1134,21 @@ fn pair_lossy_non_2xx_ack_is_recovered_by_timer_g() {
     let mut pair = Pair::new(Transport::Udp);
     pair.lose = Box::new(|i| i == 3);
     pair.server_tu = answering_tu(486);
-    pair.client.send_request(request("INVITE", "p", Transport::Udp), uas(Transport::Udp), pair.now);
+    pair.client.send_request(
+        request("INVITE", "p", Transport::Udp),
+        uas(Transport::Udp),
+        pair.now,
+    );
     pair.drive(1_000);
-    assert_eq!(names(&pair.client_events), ["Response 180 c1", "Response 486 c1"]);
-    assert_eq!(names(&pair.server_events), ["Request INVITE s1"], "no AckTimeout: the resent ACK arrived");
+    assert_eq!(
+        names(&pair.client_events),
+        ["Response 180 c1", "Response 486 c1"]
+    );
+    assert_eq!(
+        names(&pair.server_events),
+        ["Request INVITE s1"],
+        "no AckTimeout: the resent ACK arrived"
+    );
     assert_eq!(pair.n_datagrams, 6);
     assert!(pair.settled());
 }
@@ -1000,13 +1171,21 @@ fn pair_cancel() {
         _ => {}
     });
     let invite = request("INVITE", "p", Transport::Udp);
-    pair.client.send_request(invite.clone(), uas(Transport::Udp), pair.now);
+    pair.client
+        .send_request(invite.clone(), uas(Transport::Udp), pair.now);
     pair.step();
     pair.step();
-    pair.client.send_request(build_cancel(&invite), uas(Transport::Udp), pair.now);
+    pair.client
+        .send_request(build_cancel(&invite), uas(Transport::Udp), pair.now);
     pair.drive(1_000);
-    assert_eq!(names(&pair.client_events), ["Response 180 c1", "Response 200 c2", "Response 487 c1"]);
-    assert_eq!(names(&pair.server_events), ["Request INVITE s1", "Cancelled s1"]);
+    assert_eq!(
+        names(&pair.client_events),
+        ["Response 180 c1", "Response 200 c2", "Response 487 c1"]
+    );
+    assert_eq!(
+        names(&pair.server_events),
+        ["Request INVITE s1", "Cancelled s1"]
+    );
     assert!(pair.settled());
 }
 
@@ -1019,15 +1198,32 @@ fn pair_many_transactions_settle_with_loss() {
     pair.client_tu = acking_tu(Transport::Udp);
     for i in 0..2_000 {
         let method = if i % 2 == 0 { "INVITE" } else { "OPTIONS" };
-        pair.client.send_request(request(method, &format!("m{i}"), Transport::Udp), uas(Transport::Udp), pair.now);
+        pair.client.send_request(
+            request(method, &format!("m{i}"), Transport::Udp),
+            uas(Transport::Udp),
+            pair.now,
+        );
         if i % 100 == 0 {
             pair.step();
         }
     }
     pair.drive(1_000_000);
-    assert!(pair.settled(), "client {} server {}", pair.client.n_transactions(), pair.server.n_transactions());
-    let n_final = pair.client_events.iter().filter(|(_, e)| matches!(e, TxEvent::Response { response, .. } if response.status >= 200)).count();
+    assert!(
+        pair.settled(),
+        "client {} server {}",
+        pair.client.n_transactions(),
+        pair.server.n_transactions()
+    );
+    let n_final = pair
+        .client_events
+        .iter()
+        .filter(|(_, e)| matches!(e, TxEvent::Response { response, .. } if response.status >= 200))
+        .count();
     assert!(n_final >= 2_000);
-    assert!(pair.client_events.iter().all(|(_, e)| !matches!(e, TxEvent::Timeout { .. })));
+    assert!(
+        pair.client_events
+            .iter()
+            .all(|(_, e)| !matches!(e, TxEvent::Timeout { .. }))
+    );
     assert!(pair.n_dropped > 0);
 }

@@ -92,11 +92,11 @@ impl TimerQueue {
     /// Stops `timer` if it is running.
     pub(crate) fn stop(&mut self, slots: &mut Slots, timer: Timer) {
         let slot = timer.slot();
-        if let Some((key, t)) = slots.0[slot] {
-            if t == timer {
-                self.deadlines.remove(&key);
-                slots.0[slot] = None;
-            }
+        if let Some((key, t)) = slots.0[slot]
+            && t == timer
+        {
+            self.deadlines.remove(&key);
+            slots.0[slot] = None;
         }
     }
 
