@@ -10,9 +10,14 @@
 //!   blanks, empty `s=`, IPv6, `c=0.0.0.0` hold) and reports truly broken input as an
 //!   [`SdpError`] with a line number. It never panics and its work is linear in the input.
 //! - [`SessionDescription::to_bytes`] prints CRLF lines in RFC order.
-//! - [`answer`], [`offer`], [`offer_from`] and [`accept_answer`] implement offer/answer with a
-//!   [`CodecPolicy`] (G.711, optional G.722, RFC 4733 telephone-event) and report the outcome
-//!   as [`Negotiated`].
+//! - [`answer`], [`offer`], [`offer_from`], [`reoffer`] and [`accept_answer`] implement
+//!   offer/answer with a [`CodecPolicy`] (G.711, optional G.722, RFC 4733 telephone-event)
+//!   and report the outcome as [`Negotiated`]. Every description we send carries an
+//!   [`Origin`] whose version grows by one per offer or answer (RFC 3264 §8).
+//!
+//! A typical call: A's INVITE body goes through [`offer_from`] to make B's offer; B's answer
+//! through [`accept_answer`]; then [`answer`] answers A, with a policy of just B's codec to
+//! avoid transcoding. Hold is [`reoffer`] with [`Direction::SendOnly`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -33,7 +38,7 @@ pub use model::{
 pub use negotiate::{
     Codec, CodecPolicy, DEFAULT_PTIME, DEFAULT_TELEPHONE_EVENT_PAYLOAD_TYPE, MediaAddress,
     Negotiated, NegotiatedCodec, NegotiationError, PolicyError, accept_answer, answer, offer,
-    offer_from,
+    offer_from, reoffer,
 };
 
 impl SessionDescription {

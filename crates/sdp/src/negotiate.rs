@@ -326,6 +326,25 @@ pub fn offer(
     session(origin, local, vec![section])
 }
 
+/// Re-offers a description we sent before with a new direction, such as `SendOnly` for hold.
+///
+/// RFC 3264 §8: the m-lines, codecs and payload types stay as they were, the session version
+/// in `origin` is bumped, and the direction of every accepted stream is replaced (refused
+/// streams keep port 0 and get no direction). `origin` must be the one `previous` was made with.
+pub fn reoffer(
+    previous: &SessionDescription,
+    origin: &mut Origin,
+    direction: Direction,
+) -> SessionDescription {
+    let mut next = previous.clone();
+    origin.next_version();
+    next.origin = origin.clone();
+    for media in next.media.iter_mut().filter(|m| m.port != 0) {
+        media.set_direction(direction);
+    }
+    next
+}
+
 /// Re-offers a caller's codecs to the other leg with the switch's own address.
 ///
 /// The offer has one audio stream: the caller's first usable one, with every codec the policy

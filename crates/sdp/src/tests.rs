@@ -284,6 +284,32 @@ fn versions_increase_on_every_offer_and_answer_we_send() {
 }
 
 #[test]
+fn reoffer_for_hold_keeps_codecs_and_bumps_version() {
+    let address = local(LOCAL_IP, LOCAL_PORT);
+    let mut origin = Origin::new(9, address.ip);
+    let first = offer(
+        &CodecPolicy::default(),
+        address,
+        &mut origin,
+        Direction::SendRecv,
+    );
+    let hold = reoffer(&first, &mut origin, Direction::SendOnly);
+    let resume = reoffer(&hold, &mut origin, Direction::SendRecv);
+    assert_eq!(
+        (hold.origin.session_version, resume.origin.session_version),
+        (2, 3)
+    );
+    assert_eq!(hold.media[0].direction(), Some(Direction::SendOnly));
+    assert_eq!(hold.media[0].formats, first.media[0].formats);
+    let mut expected = first.clone();
+    expected.origin.session_version = 3;
+    assert_eq!(
+        resume, expected,
+        "resuming restores the first offer, one version later"
+    );
+}
+
+#[test]
 fn answer_direction_mirrors_offer_per_rfc3264_section_6_1() {
     let address = local(LOCAL_IP, LOCAL_PORT);
     let cases = [
