@@ -284,6 +284,40 @@ fn versions_increase_on_every_offer_and_answer_we_send() {
 }
 
 #[test]
+fn relay_flow_answers_caller_with_the_callee_codec() {
+    // A offers PCMU and PCMA; B prefers PCMA. Answering A with B's codec avoids transcoding.
+    let a_offer = SessionDescription::parse(
+        b"v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 5000 RTP/AVP 0 8 101\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-16\n",
+    )
+    .expect("fixture parses");
+    let a_side = local(LOCAL_IP, 40000);
+    let b_side = local(LOCAL_IP, 40002);
+    let (mut a_origin, mut b_origin) = (Origin::new(1, a_side.ip), Origin::new(2, b_side.ip));
+    let b_offer = offer_from(&a_offer, &CodecPolicy::default(), b_side, &mut b_origin)
+        .expect("A's codecs are allowed");
+    assert_eq!(b_offer.media[0].formats, ["0", "8", "101"]);
+    let b_answer = SessionDescription::parse(
+        b"v=0\no=- 7 7 IN IP4 192.0.2.2\ns=-\nc=IN IP4 192.0.2.2\nt=0 0\nm=audio 6000 RTP/AVP 8 101\na=rtpmap:101 telephone-event/8000\n",
+    )
+    .expect("fixture parses");
+    let b_leg = accept_answer(&b_offer, &b_answer).expect("B answered with an offered codec");
+    assert_eq!(
+        b_leg.codec,
+        NegotiatedCodec {
+            payload_type: 8,
+            codec: Codec::Pcma
+        }
+    );
+    let follow_b = CodecPolicy::new(vec![b_leg.codec.codec, Codec::TelephoneEvent])
+        .expect("has an audio codec");
+    let (_, a_leg) =
+        answer(&a_offer, &follow_b, a_side, &mut a_origin).expect("A offered PCMA too");
+    assert_eq!(a_leg.codec, b_leg.codec);
+    assert_eq!(a_leg.telephone_event_payload_type, Some(101));
+    assert_eq!(b_leg.remote, Some("192.0.2.2:6000".parse().expect("valid")));
+}
+
+#[test]
 fn reoffer_for_hold_keeps_codecs_and_bumps_version() {
     let address = local(LOCAL_IP, LOCAL_PORT);
     let mut origin = Origin::new(9, address.ip);
@@ -596,6 +630,107 @@ mod properties {
     }
 
     use std::net::IpAddr;
+
+    /// An audio or video m-line drawn from what phones offer, with random quirks.
+    fn offered_media() -> impl Strategy<Value = String> {
+        let format = prop_oneof![
+            Just((0u8, None)),
+            Just((8, None)),
+            Just((9, None)),
+            Just((18, Some("G729/8000"))),
+            Just((0, Some("PCMA/8000"))),
+            (96u8..128, Just(Some("telephone-event/8000"))),
+            (96u8..128, Just(Some("PCMU/8000"))),
+            (96u8..128, Just(Some("opus/48000/2"))),
+            (96u8..128, Just(Some("telephone-event/48000"))),
+        ];
+        (
+            prop_oneof![Just("audio"), Just("audio"), Just("video")],
+            prop_oneof![Just(0u16), 1024u16..65535],
+            prop_oneof![Just("RTP/AVP"), Just("RTP/AVP"), Just("RTP/SAVP")],
+            proptest::collection::vec(format, 1..6),
+            proptest::option::of(prop_oneof![
+                Just("sendrecv"),
+                Just("sendonly"),
+                Just("recvonly"),
+                Just("inactive")
+            ]),
+            proptest::option::of(0u32..300),
+        )
+            .prop_map(|(media, port, proto, formats, direction, ptime)| {
+                let numbers: Vec<String> = formats.iter().map(|(pt, _)| pt.to_string()).collect();
+                let mut text = format!("m={media} {port} {proto} {}\r\n", numbers.join(" "));
+                for (pt, map) in formats.iter().filter_map(|(pt, m)| m.map(|m| (pt, m))) {
+                    text.push_str(&format!("a=rtpmap:{pt} {map}\r\n"));
+                }
+                if let Some(direction) = direction {
+                    text.push_str(&format!("a={direction}\r\n"));
+                }
+                if let Some(ptime) = ptime {
+                    text.push_str(&format!("a=ptime:{ptime}\r\n"));
+                }
+                text
+            })
+    }
+
+    fn offered_session() -> impl Strategy<Value = SessionDescription> {
+        (
+            prop_oneof![Just("192.0.2.9"), Just("0.0.0.0")],
+            proptest::collection::vec(offered_media(), 0..4),
+        )
+            .prop_map(|(ip, media)| {
+                let text = format!(
+                    "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n{}",
+                    media.concat()
+                );
+                SessionDescription::parse(text.as_bytes()).expect("generated offers are valid")
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn answers_follow_rfc3264(offered in offered_session(), g722 in any::<bool>()) {
+            let policy = if g722 {
+                CodecPolicy::new(vec![Codec::G722, Codec::Pcmu, Codec::Pcma, Codec::TelephoneEvent])
+                    .expect("has audio")
+            } else {
+                CodecPolicy::default()
+            };
+            let local = MediaAddress { ip: IpAddr::from([192, 0, 2, 10]), rtp_port: 40000 };
+            let mut origin = Origin::new(1, local.ip);
+            match answer(&offered, &policy, local, &mut origin) {
+                Ok((ours, negotiated)) => {
+                    prop_assert_eq!(ours.media.len(), offered.media.len());
+                    let accepted: Vec<usize> =
+                        ours.media.iter().enumerate().filter(|(_, m)| m.port != 0).map(|(i, _)| i).collect();
+                    prop_assert_eq!(accepted, vec![negotiated.media_index]);
+                    let theirs = &offered.media[negotiated.media_index];
+                    let mine = &ours.media[negotiated.media_index];
+                    prop_assert!(mine.formats.iter().all(|f| theirs.formats.contains(f)));
+                    prop_assert!(policy.allows(negotiated.codec.codec));
+                    prop_assert_eq!(&mine.formats[0], &negotiated.codec.payload_type.to_string());
+                    prop_assert!((10..=200).contains(&negotiated.ptime));
+                    prop_assert_eq!(mine.direction(), Some(negotiated.direction));
+                    let checked = accept_answer(&offered, &ours);
+                    prop_assert_eq!(checked.map(|n| n.codec), Ok(negotiated.codec));
+                    prop_assert_eq!(origin.session_version, 1);
+                }
+                Err(error) => {
+                    prop_assert_eq!(error, NegotiationError::NoCommonCodec);
+                    prop_assert_eq!(origin.session_version, 0);
+                    let usable = offered.media.iter().any(|m| {
+                        m.port != 0 && m.media == "audio" && m.proto == "RTP/AVP"
+                            && m.payload_types().any(|pt| {
+                                m.rtpmap(pt).map_or(matches!(pt, 0 | 8) || (g722 && pt == 9), |map| {
+                                    map.encoding == "PCMU" || map.encoding == "PCMA"
+                                })
+                            })
+                    });
+                    prop_assert!(!usable, "refused a usable offer");
+                }
+            }
+        }
+    }
 
     proptest! {
         #[test]
