@@ -59,6 +59,8 @@ pub(crate) struct ClientTransaction {
     ack: Option<Vec<u8>>,
     /// Current Timer A / E interval.
     interval: Duration,
+    /// When the CANCEL guard expires, once the TU has sent a CANCEL for this INVITE.
+    cancel_deadline: Option<Instant>,
     pub(crate) slots: Slots,
 }
 
@@ -97,6 +99,7 @@ impl ClientTransaction {
             bytes,
             ack: None,
             interval: t1,
+            cancel_deadline: None,
             slots: Slots::default(),
         };
         let owner = Owner::Client(id);
@@ -146,6 +149,12 @@ impl ClientTransaction {
                     shared.timers.stop(&mut self.slots, Timer::A);
                     shared.timers.stop(&mut self.slots, Timer::B);
                     self.state = State::Invite(InviteState::Proceeding);
+                    if let Some(deadline) = self.cancel_deadline {
+                        // The CANCEL went out in Calling: its guard starts counting now.
+                        shared
+                            .timers
+                            .start(&mut self.slots, owner, Timer::CancelGuard, deadline);
+                    }
                 }
                 shared.emit(TxEvent::Response {
                     id: self.id,
@@ -302,14 +311,21 @@ impl ClientTransaction {
 
     /// The TU sent a CANCEL for this INVITE: RFC 3261 §9.1, if no final response arrives
     /// within 64*T1 the transaction is considered cancelled and destroyed.
+    /// In Calling, Timer B still runs and the guard starts if a provisional response comes.
     pub(crate) fn on_cancel_sent(&mut self, shared: &mut Shared, now: Instant) {
-        if self.state == State::Invite(InviteState::Proceeding) {
-            shared.timers.start(
-                &mut self.slots,
-                Owner::Client(self.id),
-                Timer::CancelGuard,
-                now + 64 * shared.t1(),
-            );
+        let deadline = now + 64 * shared.t1();
+        match self.state {
+            State::Invite(InviteState::Calling) => self.cancel_deadline = Some(deadline),
+            State::Invite(InviteState::Proceeding) => {
+                self.cancel_deadline = Some(deadline);
+                shared.timers.start(
+                    &mut self.slots,
+                    Owner::Client(self.id),
+                    Timer::CancelGuard,
+                    deadline,
+                );
+            }
+            _ => {}
         }
     }
 

@@ -423,6 +423,26 @@ fn cancel_guard_ends_invite_64_t1_after_cancel() {
 }
 
 #[test]
+fn cancel_sent_in_calling_guards_a_later_proceeding() {
+    let mut rig = Rig::new();
+    let invite = request("INVITE", "a", Transport::Tcp);
+    rig.send_request(0, invite.clone(), uas(Transport::Tcp));
+    rig.send_request(1_000, build_cancel(&invite), uas(Transport::Tcp));
+    rig.receive_response(2_000, response_to(&invite, 180), uas(Transport::Tcp));
+    rig.run_until(100_000);
+    rig.check(
+        "0.000 send INVITE to 10.0.0.2:5060
+         0.000 n_transactions=1
+         1.000 send CANCEL to 10.0.0.2:5060
+         1.000 n_transactions=2
+         2.000 event Response 180 c1
+        33.000 event Timeout c2
+        33.000 event Timeout c1
+        33.000 n_transactions=0",
+    );
+}
+
+#[test]
 fn request_without_branch_is_refused() {
     let mut rig = Rig::new();
     let mut bad = request("OPTIONS", "a", Transport::Udp);
@@ -1226,4 +1246,187 @@ fn pair_many_transactions_settle_with_loss() {
             .all(|(_, e)| !matches!(e, TxEvent::Timeout { .. }))
     );
     assert!(pair.n_dropped > 0);
+}
+
+// ---------------------------------------------------------------- property: no leaks, no panics
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// The TU sends an INVITE or OPTIONS on branch `branch`.
+        Send { invite: bool, branch: u8, tcp: bool },
+        /// The TU sends a CANCEL for the INVITE on `branch`.
+        SendCancel { branch: u8 },
+        /// A response arrives for our request on `branch`.
+        Respond {
+            invite: bool,
+            branch: u8,
+            status: u16,
+        },
+        /// A request arrives from the network.
+        Receive { method: u8, branch: u8, tcp: bool },
+        /// The TU answers the `which`-th server transaction seen so far.
+        Answer { which: usize, status: u16 },
+        /// The TU reports the ACK of the `which`-th server transaction.
+        AckReceived { which: usize },
+        /// The transport fails for the `which`-th client transaction.
+        TransportError { which: usize },
+        /// Virtual time passes.
+        Wait { millis: u64 },
+    }
+
+    fn status() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            Just(100),
+            Just(180),
+            Just(200),
+            Just(302),
+            Just(486),
+            Just(503)
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<bool>(), 0u8..6, any::<bool>()).prop_map(|(invite, branch, tcp)| Op::Send {
+                invite,
+                branch,
+                tcp
+            }),
+            (0u8..6).prop_map(|branch| Op::SendCancel { branch }),
+            (any::<bool>(), 0u8..6, status()).prop_map(|(invite, branch, status)| Op::Respond {
+                invite,
+                branch,
+                status
+            }),
+            (0u8..4, 0u8..6, any::<bool>()).prop_map(|(method, branch, tcp)| Op::Receive {
+                method,
+                branch,
+                tcp
+            }),
+            (0usize..8, status()).prop_map(|(which, status)| Op::Answer { which, status }),
+            (0usize..8).prop_map(|which| Op::AckReceived { which }),
+            (0usize..8).prop_map(|which| Op::TransportError { which }),
+            prop_oneof![0u64..600, 0u64..40_000].prop_map(|millis| Op::Wait { millis }),
+        ]
+    }
+
+    fn transport(tcp: bool) -> Transport {
+        if tcp { Transport::Tcp } else { Transport::Udp }
+    }
+
+    struct World {
+        layer: TransactionLayer,
+        now: Instant,
+        servers: Vec<(ServerTxId, Request)>,
+        clients: Vec<ClientTxId>,
+    }
+
+    impl World {
+        fn drain(&mut self) {
+            while let Some(output) = self.layer.poll_output() {
+                match output {
+                    TxOutput::Transmit { bytes, .. } => {
+                        assert!(
+                            parse(&bytes, Framing::Datagram).is_ok(),
+                            "unparseable output"
+                        );
+                    }
+                    TxOutput::Event(TxEvent::Request { id, request, .. }) => {
+                        self.servers.push((id, request))
+                    }
+                    TxOutput::Event(_) => {}
+                }
+            }
+        }
+
+        fn wait(&mut self, millis: u64) {
+            let end = self.now + Duration::from_millis(millis);
+            while let Some(deadline) = self.layer.poll_timeout().filter(|d| *d <= end) {
+                self.now = self.now.max(deadline);
+                self.layer.handle_timeout(self.now);
+                self.drain();
+                assert!(
+                    self.layer.poll_timeout().is_none_or(|d| d > self.now),
+                    "due timer left after handle_timeout"
+                );
+            }
+            self.now = end;
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_transaction_ends_once_the_tu_answers(ops in proptest::collection::vec(op(), 0..60)) {
+            let mut w = World { layer: TransactionLayer::new(TimerConfig::default()), now: Instant::now(), servers: Vec::new(), clients: Vec::new() };
+            let from = |tcp| uac(transport(tcp));
+            for op in ops {
+                let now = w.now;
+                match op {
+                    Op::Send { invite, branch, tcp } => {
+                        let method = if invite { "INVITE" } else { "OPTIONS" };
+                        let id = w.layer.send_request(request(method, &format!("c{branch}"), transport(tcp)), uas(transport(tcp)), now);
+                        w.clients.push(id);
+                    }
+                    Op::SendCancel { branch } => {
+                        let cancel = build_cancel(&request("INVITE", &format!("c{branch}"), Transport::Udp));
+                        let id = w.layer.send_request(cancel, uas(Transport::Udp), now);
+                        w.clients.push(id);
+                    }
+                    Op::Respond { invite, branch, status } => {
+                        let method = if invite { "INVITE" } else { "OPTIONS" };
+                        let r = response_to(&request(method, &format!("c{branch}"), Transport::Udp), status);
+                        w.layer.handle_response(r, uas(Transport::Udp), now);
+                    }
+                    Op::Receive { method, branch, tcp } => {
+                        let invite = request("INVITE", &format!("s{branch}"), transport(tcp));
+                        let r = match method {
+                            0 => invite,
+                            1 => request("OPTIONS", &format!("s{branch}"), transport(tcp)),
+                            2 => crate::build_ack_for_non_2xx(&invite, &response_to(&invite, 486)),
+                            _ => build_cancel(&invite),
+                        };
+                        w.layer.handle_request(r, from(tcp), now);
+                    }
+                    Op::Answer { which, status } => {
+                        if let Some((id, req)) = w.servers.get(which).cloned() {
+                            w.layer.send_response(id, response_to(&req, status), now);
+                        }
+                    }
+                    Op::AckReceived { which } => {
+                        if let Some((id, _)) = w.servers.get(which) {
+                            w.layer.ack_received(*id);
+                        }
+                    }
+                    Op::TransportError { which } => {
+                        if let Some(id) = w.clients.get(which) {
+                            w.layer.handle_transport_error(*id);
+                        }
+                    }
+                    Op::Wait { millis } => w.wait(millis),
+                }
+                w.drain();
+            }
+            // The TU finally answers everything it was given; nothing may outlive the timers.
+            for (id, req) in w.servers.clone() {
+                let now = w.now;
+                w.layer.send_response(id, response_to(&req, 500), now);
+                w.drain();
+            }
+            // A client INVITE in Proceeding waits for its final response: the peer sends it.
+            for branch in 0..6 {
+                let now = w.now;
+                let invite = request("INVITE", &format!("c{branch}"), Transport::Udp);
+                w.layer.handle_response(response_to(&invite, 487), uas(Transport::Udp), now);
+                w.drain();
+            }
+            w.wait(10 * 60 * 1000);
+            prop_assert_eq!(w.layer.n_transactions(), 0);
+            prop_assert_eq!(w.layer.n_timers(), 0);
+            prop_assert!(w.layer.poll_timeout().is_none());
+        }
+    }
 }
