@@ -179,7 +179,7 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
         current = Some((name.to_owned(), value.trim().to_owned()));
     }
     if let Some((n, v)) = current.take() {
-        headers.push(HeaderName::parse(&n), v);
+        headers.push(HeaderName::parse(&n), v.trim().to_owned());
     }
 
     let mut msg = if let Some(after) = first.strip_prefix("SIP/") {
@@ -214,6 +214,8 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
         if !version.get(..4).is_some_and(|v| v.eq_ignore_ascii_case("SIP/")) {
             return Err(perr(ParseErrorKind::BadStartLine, "bad version in request line"));
         }
+        // RFC 3261 §7.1: "SIP/2.0" in any case is version 2.0; store it in the case we print.
+        let version = if version.eq_ignore_ascii_case("SIP/2.0") { "SIP/2.0" } else { version };
         Message::Request(Request { method, uri_raw: uri.to_owned(), version: version.to_owned(), headers, body: Vec::new() })
     };
 
