@@ -344,6 +344,11 @@ impl Fmtp {
             parameters: parameters.to_owned(),
         })
     }
+
+    /// The attribute value, such as `101 0-16`.
+    pub fn to_value(&self) -> String {
+        format!("{} {}", self.format, self.parameters)
+    }
 }
 
 /// An `a=rtcp:` value: where RTCP goes when it is not RTP port + 1 (RFC 3605).

@@ -639,10 +639,7 @@ fn audio_section(
                 format: payload_type.to_string(),
                 parameters: parameters.clone(),
             };
-            attributes.push(Attribute::new(
-                "fmtp",
-                format!("{} {}", fmtp.format, fmtp.parameters),
-            ));
+            attributes.push(Attribute::new("fmtp", fmtp.to_value()));
         }
     }
     attributes.push(Attribute::new("ptime", ptime.to_string()));
