@@ -160,7 +160,7 @@ impl Switchboard {
             }
             Err(Refusal::Challenge { stale }) => {
                 let mut resp = req.make_response(407, "Proxy Authentication Required", Some(&self.rng.hex()));
-                for c in self.auth.challenge(now.instant, stale) {
+                for c in self.challenges(now, stale) {
                     resp.headers.push(HeaderName::ProxyAuthenticate, c);
                 }
                 self.tx.send_response(id, resp, now.instant);
@@ -226,7 +226,7 @@ impl Switchboard {
             for b in self.registrar.lookup(ext, now.instant) {
                 let r = &b.record;
                 let transport = if r.transport.eq_ignore_ascii_case("tcp") { Transport::Tcp } else { Transport::Udp };
-                targets.push((ext.clone(), r.contact_uri.clone(), Peer { transport, addr: r.received_from }));
+                targets.push((ext.clone(), r.contact_uri.clone(), Peer { transport, addr: contact_address(&r.contact_uri, r.received_from, transport) }));
             }
         }
         if targets.is_empty() {
@@ -822,6 +822,23 @@ impl Switchboard {
             }
         }
         self.tx.send_response(id, resp, now.instant);
+    }
+}
+
+/// Where to send requests for a registered contact. Over UDP, the Contact's own address when
+/// it names the host the REGISTER came from (no NAT in between: a phone may listen on another
+/// port than it sent from); otherwise the REGISTER's source, which is what gets through a NAT
+/// (the `received`/`rport` idea of RFC 3581 applied to the binding). Over TCP, always the
+/// connection the phone opened.
+fn contact_address(contact: &str, received_from: std::net::SocketAddr, transport: Transport) -> std::net::SocketAddr {
+    if transport == Transport::Tcp {
+        return received_from;
+    }
+    let Ok(Uri::Sip(uri)) = Uri::parse(contact) else { return received_from };
+    let host = uri.host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip == received_from.ip() => std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060)),
+        _ => received_from,
     }
 }
 

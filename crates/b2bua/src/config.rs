@@ -82,6 +82,7 @@ struct RawSwitch {
     media_timeout_secs: Option<Spanned<u64>>,
     min_expires: Option<u32>,
     max_expires: Option<u32>,
+    digest_algorithms: Option<Spanned<Vec<String>>>,
     /// Where menu, voicemail and message targets ring until the IVR exists (issue 5).
     operator: Option<Spanned<String>>,
 }
@@ -154,6 +155,8 @@ pub struct Config {
     pub max_expires: u32,
     /// Extension that stands in for IVR targets until the IVR exists.
     pub operator: Option<String>,
+    /// Digest algorithms offered in challenges, most preferred first (`SHA-256`, `MD5`).
+    pub digest_algorithms: Vec<String>,
     /// Extensions by number.
     pub extensions: BTreeMap<String, Extension>,
     /// Trunks.
@@ -292,6 +295,16 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
             errors.push(loc.error(s.span(), "media_timeout_secs must be between 1 and 3600", None));
         }
     }
+    let digest_algorithms = match &switch.digest_algorithms {
+        None => vec!["SHA-256".to_owned(), "MD5".to_owned()],
+        Some(list) => {
+            let ok = !list.get_ref().is_empty() && list.get_ref().iter().all(|a| a == "SHA-256" || a == "MD5");
+            if !ok {
+                errors.push(loc.error(list.span(), "digest_algorithms lists `SHA-256` and/or `MD5`", Some("e.g. [\"SHA-256\", \"MD5\"]: the order is the order of the challenges")));
+            }
+            list.get_ref().clone()
+        }
+    };
     let min_expires = switch.min_expires.unwrap_or(60);
     let max_expires = switch.max_expires.unwrap_or(3600).max(min_expires);
 
@@ -368,6 +381,7 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         min_expires,
         max_expires,
         operator,
+        digest_algorithms,
         extensions,
         trunks,
     })
@@ -383,6 +397,7 @@ struct SwitchPart {
     min_expires: u32,
     max_expires: u32,
     operator: Option<String>,
+    digest_algorithms: Vec<String>,
     extensions: BTreeMap<String, Extension>,
     trunks: Vec<Trunk>,
 }
@@ -398,6 +413,7 @@ impl SwitchPart {
             min_expires: self.min_expires,
             max_expires: self.max_expires,
             operator: self.operator,
+            digest_algorithms: self.digest_algorithms,
             extensions: self.extensions,
             trunks: self.trunks,
             plan,

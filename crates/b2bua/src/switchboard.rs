@@ -489,7 +489,7 @@ impl Switchboard {
                     self.penalise(from.addr.ip(), now.instant);
                 }
                 let mut resp = req.make_response(401, "Unauthorized", Some(&self.rng.hex()));
-                for c in self.auth.challenge(now.instant, stale) {
+                for c in self.challenges(now, stale) {
                     resp.headers.push(HeaderName::WwwAuthenticate, c);
                 }
                 self.tx.send_response(id, resp, now.instant);
@@ -546,6 +546,18 @@ impl Switchboard {
                 self.tx.send_response(id, resp, now.instant);
             }
         }
+    }
+
+    /// Digest challenges in the configured order (RFC 8760 §2.4: most preferred first; SIPp
+    /// and many desk phones only read the first, hence the setting).
+    pub(crate) fn challenges(&mut self, now: Now, stale: bool) -> Vec<String> {
+        let offered = self.auth.challenge(now.instant, stale);
+        let mut out = Vec::with_capacity(2);
+        for algorithm in &self.config.digest_algorithms {
+            let tag = format!("algorithm={algorithm},");
+            out.extend(offered.iter().filter(|c| c.contains(&tag)).cloned());
+        }
+        out
     }
 
     pub(crate) fn new_call_key(&mut self) -> CallKey {
