@@ -124,11 +124,12 @@ impl ClientTransaction {
     pub(crate) fn on_response(
         &mut self,
         response: Response,
+        from: Peer,
         shared: &mut Shared,
         now: Instant,
     ) -> Flow {
         match self.state {
-            State::Invite(state) => self.invite_response(state, response, shared, now),
+            State::Invite(state) => self.invite_response(state, response, from, shared, now),
             State::NonInvite(state) => self.non_invite_response(state, response, shared, now),
         }
     }
@@ -137,6 +138,7 @@ impl ClientTransaction {
         &mut self,
         state: InviteState,
         response: Response,
+        from: Peer,
         shared: &mut Shared,
         now: Instant,
     ) -> Flow {
@@ -216,6 +218,12 @@ impl ClientTransaction {
                 });
                 Flow::Continue
             }
+            InviteState::Completed if is_success(status) => {
+                // A 2xx after our ACK for a 3xx-6xx (a misbehaving fork): no transaction can
+                // take it, so the TU gets it as stray and may ACK and BYE it.
+                shared.emit(TxEvent::StrayResponse { response, from });
+                Flow::Continue
+            }
             InviteState::Completed | InviteState::Accepted => {
                 tracing::debug!(
                     status,
@@ -287,8 +295,8 @@ impl ClientTransaction {
                 // RFC 3261 §17.1.2.2: Timer E doubles up to T2 in Trying, is T2 in Proceeding.
                 shared.transmit(self.peer, self.bytes.clone());
                 self.interval = match state {
-                    NonInviteState::Proceeding => shared.config.t2,
-                    _ => self.interval.saturating_mul(2).min(shared.config.t2),
+                    NonInviteState::Proceeding => shared.t2(),
+                    _ => self.interval.saturating_mul(2).min(shared.t2()),
                 };
                 shared
                     .timers

@@ -113,6 +113,11 @@ impl Shared {
         self.config.t1.max(Duration::from_millis(1))
     }
 
+    /// T2, never below T1 (a zero cap would retransmit forever within one instant).
+    pub(crate) fn t2(&self) -> Duration {
+        self.config.t2.max(self.t1())
+    }
+
     pub(crate) fn timer_d(&self) -> Duration {
         TIMER_D
     }
@@ -262,7 +267,7 @@ impl TransactionLayer {
                 .clients
                 .get_mut(&id)
                 .expect("client index points at a live transaction");
-            if tx.on_response(response, &mut self.shared, now) == Flow::Terminate {
+            if tx.on_response(response, from, &mut self.shared, now) == Flow::Terminate {
                 self.remove_client(id);
             }
         } else if (200..300).contains(&response.status) && key.method == Method::Invite {

@@ -100,7 +100,8 @@ pub struct ServerTxId(pub u64);
 pub struct TimerConfig {
     /// Round-trip estimate (default 500 ms); a zero value is treated as 1 ms.
     pub t1: Duration,
-    /// Longest retransmission interval for non-INVITE requests and INVITE responses (4 s).
+    /// Longest retransmission interval for non-INVITE requests and INVITE responses (4 s);
+    /// a value below T1 is treated as T1.
     pub t2: Duration,
     /// Longest time a message stays in the network (5 s).
     pub t4: Duration,

@@ -304,7 +304,7 @@ impl ServerTransaction {
             | (State::Invite(InviteState::Accepted), Timer::Retransmit2xx) => {
                 // RFC 3261 §17.2.1 (G) and §13.3.1.4 (2xx): resend, double up to T2.
                 self.resend_last(shared);
-                self.interval = self.interval.saturating_mul(2).min(shared.config.t2);
+                self.interval = self.interval.saturating_mul(2).min(shared.t2());
                 shared
                     .timers
                     .start(&mut self.slots, owner, timer, now + self.interval);

@@ -381,6 +381,70 @@ fn stray_2xx_is_reported_and_other_strays_dropped() {
 }
 
 #[test]
+fn a_2xx_after_a_non_2xx_is_stray() {
+    let mut rig = Rig::new();
+    let invite = request("INVITE", "a", Transport::Udp);
+    rig.send_request(0, invite.clone(), uas(Transport::Udp));
+    rig.receive_response(100, response_to(&invite, 486), uas(Transport::Udp));
+    rig.receive_response(200, response_to(&invite, 200), uas(Transport::Udp));
+    rig.check(
+        "0.000 send INVITE to 10.0.0.2:5060
+         0.000 n_transactions=1
+         0.100 send ACK to 10.0.0.2:5060
+         0.100 event Response 486 c1
+         0.200 event StrayResponse 200",
+    );
+}
+
+#[test]
+fn rfc_2543_requests_match_without_magic_cookie() {
+    let mut rig = Rig::new();
+    let mut invite = request("INVITE", "a", Transport::Udp);
+    invite.headers.remove(&HeaderName::Via);
+    invite
+        .headers
+        .push_front(HeaderName::Via, "SIP/2.0/UDP 10.0.0.1:5060;branch=old2543");
+    let from = uac(Transport::Udp);
+    rig.receive_request(0, invite.clone(), from);
+    rig.receive_request(100, invite.clone(), from);
+    let busy = response_to(&invite, 486);
+    rig.send_response(150, S1, busy.clone());
+    rig.receive_request(200, crate::build_ack_for_non_2xx(&invite, &busy), from);
+    rig.run_until(60_000);
+    rig.check(
+        "0.000 event Request INVITE s1
+         0.000 n_transactions=1
+         0.100 send 100 INVITE to 10.0.0.1:5060
+         0.150 send 486 INVITE to 10.0.0.1:5060
+         5.200 n_transactions=0",
+    );
+}
+
+#[test]
+fn zero_timer_config_does_not_spin() {
+    let t0 = Instant::now();
+    let zero = TimerConfig {
+        t1: Duration::ZERO,
+        t2: Duration::ZERO,
+        t4: Duration::ZERO,
+    };
+    let mut layer = TransactionLayer::new(zero);
+    layer.send_request(
+        request("OPTIONS", "a", Transport::Udp),
+        uas(Transport::Udp),
+        t0,
+    );
+    let mut n_wakeups = 0;
+    while let Some(t) = layer.poll_timeout() {
+        layer.handle_timeout(t);
+        while layer.poll_output().is_some() {}
+        n_wakeups += 1;
+        assert!(n_wakeups < 1_000, "livelock");
+    }
+    assert_eq!(layer.n_transactions(), 0);
+}
+
+#[test]
 fn response_with_other_method_does_not_match() {
     let mut rig = Rig::new();
     let invite = request("INVITE", "a", Transport::Tcp);
