@@ -500,3 +500,69 @@ impl Message {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `input` as a datagram and renders the outcome in one line:
+    /// `request METHOD URI -> valid|NNN reason`, `response NNN -> ...`, or `error Kind: reason`
+    /// (with `+partial` when a 400 can still be answered).
+    fn check(input: &str, expect: &str) {
+        let got = match parse(input.as_bytes(), Framing::Datagram) {
+            Ok(Message::Request(r)) => {
+                let v = r.validate().map_or_else(|e| e.to_string(), |()| "valid".into());
+                format!("request {} {} -> {v}", r.method, r.uri_raw)
+            }
+            Ok(Message::Response(r)) => {
+                let v = r.validate().map_or_else(|e| e.to_string(), |()| "valid".into());
+                format!("response {} -> {v}", r.status)
+            }
+            Err(e) => format!("error {:?}: {}{}", e.kind, e.reason, if e.partial.is_some() { " +partial" } else { "" }),
+        };
+        assert_eq!(got, expect, "input {input:?}");
+    }
+
+    const HEADERS: &str = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\n";
+
+    #[test]
+    fn request_lines() {
+        let m = |line: &str, cseq: &str| format!("{line}\r\n{HEADERS}CSeq: 1 {cseq}\r\nContent-Length: 0\r\n\r\n");
+        check(&m("OPTIONS sip:a@b SIP/2.0", "OPTIONS"), "request OPTIONS sip:a@b -> valid");
+        check(&m("OPTIONS  sip:a@b \t SIP/2.0  ", "OPTIONS"), "request OPTIONS sip:a@b -> valid");
+        // regression: embedded LWS in the Request-URI was a parse error nobody could answer
+        check(&m("INVITE sip:user@example.com; lr SIP/2.0", "INVITE"), "request INVITE sip:user@example.com; lr -> 400 bad Request-URI: empty URI or forbidden character");
+        check(&m("INVITE <sip:a@b> SIP/2.0", "INVITE"), "request INVITE <sip:a@b> -> 400 bad Request-URI: bad scheme");
+        // regression: `sip/2.0` is SIP/2.0 (RFC 3261 §7.1), not 505
+        check(&m("OPTIONS sip:a@b sip/2.0", "OPTIONS"), "request OPTIONS sip:a@b -> valid");
+        check(&m("OPTIONS sip:a@b SIP/7.0", "OPTIONS"), "request OPTIONS sip:a@b -> 505 version SIP/7.0 not supported");
+        check(&m("OPTIONS SIP/2.0", "OPTIONS"), "error BadStartLine: request line must be METHOD URI VERSION");
+        check(&m("OPTIONS sip:a@b HTTP/1.1", "OPTIONS"), "error BadStartLine: bad version in request line");
+        // regression: a user part holding `?` (RFC 4475 intmeth) was split as URI headers
+        check(&m("OPTIONS sip:a?b@c SIP/2.0", "OPTIONS"), "request OPTIONS sip:a?b@c -> valid");
+        check(&m("OPTIONS nobody:x SIP/2.0", "OPTIONS"), "request OPTIONS nobody:x -> 416 URI scheme nobody not supported");
+    }
+
+    #[test]
+    fn header_sections() {
+        let m = |extra: &str| format!("OPTIONS sip:a@b SIP/2.0\r\n{HEADERS}CSeq: 1 OPTIONS\r\n{extra}");
+        check(&m("Content-Length: 0\r\n\r\n"), "request OPTIONS sip:a@b -> valid");
+        // regression: a datagram without the empty line after the headers (RFC 4475 baddn)
+        check(&m("Content-Length: 0\r\n"), "request OPTIONS sip:a@b -> valid");
+        check(&m("Content-Length: 0"), "error Incomplete: no end of header section");
+        check(&m("Content-Length: 5\r\n\r\nab"), "error BadContentLength: Content-Length larger than the message +partial");
+        check(&m("l: 1\r\nl: 1\r\n\r\nab"), "error BadContentLength: more than one Content-Length +partial");
+        // RFC 3261 §20.17: Date must be rfc1123-date in GMT (RFC 4475 baddate)
+        check(&m("Date: Fri, 01 Jan 2010 16:00:00 EST\r\n\r\n"), "request OPTIONS sip:a@b -> 400 bad Date header");
+        check(&m("Date: Fri, 01 Jan 2010 16:00:00 GMT\r\n\r\n"), "request OPTIONS sip:a@b -> valid");
+        check(&m("Date: Fri, 1 Jan 2010 16:00 GMT\r\n\r\n"), "request OPTIONS sip:a@b -> 400 bad Date header");
+    }
+
+    #[test]
+    fn folded_last_header_is_trimmed() {
+        // regression: the last header's value kept the space a continuation line added
+        let input = b"OPTIONS sip:a@b SIP/2.0\nFrom: <sip:a@b>;tag=1\nTo: <sip:c@d>\nCall-ID: x\nCSeq: 1 OPTIONS\nVia:\n SIP/2.0/UDP h;branch=z9hG4bK1\n\n";
+        let msg = parse(input, Framing::Datagram).unwrap();
+        assert_eq!(msg.headers().get(&HeaderName::Via), Some("SIP/2.0/UDP h;branch=z9hG4bK1"));
+    }
+}
