@@ -19,6 +19,7 @@
 //! Peer misbehaviour (garbage datagrams, strangers sending to our ports) is dropped and counted,
 //! never returned as an error and never a panic.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod g711;
 pub mod packet;
