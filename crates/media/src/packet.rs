@@ -125,17 +125,14 @@ pub fn parse_rtp(bytes: &[u8]) -> Result<RtpPacket<'_>, InspectError> {
     use rtp_types::RtpParseError;
     let packet = rtp_types::RtpPacket::parse(bytes).map_err(|err| match err {
         RtpParseError::UnsupportedVersion(version) => InspectError::UnsupportedVersion(version),
-        RtpParseError::Truncated { expected, actual } => {
-            // rtp-types reports padding that reaches into the header as truncation.
-            if bytes.first().is_some_and(|b| b & 0x20 != 0) && actual >= RTP_HEADER_LEN {
-                InspectError::InvalidPadding
-            } else {
-                InspectError::TooShort {
-                    needed: expected,
-                    actual,
-                }
-            }
-        }
+        // rtp-types reports padding that reaches back into the header as truncation too.
+        RtpParseError::Truncated { expected, actual } => match rtp_header_len(bytes) {
+            Some(header_len) if header_len <= actual => InspectError::InvalidPadding,
+            _ => InspectError::TooShort {
+                needed: expected,
+                actual,
+            },
+        },
         RtpParseError::PaddingInvalid(_) => InspectError::InvalidPadding,
     })?;
     Ok(RtpPacket {
@@ -150,6 +147,18 @@ pub fn parse_rtp(bytes: &[u8]) -> Result<RtpPacket<'_>, InspectError> {
             .and_then(|rest| rest.get(..packet.payload_len()))
             .unwrap_or_default(),
     })
+}
+
+/// The RTP header length (fixed part, CSRCs, extension) that the first bytes announce.
+fn rtp_header_len(bytes: &[u8]) -> Option<usize> {
+    let first = *bytes.first()?;
+    let csrc_end = RTP_HEADER_LEN + 4 * usize::from(first & 0x0f);
+    if first & 0x10 == 0 {
+        return Some(csrc_end);
+    }
+    // RFC 3550 §5.3.1: a 4-byte extension header whose second half counts 32-bit words.
+    let &[hi, lo] = bytes.get(csrc_end + 2..)?.first_chunk::<2>()?;
+    Some(csrc_end + 4 + 4 * usize::from(u16::from_be_bytes([hi, lo])))
 }
 
 /// Validate an RTCP compound packet (RFC 3550 §A.2, relaxed for RFC 5506 reduced size).
@@ -290,6 +299,11 @@ mod tests {
         check(&pad, "err InvalidPadding");
         *pad.last_mut().unwrap() = 40;
         check(&pad, "err InvalidPadding");
+        // Padding bit set, but it is the CSRC list that is missing.
+        let mut pad_csrc = rtp(0, false, 1, 1, 1, &[]);
+        pad_csrc[0] = 0xa2;
+        pad_csrc.push(1);
+        check(&pad_csrc, "err TooShort { needed: 20, actual: 13 }");
     }
 
     #[test]
