@@ -28,7 +28,9 @@ pub mod relay;
 mod sequence;
 pub mod telephone_event;
 
-pub use packet::{InspectError, Packet, PacketKind, RtcpCompound, RtpPacket, inspect};
+pub use packet::{
+    BufferTooSmall, InspectError, Packet, PacketKind, RtcpCompound, RtpPacket, inspect, write_rtp,
+};
 pub use ports::{PortAllocator, PortError, PortPair};
 pub use relay::{
     Channel, DropCounts, DropReason, Forward, LegId, LegStats, MediaEvent, Relay, RelayConfig,

@@ -149,6 +149,34 @@ pub fn parse_rtp(bytes: &[u8]) -> Result<RtpPacket<'_>, InspectError> {
     })
 }
 
+/// The output buffer given to [`write_rtp`] cannot hold the packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("buffer of {actual} bytes cannot hold a {needed}-byte RTP packet")]
+pub struct BufferTooSmall {
+    /// Bytes the packet needs.
+    pub needed: usize,
+    /// Bytes the buffer has.
+    pub actual: usize,
+}
+
+/// Write a plain RTP packet (no CSRC, extension or padding) with `packet`'s fields and payload
+/// into `out`, without allocating; returns its length.
+pub fn write_rtp(packet: &RtpPacket<'_>, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    let needed = RTP_HEADER_LEN.saturating_add(packet.payload.len());
+    let actual = out.len();
+    let Some(out) = out.get_mut(..needed) else {
+        return Err(BufferTooSmall { needed, actual });
+    };
+    let (header, payload) = out.split_at_mut(RTP_HEADER_LEN);
+    let [s0, s1] = packet.sequence_number.to_be_bytes();
+    let [t0, t1, t2, t3] = packet.timestamp.to_be_bytes();
+    let [c0, c1, c2, c3] = packet.ssrc.to_be_bytes();
+    let second = (packet.payload_type & 0x7f) | if packet.marker { 0x80 } else { 0 };
+    header.copy_from_slice(&[0x80, second, s0, s1, t0, t1, t2, t3, c0, c1, c2, c3]);
+    payload.copy_from_slice(packet.payload);
+    Ok(needed)
+}
+
 /// The RTP header length (fixed part, CSRCs, extension) that the first bytes announce.
 fn rtp_header_len(bytes: &[u8]) -> Option<usize> {
     let first = *bytes.first()?;
@@ -373,6 +401,20 @@ mod tests {
                 prop_assert!(p.payload.len() + RTP_HEADER_LEN <= bytes.len());
             }
             let _ = parse_rtcp(&bytes);
+        }
+
+        #[test]
+        fn write_then_parse(pt in 0u8..128, m: bool, seq: u16, ts: u32, ssrc: u32,
+                            payload in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let packet = RtpPacket { payload_type: pt, marker: m, sequence_number: seq,
+                                     timestamp: ts, ssrc, payload: &payload };
+            let mut out = [0u8; 80];
+            let n = write_rtp(&packet, &mut out).unwrap();
+            prop_assert_eq!(n, 12 + payload.len());
+            prop_assert_eq!(&out[..n], &rtp(pt, m, seq, ts, ssrc, &payload)[..]);
+            prop_assert_eq!(parse_rtp(&out[..n]), Ok(packet));
+            let short = write_rtp(&packet, &mut out[..n - 1]);
+            prop_assert_eq!(short, Err(BufferTooSmall { needed: n, actual: n - 1 }));
         }
 
         #[test]
