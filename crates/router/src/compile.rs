@@ -980,8 +980,13 @@ impl<'s> Compiler<'_, 's> {
         fn paint(hours: &WeeklyHours, minutes: &mut [bool]) {
             for (day, intervals) in hours.by_start_day.iter().enumerate() {
                 for interval in intervals {
-                    for m in interval.range.start..interval.range.end {
-                        minutes[(day * DAY_MINUTES as usize + m as usize) % WEEK] = true;
+                    let start = day * DAY_MINUTES as usize + interval.range.start as usize;
+                    let end = day * DAY_MINUTES as usize + interval.range.end as usize;
+                    if end > WEEK {
+                        minutes[start..].fill(true);
+                        minutes[..end - WEEK].fill(true);
+                    } else {
+                        minutes[start..end].fill(true);
                     }
                 }
             }

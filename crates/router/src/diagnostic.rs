@@ -100,7 +100,7 @@ impl<'s> Sink<'s> {
 
     /// `file:line` of a span, used in explanations ("which rule").
     pub(crate) fn origin(&self, span: &Range<usize>) -> String {
-        let (line, _) = self.line_col(span.start);
+        let line = self.line_starts.partition_point(|&start| start <= span.start).max(1);
         format!("{}:{}", self.file, line)
     }
 

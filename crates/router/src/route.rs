@@ -182,8 +182,9 @@ pub fn route(plan: &Plan, facts: &CallFacts, at: Timestamp, state: &mut Strategy
         && let Some(menu) = plan.menus.get(menu_name)
     {
         reasons.push(format!(
-            "menu `{}` plays {} and waits {} s for a digit ({} retries, then {})",
+            "menu `{}` ({}) plays {} and waits {} s for a digit ({} retries, then {})",
             menu.name,
+            menu.origin,
             menu.prompts.join(", "),
             menu.timeout_secs,
             menu.retries,
