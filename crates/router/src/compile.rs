@@ -23,9 +23,6 @@ type Value<'i> = Spanned<DeValue<'i>>;
 pub const TOP_LEVEL_KEYS: &[&str] =
     &["service", "numbers", "calendars", "menus", "groups", "queues", "voicemail", "external", "emergency"];
 
-/// Top-level keys that belong to the switch: accepted and ignored, except `extensions[*].number`.
-const SWITCH_KEYS: &[&str] = &["switch", "extensions", "trunks"];
-
 /// The default time zone of a service.
 pub const DEFAULT_TIME_ZONE: &str = "Europe/Rome";
 
@@ -296,10 +293,10 @@ impl<'s> Compiler<'_, 's> {
                 own.insert(key, (value, span));
             } else if key == "extensions" {
                 self.read_extensions(value);
-            } else if !SWITCH_KEYS.contains(&key) {
-                let all = TOP_LEVEL_KEYS.iter().chain(SWITCH_KEYS).copied();
-                self.sink.error(&span, format!("unknown top-level key `{key}`"), suggest(key, all));
             }
+            // Other keys (`switch`, `trunks`) are the switch's, and so is rejecting keys in
+            // neither set: it reports them once, with both lists.
+            let _ = span;
         }
         let mut tables: HashMap<&str, Vec<(String, Span, &Value<'_>)>> = HashMap::new();
         for key in ["menus", "groups", "queues", "voicemail", "external", "calendars"] {

@@ -15,3 +15,4 @@ pub use plan::{External, HuntGroup, Menu, MenuOption, NumberRule, Plan, Queue, S
 pub use time::{easter_sunday, italian_holiday};
 pub use duty::{DutyReport, GroupDuty, OnDuty};
 pub use route::{CallFacts, Decision, GroupState, MemberState, StrategyState, route};
+pub use jiff::Timestamp;

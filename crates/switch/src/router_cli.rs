@@ -24,7 +24,7 @@ fn load(config: &Path) -> anyhow::Result<router::Plan> {
     }
 }
 
-fn parse_at(at: &str) -> anyhow::Result<jiff::Timestamp> {
+fn parse_at(at: &str) -> anyhow::Result<router::Timestamp> {
     at.parse().with_context(|| format!("--at {at}: expected RFC 3339, e.g. 2026-03-02T10:00:00+01:00"))
 }
 
