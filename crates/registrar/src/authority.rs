@@ -21,7 +21,8 @@ use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
 use crate::digest::{
-    Algorithm, Credentials, HexDigest, QopAuth, ha1, hex_eq_constant_time, response_hex, write_hex,
+    Algorithm, Credentials, Ha1Source, HexDigest, QopAuth, ha1, hex_eq_constant_time, response_hex,
+    write_hex,
 };
 use crate::header::{ParseError, parse_digest};
 
@@ -363,12 +364,18 @@ impl DigestAuthority {
 
         // Unknown users and users without an HA1 for this algorithm hash a decoy, so they take
         // as long as a wrong password and end in the same `Rejected`.
-        let stored = lookup(username).and_then(|c| c.ha1_for(algorithm, username, realm));
-        let known = stored.is_some();
-        let ha1_hex: HexDigest = match stored {
-            Some(ha1) => ha1,
-            None => ha1(algorithm, username, realm, &self.decoy_password),
-        };
+        // Every path hashes exactly one HA1, so the three cases take about the same time:
+        // password users hash theirs, stored-HA1 users and unknown users hash a decoy.
+        let decoy = |password: &str| ha1(algorithm, username, realm, password);
+        let (ha1_hex, known): (HexDigest, bool) =
+            match lookup(username).map(|c| c.source(algorithm)) {
+                Some(Ha1Source::Password(password)) => (decoy(password), true),
+                Some(Ha1Source::Stored(Some(stored))) => {
+                    std::hint::black_box(decoy(&self.decoy_password));
+                    (stored, true)
+                }
+                Some(Ha1Source::Stored(None)) | None => (decoy(&self.decoy_password), false),
+            };
         let expected = response_hex(
             algorithm,
             ha1_hex.as_bytes(),

@@ -319,7 +319,9 @@ impl Registrar {
 
         // Step 7: same Call-ID with a CSeq not above the binding's aborts the whole request.
         for contact in &request.contacts {
-            if let Some(binding) = existing.iter().find(|b| is_same_binding(b, contact))
+            if let Some(binding) = existing
+                .iter()
+                .find(|b| !b.is_expired(now) && is_same_binding(b, contact))
                 && binding.record.call_id == request.call_id
                 && request.cseq <= binding.record.cseq
             {
@@ -524,10 +526,11 @@ fn is_same_binding(binding: &Binding, contact: &ContactSpec) -> bool {
     // DEVIATION(RFC 3261 §10.3 step 7): a device that re-registers with the same
     // `+sip.instance` (RFC 5626 §4.1) but a new URI, e.g. after a NAT rebinding, replaces its
     // old binding instead of adding one that would be rung until it expired.
-    if let (Some(a), Some(b)) = (&binding.record.instance, &contact.instance) {
-        return a == b;
-    }
-    uri_equal(&binding.record.contact_uri, &contact.uri)
+    let same_instance = matches!(
+        (&binding.record.instance, &contact.instance),
+        (Some(a), Some(b)) if a == b
+    );
+    same_instance || uri_equal(&binding.record.contact_uri, &contact.uri)
 }
 
 /// A SIP URI split for comparison (RFC 3261 §19.1.4).

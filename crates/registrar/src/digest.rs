@@ -292,21 +292,38 @@ impl Credentials {
         })
     }
 
+    /// Where the HA1 for `algorithm` comes from, without hashing anything yet.
+    pub(crate) fn source(&self, algorithm: Algorithm) -> Ha1Source<'_> {
+        match &self.secret {
+            Secret::Password(password) => Ha1Source::Password(password),
+            Secret::Ha1 { md5, sha256 } => Ha1Source::Stored(match algorithm {
+                Algorithm::Md5 => *md5,
+                Algorithm::Sha256 => *sha256,
+            }),
+        }
+    }
+
     /// The HA1 for `algorithm`, or `None` if only other algorithms' HA1s are stored.
+    #[cfg(test)]
     pub(crate) fn ha1_for(
         &self,
         algorithm: Algorithm,
         username: &str,
         realm: &str,
     ) -> Option<HexDigest> {
-        match &self.secret {
-            Secret::Password(password) => Some(ha1(algorithm, username, realm, password)),
-            Secret::Ha1 { md5, sha256 } => match algorithm {
-                Algorithm::Md5 => *md5,
-                Algorithm::Sha256 => *sha256,
-            },
+        match self.source(algorithm) {
+            Ha1Source::Password(password) => Some(ha1(algorithm, username, realm, password)),
+            Ha1Source::Stored(stored) => stored,
         }
     }
+}
+
+/// Where a user's HA1 comes from for one algorithm.
+pub(crate) enum Ha1Source<'a> {
+    /// Hash it from this password.
+    Password(&'a str),
+    /// Stored; `None` if not stored for this algorithm.
+    Stored(Option<HexDigest>),
 }
 
 #[cfg(test)]
