@@ -486,6 +486,7 @@ impl Relay {
     }
 
     /// Advance time; reports [`MediaEvent::Timeout`] once when the silence limit is reached.
+    #[must_use = "a timeout means the call's media is dead"]
     pub fn handle_timeout(&mut self, now: Instant) -> Option<MediaEvent> {
         let deadline = self.poll_timeout()?;
         if now < deadline {
@@ -984,6 +985,31 @@ at 100s: deadline Some(130s) event None",
             steps,
             "at 3610s: deadline Some(3610s) event Some(Timeout)",
         );
+    }
+
+    #[test]
+    fn which_sdp_addresses_cannot_be_checked() {
+        let cases = [
+            ("10.1.2.3", true),
+            ("172.16.0.1", true),
+            ("172.32.0.1", false),
+            ("192.168.0.10", true),
+            ("100.64.0.1", true),
+            ("100.128.0.1", false),
+            ("169.254.1.1", true),
+            ("0.0.0.0", true),
+            ("127.0.0.1", false),
+            ("203.0.113.10", false),
+            ("fd00::1", true),
+            ("fe80::1", true),
+            ("2001:db8::1", false),
+            ("::ffff:192.168.1.1", true),
+            ("::ffff:203.0.113.10", false),
+            ("::", true),
+        ];
+        for (ip, expect) in cases {
+            assert_eq!(may_be_behind_nat(ip.parse().unwrap()), expect, "{ip}");
+        }
     }
 
     #[derive(Clone, Debug)]
