@@ -15,8 +15,10 @@
 //! Each leg has a *signalled* remote per channel, set from SDP with [`Relay::set_remote`], and
 //! (with [`RelayConfig::latch`]) a *latched* one, learnt from the packets the leg's phone sends
 //! us (symmetric RTP, RFC 4961; "comedia"). A packet from leg A goes to leg B's latched address
-//! if B has one, else to B's signalled address. While B's signalled address is `None` (held with
-//! `c=0.0.0.0`, or not yet known) packets for B are dropped as [`DropReason::NoRemote`].
+//! if B has one, else to B's signalled address. While SDP gives B no address (held with
+//! `c=0.0.0.0`, or not yet known) packets for B are dropped as [`DropReason::NoRemote`]; B's
+//! last address and latch are kept for checking what B itself sends, and come back into use
+//! when SDP gives the same address again.
 //!
 //! RTCP goes to the other leg's RTCP address over its RTCP socket, unless that leg multiplexes
 //! RTCP on its RTP port (RFC 5761), which the caller signals by passing the same address for
@@ -209,8 +211,10 @@ pub enum MediaEvent {
 /// Where one channel of one leg sends and from whom it accepts.
 #[derive(Clone, Copy, Debug, Default)]
 struct Path {
-    /// From SDP; `None` while held or unknown.
+    /// The last address SDP gave; kept while held, so the source check goes on.
     signalled: Option<SocketAddr>,
+    /// SDP currently gives no address (hold or unknown): send nothing.
+    held: bool,
     /// Learnt from the first eligible packet.
     latched: Option<SocketAddr>,
     /// When the latched source last sent.
@@ -220,19 +224,25 @@ struct Path {
 }
 
 impl Path {
-    /// Apply an SDP address; a change clears the latch.
+    /// Apply an SDP address: `None` holds, a changed address clears the latch.
     fn set_signalled(&mut self, addr: Option<SocketAddr>) {
-        let addr = addr.filter(|a| !a.ip().is_unspecified() && a.port() != 0);
-        if addr != self.signalled {
-            *self = Path {
-                signalled: addr,
-                ..Path::default()
-            };
+        match addr.filter(|a| !a.ip().is_unspecified() && a.port() != 0) {
+            None => self.held = true,
+            Some(addr) if self.signalled == Some(addr) => self.held = false,
+            Some(addr) => {
+                *self = Path {
+                    signalled: Some(addr),
+                    ..Path::default()
+                }
+            }
         }
     }
 
     /// Where to send packets for this leg, if anywhere.
     fn destination(&self) -> Option<SocketAddr> {
+        if self.held {
+            return None;
+        }
         self.signalled.map(|s| self.latched.unwrap_or(s))
     }
 
@@ -326,7 +336,9 @@ struct Leg {
 impl Leg {
     /// RFC 5761: the caller signals rtcp-mux by giving the same address for RTP and RTCP.
     fn rtcp_muxed(&self) -> bool {
-        self.rtp.signalled.is_some() && self.rtp.signalled == self.rtcp.signalled
+        self.rtp.signalled.is_some()
+            && self.rtp.signalled == self.rtcp.signalled
+            && self.rtp.held == self.rtcp.held
     }
 
     /// Where RTCP for this leg goes, and over which of its sockets.
@@ -389,8 +401,9 @@ impl Relay {
     ///
     /// Pass the RTP address as `rtcp` too for rtcp-mux (RFC 5761); otherwise the caller works
     /// out the RTCP address (`a=rtcp`, RFC 3605, or the RTP port plus one, RFC 3550 §11). An
-    /// unspecified IP (`0.0.0.0`, RFC 3264 §8.4 hold) or port 0 counts as `None`. A changed
-    /// address clears that channel's latch.
+    /// unspecified IP (`0.0.0.0`, RFC 3264 §8.4 hold) or port 0 counts as `None`. While `None`
+    /// nothing is sent to the leg, but what it sends is still checked against the last address
+    /// and latch; a later, different address clears that channel's latch, the same one keeps it.
     pub fn set_remote(&mut self, leg: LegId, rtp: Option<SocketAddr>, rtcp: Option<SocketAddr>) {
         let (leg, _) = self.legs_mut(leg);
         leg.rtp.set_signalled(rtp);
@@ -859,6 +872,33 @@ A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.99:61000
 A/Rtp from 203.0.113.10:4000: via B/Rtp to 10.0.0.6:5002
 B/Rtp from 198.51.100.98:40000: via A/Rtp to 203.0.113.10:4000
 A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.98:40000",
+        );
+    }
+
+    #[test]
+    fn hold_keeps_the_latch_and_the_source_check() {
+        let steps = vec![
+            Remote(A, Some(PHONE_A), None),
+            Remote(B, Some("10.0.0.5:5000"), None),
+            Packet(B, Rtp, "198.51.100.99:61000", rtp(1, 2)),
+            // B holds with c=0.0.0.0 (RFC 3264 §8.4) but still sends music.
+            Remote(B, Some("0.0.0.0:5000"), None),
+            Packet(A, Rtp, PHONE_A, rtp(1, 1)),
+            Packet(B, Rtp, "198.51.100.99:61000", rtp(2, 2)),
+            Packet(B, Rtp, "198.51.100.66:7000", rtp(3, 9)),
+            // Resumed with the same address: the latch is still good.
+            Remote(B, Some("10.0.0.5:5000"), None),
+            Packet(A, Rtp, PHONE_A, rtp(2, 1)),
+        ];
+        check(
+            RelayConfig::default(),
+            steps,
+            "
+B/Rtp from 198.51.100.99:61000: via A/Rtp to 203.0.113.10:4000
+A/Rtp from 203.0.113.10:4000: drop NoRemote
+B/Rtp from 198.51.100.99:61000: via A/Rtp to 203.0.113.10:4000
+B/Rtp from 198.51.100.66:7000: drop UnexpectedSource
+A/Rtp from 203.0.113.10:4000: via B/Rtp to 198.51.100.99:61000",
         );
     }
 
