@@ -44,6 +44,7 @@
 //!   and nothing is retransmitted, not even a 2xx (see the DEVIATION note in `server.rs`).
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod build;
 mod client;
