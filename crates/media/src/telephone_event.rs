@@ -129,7 +129,8 @@ struct Current {
 /// - A packet with a newer timestamp reports an unfinished event first (its end was lost),
 ///   unless it continues it: the same code at most 0xFFFF later, after a segment that had
 ///   reached at least half the maximum duration (§2.5.1.3 long events; an ordinary key press
-///   never runs that long, so two presses of one key are not merged).
+///   never runs that long, so two presses of one key are not merged). Segments that continue
+///   an event already reported (E bit set at a segment end by some senders) are absorbed.
 /// - Packets with a timestamp at or before the last reported event are late and ignored.
 /// - A new SSRC starts afresh, as timestamps of different sources cannot be compared.
 /// - [`Receiver::handle_timeout`] reports an event whose packets stopped without an end.
@@ -138,9 +139,31 @@ pub struct Receiver {
     end_timeout: Duration,
     ssrc: Option<u32>,
     current: Option<Current>,
-    /// Timestamp of the last reported event's last segment.
-    last_reported: Option<u32>,
+    /// The last reported event: its last segment's timestamp, code and duration.
+    last_reported: Option<Segment>,
     digits: VecDeque<Digit>,
+}
+
+/// One segment of an event: where it starts and how long it has run.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    timestamp: u32,
+    event: u8,
+    duration: u16,
+}
+
+impl Segment {
+    /// RFC 4733 §2.5.1.3: whether a packet for `event` at `timestamp` starts the next segment
+    /// of this long event rather than a new press. The next segment starts at most 0xFFFF
+    /// later, and this one must have reached half the maximum: ordinary presses never run
+    /// that long, so two presses of one key are never merged.
+    fn continued_by(&self, timestamp: u32, event: u8) -> bool {
+        let gap = timestamp.wrapping_sub(self.timestamp);
+        event == self.event
+            && gap != 0
+            && gap <= u32::from(MAX_SEGMENT_DURATION)
+            && self.duration >= MAX_SEGMENT_DURATION / 2
+    }
 }
 
 /// Whether timestamp `a` comes after `b` in RTP serial-number order.
@@ -174,11 +197,17 @@ impl Receiver {
             self.last_reported = None;
         }
         let timestamp = packet.timestamp;
-        if self
-            .last_reported
-            .is_some_and(|last| !is_after(timestamp, last))
-        {
-            return; // Late or redundant packet of an event already reported.
+        if let Some(last) = &mut self.last_reported {
+            if !is_after(timestamp, last.timestamp) {
+                return; // Late or redundant packet of an event already reported.
+            }
+            if self.current.is_none() && last.continued_by(timestamp, block.event) {
+                // More segments of a long event already reported (a sender that set the E bit
+                // at a segment end): absorb them.
+                last.timestamp = timestamp;
+                last.duration = block.duration;
+                return;
+            }
         }
         if let Some(current) = &mut self.current {
             if timestamp == current.segment {
@@ -195,11 +224,13 @@ impl Receiver {
             if !is_after(timestamp, current.segment) {
                 return; // A late packet from before the running segment.
             }
-            let gap = timestamp.wrapping_sub(current.segment);
-            if block.event == current.event
-                && gap <= u32::from(MAX_SEGMENT_DURATION)
-                && current.segment_duration >= MAX_SEGMENT_DURATION / 2
-            {
+            let running = Segment {
+                timestamp: current.segment,
+                event: current.event,
+                duration: current.segment_duration,
+            };
+            if running.continued_by(timestamp, block.event) {
+                let gap = timestamp.wrapping_sub(current.segment);
                 // RFC 4733 §2.5.1.3: the next segment of a long event.
                 current.prior_duration = current.prior_duration.saturating_add(gap);
                 current.segment = timestamp;
@@ -229,7 +260,11 @@ impl Receiver {
     /// Move the event being followed to the output queue.
     fn report(&mut self, end_seen: bool) {
         if let Some(current) = self.current.take() {
-            self.last_reported = Some(current.segment);
+            self.last_reported = Some(Segment {
+                timestamp: current.segment,
+                event: current.event,
+                duration: current.segment_duration,
+            });
             self.digits.push_back(Digit {
                 event: current.event,
                 timestamp: current.start,
@@ -597,6 +632,21 @@ mod tests {
             .filter(|a| TelephoneEvent::parse(&a.block).unwrap().duration != u16::MAX)
             .collect();
         assert_eq!(receive(arrivals), "0@50/70000");
+    }
+
+    #[test]
+    fn receiver_absorbs_segments_after_an_early_end_bit() {
+        // A sender that sets E at the end of the first segment too.
+        let arrivals: Vec<_> = press(0, 50, 70_000)
+            .into_iter()
+            .map(|mut a| {
+                if TelephoneEvent::parse(&a.block).unwrap().duration == u16::MAX {
+                    a.block[1] |= 0x80;
+                }
+                a
+            })
+            .collect();
+        assert_eq!(receive(arrivals), "0@50/65535");
     }
 
     #[test]
