@@ -1,1 +1,56 @@
-//! Scripted SIP user agents for tests (phone and trunk roles, RTP send/receive).
+//! Scripted SIP user agents for tests and call replay: a [`Phone`] that registers with digest
+//! and answers calls, a [`Trunk`] that places them, each with its own RTP leg ([`RtpLeg`]),
+//! and a shared [`Transcript`] that prints the SIP ladder when a test fails.
+//!
+//! # Shape
+//!
+//! Unlike the core crates this one is an edge crate: it owns tokio UDP sockets and reads the
+//! clock. Every wait is bounded by the agent's timeout ([`UserAgent::set_timeout`]) and fails
+//! with [`HarnessError::Timeout`] naming what it waited for. Retransmissions are handled
+//! minimally (RFC 3261 §17 in spirit, not to the letter): requests other than ACK are resent
+//! every 500 ms until a response arrives; our 2xx to an INVITE is resent until the ACK;
+//! duplicate responses are absorbed (a repeated 2xx or failure to an INVITE gets the ACK again);
+//! a retransmitted request gets our last response again.
+//!
+//! # Typical use
+//!
+//! ```no_run
+//! # async fn demo(switch: std::net::SocketAddr) -> Result<(), harness::HarnessError> {
+//! use harness::{Phone, Trunk, Transcript};
+//! let transcript = Transcript::new();
+//! let _ladder = transcript.print_on_panic();
+//! let mut phone = Phone::bind("201", "pw201", "127.0.0.1".parse().unwrap(), switch, "centralino.example", &transcript).await?;
+//! phone.register_ok().await?;
+//! let mut trunk = Trunk::bind("127.0.0.2".parse().unwrap(), switch, "centralino.example", &transcript).await?;
+//! let mut out = trunk.invite("800840840").await?;
+//! let mut inc = phone.wait_invite().await?;
+//! phone.ring(&mut inc).await?;
+//! phone.answer(&mut inc).await?;
+//! trunk.wait_answer(&mut out).await?;
+//! trunk.hangup(&mut out).await?;
+//! phone.wait_bye(&mut inc).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Must not: be used by production code.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod agent;
+mod digest;
+mod error;
+mod phone;
+mod rtp;
+mod transcript;
+mod trunk;
+
+pub use agent::{Call, UserAgent, random_hex};
+pub use digest::{Challenge, authorization};
+pub use error::HarnessError;
+pub use phone::Phone;
+pub use rtp::{
+    PCMU_PAYLOAD_TYPE, PTIME, RtpLeg, RtpRecord, SAMPLES_PER_PACKET, StreamReport, build_rtp,
+    pattern_payload, pcmu_sine,
+};
+pub use transcript::{Direction, Entry, LadderOnPanic, Transcript};
+pub use trunk::Trunk;
