@@ -735,6 +735,33 @@ fn unacknowledged_2xx_reports_ack_timeout_after_timer_l() {
 }
 
 #[test]
+fn unacknowledged_2xx_over_udp_is_retransmitted_capped_at_t2() {
+    let mut rig = Rig::new();
+    let invite = request("INVITE", "a", Transport::Udp);
+    rig.receive_request(0, invite.clone(), uac(Transport::Udp));
+    rig.send_response(100, S1, response_to(&invite, 200));
+    rig.run_until(60_000);
+    // RFC 3261 §13.3.1.4: T1 doubling up to T2 until 64*T1; then the TU should BYE.
+    rig.check(
+        "0.000 event Request INVITE s1
+         0.000 n_transactions=1
+         0.100 send 200 INVITE to 10.0.0.1:5060
+         0.600 send 200 INVITE to 10.0.0.1:5060
+         1.600 send 200 INVITE to 10.0.0.1:5060
+         3.600 send 200 INVITE to 10.0.0.1:5060
+         7.600 send 200 INVITE to 10.0.0.1:5060
+        11.600 send 200 INVITE to 10.0.0.1:5060
+        15.600 send 200 INVITE to 10.0.0.1:5060
+        19.600 send 200 INVITE to 10.0.0.1:5060
+        23.600 send 200 INVITE to 10.0.0.1:5060
+        27.600 send 200 INVITE to 10.0.0.1:5060
+        31.600 send 200 INVITE to 10.0.0.1:5060
+        32.100 event AckTimeout s1 after_2xx=true
+        32.100 n_transactions=0",
+    );
+}
+
+#[test]
 fn ack_reusing_invite_branch_in_accepted_goes_to_tu() {
     let mut rig = Rig::new();
     let invite = request("INVITE", "a", Transport::Tcp);
