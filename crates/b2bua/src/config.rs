@@ -83,6 +83,7 @@ struct RawSwitch {
     min_expires: Option<u32>,
     max_expires: Option<u32>,
     digest_algorithms: Option<Spanned<Vec<String>>>,
+    nonce_lifetime_secs: Option<Spanned<u64>>,
     /// Where menu, voicemail and message targets ring until the IVR exists (issue 5).
     operator: Option<Spanned<String>>,
 }
@@ -157,6 +158,8 @@ pub struct Config {
     pub operator: Option<String>,
     /// Digest algorithms offered in challenges, most preferred first (`SHA-256`, `MD5`).
     pub digest_algorithms: Vec<String>,
+    /// How long a digest nonce stays fresh (then `stale=true`).
+    pub nonce_lifetime: std::time::Duration,
     /// Extensions by number.
     pub extensions: BTreeMap<String, Extension>,
     /// Trunks.
@@ -305,6 +308,12 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
             list.get_ref().clone()
         }
     };
+    let nonce_lifetime = switch.nonce_lifetime_secs.as_ref().map_or(300, |s| *s.get_ref());
+    if let Some(s) = &switch.nonce_lifetime_secs {
+        if *s.get_ref() == 0 || *s.get_ref() > 86_400 {
+            errors.push(loc.error(s.span(), "nonce_lifetime_secs must be between 1 and 86400", None));
+        }
+    }
     let min_expires = switch.min_expires.unwrap_or(60);
     let max_expires = switch.max_expires.unwrap_or(3600).max(min_expires);
 
@@ -382,6 +391,7 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         max_expires,
         operator,
         digest_algorithms,
+        nonce_lifetime: std::time::Duration::from_secs(nonce_lifetime),
         extensions,
         trunks,
     })
@@ -398,6 +408,7 @@ struct SwitchPart {
     max_expires: u32,
     operator: Option<String>,
     digest_algorithms: Vec<String>,
+    nonce_lifetime: std::time::Duration,
     extensions: BTreeMap<String, Extension>,
     trunks: Vec<Trunk>,
 }
@@ -414,6 +425,7 @@ impl SwitchPart {
             max_expires: self.max_expires,
             operator: self.operator,
             digest_algorithms: self.digest_algorithms,
+            nonce_lifetime: self.nonce_lifetime,
             extensions: self.extensions,
             trunks: self.trunks,
             plan,

@@ -180,7 +180,7 @@ impl Switchboard {
     /// A Switchboard running `config`.
     pub fn new(settings: SwitchboardConfig, config: Arc<Config>) -> Switchboard {
         let mut rng = Rng::from_seed(settings.rng_seed);
-        let auth = registrar::DigestAuthority::new(config.domain.clone(), rng.bytes32(), Duration::from_secs(300));
+        let auth = registrar::DigestAuthority::new(config.domain.clone(), rng.bytes32(), config.nonce_lifetime);
         let registrar = registrar::Registrar::new(registrar::RegistrarConfig {
             min_expires: config.min_expires,
             max_expires: config.max_expires,

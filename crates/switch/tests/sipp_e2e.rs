@@ -1,0 +1,176 @@
+//! End-to-end tests with real SIP peers (SIPp, Debian's `sip-tester`) against the real binary on
+//! loopback: registration with digest, a trunk call bridged to a registered phone, CANCEL, and
+//! hang-ups from either side. The trunk `provider` sends from 127.0.0.2 as the example says.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Switch, args, port_block, scenarios, sipp};
+
+const SALT: u16 = 0;
+
+fn scenario(name: &str) -> String {
+    scenarios().join(name).display().to_string()
+}
+
+/// Registers `ext` with `password` from `port`; the Contact names `contact_port`.
+fn register(sw: &Switch, ext: &str, password: &str, port: u16, contact_port: u16) -> common::SippRun {
+    sipp(
+        &args(&[
+            "-sf", &scenario("register.xml"), "-s", ext, "-au", ext, "-ap", password,
+            "-key", "contact_port", &contact_port.to_string(), "-key", "expires", "300",
+            "-m", "1", "-p", &port.to_string(), "-i", "127.0.0.1", "-timeout", "10",
+            &sw.sip.to_string(),
+        ]),
+        Duration::from_secs(15),
+    )
+}
+
+fn register_refused(sw: &Switch, ext: &str, password: &str, port: u16) -> common::SippRun {
+    sipp(
+        &args(&[
+            "-sf", &scenario("register_wrong.xml"), "-s", ext, "-au", ext, "-ap", password,
+            "-m", "1", "-p", &port.to_string(), "-i", "127.0.0.1",
+            "-timeout", "10", &sw.sip.to_string(),
+        ]),
+        Duration::from_secs(15),
+    )
+}
+
+/// Runs a phone (UAS scenario) on `port` in the background while `caller` runs.
+fn call_with_phone(uas: Vec<String>, caller: Vec<String>) -> (common::SippRun, common::SippRun) {
+    let phone = std::thread::spawn(move || sipp(&uas, Duration::from_secs(25)));
+    std::thread::sleep(Duration::from_millis(300));
+    let trunk = sipp(&caller, Duration::from_secs(25));
+    let phone = phone.join().expect("phone thread");
+    (trunk, phone)
+}
+
+fn uas(scn: Option<&str>, port: u16, media_port: u16) -> Vec<String> {
+    let mut a = match scn {
+        Some(s) => args(&["-sf", &scenario(s)]),
+        None => args(&["-sn", "uas"]),
+    };
+    a.extend(args(&["-p", &port.to_string(), "-i", "127.0.0.1", "-mp", &media_port.to_string(), "-m", "1", "-timeout", "20"]));
+    a
+}
+
+fn trunk(scn: Option<&str>, dialled: &str, port: u16, media_port: u16, sw: &Switch) -> Vec<String> {
+    let mut a = match scn {
+        Some(s) => args(&["-sf", &scenario(s)]),
+        None => args(&["-sn", "uac", "-d", "500"]),
+    };
+    a.extend(args(&[
+        "-s", dialled, "-i", "127.0.0.2", "-p", &port.to_string(), "-mp", &media_port.to_string(),
+        "-m", "1", "-timeout", "20", &sw.sip.to_string(),
+    ]));
+    a
+}
+
+fn assert_ok(what: &str, run: &common::SippRun, sw: &Switch) {
+    assert!(run.success, "{what} failed (exit {:?}):\n{}\n--- switch log ---\n{}", run.code, run.output, tail(&sw.log()));
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Waits until the switch reports no calls and no media ports (leak check), 10 s at most.
+fn assert_idle(sw: &Switch) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = sw.metric("centralino_calls_active");
+        let ports = sw.metric("centralino_media_ports_in_use");
+        if calls == Some(0.0) && ports == Some(0.0) {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("switch not idle after the call: calls={calls:?} ports={ports:?}\n{}", sw.metrics_text());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn register_with_digest_right_wrong_and_unknown_user() {
+    let base = port_block(SALT);
+    let sw = Switch::start("reg", base, base + 10_000, &[]);
+    let ok = register(&sw, "202", "pw202", base + 2, base + 2);
+    assert_ok("REGISTER with the right password", &ok, &sw);
+    let wrong = register_refused(&sw, "202", "not-the-password", base + 3);
+    assert_ok("REGISTER with a wrong password answered 401", &wrong, &sw);
+    let unknown = register_refused(&sw, "299", "whatever", base + 4);
+    assert_ok("REGISTER of an unknown extension answered 401 like a wrong password", &unknown, &sw);
+    assert_eq!(sw.wait_metric("centralino_registrations_active", 1.0), Some(1.0), "{}", sw.metrics_text());
+}
+
+#[test]
+fn stale_nonce_is_rechallenged_and_unregister_removes_the_binding() {
+    let base = port_block(SALT);
+    let sw = Switch::start("stale", base, base + 10_000, &[("nonce_lifetime_secs", "1".into())]);
+    let run = sipp(
+        &args(&[
+            "-sf", &scenario("register_stale.xml"), "-s", "203", "-au", "203", "-ap", "pw203",
+            "-m", "1", "-p", &(base + 2).to_string(), "-i", "127.0.0.1",
+            "-timeout", "15", &sw.sip.to_string(),
+        ]),
+        Duration::from_secs(20),
+    );
+    assert_ok("stale nonce then unregister", &run, &sw);
+    // Unregistered: a call to 203 finds nobody.
+    let call = sipp(&trunk(None, "203", base + 5, base + 6, &sw), Duration::from_secs(10));
+    assert!(!call.success, "a call to an unregistered extension must fail");
+    assert!(call.output.contains("480"), "expected 480 Temporarily Unavailable:\n{}", call.output);
+}
+
+#[test]
+fn trunk_call_is_bridged_to_the_registered_phone_and_the_caller_hangs_up() {
+    let base = port_block(SALT);
+    let sw = Switch::start("call", base, base + 10_000, &[]);
+    let (phone_port, trunk_port) = (base + 2, base + 3);
+    assert_ok("phone registration", &register(&sw, "201", "pw201", base + 4, phone_port), &sw);
+    let (t, p) = call_with_phone(uas(None, phone_port, base + 6), trunk(None, "800840840", trunk_port, base + 8, &sw));
+    assert_ok("trunk (SIPp uac) call", &t, &sw);
+    assert_ok("phone (SIPp uas) answer", &p, &sw);
+    assert_idle(&sw);
+    assert_eq!(sw.wait_metric("centralino_calls_answered_total", 1.0), Some(1.0));
+}
+
+#[test]
+fn direct_inward_dialling_rings_the_extension_and_the_phone_hangs_up() {
+    let base = port_block(SALT);
+    let sw = Switch::start("did", base, base + 10_000, &[]);
+    let (phone_port, trunk_port) = (base + 2, base + 3);
+    assert_ok("phone registration", &register(&sw, "204", "pw204", base + 4, phone_port), &sw);
+    let (t, p) = call_with_phone(uas(Some("uas_answer_bye.xml"), phone_port, base + 6), trunk(Some("uac_wait_bye.xml"), "204", trunk_port, base + 8, &sw));
+    assert_ok("trunk waits for the callee's BYE", &t, &sw);
+    assert_ok("phone answers then hangs up", &p, &sw);
+    assert_idle(&sw);
+}
+
+#[test]
+fn caller_cancels_while_the_phone_rings() {
+    let base = port_block(SALT);
+    let sw = Switch::start("cancel", base, base + 10_000, &[]);
+    let (phone_port, trunk_port) = (base + 2, base + 3);
+    assert_ok("phone registration", &register(&sw, "201", "pw201", base + 4, phone_port), &sw);
+    let (t, p) = call_with_phone(uas(Some("uas_ring_cancelled.xml"), phone_port, base + 6), trunk(Some("uac_cancel.xml"), "800840840", trunk_port, base + 8, &sw));
+    assert_ok("trunk CANCEL gets 200 and 487", &t, &sw);
+    assert_ok("phone receives the CANCEL", &p, &sw);
+    assert_idle(&sw);
+}
+
+#[test]
+fn untrusted_source_is_challenged_not_bridged() {
+    let base = port_block(SALT);
+    let sw = Switch::start("untrusted", base, base + 10_000, &[]);
+    // SIPp's uac from 127.0.0.1 (not the trunk's 127.0.0.2) gets 407, never a call.
+    let run = sipp(
+        &args(&["-sn", "uac", "-s", "800840840", "-i", "127.0.0.1", "-p", &(base + 3).to_string(), "-mp", &(base + 5).to_string(), "-m", "1", "-timeout", "10", &sw.sip.to_string()]),
+        Duration::from_secs(15),
+    );
+    assert!(!run.success);
+    assert!(run.output.contains("407"), "expected a 407 challenge:\n{}", run.output);
+}
