@@ -193,14 +193,14 @@ impl<'s> Compiler<'_, 's> {
             "external" => Some((&self.names.external, "external")),
             _ => None,
         };
-        if let Some((names, table)) = known {
-            if !names.contains_key(name) {
-                let hint = suggest(name, names.keys().map(String::as_str))
-                    .map(|h| format!("{h} (or define [{table}.{name}])"))
-                    .or_else(|| Some(format!("define it in [{table}.{name}]")));
-                self.sink.error(span, format!("unknown {kind} `{name}` in {what}"), hint);
-                return None;
-            }
+        if let Some((names, table)) = known
+            && !names.contains_key(name)
+        {
+            let hint = suggest(name, names.keys().map(String::as_str))
+                .map(|h| format!("{h} (or define [{table}.{name}])"))
+                .or_else(|| Some(format!("define it in [{table}.{name}]")));
+            self.sink.error(span, format!("unknown {kind} `{name}` in {what}"), hint);
+            return None;
         }
         let name = name.to_owned();
         Some(match kind {

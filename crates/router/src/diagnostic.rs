@@ -123,7 +123,7 @@ impl<'s> Sink<'s> {
 
     /// Errors first, each group sorted by position, so output is stable.
     pub(crate) fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.diagnostics.sort_by(|a, b| (a.severity, a.line, a.col).cmp(&(b.severity, b.line, b.col)));
+        self.diagnostics.sort_by_key(|d| (d.severity, d.line, d.col));
         self.diagnostics
     }
 }

@@ -165,7 +165,7 @@ impl Plan {
                 // minute < 1440, so hour and minute fit an i8.
                 let dt = date.at((minute / 60) as i8, (minute % 60) as i8, 0, 0);
                 let ambiguous = self.tz.to_ambiguous_timestamp(dt);
-                out.extend(ambiguous.clone().earlier().ok());
+                out.extend(ambiguous.earlier().ok());
                 out.extend(ambiguous.later().ok());
             }
         }
