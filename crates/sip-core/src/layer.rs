@@ -17,6 +17,7 @@ const TIMER_D: Duration = Duration::from_secs(32);
 /// Whether a transaction goes on after an input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Flow {
+    /// The transaction lives on.
     Continue,
     /// The transaction reached Terminated: remove it.
     Terminate,

@@ -7,7 +7,7 @@
 //! CANCEL (§9.2), and runs every timeout (Timers B, D, F, H, I, J, K, L, M).
 //!
 //! Architecture invariant: this crate owns no socket, reads no clock, spawns nothing and uses
-//! no async runtime. Every input is a `&mut self` method carrying the current [`Instant`]; the
+//! no async runtime. Every input is a `&mut self` method carrying the current [`Instant`](std::time::Instant); the
 //! driver then drains [`TransactionLayer::poll_output`] until `None` and sleeps until
 //! [`TransactionLayer::poll_timeout`], calling [`TransactionLayer::handle_timeout`] then.
 //! It knows nothing about dialogs: the ACK for a 2xx and the 2xx retransmissions of a client
