@@ -318,15 +318,16 @@ impl Registrar {
         }
 
         // Step 7: same Call-ID with a CSeq not above the binding's aborts the whole request.
-        for contact in &request.contacts {
-            if let Some(binding) = existing
-                .iter()
-                .find(|b| !b.is_expired(now) && is_same_binding(b, contact))
-                && binding.record.call_id == request.call_id
-                && request.cseq <= binding.record.cseq
-            {
-                return Err(RegisterError::OutOfOrder);
-            }
+        let out_of_order = request.contacts.iter().any(|contact| {
+            existing.iter().any(|b| {
+                !b.is_expired(now)
+                    && is_same_binding(b, contact)
+                    && b.record.call_id == request.call_id
+                    && request.cseq <= b.record.cseq
+            })
+        });
+        if out_of_order {
+            return Err(RegisterError::OutOfOrder);
         }
 
         let mut changes = Vec::new();
@@ -339,11 +340,20 @@ impl Registrar {
             }
         }
         for (contact, expires) in request.contacts.iter().zip(expiries) {
-            let found = working.iter().position(|b| is_same_binding(b, contact));
-            if expires == 0 {
-                if let Some(idx) = found {
-                    changes.push(Change::Remove(working.remove(idx).record));
+            // A contact can match more than one binding (one by instance, one by URI); it
+            // replaces all of them, so no two bindings ever share a contact URI.
+            let first = working.iter().position(|b| is_same_binding(b, contact));
+            let (matched, kept): (Vec<Binding>, Vec<Binding>) = std::mem::take(&mut working)
+                .into_iter()
+                .partition(|b| is_same_binding(b, contact));
+            working = kept;
+            for old in matched {
+                // An upsert under the same URI overwrites the old row; any other row goes.
+                if expires == 0 || old.record.contact_uri != contact.uri {
+                    changes.push(Change::Remove(old.record));
                 }
+            }
+            if expires == 0 {
                 continue;
             }
             let binding = Binding {
@@ -360,20 +370,10 @@ impl Registrar {
                     instance: contact.instance.clone(),
                 },
             };
-            match found {
-                Some(idx) => {
-                    if working[idx].record.contact_uri != binding.record.contact_uri {
-                        // Same instance, new URI: the old row's key is gone.
-                        changes.push(Change::Remove(working[idx].record.clone()));
-                    }
-                    changes.push(Change::Upsert(binding.record.clone()));
-                    working[idx] = binding;
-                }
-                None => {
-                    changes.push(Change::Upsert(binding.record.clone()));
-                    working.push(binding);
-                }
-            }
+            changes.push(Change::Upsert(binding.record.clone()));
+            // Keep a refreshed binding where it was, so equal-q bindings keep their order.
+            let idx = first.unwrap_or(working.len()).min(working.len());
+            working.insert(idx, binding);
         }
         if working.len() > self.config.max_bindings_per_aor {
             return Err(RegisterError::TooManyBindings {
@@ -412,13 +412,7 @@ impl Registrar {
         if out_of_order {
             return Err(RegisterError::OutOfOrder);
         }
-        let changes = self
-            .aors
-            .remove(aor)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|b| Change::Remove(b.record))
-            .collect();
+        let changes = self.remove_aor(aor);
         Ok(RegisterOutcome {
             contacts: Vec::new(),
             changes,
@@ -442,7 +436,7 @@ impl Registrar {
         changes
     }
 
-    /// The earliest binding deadline: call [`Registrar::expire`] then.
+    /// The earliest binding deadline: call [`Registrar::expire`] then (a linear scan).
     pub fn next_expiry(&self) -> Option<Instant> {
         self.aors.values().flatten().map(|b| b.expires_at).min()
     }
@@ -454,6 +448,21 @@ impl Registrar {
             .map_or(&[][..], Vec::as_slice)
             .iter()
             .filter(move |b| !b.is_expired(now))
+    }
+
+    /// Every binding in the table, expired or not, ordered by address of record.
+    pub fn all_bindings(&self) -> impl Iterator<Item = &Binding> {
+        self.aors.values().flatten()
+    }
+
+    /// Drops every binding of `aor` (e.g. its extension was deleted) and returns the removals.
+    pub fn remove_aor(&mut self, aor: &str) -> Vec<Change> {
+        self.aors
+            .remove(aor)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| Change::Remove(b.record))
+            .collect()
     }
 
     /// Loads persisted bindings at start; returns removals for the ones already expired.
@@ -488,10 +497,15 @@ impl Registrar {
                 q: binding.record.q,
                 instance: binding.record.instance.clone(),
             };
-            match bindings.iter().position(|b| is_same_binding(b, &spec)) {
-                Some(idx) => bindings[idx] = binding,
-                None => bindings.push(binding),
-            }
+            // Persisted rows that the same contact also matches are duplicates: drop them.
+            bindings.retain(|b| {
+                let duplicate = is_same_binding(b, &spec);
+                if duplicate && b.record.contact_uri != spec.uri {
+                    changes.push(Change::Remove(b.record.clone()));
+                }
+                !duplicate
+            });
+            bindings.push(binding);
         }
         for bindings in self.aors.values_mut() {
             bindings.sort_by_key(|b| std::cmp::Reverse(b.preference()));

@@ -14,6 +14,7 @@
 //! every change comes back as a [`Change`] for the caller to store. It must not depend on the
 //! SIP message crate either: it works on header value strings and plain data.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod authority;
 mod bindings;

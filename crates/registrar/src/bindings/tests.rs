@@ -523,3 +523,156 @@ fn contact_uri_equality() {
         assert_eq!(uri_equal(b, a), expect, "{b} vs {a}");
     }
 }
+
+#[test]
+fn expired_binding_no_longer_orders_requests() {
+    let mut rig = Rig::new();
+    rig.register("1013", request("c1", 5, &[A], Some(60)))
+        .unwrap();
+    rig.advance(60);
+    // The binding expired (not yet swept): the same Call-ID may start over.
+    check(
+        &mut rig,
+        "1013",
+        request("c1", 1, &[A], Some(60)),
+        "
+<sip:1013@192.0.2.7:5060>;expires=60
+- sip:1013@192.0.2.7:5060
++ sip:1013@192.0.2.7:5060 120",
+    );
+}
+
+#[test]
+fn remove_aor_returns_removals() {
+    let mut rig = Rig::new();
+    rig.register("1013", request("c1", 1, &[A, B], Some(600)))
+        .unwrap();
+    assert_eq!(rig.registrar.remove_aor("1013").len(), 2);
+    assert!(rig.registrar.remove_aor("1013").is_empty());
+    assert_eq!(rig.registrar.all_bindings().count(), 0);
+}
+
+mod properties {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step of a random run.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Register {
+            aor: usize,
+            call_id: usize,
+            cseq: u32,
+            contacts: Vec<(usize, Option<u32>, Option<usize>)>,
+            star: bool,
+            expires: Option<u32>,
+        },
+        Advance(u64),
+        Expire,
+    }
+
+    const AORS: [&str; 2] = ["1013", "1014"];
+    /// Includes spellings that are equal under RFC 3261 §19.1.4.
+    const URIS: [&str; 5] = [
+        "sip:1013@192.0.2.7:5060",
+        "<SIP:1013@192.0.2.7:5060;transport=UDP>",
+        "sip:1013@192.0.2.7:5062",
+        "sip:1013@192.0.2.8",
+        "sip:1013@192.0.2.8;maddr=192.0.2.1",
+    ];
+
+    fn step() -> impl Strategy<Value = Step> {
+        let expires = prop_oneof![
+            Just(None),
+            Just(Some(0)),
+            Just(Some(30)),
+            Just(Some(120)),
+            Just(Some(5000))
+        ];
+        prop_oneof![
+            4 => (
+                0..AORS.len(),
+                0usize..2,
+                0u32..6,
+                prop::collection::vec(
+                    (0..URIS.len(), expires.clone(), prop::option::of(0usize..2)),
+                    0..4
+                ),
+                prop::bool::weighted(0.1),
+                expires,
+            )
+                .prop_map(|(aor, call_id, cseq, contacts, star, expires)| Step::Register {
+                    aor,
+                    call_id,
+                    cseq,
+                    contacts,
+                    star,
+                    expires,
+                }),
+            1 => (1u64..200).prop_map(Step::Advance),
+            1 => Just(Step::Expire),
+        ]
+    }
+
+    proptest! {
+        /// Replaying the returned changes into a store keyed by (aor, contact_uri) always
+        /// reproduces the table, and no address of record exceeds its binding limit.
+        #[test]
+        fn changes_mirror_the_table(steps in prop::collection::vec(step(), 0..60)) {
+            let mut rig = Rig::new();
+            rig.registrar = Registrar::new(RegistrarConfig { max_bindings_per_aor: 3, ..RegistrarConfig::default() });
+            let mut store: BTreeMap<(String, String), BindingRecord> = BTreeMap::new();
+            for step in steps {
+                let changes = match step {
+                    Step::Register { aor, call_id, cseq, contacts, star, expires } => {
+                        let request = RegisterRequest {
+                            call_id: format!("call-{call_id}"),
+                            cseq,
+                            contacts: contacts
+                                .iter()
+                                .map(|&(uri, expires_param, instance)| ContactSpec {
+                                    uri: URIS[uri].to_owned(),
+                                    expires_param,
+                                    q: None,
+                                    instance: instance.map(|i| format!("<urn:uuid:{i}>")),
+                                })
+                                .collect(),
+                            star,
+                            expires_header: expires,
+                            source: source(),
+                            transport: "UDP".into(),
+                        };
+                        rig.register(AORS[aor], request).map(|o| o.changes).unwrap_or_default()
+                    }
+                    Step::Advance(secs) => {
+                        rig.advance(secs);
+                        Vec::new()
+                    }
+                    Step::Expire => rig.registrar.expire(rig.now),
+                };
+                for change in changes {
+                    match change {
+                        Change::Upsert(r) => {
+                            store.insert((r.aor.clone(), r.contact_uri.clone()), r);
+                        }
+                        Change::Remove(r) => {
+                            store.remove(&(r.aor.clone(), r.contact_uri.clone()));
+                        }
+                    }
+                }
+                let table: BTreeMap<(String, String), BindingRecord> = rig
+                    .registrar
+                    .all_bindings()
+                    .map(|b| ((b.record.aor.clone(), b.record.contact_uri.clone()), b.record.clone()))
+                    .collect();
+                prop_assert_eq!(&table, &store);
+                for aor in AORS {
+                    prop_assert!(rig.registrar.lookup(aor, rig.now).count() <= 3);
+                }
+            }
+        }
+    }
+}
