@@ -168,3 +168,25 @@ pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c s
         Some(format!("expected one of: {}", all.join(", ")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_format_is_file_line_col_severity_message_hint() {
+        let mut sink = Sink::new("plan.toml", "a = 1\nbé = 2\n");
+        sink.error(&(9..10), "bad", Some("fix it".to_owned()));
+        sink.warning(&(0..1), "meh", None);
+        let all = Diagnostics(sink.into_sorted());
+        assert_eq!(all.to_string(), "plan.toml:2:3: error: bad\n  hint: fix it\nplan.toml:1:1: warning: meh");
+        assert_eq!(all.errors().count(), 1);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(closest("stratgy", ["strategy", "members"]), Some("strategy"));
+        assert_eq!(closest("xyz", ["strategy", "members"]), None);
+        assert_eq!(suggest("zz", ["a", "b"]).as_deref(), Some("expected one of: a, b"));
+    }
+}

@@ -57,7 +57,8 @@ fn check_messages() {
 
 /// One call per line: `at=RFC3339 [digits=D] [dialled=N] [trunk=T] [from=N] [emergency=on]
 /// [busy=EXT,..] [unregistered=EXT,..]`. A first line `plan: PATH` (relative to the .calls
-/// file) names the dialplan; otherwise `NAME.toml` beside it.
+/// file) names the dialplan; otherwise `NAME.toml` beside it. Strategy state carries over
+/// from line to line, as in the switch.
 fn route_output(calls_path: &Path) -> String {
     let text = std::fs::read_to_string(calls_path).expect("readable calls");
     let mut lines = text.lines().peekable();
