@@ -1,0 +1,316 @@
+//! End-to-end: the real `centralino` binary on loopback, driven by the harness's scripted
+//! trunk (127.0.0.2, trusted by address) and phones (127.0.0.1, digest). Each test runs its
+//! own switch with its own SIP, metrics and RTP ports, and prints the SIP ladder and the
+//! switch's log when it fails.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::{Call, Phone, StreamReport, Transcript, Trunk, UserAgent};
+use sip_msg::{HeaderName, Response};
+
+const DOMAIN: &str = "centralino.example";
+const EXAMPLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml"));
+/// Packets each way in a media check: one second of 20 ms packets.
+const N_PACKETS: u16 = 50;
+
+const PHONE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+const TRUNK_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// A free loopback port usable for both UDP and TCP (the switch binds both).
+fn free_sip_port() -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
+        let port = udp.local_addr().expect("bound socket has an address").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP");
+}
+
+fn free_tcp_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral TCP port");
+    l.local_addr().expect("bound socket has an address").port()
+}
+
+/// The switch's RTP range for test `index`: 40 ports in 30000-32759, below Linux's ephemeral
+/// range (32768+) so the harness's own sockets never take them. Tests of one process get
+/// distinct blocks (index < 69); the process id spreads concurrent test processes.
+fn rtp_range(index: u32) -> (u16, u16) {
+    let block = (std::process::id() % 69 + index) % 69;
+    let base = 30_000 + block * 40;
+    (base as u16, (base + 39) as u16)
+}
+
+/// One running switch: its files, its address and its process, killed on drop.
+struct Switch {
+    dir: PathBuf,
+    config: PathBuf,
+    data_dir: PathBuf,
+    log: PathBuf,
+    listen: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Switch {
+    /// Writes a config derived from the example dialplan and starts the switch; waits until it
+    /// answers OPTIONS.
+    async fn start(index: u32) -> Switch {
+        let dir = std::env::temp_dir().join(format!("centralino-e2e-{}-{index}-{}", std::process::id(), harness::random_hex()));
+        std::fs::create_dir_all(&dir).expect("create the test directory");
+        let (lo, hi) = rtp_range(index);
+        let config_text = EXAMPLE
+            .replace("rtp_ports = \"20000-29999\"", &format!("rtp_ports = \"{lo}-{hi}\""))
+            .replace("metrics = \"127.0.0.1:9091\"", &format!("metrics = \"127.0.0.1:{}\"", free_tcp_port()));
+        assert!(config_text.contains(&format!("{lo}-{hi}")) && !config_text.contains("9091"), "the example's rtp_ports or metrics line changed");
+        let config = dir.join("centralino.toml");
+        std::fs::write(&config, config_text).expect("write the config");
+        let mut switch = Switch {
+            data_dir: dir.join("data"),
+            log: dir.join("switch.log"),
+            config,
+            dir,
+            listen: SocketAddr::new(PHONE_IP, free_sip_port()),
+            child: None,
+        };
+        switch.spawn().await;
+        switch
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open the switch log");
+        let child = Command::new(env!("CARGO_BIN_EXE_centralino"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .args(["--listen", &self.listen.to_string(), "--data-dir"])
+            .arg(&self.data_dir)
+            .env("RUST_LOG", "info,b2bua=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start centralino");
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let probe_log = Transcript::new();
+        let mut probe = UserAgent::bind("probe", PHONE_IP, self.listen, DOMAIN, &probe_log).await.expect("bind the probe");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("centralino exited early with {status}:\n{}", self.log_text());
+                }
+            }
+            match probe.options(Duration::from_millis(300)).await {
+                Ok(r) if r.status == 200 => return,
+                _ if Instant::now() > deadline => panic!("centralino did not answer OPTIONS within 15 s:\n{}", self.log_text()),
+                _ => {}
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the switch is running");
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for centralino") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("centralino did not exit within 10 s of SIGTERM:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect();
+            eprintln!("---- centralino log (last 80 lines; all in {}) ----\n{}", self.log.display(), tail.join("\n"));
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A registered phone for `extension` (password `pw<extension>` in the example dialplan).
+async fn registered_phone(switch: &Switch, transcript: &Transcript, extension: &str) -> Phone {
+    let mut phone = Phone::bind(extension, &format!("pw{extension}"), PHONE_IP, switch.listen, DOMAIN, transcript).await.expect("bind the phone");
+    phone.register_ok().await.expect("the phone registers");
+    phone
+}
+
+/// Trunk dials `number`; `phone` rings (180) and answers; the trunk sees 180 then 200 and ACKs.
+async fn bridged_call(switch: &Switch, transcript: &Transcript, phone: &mut Phone, number: &str) -> (Trunk, Call, Call) {
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite(number).await.expect("send INVITE");
+    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    phone.ring(&mut inc).await.expect("send 180");
+    assert_eq!(trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing"), 180);
+    phone.answer(&mut inc).await.expect("answer and get the ACK");
+    trunk.wait_answer(&mut out).await.expect("the trunk gets 200");
+    (trunk, out, inc)
+}
+
+/// RTP both ways at once for one second; each side must receive exactly what the other sent.
+async fn check_media(out: &mut Call, inc: &mut Call) {
+    assert!(out.rtp.remote().is_some_and(|a| a.ip() == PHONE_IP), "the switch's SDP answer names its own address: {:?}", out.rtp.remote());
+    assert_ne!(out.rtp.remote(), Some(inc.rtp.local_addr()), "media must go through the relay, not end to end");
+    let (a, b) = tokio::join!(out.rtp.send_pattern(1, N_PACKETS), inc.rtp.send_pattern(2, N_PACKETS));
+    a.expect("the trunk sends RTP");
+    b.expect("the phone sends RTP");
+    let n = usize::from(N_PACKETS);
+    let at_phone = inc.rtp.wait_received(n, Duration::from_secs(3)).await.expect("the phone receives the trunk's RTP");
+    let at_trunk = out.rtp.wait_received(n, Duration::from_secs(3)).await.expect("the trunk receives the phone's RTP");
+    let to_phone = StreamReport::compare(out.rtp.sent(), &at_phone);
+    let to_trunk = StreamReport::compare(inc.rtp.sent(), &at_trunk);
+    assert!(to_phone.is_exact(), "trunk -> phone through the relay: {to_phone:#?}");
+    assert!(to_trunk.is_exact(), "phone -> trunk through the relay: {to_trunk:#?}");
+    assert!(at_phone.iter().all(|r| r.ssrc == out.rtp.ssrc()) && at_trunk.iter().all(|r| r.ssrc == inc.rtp.ssrc()), "SSRCs pass through untouched");
+}
+
+#[tokio::test]
+async fn operator_number_rings_201_media_both_ways_trunk_hangs_up() {
+    let switch = Switch::start(0).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    check_media(&mut out, &mut inc).await;
+    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
+
+#[tokio::test]
+async fn operator_number_rings_201_phone_hangs_up() {
+    let switch = Switch::start(1).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    check_media(&mut out, &mut inc).await;
+    phone.hangup(&mut inc).await.expect("the phone's BYE gets 200");
+    trunk.wait_bye(&mut out).await.expect("the trunk gets BYE");
+}
+
+#[tokio::test]
+async fn direct_inward_dial_203_with_sha256_digest() {
+    let switch = Switch::start(2).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = Phone::bind("203", "pw203", PHONE_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the phone")
+        .with_algorithm(registrar::Algorithm::Sha256);
+    phone.register_ok().await.expect("203 registers with SHA-256 digest");
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "203").await;
+    assert!(inc.invite.to().is_some_and(|t| t.uri.user() == Some("203")), "the INVITE is for 203");
+    check_media(&mut out, &mut inc).await;
+    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
+
+#[tokio::test]
+async fn nobody_registered_gets_480() {
+    let switch = Switch::start(3).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let resp = trunk.wait_final(&mut out).await.expect("a final response, never a hang");
+    assert_eq!(resp.status, 480, "nobody registered: {} {}", resp.status, resp.reason);
+    // The failure is ACKed by the harness; the switch must not keep retransmitting it.
+    trunk.idle(Duration::from_millis(700)).await.expect("idle");
+    let repeats = transcript.entries().iter().filter(|e| e.first_line.starts_with("SIP/2.0 480")).count();
+    assert_eq!(repeats, 1, "the 480 was ACKed, so it is not retransmitted");
+}
+
+#[tokio::test]
+async fn trunk_cancels_while_phone_rings() {
+    let switch = Switch::start(4).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    phone.ring(&mut inc).await.expect("send 180");
+    assert_eq!(trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing"), 180);
+    let (cancel_resp, invite_resp) = trunk.cancel(&mut out).await.expect("CANCEL is answered");
+    assert_eq!(cancel_resp.status, 200, "200 for the CANCEL");
+    assert_eq!(invite_resp.status, 487, "487 for the INVITE");
+    phone.wait_cancel(&mut inc).await.expect("the phone gets CANCEL, answers 200 + 487 and gets the ACK");
+}
+
+/// What a 401 says, minus what differs by construction (the request's own headers, the nonce).
+fn challenge_shape(resp: &Response) -> (u16, String, Vec<String>, Vec<String>, Vec<u8>) {
+    let names = resp.headers.0.iter().map(|h| h.name.as_str().to_ascii_lowercase()).collect();
+    let challenges = resp
+        .headers
+        .get_all(&HeaderName::WwwAuthenticate)
+        .map(|c| {
+            c.split(',')
+                .map(|p| if p.trim_start().starts_with("nonce=") { " nonce=\"*\"".to_owned() } else { p.to_owned() })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    (resp.status, resp.reason.clone(), names, challenges, resp.body.clone())
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_get_the_same_401() {
+    let switch = Switch::start(5).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut wrong = Phone::bind("201", "not-pw201", PHONE_IP, switch.listen, DOMAIN, &transcript).await.expect("bind");
+    let bad_password = wrong.register().await.expect("a final response to REGISTER");
+    assert_eq!(bad_password.status, 401, "a wrong password is refused with 401, never 200");
+    let mut stranger = Phone::bind("299", "pw299", PHONE_IP, switch.listen, DOMAIN, &transcript).await.expect("bind");
+    let unknown_user = stranger.register().await.expect("a final response to REGISTER");
+    assert_eq!(unknown_user.status, 401, "an unknown user is refused with 401");
+    assert_eq!(challenge_shape(&bad_password), challenge_shape(&unknown_user), "a wrong password and an unknown user must look alike");
+    // The same with SHA-256.
+    let mut wrong256 = Phone::bind("202", "nope", PHONE_IP, switch.listen, DOMAIN, &transcript).await.expect("bind").with_algorithm(registrar::Algorithm::Sha256);
+    let refused = wrong256.register().await.expect("a final response to REGISTER");
+    assert_eq!(refused.status, 401, "a wrong SHA-256 digest is refused with 401");
+    // The right password still works from the same address afterwards.
+    registered_phone(&switch, &transcript, "201").await;
+}
+
+#[tokio::test]
+async fn registrations_survive_a_restart() {
+    let mut switch = Switch::start(6).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let status = switch.stop();
+    assert!(status.success(), "SIGTERM ends the switch with exit code 0, got {status}");
+    switch.spawn().await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+    let registers = transcript.entries().iter().filter(|e| e.first_line.starts_with("REGISTER")).count();
+    assert_eq!(registers, 2, "one REGISTER and its digest retry, none after the restart");
+}
