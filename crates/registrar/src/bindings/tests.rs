@@ -676,3 +676,27 @@ mod properties {
         }
     }
 }
+
+/// Found by `changes_mirror_the_table`: a contact that matches one binding by instance and
+/// another by URI used to leave two bindings with the same contact URI.
+#[test]
+fn contact_matching_two_bindings_replaces_both() {
+    let mut rig = Rig::new();
+    let instance = Some("<urn:uuid:1>".to_owned());
+    let mut first = request("c1", 1, &[A], Some(600));
+    first.contacts[0].instance = instance.clone();
+    rig.register("1013", first).unwrap();
+    let mut second = request("c1", 2, &[B, B], Some(600));
+    second.contacts[1].instance = instance;
+    check(
+        &mut rig,
+        "1013",
+        second,
+        "
+<sip:1013@198.51.100.9:5062;transport=tcp>;expires=600
++ sip:1013@198.51.100.9:5062;transport=tcp 600
+- sip:1013@192.0.2.7:5060
++ sip:1013@198.51.100.9:5062;transport=tcp 600",
+    );
+    assert_eq!(rig.registrar.binding_count(), 1);
+}
