@@ -362,19 +362,18 @@ impl DigestAuthority {
             return Err(AuthFailure::Missing);
         }
 
-        // Unknown users and users without an HA1 for this algorithm hash a decoy, so they take
-        // as long as a wrong password and end in the same `Rejected`.
-        // Every path hashes exactly one HA1, so the three cases take about the same time:
-        // password users hash theirs, stored-HA1 users and unknown users hash a decoy.
-        let decoy = |password: &str| ha1(algorithm, username, realm, password);
+        // Every path hashes exactly one HA1, so all take about the same time and unknown users
+        // end in the same `Rejected` as wrong passwords: password users hash theirs, users with
+        // a stored HA1, unknown users and users without an HA1 for this algorithm hash a decoy.
+        let hash_ha1 = |password: &str| ha1(algorithm, username, realm, password);
         let (ha1_hex, known): (HexDigest, bool) =
             match lookup(username).map(|c| c.source(algorithm)) {
-                Some(Ha1Source::Password(password)) => (decoy(password), true),
+                Some(Ha1Source::Password(password)) => (hash_ha1(password), true),
                 Some(Ha1Source::Stored(Some(stored))) => {
-                    std::hint::black_box(decoy(&self.decoy_password));
+                    std::hint::black_box(hash_ha1(&self.decoy_password));
                     (stored, true)
                 }
-                Some(Ha1Source::Stored(None)) | None => (decoy(&self.decoy_password), false),
+                Some(Ha1Source::Stored(None)) | None => (hash_ha1(&self.decoy_password), false),
             };
         let expected = response_hex(
             algorithm,
@@ -386,6 +385,18 @@ impl DigestAuthority {
         );
         let matches = hex_eq_constant_time(expected.as_bytes(), response.as_bytes());
         if !(known && matches) {
+            // Only the log tells the two apart; the peer sees the same answer.
+            let reason = if known {
+                "wrong response"
+            } else {
+                "unknown user or no HA1 for algorithm"
+            };
+            tracing::debug!(
+                username,
+                algorithm = algorithm.as_str(),
+                reason,
+                "digest rejected"
+            );
             return Err(AuthFailure::Rejected);
         }
 
@@ -405,7 +416,10 @@ impl DigestAuthority {
             let expired_before = now_ms.saturating_sub(lifetime_ms);
             match self.counts.record(id, count, expired_before) {
                 CountVerdict::Fresh => {}
-                CountVerdict::Replay => return Err(AuthFailure::Replay),
+                CountVerdict::Replay => {
+                    tracing::debug!(username, nc = count, "digest nonce count replayed");
+                    return Err(AuthFailure::Replay);
+                }
                 CountVerdict::Evicted => return Err(AuthFailure::Stale),
             }
         }
