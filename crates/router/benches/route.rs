@@ -54,9 +54,11 @@ fn big_plan() -> String {
                 let day = jiff::civil::date(2026, 1, 1).checked_add(jiff::Span::new().days(rng.next(365) as i64)).expect("2026");
                 specs.push(format!("\"off {day}\""));
             }
-            for _ in 0..12 {
-                let day = jiff::civil::date(2026, 1, 1).checked_add(jiff::Span::new().days(rng.next(365) as i64)).expect("2026");
-                specs.push(format!("\"{day} 18:00-23:00\""));
+            // Extra shifts outside the member's weekly hours, on distinct days.
+            let extra_hours = ["18:00-21:00", "06:00-09:00", "12:00-15:00", "19:00-22:00"][m % 4];
+            for month in 0..12 {
+                let day = jiff::civil::date(2026, 1, 1).checked_add(jiff::Span::new().days(month * 30 + rng.next(30) as i64)).expect("2026");
+                specs.push(format!("\"{day} {extra_hours}\""));
                 let day = jiff::civil::date(2026, 1, 1).checked_add(jiff::Span::new().days(rng.next(365) as i64)).expect("2026");
                 specs.push(format!("\"off {day} 10:00-12:00\""));
             }

@@ -14,7 +14,7 @@ use crate::plan::{
     Calendar, EmergencyWindow, External, Holiday, HolidayDate, HuntGroup, Interval, Menu, MenuOption, MemberShifts,
     NumberRule, Plan, Queue, Roster, Strategy, Target, VoicemailBox, WeeklyHours,
 };
-use crate::time::{DAY_MINUTES, DAY_NAMES, MinuteRange, ShiftSpec, dates, fmt_hhmm, parse_shift};
+use crate::time::{DAY_MINUTES, DAY_NAMES, MinuteRange, ShiftSpec, dates, day_idx, fmt_hhmm, parse_shift};
 
 type Span = Range<usize>;
 type Value<'i> = Spanned<DeValue<'i>>;
@@ -82,6 +82,15 @@ fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t str, Span, &'t Value<'i>)
 
 fn get<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Value<'i>> {
     table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
+}
+
+/// One dated extra shift, with its place in the file.
+struct ExtraSpec {
+    first: Date,
+    last: Date,
+    range: MinuteRange,
+    label: String,
+    span: Span,
 }
 
 /// One weekly pattern to compile into [`WeeklyHours`], with its place in the file.
@@ -767,12 +776,14 @@ impl<'s> Compiler<'_, 's> {
             }
             let mut shifts = MemberShifts::default();
             let mut weekly: Vec<WeeklySpec> = Vec::new();
+            let mut extras: Vec<ExtraSpec> = Vec::new();
             for (text, span) in self.strings(list, &format!("shifts of {member} in {what}")) {
                 match parse_shift(&text) {
                     Ok(ShiftSpec::Weekly { days, range }) => {
                         weekly.push(WeeklySpec { days, range, label: text.trim().to_owned(), span });
                     }
                     Ok(ShiftSpec::Extra { first, last, range }) => {
+                        extras.push(ExtraSpec { first, last, range, label: text.trim().to_owned(), span: span.clone() });
                         for date in dates(first, last) {
                             shifts.extra.entry(date).or_default().push(Interval {
                                 range,
@@ -795,6 +806,7 @@ impl<'s> Compiler<'_, 's> {
                 }
             }
             self.check_overlaps(member, &what, &weekly);
+            self.check_extra_overlaps(member, &what, &weekly, &extras, &shifts.off_days);
             shifts.weekly = self.weekly_hours(&weekly);
             roster.members.insert(member.to_owned(), shifts);
         }
@@ -842,6 +854,76 @@ impl<'s> Compiler<'_, 's> {
                     format!("shift `{}` of {member} in {what} overlaps `{}` (both on {day} {})", second.label, first.label, fmt_hhmm(minute))
                 };
                 self.sink.error(&second.span, message, Some("shorten one of them, or merge them into one range".to_owned()));
+            }
+        }
+    }
+
+    /// A dated extra shift must not overlap another extra shift or a weekly shift of the same
+    /// member (unless a whole-day absence cancels that weekly shift).
+    fn check_extra_overlaps(
+        &mut self,
+        member: &str,
+        what: &str,
+        weekly: &[WeeklySpec],
+        extras: &[ExtraSpec],
+        off_days: &std::collections::HashSet<Date>,
+    ) {
+        if extras.is_empty() {
+            return;
+        }
+        let epoch = Date::constant(2000, 1, 1);
+        let day_number = |d: Date| i64::from(epoch.until(d).map(|s| s.get_days()).unwrap_or(0));
+        let minutes = |d: Date, r: MinuteRange| {
+            let base = day_number(d) * i64::from(DAY_MINUTES);
+            (base + i64::from(r.start), base + i64::from(r.end))
+        };
+        // (start, end, date, extra index) of every dated occurrence, sorted by start.
+        let mut occurrences: Vec<(i64, i64, Date, usize)> = Vec::new();
+        for (idx, extra) in extras.iter().enumerate() {
+            for date in dates(extra.first, extra.last) {
+                let (start, end) = minutes(date, extra.range);
+                occurrences.push((start, end, date, idx));
+            }
+        }
+        occurrences.sort();
+        let mut reported: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
+        for (i, &(start, end, date, idx)) in occurrences.iter().enumerate() {
+            for &(other_start, _, _, other_idx) in &occurrences[i + 1..] {
+                if other_start >= end {
+                    break;
+                }
+                let pair = (idx.min(other_idx), idx.max(other_idx));
+                if reported.insert(pair) {
+                    let (a, b) = (&extras[pair.0], &extras[pair.1]);
+                    self.sink.error(
+                        &b.span,
+                        format!("extra shift `{}` of {member} in {what} overlaps `{}` on {date}", b.label, a.label),
+                        Some("shorten one of them, or merge them into one range".to_owned()),
+                    );
+                }
+            }
+            let mut day = date.yesterday().unwrap_or(date);
+            for _ in 0..3 {
+                if !off_days.contains(&day) {
+                    let weekday = day_idx(day.weekday());
+                    for (widx, spec) in weekly.iter().enumerate() {
+                        if spec.days & (1 << weekday) == 0 {
+                            continue;
+                        }
+                        let (wstart, wend) = minutes(day, spec.range);
+                        if wstart < end && start < wend && reported.insert((usize::MAX - widx, idx)) {
+                            self.sink.error(
+                                &extras[idx].span,
+                                format!(
+                                    "extra shift `{}` of {member} in {what} overlaps the weekly shift `{}` on {date}",
+                                    extras[idx].label, spec.label
+                                ),
+                                Some("move it outside the weekly shift, or add `off DATE` for that day".to_owned()),
+                            );
+                        }
+                    }
+                }
+                day = day.tomorrow().unwrap_or(day);
             }
         }
     }
