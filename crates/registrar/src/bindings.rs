@@ -292,15 +292,14 @@ impl Registrar {
         now: Instant,
         now_unix: u64,
     ) -> Result<RegisterOutcome, RegisterError> {
-        // RFC 3261 §10.3 step 3: the authenticated user must be allowed to modify this AOR.
+        // RFC 3261 §10.3 step 4: a user may only modify the bindings of its own extension.
         if authenticated.username() != aor {
             return Err(RegisterError::Forbidden);
         }
-        let existing: &[Binding] = self.aors.get(aor).map_or(&[], Vec::as_slice);
-
         if request.star {
             return self.apply_wildcard(aor, &request, now);
         }
+        let existing: &[Binding] = self.aors.get(aor).map_or(&[], Vec::as_slice);
 
         // Step 6: each contact's expiry, checked before anything changes.
         let mut expiries = Vec::with_capacity(request.contacts.len());
@@ -357,7 +356,7 @@ impl Registrar {
                 continue;
             }
             let binding = Binding {
-                expires_at: now + Duration::from_secs(u64::from(expires)),
+                expires_at: deadline(now, u64::from(expires)),
                 record: BindingRecord {
                     aor: aor.to_owned(),
                     contact_uri: contact.uri.clone(),
@@ -487,7 +486,7 @@ impl Registrar {
             }
             record.expires_at_unix = now_unix + left;
             let binding = Binding {
-                expires_at: now + Duration::from_secs(left),
+                expires_at: deadline(now, left),
                 record,
             };
             let bindings = self.aors.entry(binding.record.aor.clone()).or_default();
@@ -522,6 +521,15 @@ impl Registrar {
     pub fn binding_count(&self) -> usize {
         self.aors.values().map(Vec::len).sum()
     }
+}
+
+/// `now` plus `secs`; a sum past what `Instant` holds (only from absurd configuration)
+/// saturates to a far deadline instead of panicking.
+fn deadline(now: Instant, secs: u64) -> Instant {
+    let far = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(Duration::from_secs(secs))
+        .or_else(|| now.checked_add(far))
+        .unwrap_or(now)
 }
 
 fn current_contacts(bindings: &[Binding], now: Instant) -> Vec<CurrentContact> {
