@@ -300,3 +300,94 @@ impl Phone {
         Ok(cancel)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use registrar::{AuthFailure, Credentials, DigestAuthority};
+    use tokio::net::UdpSocket;
+
+    use super::*;
+
+    async fn recv_register(server: &UdpSocket) -> (Request, SocketAddr) {
+        let mut buf = vec![0u8; 65_536];
+        let (n, from) = server.recv_from(&mut buf).await.expect("receive");
+        match sip_msg::parse(&buf[..n], sip_msg::Framing::Datagram) {
+            Ok(Message::Request(r)) if r.method == Method::Register => (r, from),
+            other => panic!("expected REGISTER, got {other:?}"),
+        }
+    }
+
+    async fn reply(server: &UdpSocket, req: &Request, to: SocketAddr, status: u16, challenges: &[String]) {
+        let mut resp = req.make_response(status, if status == 200 { "OK" } else { "Unauthorized" }, Some("srv"));
+        for c in challenges {
+            resp.headers.push(HeaderName::WwwAuthenticate, c.clone());
+        }
+        server.send_to(&resp.to_bytes(), to).await.expect("send");
+    }
+
+    /// Against the registrar's own `DigestAuthority`: a lost REGISTER is resent, the 401 is
+    /// answered with SHA-256, a `stale=true` 401 is answered again with the new nonce.
+    #[tokio::test]
+    async fn register_resends_answers_digest_and_stale() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let transcript = Transcript::new();
+        let mut phone = Phone::bind("201", "pw201", "127.0.0.1".parse().unwrap(), addr, "realm.example", &transcript)
+            .await
+            .expect("bind")
+            .with_algorithm(Algorithm::Sha256);
+        let srv = tokio::spawn(async move {
+            let lifetime = Duration::from_secs(300);
+            let mut auth = DigestAuthority::new("realm.example", [7; 32], lifetime);
+            let creds = Credentials::password("pw201");
+            let t0 = Instant::now();
+            // The first REGISTER is "lost": the phone must send it again.
+            let _ = recv_register(&server).await;
+            let (req, from) = recv_register(&server).await;
+            assert!(req.headers.get(&HeaderName::Authorization).is_none());
+            reply(&server, &req, from, 401, &auth.challenge(t0, false)).await;
+            // Answered, but we pretend the nonce has expired meanwhile.
+            let (req, from) = recv_register(&server).await;
+            let value = req.headers.get(&HeaderName::Authorization).expect("Authorization").to_owned();
+            assert!(value.contains("algorithm=SHA-256") && value.contains("qop=auth"), "{value}");
+            let late = t0 + lifetime + Duration::from_secs(1);
+            assert_eq!(auth.verify(&value, "REGISTER", |_| Some(&creds), late).map(|_| ()), Err(AuthFailure::Stale));
+            reply(&server, &req, from, 401, &auth.challenge(late, true)).await;
+            let (req, from) = recv_register(&server).await;
+            let value = req.headers.get(&HeaderName::Authorization).expect("Authorization").to_owned();
+            assert!(auth.verify(&value, "REGISTER", |_| Some(&creds), late).is_ok(), "fresh digest accepted: {value}");
+            reply(&server, &req, from, 200, &[]).await;
+        });
+        let resp = phone.register().await.expect("REGISTER completes");
+        srv.await.expect("server script");
+        assert_eq!(resp.status, 200);
+        let sent = transcript.entries().iter().filter(|e| e.first_line.starts_with("REGISTER")).count();
+        assert_eq!(sent, 4, "{}", transcript.ladder());
+    }
+
+    /// A 401 that is not stale after our digest is final: the credentials were refused.
+    #[tokio::test]
+    async fn register_returns_the_refusing_401() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let transcript = Transcript::new();
+        let mut phone = Phone::bind("201", "wrong", "127.0.0.1".parse().unwrap(), addr, "realm.example", &transcript).await.expect("bind");
+        phone.set_timeout(Duration::from_secs(2));
+        let srv = tokio::spawn(async move {
+            let mut auth = DigestAuthority::new("realm.example", [9; 32], Duration::from_secs(300));
+            let creds = Credentials::password("pw201");
+            let now = Instant::now();
+            let (req, from) = recv_register(&server).await;
+            reply(&server, &req, from, 401, &auth.challenge(now, false)).await;
+            let (req, from) = recv_register(&server).await;
+            let value = req.headers.get(&HeaderName::Authorization).expect("Authorization").to_owned();
+            assert_eq!(auth.verify(&value, "REGISTER", |_| Some(&creds), now).map(|_| ()), Err(AuthFailure::Rejected));
+            reply(&server, &req, from, 401, &auth.challenge(now, false)).await;
+        });
+        let resp = phone.register().await.expect("REGISTER completes");
+        srv.await.expect("server script");
+        assert_eq!(resp.status, 401);
+    }
+}

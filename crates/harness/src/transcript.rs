@@ -109,7 +109,8 @@ impl Transcript {
     }
 
     /// A guard that prints the ladder to stderr if the thread panics while it lives (a failed
-    /// assertion); set `HARNESS_FULL=1` to print every message in full.
+    /// assertion), or always when `HARNESS_LADDER` is set; set `HARNESS_FULL=1` to print every
+    /// message in full as well.
     pub fn print_on_panic(&self) -> LadderOnPanic {
         LadderOnPanic(self.clone())
     }
@@ -127,7 +128,7 @@ pub struct LadderOnPanic(Transcript);
 
 impl Drop for LadderOnPanic {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("HARNESS_LADDER").is_some() {
             if std::env::var_os("HARNESS_FULL").is_some() {
                 eprintln!("---- SIP messages ----\n{}", self.0.full());
             }

@@ -314,3 +314,97 @@ async fn registrations_survive_a_restart() {
     let registers = transcript.entries().iter().filter(|e| e.first_line.starts_with("REGISTER")).count();
     assert_eq!(registers, 2, "one REGISTER and its digest retry, none after the restart");
 }
+
+#[tokio::test]
+async fn phone_rejects_busy_and_the_trunk_gets_486() {
+    let switch = Switch::start(7).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    phone.reject(&mut inc, 486, "Busy Here").await.expect("486 is ACKed by the switch");
+    let resp = trunk.wait_final(&mut out).await.expect("a final response");
+    assert_eq!(resp.status, 486, "the phone's busy reaches the caller");
+}
+
+#[tokio::test]
+async fn phone_answers_late_without_ringing() {
+    let switch = Switch::start(8).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    // No provisional: the switch retransmits its INVITE (Timer A) while the phone waits.
+    phone.answer_after(&mut inc, Duration::from_millis(1200)).await.expect("answer late and get the ACK");
+    trunk.wait_answer(&mut out).await.expect("the trunk gets 200");
+    let invites_to_phone = transcript.entries().iter().filter(|e| e.agent == "phone 201" && e.first_line.starts_with("INVITE")).count();
+    assert!(invites_to_phone >= 2, "the switch retransmits an unanswered INVITE (Timer A)");
+    check_media(&mut out, &mut inc).await;
+    phone.hangup(&mut inc).await.expect("the phone's BYE gets 200");
+    trunk.wait_bye(&mut out).await.expect("the trunk gets BYE");
+}
+
+#[tokio::test]
+async fn dtmf_rfc4733_crosses_the_relay_and_info_is_answered() {
+    let switch = Switch::start(9).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    assert_eq!(out.rtp.telephone_event_payload_type, Some(101), "telephone-event negotiated with the trunk");
+    out.rtp.send_tone(5).await.expect("some audio first");
+    let events = out.rtp.send_dtmf('4', 800).await.expect("send RFC 4733 digit 4");
+    let received = inc.rtp.wait_received(5 + events.len(), Duration::from_secs(3)).await.expect("the phone receives tone and events");
+    let report = StreamReport::compare(out.rtp.sent(), &received);
+    assert!(report.is_exact(), "tone and DTMF through the relay: {report:#?}");
+    let at_phone: Vec<_> = received.iter().filter(|r| Some(r.payload_type) == inc.rtp.telephone_event_payload_type).collect();
+    assert_eq!(at_phone.len(), events.len(), "every telephone-event packet arrives");
+    assert!(at_phone.first().is_some_and(|r| r.marker && r.payload.first() == Some(&4)), "the first event packet has the marker and event 4");
+    let info = trunk.send_info_dtmf(&mut out, '4', 160).await.expect("INFO gets a final response");
+    assert_eq!(info.status, 200, "INFO dtmf-relay in the dialog is accepted");
+    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
+
+/// RFC 3261 §9.1: a CANCEL that arrives before the phone's first provisional response must be
+/// sent to the phone once that response comes.
+#[tokio::test]
+async fn cancel_before_the_phone_rings_still_reaches_the_phone() {
+    let switch = Switch::start(10).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    phone.set_timeout(Duration::from_secs(3));
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    let (cancel_resp, invite_resp) = trunk.cancel(&mut out).await.expect("CANCEL is answered");
+    assert_eq!((cancel_resp.status, invite_resp.status), (200, 487));
+    phone.ring(&mut inc).await.expect("send 180 after the caller gave up");
+    phone.wait_cancel(&mut inc).await.expect("the phone gets CANCEL once it has rung");
+}
+
+/// RFC 3261 §15 / §13.2.2.4: when the phone's 200 crosses the switch's CANCEL, the switch must
+/// ACK that 200 and end the phone's dialog with BYE.
+#[tokio::test]
+async fn answer_crossing_cancel_is_acked_and_hung_up() {
+    let switch = Switch::start(11).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    phone.set_timeout(Duration::from_secs(3));
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    phone.ring(&mut inc).await.expect("send 180");
+    trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing");
+    let (cancel_resp, invite_resp) = trunk.cancel(&mut out).await.expect("CANCEL is answered");
+    assert_eq!((cancel_resp.status, invite_resp.status), (200, 487));
+    // The phone answers as if its 200 left before the CANCEL arrived.
+    phone.answer(&mut inc).await.expect("the switch ACKs the phone's 200");
+    phone.wait_bye(&mut inc).await.expect("the switch hangs the phone up");
+}
