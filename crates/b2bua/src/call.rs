@@ -160,7 +160,7 @@ impl Switchboard {
             }
             Err(Refusal::Challenge { stale }) => {
                 let mut resp = req.make_response(407, "Proxy Authentication Required", Some(&self.rng.hex()));
-                for c in self.challenges(now, stale) {
+                for c in self.challenges(&req, now, stale) {
                     resp.headers.push(HeaderName::ProxyAuthenticate, c);
                 }
                 self.tx.send_response(id, resp, now.instant);

@@ -84,6 +84,8 @@ struct RawSwitch {
     max_expires: Option<u32>,
     digest_algorithms: Option<Spanned<Vec<String>>>,
     nonce_lifetime_secs: Option<Spanned<u64>>,
+    #[serde(default)]
+    md5_only_user_agents: Vec<String>,
     /// Where menu, voicemail and message targets ring until the IVR exists (issue 5).
     operator: Option<Spanned<String>>,
 }
@@ -160,6 +162,8 @@ pub struct Config {
     pub digest_algorithms: Vec<String>,
     /// How long a digest nonce stays fresh (then `stale=true`).
     pub nonce_lifetime: std::time::Duration,
+    /// User-Agent substrings of clients that fail on any non-MD5 challenge; they get MD5 only.
+    pub md5_only_user_agents: Vec<String>,
     /// Extensions by number.
     pub extensions: BTreeMap<String, Extension>,
     /// Trunks.
@@ -392,6 +396,7 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         operator,
         digest_algorithms,
         nonce_lifetime: std::time::Duration::from_secs(nonce_lifetime),
+        md5_only_user_agents: switch.md5_only_user_agents,
         extensions,
         trunks,
     })
@@ -409,6 +414,7 @@ struct SwitchPart {
     operator: Option<String>,
     digest_algorithms: Vec<String>,
     nonce_lifetime: std::time::Duration,
+    md5_only_user_agents: Vec<String>,
     extensions: BTreeMap<String, Extension>,
     trunks: Vec<Trunk>,
 }
@@ -426,6 +432,7 @@ impl SwitchPart {
             operator: self.operator,
             digest_algorithms: self.digest_algorithms,
             nonce_lifetime: self.nonce_lifetime,
+            md5_only_user_agents: self.md5_only_user_agents,
             extensions: self.extensions,
             trunks: self.trunks,
             plan,

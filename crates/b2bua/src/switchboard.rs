@@ -489,7 +489,7 @@ impl Switchboard {
                     self.penalise(from.addr.ip(), now.instant);
                 }
                 let mut resp = req.make_response(401, "Unauthorized", Some(&self.rng.hex()));
-                for c in self.challenges(now, stale) {
+                for c in self.challenges(&req, now, stale) {
                     resp.headers.push(HeaderName::WwwAuthenticate, c);
                 }
                 self.tx.send_response(id, resp, now.instant);
@@ -549,11 +549,18 @@ impl Switchboard {
     }
 
     /// Digest challenges in the configured order (RFC 8760 §2.4: most preferred first; SIPp
-    /// and many desk phones only read the first, hence the setting).
-    pub(crate) fn challenges(&mut self, now: Now, stale: bool) -> Vec<String> {
+    /// and many desk phones only read the first, hence the setting). Clients listed in
+    /// `md5_only_user_agents` get MD5 alone: baresip 1.0 (Debian bookworm) abandons the whole
+    /// registration when any challenge names an algorithm it lacks, against RFC 8760 §2.4.
+    pub(crate) fn challenges(&mut self, req: &Request, now: Now, stale: bool) -> Vec<String> {
         let offered = self.auth.challenge(now.instant, stale);
+        let user_agent = req.headers.get(&HeaderName::UserAgent).unwrap_or("");
+        let md5_only = self.config.md5_only_user_agents.iter().any(|ua| !ua.is_empty() && user_agent.contains(ua.as_str()));
         let mut out = Vec::with_capacity(2);
         for algorithm in &self.config.digest_algorithms {
+            if md5_only && algorithm != "MD5" {
+                continue;
+            }
             let tag = format!("algorithm={algorithm},");
             out.extend(offered.iter().filter(|c| c.contains(&tag)).cloned());
         }
