@@ -160,7 +160,7 @@ pub struct UserAgent {
     /// INVITEs we sent, by branch, with their destination: to ACK a failure response.
     sent_invites: HashMap<String, (Request, SocketAddr)>,
     /// Our last response to each request received, by (branch, method): for retransmissions.
-    responded: HashMap<(String, String), (Vec<u8>, SocketAddr)>,
+    responded: HashMap<(String, String), (Vec<u8>, SocketAddr, u16)>,
     seen_requests: HashSet<(String, String)>,
     seen_responses: HashSet<(String, String, u16)>,
     /// ACKs we sent, by "Call-ID CSeq", resent when the response they acknowledge repeats.
@@ -289,7 +289,7 @@ impl UserAgent {
         let bytes = resp.to_bytes();
         self.send_bytes(&bytes, to).await?;
         let key = (branch_of_request(req), req.method.to_string());
-        self.responded.insert(key, (bytes.clone(), to));
+        self.responded.insert(key, (bytes.clone(), to, resp.status));
         if req.method == Method::Invite && (200..300).contains(&resp.status) {
             let call_id = req.call_id().unwrap_or_default().to_owned();
             self.unacknowledged.retain(|u| u.call_id != call_id);
@@ -357,10 +357,19 @@ impl UserAgent {
                     self.unacknowledged.retain(|u| u.call_id != call_id);
                 }
                 if !self.seen_requests.insert(key.clone()) {
-                    if let Some((bytes, to)) = self.responded.get(&key).cloned() {
+                    if let Some((bytes, to, _)) = self.responded.get(&key).cloned() {
                         self.send_bytes(&bytes, to).await?;
                     }
                     return Ok(None);
+                }
+                if req.method == Method::Cancel {
+                    // RFC 3261 §9.2: a CANCEL after our final response to the INVITE has no
+                    // effect but is still answered 200. It is passed on too, for the record.
+                    let invite_key = (key.0.clone(), Method::Invite.to_string());
+                    if self.responded.get(&invite_key).is_some_and(|(_, _, status)| *status >= 200) {
+                        let ok = req.make_response(200, "OK", Some(&random_hex()));
+                        self.send_response(&req, &ok, from).await?;
+                    }
                 }
                 Ok(Some(Inbound { message: Message::Request(req), from }))
             }
