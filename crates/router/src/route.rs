@@ -365,7 +365,11 @@ fn ring_list(
         }
         available.push(idx);
     }
-    let group_state = state.groups.entry(group.name.clone()).or_default();
+    if !state.groups.contains_key(&group.name) {
+        state.groups.insert(group.name.clone(), Default::default());
+    }
+    // Inserted just above when missing.
+    let group_state = state.groups.get_mut(&group.name).expect("group state exists");
     let n_members = group.members.len().max(1);
     match group.strategy {
         Strategy::RingAll | Strategy::Sequential => {}
