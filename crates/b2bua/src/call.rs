@@ -29,6 +29,8 @@ pub(crate) enum Purpose {
     Bye,
     /// A CANCEL we sent.
     Cancel,
+    /// The INVITE of a fork whose call has ended: CANCEL it on 1xx, ACK and BYE it on 2xx.
+    Orphan,
 }
 
 /// One side of a dialog as seen by the switch (RFC 3261 §12).
@@ -93,7 +95,9 @@ pub(crate) struct Fork {
     invite: Request,
     dialog: Dialog,
     state: ForkState,
+    /// CANCEL as soon as the phone sends a provisional response (RFC 3261 §9.1).
     cancel_wanted: bool,
+    cancel_sent: bool,
     final_status: Option<u16>,
     ack: Option<(Peer, Vec<u8>)>,
 }
@@ -112,6 +116,8 @@ enum CallState {
 #[derive(Debug)]
 pub(crate) struct Call {
     key: CallKey,
+    /// The snapshot the call started with: a reload never changes a call in progress.
+    #[expect(dead_code, reason = "held so the dialplan outlives a reload; the IVR (issue 5) reads its menus")]
     config: Arc<Config>,
     a_tx: ServerTxId,
     a_invite: Request,
@@ -127,8 +133,10 @@ pub(crate) struct Call {
     forks: Vec<Fork>,
     winner: Option<usize>,
     state: CallState,
-    /// When the call needs attention without any message (ring timeout).
+    /// When the call needs attention without any message (ring timeout, session expiry).
     pub(crate) deadline: Option<Instant>,
+    /// RFC 4028 session interval agreed with the caller, if any.
+    session_interval: Option<Duration>,
     dialled: String,
 }
 
@@ -150,6 +158,7 @@ impl Switchboard {
                 }
                 match status {
                     415 => resp.headers.push(HeaderName::Accept, "application/sdp"),
+                    422 => resp.headers.push(HeaderName::MinSe, MIN_SE.to_string()),
                     420 => {
                         let unsupported: Vec<String> = unsupported_options(&req);
                         resp.headers.push(HeaderName::Unsupported, unsupported.join(", "));
@@ -206,6 +215,12 @@ impl Switchboard {
                 return Err(Refusal::Status(406, "we answer with application/sdp"));
             }
         }
+        let session_interval = match session_expires(req) {
+            SessionTimer::None => None,
+            SessionTimer::Interval(secs) if secs < MIN_SE => return Err(Refusal::Status(422, "")),
+            SessionTimer::Interval(secs) => Some(Duration::from_secs(u64::from(secs))),
+            SessionTimer::Malformed => return Err(Refusal::Status(400, "bad Session-Expires")),
+        };
         if req.body.is_empty() {
             // DEVIATION(RFC 3261 §13.2.1): an INVITE without an offer is refused for now; every
             // trunk and phone we serve sends one.
@@ -317,7 +332,7 @@ impl Switchboard {
             let tx = self.tx.send_request(invite.clone(), peer, now.instant);
             self.by_client_tx.insert(tx, (key, Purpose::Fork(idx)));
             self.by_call_id.insert(dialog.call_id.clone(), key);
-            forks.push(Fork { extension: ext, tx, invite, dialog, state: ForkState::Calling, cancel_wanted: false, final_status: None, ack: None });
+            forks.push(Fork { extension: ext, tx, invite, dialog, state: ForkState::Calling, cancel_wanted: false, cancel_sent: false, final_status: None, ack: None });
         }
 
         self.by_server_tx.insert(id, key);
@@ -342,6 +357,7 @@ impl Switchboard {
                 winner: None,
                 state: CallState::Ringing,
                 deadline: Some(now.instant + RING_TIMEOUT),
+                session_interval,
                 dialled,
             },
         );
@@ -387,29 +403,66 @@ impl Switchboard {
 
     pub(crate) fn on_response(&mut self, id: ClientTxId, resp: Response, now: Now) {
         let is_final = resp.status >= 200;
-        let Some(&(key, purpose)) = self.by_client_tx.get(&id) else {
-            return self.orphan_response(resp);
-        };
+        let Some(&(key, purpose)) = self.by_client_tx.get(&id) else { return };
+        if purpose == Purpose::Orphan {
+            return self.orphan_response(id, resp, now);
+        }
         if is_final && !(purpose != Purpose::Bye && resp.status < 300 && is_invite(&resp)) {
             self.by_client_tx.remove(&id);
         }
         let Some(mut call) = self.calls.remove(&key) else {
             self.by_client_tx.remove(&id);
-            return self.orphan_response(resp);
+            return;
         };
         let span = info_span!("call", call = key.0, call_id = %call.a_dialog.call_id);
         let _enter = span.enter();
         let keep = match purpose {
             Purpose::Fork(idx) => self.fork_response(&mut call, idx, resp, now),
-            Purpose::Bye | Purpose::Cancel => true,
+            Purpose::Bye | Purpose::Cancel | Purpose::Orphan => true,
         };
         self.put_back(call, keep, now);
     }
 
-    /// A 2xx to an INVITE whose call is gone: ACK it and hang it up (RFC 3261 §13.2.2.4 forking).
-    fn orphan_response(&mut self, resp: Response) {
-        if resp.status / 100 == 2 && is_invite(&resp) {
-            debug!("2xx for a call that has ended: ACK and BYE");
+    /// A response for a fork whose call has ended: the caller is gone, so the phone must not
+    /// stay in a call. CANCEL on the first 1xx, ACK and BYE a 2xx (RFC 3261 §9.1, §13.2.2.4).
+    fn orphan_response(&mut self, id: ClientTxId, resp: Response, now: Now) {
+        let local_host = self.local_host();
+        let Some(orphan) = self.orphans.get_mut(&id) else {
+            self.by_client_tx.remove(&id);
+            return;
+        };
+        match resp.status {
+            100 => {}
+            101..=199 => {
+                if !orphan.cancelled {
+                    orphan.cancelled = true;
+                    let cancel = sip_core::build_cancel(&orphan.invite);
+                    let peer = orphan.dialog.peer;
+                    let _ = self.tx.send_request(cancel, peer, now.instant);
+                }
+            }
+            200..=299 => {
+                debug!("2xx for a call that has ended: ACK and BYE");
+                let mut dialog = orphan.dialog.clone();
+                dialog.remote_tag = resp.to().and_then(|t| t.tag().map(str::to_owned));
+                if let Some(c) = resp.headers.values(&HeaderName::Contact).and_then(|v| v.first().and_then(|c| NameAddr::parse(c).ok())) {
+                    dialog.remote_target = c.uri.to_string();
+                }
+                let cseq = orphan.invite.cseq().map_or(1, |c| c.seq);
+                let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+                let mut ack = dialog.request(Method::Ack, &local_host, &branch);
+                ack.headers.set(HeaderName::CSeq, format!("{cseq} ACK"));
+                self.send_stateless(dialog.peer, ack.to_bytes());
+                let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+                let bye = dialog.request(Method::Bye, &local_host, &branch);
+                let _ = self.tx.send_request(bye, dialog.peer, now.instant);
+                self.orphans.remove(&id);
+                self.by_client_tx.remove(&id);
+            }
+            _ => {
+                self.orphans.remove(&id);
+                self.by_client_tx.remove(&id);
+            }
         }
     }
 
@@ -442,7 +495,11 @@ impl Switchboard {
                     fork.state = ForkState::Early;
                 }
                 if fork.cancel_wanted {
-                    self.send_cancel(call.key, idx, &call.forks[idx].invite.clone(), call.forks[idx].dialog.peer, now);
+                    if !fork.cancel_sent {
+                        fork.cancel_sent = true;
+                        let (invite, peer) = (fork.invite.clone(), fork.dialog.peer);
+                        self.send_cancel(call.key, idx, &invite, peer, now);
+                    }
                     return true;
                 }
                 if call.state == CallState::Ringing && !call.a_final_sent {
@@ -498,6 +555,13 @@ impl Switchboard {
                 }
                 self.add_contact(&mut ok, call.a_dialog.peer.transport);
                 self.add_capabilities(&mut ok);
+                if let Some(interval) = call.session_interval {
+                    // RFC 4028 §9: the caller (uac) refreshes; we end the call if it stops.
+                    ok.headers.push(HeaderName::SessionExpires, format!("{};refresher=uac", interval.as_secs()));
+                    if call.a_invite.headers.values(&HeaderName::Supported).unwrap_or_default().iter().any(|o| o.eq_ignore_ascii_case("timer")) {
+                        ok.headers.push(HeaderName::Require, "timer");
+                    }
+                }
                 if let Some(body) = body {
                     ok.headers.push(HeaderName::ContentType, "application/sdp");
                     ok.body = body;
@@ -505,7 +569,7 @@ impl Switchboard {
                 self.tx.send_response(call.a_tx, ok, now.instant);
                 call.a_final_sent = true;
                 call.state = CallState::Answered;
-                call.deadline = None;
+                call.deadline = call.session_interval.map(|i| now.instant + i);
                 self.stats.calls_answered += 1;
                 info!(extension = %call.forks[idx].extension, "call answered");
                 true
@@ -558,10 +622,12 @@ impl Switchboard {
         let Some(fork) = call.forks.get_mut(idx) else { return };
         match fork.state {
             ForkState::Early => {
-                let invite = fork.invite.clone();
-                let peer = fork.dialog.peer;
                 fork.cancel_wanted = true;
-                self.send_cancel(call.key, idx, &invite, peer, now);
+                if !fork.cancel_sent {
+                    fork.cancel_sent = true;
+                    let (invite, peer) = (fork.invite.clone(), fork.dialog.peer);
+                    self.send_cancel(call.key, idx, &invite, peer, now);
+                }
             }
             ForkState::Calling => fork.cancel_wanted = true,
             ForkState::Answered | ForkState::Done => {}
@@ -626,13 +692,15 @@ impl Switchboard {
         let _ = self.ports.free(call.b_ports);
         self.by_server_tx.remove(&call.a_tx);
         self.by_call_id.remove(&call.a_dialog.call_id);
-        for f in &call.forks {
+        self.by_client_tx.retain(|_, (k, _)| *k != call.key);
+        for f in call.forks {
             self.by_call_id.remove(&f.dialog.call_id);
-            if !matches!(f.state, ForkState::Calling | ForkState::Early) {
-                self.by_client_tx.remove(&f.tx);
+            if matches!(f.state, ForkState::Calling | ForkState::Early) {
+                // The phone may still answer: keep enough to CANCEL, or ACK and BYE, it.
+                self.by_client_tx.insert(f.tx, (call.key, Purpose::Orphan));
+                self.orphans.insert(f.tx, Orphan { invite: f.invite, dialog: f.dialog, cancelled: f.cancel_sent });
             }
         }
-        self.by_client_tx.retain(|_, (k, _)| *k != call.key);
     }
 
     /// Ends a call from our side (media timeout, ring timeout, bind failure).
@@ -656,14 +724,16 @@ impl Switchboard {
     }
 
     pub(crate) fn call_timers(&mut self, now: Now) {
-        let due: Vec<CallKey> = self.calls.values().filter(|c| c.deadline.is_some_and(|d| d <= now.instant)).map(|c| c.key).collect();
-        for key in due {
-            self.end_call(key, "nobody answered in time", now);
+        let due: Vec<(CallKey, bool)> =
+            self.calls.values().filter(|c| c.deadline.is_some_and(|d| d <= now.instant)).map(|c| (c.key, c.state == CallState::Ringing)).collect();
+        for (key, ringing) in due {
+            self.end_call(key, if ringing { "nobody answered in time" } else { "session timer expired: no refresh (RFC 4028)" }, now);
         }
     }
 
     pub(crate) fn on_client_timeout(&mut self, id: ClientTxId, now: Now) {
         let Some((key, purpose)) = self.by_client_tx.remove(&id) else { return };
+        self.orphans.remove(&id);
         let Some(mut call) = self.calls.remove(&key) else { return };
         let keep = match purpose {
             Purpose::Fork(idx) => {
@@ -676,7 +746,7 @@ impl Switchboard {
                     self.fork_response(&mut call, idx, fake, now)
                 }
             }
-            Purpose::Bye | Purpose::Cancel => true,
+            Purpose::Bye | Purpose::Cancel | Purpose::Orphan => true,
         };
         self.put_back(call, keep, now);
     }
@@ -763,6 +833,11 @@ impl Switchboard {
             }
             Method::Invite | Method::Update => {
                 self.session_refresh(&mut call, id, &req, side, from, now);
+                if side == LegSide::A {
+                    if let Some(interval) = call.session_interval {
+                        call.deadline = Some(now.instant + interval);
+                    }
+                }
                 true
             }
             Method::Info | Method::Options | Method::Notify => {
@@ -794,9 +869,9 @@ impl Switchboard {
         let mut resp = req.make_response(200, "OK", None);
         self.add_contact(&mut resp, req.top_via().map_or(Transport::Udp, |v| if v.transport == "TCP" { Transport::Tcp } else { Transport::Udp }));
         self.add_capabilities(&mut resp);
-        if let Some(se) = req.headers.get(&HeaderName::SessionExpires) {
-            // RFC 4028 §9: echo the interval; the refresher stays whoever the peer chose.
-            resp.headers.push(HeaderName::SessionExpires, se.to_owned());
+        if let (LegSide::A, Some(interval)) = (side, call.session_interval) {
+            // RFC 4028 §9: a refresh keeps the interval and the caller as refresher.
+            resp.headers.push(HeaderName::SessionExpires, format!("{};refresher=uac", interval.as_secs()));
         }
         if !req.body.is_empty() {
             let Ok(offer) = SessionDescription::parse(&req.body) else {
@@ -839,6 +914,33 @@ fn contact_address(contact: &str, received_from: std::net::SocketAddr, transport
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) if ip == received_from.ip() => std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060)),
         _ => received_from,
+    }
+}
+
+/// What remains of a fork after its call ended, until the phone's final response.
+#[derive(Debug)]
+pub(crate) struct Orphan {
+    invite: Request,
+    dialog: Dialog,
+    cancelled: bool,
+}
+
+/// The smallest session interval we accept (RFC 4028 §5: Min-SE at least 90 s).
+const MIN_SE: u32 = 90;
+
+enum SessionTimer {
+    None,
+    Interval(u32),
+    Malformed,
+}
+
+/// The caller's `Session-Expires` (RFC 4028 §4).
+fn session_expires(req: &Request) -> SessionTimer {
+    let Some(value) = req.headers.get(&HeaderName::SessionExpires) else { return SessionTimer::None };
+    let delta = value.split(';').next().unwrap_or("");
+    match sip_msg::parse_u32(delta, u64::from(u32::MAX)) {
+        Some(secs) => SessionTimer::Interval(secs),
+        None => SessionTimer::Malformed,
     }
 }
 

@@ -10,7 +10,7 @@ use sip_core::{ClientTxId, Peer, ServerTxId, TimerConfig, TransactionLayer, Tran
 use sip_msg::{Framing, HeaderName, Message, Method, NameAddr, Request, Response};
 use tracing::debug;
 
-use crate::call::{Call, Purpose};
+use crate::call::{Call, Orphan, Purpose};
 use crate::config::Config;
 use crate::rng::Rng;
 
@@ -166,6 +166,7 @@ pub struct Switchboard {
     pub(crate) by_server_tx: HashMap<ServerTxId, CallKey>,
     pub(crate) by_client_tx: HashMap<ClientTxId, (CallKey, Purpose)>,
     pub(crate) by_call_id: HashMap<String, CallKey>,
+    pub(crate) orphans: HashMap<ClientTxId, Orphan>,
     pub(crate) ports: media::PortAllocator,
     pub(crate) rng: Rng,
     pub(crate) out: VecDeque<Output>,
@@ -198,6 +199,7 @@ impl Switchboard {
             by_server_tx: HashMap::new(),
             by_client_tx: HashMap::new(),
             by_call_id: HashMap::new(),
+            orphans: HashMap::new(),
             ports,
             rng,
             out: VecDeque::new(),
@@ -611,6 +613,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         415 => "Unsupported Media Type",
         416 => "Unsupported URI Scheme",
         420 => "Bad Extension",
+        422 => "Session Interval Too Small",
         423 => "Interval Too Brief",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
