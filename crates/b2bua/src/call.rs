@@ -13,7 +13,9 @@ use sip_msg::{HeaderName, Method, NameAddr, Request, Response, Uri};
 use tracing::{debug, info, info_span};
 
 use crate::config::Config;
-use crate::switchboard::{CallKey, LegSide, Now, Output, Switchboard, reason_phrase, transport_name};
+use crate::switchboard::{
+    CallKey, LegSide, Now, Output, Switchboard, reason_phrase, transport_name,
+};
 
 /// How long the phones may ring before the caller gets 480.
 const RING_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,12 +53,22 @@ pub(crate) struct Dialog {
 
 impl Dialog {
     fn request(&mut self, method: Method, via_host: &str, branch: &str) -> Request {
-        let uri = Uri::parse(&self.remote_target).unwrap_or_else(|_| Uri::parse("sip:invalid").expect("constant URI parses"));
+        let uri = Uri::parse(&self.remote_target)
+            .unwrap_or_else(|_| Uri::parse("sip:invalid").expect("constant URI parses"));
         let mut req = Request::new(method.clone(), &uri);
         let h = &mut req.headers;
-        h.push(HeaderName::Via, format!("SIP/2.0/{} {via_host};branch={branch};rport", transport_name(self.peer.transport)));
+        h.push(
+            HeaderName::Via,
+            format!(
+                "SIP/2.0/{} {via_host};branch={branch};rport",
+                transport_name(self.peer.transport)
+            ),
+        );
         h.push(HeaderName::MaxForwards, "70");
-        h.push(HeaderName::From, format!("{};tag={}", self.local_uri, self.local_tag));
+        h.push(
+            HeaderName::From,
+            format!("{};tag={}", self.local_uri, self.local_tag),
+        );
         let to = match &self.remote_tag {
             Some(t) => format!("{};tag={t}", self.remote_uri),
             None => self.remote_uri.clone(),
@@ -117,7 +129,10 @@ enum CallState {
 pub(crate) struct Call {
     key: CallKey,
     /// The snapshot the call started with: a reload never changes a call in progress.
-    #[expect(dead_code, reason = "held so the dialplan outlives a reload; the IVR (issue 5) reads its menus")]
+    #[expect(
+        dead_code,
+        reason = "held so the dialplan outlives a reload; the IVR (issue 5) reads its menus"
+    )]
     config: Arc<Config>,
     a_tx: ServerTxId,
     a_invite: Request,
@@ -152,23 +167,27 @@ impl Switchboard {
             Ok(()) => {}
             Err(Refusal::Status(status, why)) => {
                 debug!(status, why, "INVITE refused");
-                let mut resp = req.make_response(status, reason_phrase(status), Some(&self.rng.hex()));
+                let mut resp =
+                    req.make_response(status, reason_phrase(status), Some(&self.rng.hex()));
                 if !why.is_empty() {
-                    resp.headers.push(HeaderName::Warning, format!("399 centralino \"{why}\""));
+                    resp.headers
+                        .push(HeaderName::Warning, format!("399 centralino \"{why}\""));
                 }
                 match status {
                     415 => resp.headers.push(HeaderName::Accept, "application/sdp"),
                     422 => resp.headers.push(HeaderName::MinSe, MIN_SE.to_string()),
                     420 => {
                         let unsupported: Vec<String> = unsupported_options(&req);
-                        resp.headers.push(HeaderName::Unsupported, unsupported.join(", "));
+                        resp.headers
+                            .push(HeaderName::Unsupported, unsupported.join(", "));
                     }
                     _ => {}
                 }
                 self.tx.send_response(id, resp, now.instant);
             }
             Err(Refusal::Challenge { stale }) => {
-                let mut resp = req.make_response(407, "Proxy Authentication Required", Some(&self.rng.hex()));
+                let mut resp =
+                    req.make_response(407, "Proxy Authentication Required", Some(&self.rng.hex()));
                 for c in self.challenges(&req, now, stale) {
                     resp.headers.push(HeaderName::ProxyAuthenticate, c);
                 }
@@ -177,7 +196,13 @@ impl Switchboard {
         }
     }
 
-    fn start_call(&mut self, id: ServerTxId, req: &Request, from: Peer, now: Now) -> Result<(), Refusal> {
+    fn start_call(
+        &mut self,
+        id: ServerTxId,
+        req: &Request,
+        from: Peer,
+        now: Now,
+    ) -> Result<(), Refusal> {
         let config = Arc::clone(&self.config);
         // Trunks are trusted by address and never challenged; anyone else must be one of our
         // extensions, authenticated by digest (RFC 3261 §22.3).
@@ -188,10 +213,19 @@ impl Switchboard {
                 return Err(Refusal::Challenge { stale: false });
             };
             let value = value.to_owned();
-            match self.auth.verify(&value, "INVITE", |user| config.extensions.get(user).map(|e| &e.credentials), now.instant) {
+            match self.auth.verify(
+                &value,
+                "INVITE",
+                |user| config.extensions.get(user).map(|e| &e.credentials),
+                now.instant,
+            ) {
                 Ok(a) => caller_ext = Some(a.username().to_owned()),
-                Err(registrar::AuthFailure::Stale) => return Err(Refusal::Challenge { stale: true }),
-                Err(registrar::AuthFailure::Missing) => return Err(Refusal::Challenge { stale: false }),
+                Err(registrar::AuthFailure::Stale) => {
+                    return Err(Refusal::Challenge { stale: true });
+                }
+                Err(registrar::AuthFailure::Missing) => {
+                    return Err(Refusal::Challenge { stale: false });
+                }
                 Err(_) => {
                     self.stats.auth_failures += 1;
                     self.penalise(from.addr.ip(), now.instant);
@@ -208,9 +242,16 @@ impl Switchboard {
             }
         }
         if let Some(accept) = req.headers.get(&HeaderName::Accept) {
-            let ok = accept.split(',').map(|a| a.split(';').next().unwrap_or("").trim().to_ascii_lowercase()).any(|a| {
-                a == "application/sdp" || a == "application/*" || a == "*/*"
-            });
+            let ok = accept
+                .split(',')
+                .map(|a| {
+                    a.split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase()
+                })
+                .any(|a| a == "application/sdp" || a == "application/*" || a == "*/*");
             if !ok {
                 return Err(Refusal::Status(406, "we answer with application/sdp"));
             }
@@ -224,24 +265,60 @@ impl Switchboard {
         if req.body.is_empty() {
             // DEVIATION(RFC 3261 §13.2.1): an INVITE without an offer is refused for now; every
             // trunk and phone we serve sends one.
-            return Err(Refusal::Status(488, "INVITE without SDP offer is not supported"));
+            return Err(Refusal::Status(
+                488,
+                "INVITE without SDP offer is not supported",
+            ));
         }
-        let ctype = req.headers.get(&HeaderName::ContentType).unwrap_or("application/sdp");
-        if !ctype.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/sdp") {
-            return Err(Refusal::Status(415, "only application/sdp bodies are understood"));
+        let ctype = req
+            .headers
+            .get(&HeaderName::ContentType)
+            .unwrap_or("application/sdp");
+        if !ctype
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("application/sdp")
+        {
+            return Err(Refusal::Status(
+                415,
+                "only application/sdp bodies are understood",
+            ));
         }
-        let a_offer = SessionDescription::parse(&req.body).map_err(|_| Refusal::Status(400, "malformed SDP"))?;
-        let Ok(uri) = req.uri() else { return Err(Refusal::Status(400, "bad Request-URI")) };
+        let a_offer = SessionDescription::parse(&req.body)
+            .map_err(|_| Refusal::Status(400, "malformed SDP"))?;
+        let Ok(uri) = req.uri() else {
+            return Err(Refusal::Status(400, "bad Request-URI"));
+        };
         let dialled = uri.user().unwrap_or_default().to_owned();
 
         // Route: which extensions ring.
-        let extensions = self.route_call(&config, &dialled, req, trunk.as_deref(), caller_ext.as_deref(), now)?;
+        let extensions = self.route_call(
+            &config,
+            &dialled,
+            req,
+            trunk.as_deref(),
+            caller_ext.as_deref(),
+            now,
+        )?;
         let mut targets = Vec::new();
         for ext in &extensions {
             for b in self.registrar.lookup(ext, now.instant) {
                 let r = &b.record;
-                let transport = if r.transport.eq_ignore_ascii_case("tcp") { Transport::Tcp } else { Transport::Udp };
-                targets.push((ext.clone(), r.contact_uri.clone(), Peer { transport, addr: contact_address(&r.contact_uri, r.received_from, transport) }));
+                let transport = if r.transport.eq_ignore_ascii_case("tcp") {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                };
+                targets.push((
+                    ext.clone(),
+                    r.contact_uri.clone(),
+                    Peer {
+                        transport,
+                        addr: contact_address(&r.contact_uri, r.received_from, transport),
+                    },
+                ));
             }
         }
         if targets.is_empty() {
@@ -249,7 +326,9 @@ impl Switchboard {
         }
 
         let policy = CodecPolicy::default();
-        let Ok(a_ports) = self.ports.allocate() else { return Err(Refusal::Status(503, "no media ports left")) };
+        let Ok(a_ports) = self.ports.allocate() else {
+            return Err(Refusal::Status(503, "no media ports left"));
+        };
         let Ok(b_ports) = self.ports.allocate() else {
             let _ = self.ports.free(a_ports);
             return Err(Refusal::Status(503, "no media ports left"));
@@ -257,7 +336,15 @@ impl Switchboard {
         let (a_port, b_port) = (a_ports.rtp(), b_ports.rtp());
         let ip = self.settings.advertised_ip;
         let mut b_origin = Origin::new(self.rng.next_u64() >> 1, ip);
-        let b_offer = match sdp::offer_from(&a_offer, &policy, MediaAddress { ip, rtp_port: b_port }, &mut b_origin) {
+        let b_offer = match sdp::offer_from(
+            &a_offer,
+            &policy,
+            MediaAddress {
+                ip,
+                rtp_port: b_port,
+            },
+            &mut b_origin,
+        ) {
             Ok(o) => o,
             Err(_) => {
                 let _ = self.ports.free(a_ports);
@@ -268,7 +355,11 @@ impl Switchboard {
         let a_origin = Origin::new(self.rng.next_u64() >> 1, ip);
 
         let key = self.new_call_key();
-        let span = info_span!("call", call = key.0, call_id = req.call_id().unwrap_or_default());
+        let span = info_span!(
+            "call",
+            call = key.0,
+            call_id = req.call_id().unwrap_or_default()
+        );
         let _enter = span.enter();
         info!(dialled = %dialled, trunk = ?trunk, caller = ?caller_ext, forks = targets.len(), "call started");
         self.stats.calls_started += 1;
@@ -287,7 +378,13 @@ impl Switchboard {
             local_uri: without_tag(&a_to),
             remote_uri: without_tag(&a_from),
             remote_target: a_contact,
-            route_set: req.headers.values(&HeaderName::RecordRoute).unwrap_or_default().iter().map(|s| s.to_string()).collect(),
+            route_set: req
+                .headers
+                .values(&HeaderName::RecordRoute)
+                .unwrap_or_default()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             local_cseq: 0,
             peer: from,
         };
@@ -296,19 +393,47 @@ impl Switchboard {
         let trying = req.make_response(100, "Trying", None);
         self.tx.send_response(id, trying, now.instant);
 
-        self.out.push_back(Output::OpenMedia { call: key, a_port, b_port, timeout: config.media_timeout });
-        if let Some(neg) = sdp::answer(&a_offer, &policy, MediaAddress { ip, rtp_port: a_port }, &mut a_origin.clone()).ok().map(|(_, n)| n) {
-            self.out.push_back(Output::MediaRemote { call: key, leg: LegSide::A, rtp: neg.remote, rtcp: neg.remote_rtcp });
+        self.out.push_back(Output::OpenMedia {
+            call: key,
+            a_port,
+            b_port,
+            timeout: config.media_timeout,
+        });
+        if let Some(neg) = sdp::answer(
+            &a_offer,
+            &policy,
+            MediaAddress {
+                ip,
+                rtp_port: a_port,
+            },
+            &mut a_origin.clone(),
+        )
+        .ok()
+        .map(|(_, n)| n)
+        {
+            self.out.push_back(Output::MediaRemote {
+                call: key,
+                leg: LegSide::A,
+                rtp: neg.remote,
+                rtcp: neg.remote_rtcp,
+            });
         }
 
         let caller_user = a_from.uri.user().unwrap_or("anonymous").to_owned();
         let caller_display = a_from.display.clone();
         let offer_bytes = b_offer.to_bytes();
-        let max_forwards = req.headers.get(&HeaderName::MaxForwards).and_then(|m| sip_msg::parse_u32(m, 255)).map_or(70, |m| m.saturating_sub(1).min(70));
+        let max_forwards = req
+            .headers
+            .get(&HeaderName::MaxForwards)
+            .and_then(|m| sip_msg::parse_u32(m, 255))
+            .map_or(70, |m| m.saturating_sub(1).min(70));
         let mut forks = Vec::new();
         let local_host = self.local_host();
         for (idx, (ext, contact, peer)) in targets.into_iter().enumerate() {
-            let display = caller_display.as_ref().map(|d| format!("\"{}\" ", d.replace(['"', '\\'], ""))).unwrap_or_default();
+            let display = caller_display
+                .as_ref()
+                .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
+                .unwrap_or_default();
             let mut dialog = Dialog {
                 call_id: format!("{}@centralino", self.rng.hex()),
                 local_tag: self.rng.hex(),
@@ -322,17 +447,40 @@ impl Switchboard {
             };
             let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
             let mut invite = dialog.request(Method::Invite, &local_host, &branch);
-            invite.headers.set(HeaderName::MaxForwards, max_forwards.to_string());
-            invite.headers.push(HeaderName::Contact, format!("<sip:centralino@{local_host};transport={}>", transport_name(peer.transport).to_ascii_lowercase()));
-            invite.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+            invite
+                .headers
+                .set(HeaderName::MaxForwards, max_forwards.to_string());
+            invite.headers.push(
+                HeaderName::Contact,
+                format!(
+                    "<sip:centralino@{local_host};transport={}>",
+                    transport_name(peer.transport).to_ascii_lowercase()
+                ),
+            );
+            invite.headers.push(
+                HeaderName::Allow,
+                "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE",
+            );
             invite.headers.push(HeaderName::Supported, "timer");
             invite.headers.push(HeaderName::UserAgent, "Centralino");
-            invite.headers.push(HeaderName::ContentType, "application/sdp");
+            invite
+                .headers
+                .push(HeaderName::ContentType, "application/sdp");
             invite.body = offer_bytes.clone();
             let tx = self.tx.send_request(invite.clone(), peer, now.instant);
             self.by_client_tx.insert(tx, (key, Purpose::Fork(idx)));
             self.by_call_id.insert(dialog.call_id.clone(), key);
-            forks.push(Fork { extension: ext, tx, invite, dialog, state: ForkState::Calling, cancel_wanted: false, cancel_sent: false, final_status: None, ack: None });
+            forks.push(Fork {
+                extension: ext,
+                tx,
+                invite,
+                dialog,
+                state: ForkState::Calling,
+                cancel_wanted: false,
+                cancel_sent: false,
+                final_status: None,
+                ack: None,
+            });
         }
 
         self.by_server_tx.insert(id, key);
@@ -376,12 +524,21 @@ impl Switchboard {
     ) -> Result<Vec<String>, Refusal> {
         let mut facts = router::CallFacts::default();
         facts.dialled = dialled.to_owned();
-        facts.caller = req.from().and_then(|f| f.uri.user().map(str::to_owned)).or(caller_ext.map(str::to_owned));
+        facts.caller = req
+            .from()
+            .and_then(|f| f.uri.user().map(str::to_owned))
+            .or(caller_ext.map(str::to_owned));
         facts.trunk = trunk.map(str::to_owned);
         for ext in config.extensions.keys() {
             let registered = self.registrar.lookup(ext, now.instant).next().is_some();
-            let busy = self.calls.values().any(|c| c.forks.iter().any(|f| &f.extension == ext && f.state == ForkState::Answered));
-            facts.members.insert(ext.clone(), router::MemberState { registered, busy });
+            let busy = self.calls.values().any(|c| {
+                c.forks
+                    .iter()
+                    .any(|f| &f.extension == ext && f.state == ForkState::Answered)
+            });
+            facts
+                .members
+                .insert(ext.clone(), router::MemberState { registered, busy });
         }
         let decision = router::route(&config.plan, &facts, now.wall, &mut self.strategy);
         debug!(target_ = %decision.target, ring = ?decision.ring, reasons = ?decision.reasons, "route decision");
@@ -392,9 +549,15 @@ impl Switchboard {
             router::Target::Extension(e) => Ok(vec![e.clone()]),
             // DEVIATION(issue 5): until the IVR plays menus, messages and voicemail, those
             // targets ring the configured operator so that no caller is turned away.
-            router::Target::Menu(_) | router::Target::Voicemail(_) | router::Target::Message(_) | router::Target::Queue(_) => match &config.operator {
+            router::Target::Menu(_)
+            | router::Target::Voicemail(_)
+            | router::Target::Message(_)
+            | router::Target::Queue(_) => match &config.operator {
                 Some(op) => Ok(vec![op.clone()]),
-                None => Err(Refusal::Status(480, "no operator configured for IVR targets")),
+                None => Err(Refusal::Status(
+                    480,
+                    "no operator configured for IVR targets",
+                )),
             },
             router::Target::Hangup(_) => Err(Refusal::Status(480, "the dialplan hangs up")),
             _ => Err(Refusal::Status(404, "no route for the dialled number")),
@@ -403,7 +566,9 @@ impl Switchboard {
 
     pub(crate) fn on_response(&mut self, id: ClientTxId, resp: Response, now: Now) {
         let is_final = resp.status >= 200;
-        let Some(&(key, purpose)) = self.by_client_tx.get(&id) else { return };
+        let Some(&(key, purpose)) = self.by_client_tx.get(&id) else {
+            return;
+        };
         if purpose == Purpose::Orphan {
             return self.orphan_response(id, resp, now);
         }
@@ -445,7 +610,11 @@ impl Switchboard {
                 debug!("2xx for a call that has ended: ACK and BYE");
                 let mut dialog = orphan.dialog.clone();
                 dialog.remote_tag = resp.to().and_then(|t| t.tag().map(str::to_owned));
-                if let Some(c) = resp.headers.values(&HeaderName::Contact).and_then(|v| v.first().and_then(|c| NameAddr::parse(c).ok())) {
+                if let Some(c) = resp
+                    .headers
+                    .values(&HeaderName::Contact)
+                    .and_then(|v| v.first().and_then(|c| NameAddr::parse(c).ok()))
+                {
                     dialog.remote_target = c.uri.to_string();
                 }
                 let cseq = orphan.invite.cseq().map_or(1, |c| c.seq);
@@ -468,7 +637,9 @@ impl Switchboard {
 
     fn fork_response(&mut self, call: &mut Call, idx: usize, resp: Response, now: Now) -> bool {
         let local_host = self.local_host();
-        let Some(fork) = call.forks.get_mut(idx) else { return true };
+        let Some(fork) = call.forks.get_mut(idx) else {
+            return true;
+        };
         let status = resp.status;
         if status == 100 {
             return true;
@@ -480,7 +651,11 @@ impl Switchboard {
             }
         }
         if status < 300 {
-            if let Some(c) = resp.headers.values(&HeaderName::Contact).and_then(|v| v.first().and_then(|c| NameAddr::parse(c).ok())) {
+            if let Some(c) = resp
+                .headers
+                .values(&HeaderName::Contact)
+                .and_then(|v| v.first().and_then(|c| NameAddr::parse(c).ok()))
+            {
                 fork.dialog.remote_target = c.uri.to_string();
             }
             if let Some(rr) = resp.headers.values(&HeaderName::RecordRoute) {
@@ -503,14 +678,17 @@ impl Switchboard {
                     return true;
                 }
                 if call.state == CallState::Ringing && !call.a_final_sent {
-                    let mut ring = call.a_invite.make_response(180, "Ringing", Some(&call.a_dialog.local_tag));
+                    let mut ring =
+                        call.a_invite
+                            .make_response(180, "Ringing", Some(&call.a_dialog.local_tag));
                     self.add_contact(&mut ring, call.a_dialog.peer.transport);
                     if status == 183 && !resp.body.is_empty() {
                         // Early media: answer the caller now with the codec the phone chose.
                         if let Some(body) = self.answer_for_a(call, &resp.body) {
                             ring.status = 183;
                             ring.reason = "Session Progress".into();
-                            ring.headers.push(HeaderName::ContentType, "application/sdp");
+                            ring.headers
+                                .push(HeaderName::ContentType, "application/sdp");
                             ring.body = body;
                         }
                     }
@@ -549,7 +727,9 @@ impl Switchboard {
                         self.cancel_fork(call, other, now);
                     }
                 }
-                let mut ok = call.a_invite.make_response(200, "OK", Some(&call.a_dialog.local_tag));
+                let mut ok = call
+                    .a_invite
+                    .make_response(200, "OK", Some(&call.a_dialog.local_tag));
                 for rr in call.a_invite.headers.get_all(&HeaderName::RecordRoute) {
                     ok.headers.push(HeaderName::RecordRoute, rr.to_owned());
                 }
@@ -557,8 +737,18 @@ impl Switchboard {
                 self.add_capabilities(&mut ok);
                 if let Some(interval) = call.session_interval {
                     // RFC 4028 §9: the caller (uac) refreshes; we end the call if it stops.
-                    ok.headers.push(HeaderName::SessionExpires, format!("{};refresher=uac", interval.as_secs()));
-                    if call.a_invite.headers.values(&HeaderName::Supported).unwrap_or_default().iter().any(|o| o.eq_ignore_ascii_case("timer")) {
+                    ok.headers.push(
+                        HeaderName::SessionExpires,
+                        format!("{};refresher=uac", interval.as_secs()),
+                    );
+                    if call
+                        .a_invite
+                        .headers
+                        .values(&HeaderName::Supported)
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|o| o.eq_ignore_ascii_case("timer"))
+                    {
                         ok.headers.push(HeaderName::Require, "timer");
                     }
                 }
@@ -579,7 +769,10 @@ impl Switchboard {
                 fork.state = ForkState::Done;
                 fork.final_status = Some(status);
                 debug!(extension = %fork.extension, status, "fork failed");
-                if call.winner.is_none() && !call.a_final_sent && call.forks.iter().all(|f| f.state == ForkState::Done) {
+                if call.winner.is_none()
+                    && !call.a_final_sent
+                    && call.forks.iter().all(|f| f.state == ForkState::Done)
+                {
                     let mapped = map_failure(call.forks.iter().filter_map(|f| f.final_status));
                     self.fail_a(call, mapped, now);
                     return false;
@@ -596,15 +789,35 @@ impl Switchboard {
         }
         let b_answer = SessionDescription::parse(b_sdp).ok()?;
         let neg = sdp::accept_answer(&call.b_offer, &b_answer).ok()?;
-        self.out.push_back(Output::MediaRemote { call: call.key, leg: LegSide::B, rtp: neg.remote, rtcp: neg.remote_rtcp });
+        self.out.push_back(Output::MediaRemote {
+            call: call.key,
+            leg: LegSide::B,
+            rtp: neg.remote,
+            rtcp: neg.remote_rtcp,
+        });
         let mut codecs = vec![neg.codec.codec];
-        if neg.telephone_event_payload_type.is_some() || call.a_offer.media.iter().any(|m| m.telephone_event_payload_type().is_some()) {
+        if neg.telephone_event_payload_type.is_some()
+            || call
+                .a_offer
+                .media
+                .iter()
+                .any(|m| m.telephone_event_payload_type().is_some())
+        {
             codecs.push(Codec::TelephoneEvent);
         }
         let policy = CodecPolicy::new(codecs).unwrap_or_default();
-        let local = MediaAddress { ip: self.settings.advertised_ip, rtp_port: call.a_ports.rtp() };
-        let (answer, neg_a) = sdp::answer(&call.a_offer, &policy, local, &mut call.a_origin).ok()?;
-        self.out.push_back(Output::MediaRemote { call: call.key, leg: LegSide::A, rtp: neg_a.remote, rtcp: neg_a.remote_rtcp });
+        let local = MediaAddress {
+            ip: self.settings.advertised_ip,
+            rtp_port: call.a_ports.rtp(),
+        };
+        let (answer, neg_a) =
+            sdp::answer(&call.a_offer, &policy, local, &mut call.a_origin).ok()?;
+        self.out.push_back(Output::MediaRemote {
+            call: call.key,
+            leg: LegSide::A,
+            rtp: neg_a.remote,
+            rtcp: neg_a.remote_rtcp,
+        });
         let bytes = answer.to_bytes();
         call.a_answer = Some(bytes.clone());
         Some(bytes)
@@ -613,13 +826,19 @@ impl Switchboard {
     fn add_contact(&self, resp: &mut Response, transport: Transport) {
         resp.headers.push(
             HeaderName::Contact,
-            format!("<sip:centralino@{};transport={}>", self.local_host(), transport_name(transport).to_ascii_lowercase()),
+            format!(
+                "<sip:centralino@{};transport={}>",
+                self.local_host(),
+                transport_name(transport).to_ascii_lowercase()
+            ),
         );
     }
 
     /// CANCEL a ringing fork (RFC 3261 §9.1: only once it sent a provisional response).
     fn cancel_fork(&mut self, call: &mut Call, idx: usize, now: Now) {
-        let Some(fork) = call.forks.get_mut(idx) else { return };
+        let Some(fork) = call.forks.get_mut(idx) else {
+            return;
+        };
         match fork.state {
             ForkState::Early => {
                 fork.cancel_wanted = true;
@@ -642,7 +861,9 @@ impl Switchboard {
 
     fn send_bye_fork(&mut self, call: &mut Call, idx: usize, now: Now) {
         let local_host = self.local_host();
-        let Some(fork) = call.forks.get_mut(idx) else { return };
+        let Some(fork) = call.forks.get_mut(idx) else {
+            return;
+        };
         let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
         let bye = fork.dialog.request(Method::Bye, &local_host, &branch);
         fork.state = ForkState::Done;
@@ -661,7 +882,11 @@ impl Switchboard {
     /// Final failure to the caller, then the call is over.
     fn fail_a(&mut self, call: &mut Call, status: u16, now: Now) {
         if !call.a_final_sent {
-            let resp = call.a_invite.make_response(status, reason_phrase(status), Some(&call.a_dialog.local_tag));
+            let resp = call.a_invite.make_response(
+                status,
+                reason_phrase(status),
+                Some(&call.a_dialog.local_tag),
+            );
             self.tx.send_response(call.a_tx, resp, now.instant);
             call.a_final_sent = true;
         }
@@ -669,7 +894,11 @@ impl Switchboard {
 
     /// True while some fork still needs the call's state (a CANCEL or BYE in flight is fine to drop).
     fn call_still_busy(&self, call: &Call) -> bool {
-        call.winner.is_some() || call.forks.iter().any(|f| matches!(f.state, ForkState::Calling | ForkState::Early))
+        call.winner.is_some()
+            || call
+                .forks
+                .iter()
+                .any(|f| matches!(f.state, ForkState::Calling | ForkState::Early))
     }
 
     /// Puts a call back in the table, or tears it down for good.
@@ -698,14 +927,23 @@ impl Switchboard {
             if matches!(f.state, ForkState::Calling | ForkState::Early) {
                 // The phone may still answer: keep enough to CANCEL, or ACK and BYE, it.
                 self.by_client_tx.insert(f.tx, (call.key, Purpose::Orphan));
-                self.orphans.insert(f.tx, Orphan { invite: f.invite, dialog: f.dialog, cancelled: f.cancel_sent });
+                self.orphans.insert(
+                    f.tx,
+                    Orphan {
+                        invite: f.invite,
+                        dialog: f.dialog,
+                        cancelled: f.cancel_sent,
+                    },
+                );
             }
         }
     }
 
     /// Ends a call from our side (media timeout, ring timeout, bind failure).
     pub(crate) fn end_call(&mut self, key: CallKey, why: &str, now: Now) {
-        let Some(mut call) = self.calls.remove(&key) else { return };
+        let Some(mut call) = self.calls.remove(&key) else {
+            return;
+        };
         info!(call = key.0, why, "ending call");
         if !call.a_final_sent {
             for idx in 0..call.forks.len() {
@@ -724,22 +962,46 @@ impl Switchboard {
     }
 
     pub(crate) fn call_timers(&mut self, now: Now) {
-        let due: Vec<(CallKey, bool)> =
-            self.calls.values().filter(|c| c.deadline.is_some_and(|d| d <= now.instant)).map(|c| (c.key, c.state == CallState::Ringing)).collect();
+        let due: Vec<(CallKey, bool)> = self
+            .calls
+            .values()
+            .filter(|c| c.deadline.is_some_and(|d| d <= now.instant))
+            .map(|c| (c.key, c.state == CallState::Ringing))
+            .collect();
         for (key, ringing) in due {
-            self.end_call(key, if ringing { "nobody answered in time" } else { "session timer expired: no refresh (RFC 4028)" }, now);
+            self.end_call(
+                key,
+                if ringing {
+                    "nobody answered in time"
+                } else {
+                    "session timer expired: no refresh (RFC 4028)"
+                },
+                now,
+            );
         }
     }
 
     pub(crate) fn on_client_timeout(&mut self, id: ClientTxId, now: Now) {
-        let Some((key, purpose)) = self.by_client_tx.remove(&id) else { return };
+        let Some((key, purpose)) = self.by_client_tx.remove(&id) else {
+            return;
+        };
         self.orphans.remove(&id);
-        let Some(mut call) = self.calls.remove(&key) else { return };
+        let Some(mut call) = self.calls.remove(&key) else {
+            return;
+        };
         let keep = match purpose {
             Purpose::Fork(idx) => {
                 // Timer B: as if the phone had answered 408 (RFC 3261 §17.1.1.2).
-                let mut fake = Response { status: 408, reason: "Request Timeout".into(), headers: Default::default(), body: Vec::new() };
-                fake.headers = call.forks[idx].invite.make_response(408, "Request Timeout", None).headers;
+                let mut fake = Response {
+                    status: 408,
+                    reason: "Request Timeout".into(),
+                    headers: Default::default(),
+                    body: Vec::new(),
+                };
+                fake.headers = call.forks[idx]
+                    .invite
+                    .make_response(408, "Request Timeout", None)
+                    .headers;
                 if call.forks[idx].state == ForkState::Answered {
                     true
                 } else {
@@ -752,8 +1014,12 @@ impl Switchboard {
     }
 
     pub(crate) fn on_cancelled(&mut self, invite: ServerTxId, now: Now) {
-        let Some(key) = self.by_server_tx.get(&invite).copied() else { return };
-        let Some(mut call) = self.calls.remove(&key) else { return };
+        let Some(key) = self.by_server_tx.get(&invite).copied() else {
+            return;
+        };
+        let Some(mut call) = self.calls.remove(&key) else {
+            return;
+        };
         info!(call = key.0, "caller cancelled");
         for idx in 0..call.forks.len() {
             self.cancel_fork(&mut call, idx, now);
@@ -764,7 +1030,9 @@ impl Switchboard {
 
     pub(crate) fn on_ack(&mut self, req: Request, _from: Peer, now: Now) {
         let Some(call_id) = req.call_id() else { return };
-        let Some(&key) = self.by_call_id.get(call_id) else { return };
+        let Some(&key) = self.by_call_id.get(call_id) else {
+            return;
+        };
         let cseq = req.cseq().map_or(0, |c| c.seq);
         if let Some(id) = self.tx.find_invite_server(call_id, cseq) {
             self.tx.ack_received(id);
@@ -780,7 +1048,11 @@ impl Switchboard {
 
     pub(crate) fn on_ack_timeout(&mut self, id: ServerTxId, now: Now) {
         if let Some(&key) = self.by_server_tx.get(&id) {
-            if self.calls.get(&key).is_some_and(|c| c.state == CallState::Answered) {
+            if self
+                .calls
+                .get(&key)
+                .is_some_and(|c| c.state == CallState::Answered)
+            {
                 // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the dialog with BYE.
                 self.end_call(key, "caller never ACKed the 200", now);
             }
@@ -801,9 +1073,14 @@ impl Switchboard {
             self.tx.send_response(id, resp, now.instant);
             return;
         };
-        let side = if call.a_dialog.call_id == call_id && to_tag.as_deref() == Some(call.a_dialog.local_tag.as_str()) {
+        let side = if call.a_dialog.call_id == call_id
+            && to_tag.as_deref() == Some(call.a_dialog.local_tag.as_str())
+        {
             Some(LegSide::A)
-        } else if call.winner.is_some_and(|w| call.forks[w].dialog.call_id == call_id && to_tag.as_deref() == Some(call.forks[w].dialog.local_tag.as_str())) {
+        } else if call.winner.is_some_and(|w| {
+            call.forks[w].dialog.call_id == call_id
+                && to_tag.as_deref() == Some(call.forks[w].dialog.local_tag.as_str())
+        }) {
             Some(LegSide::B)
         } else {
             None
@@ -860,18 +1137,41 @@ impl Switchboard {
     /// which keeps anchoring media; the relay learns the new remote address.
     // DEVIATION(RFC 3264 §8): the change is not forwarded to the other leg; the relay keeps
     // both media paths up, so the other phone needs no new offer.
-    fn session_refresh(&mut self, call: &mut Call, id: ServerTxId, req: &Request, side: LegSide, _from: Peer, now: Now) {
+    fn session_refresh(
+        &mut self,
+        call: &mut Call,
+        id: ServerTxId,
+        req: &Request,
+        side: LegSide,
+        _from: Peer,
+        now: Now,
+    ) {
         let port = match side {
             LegSide::A => call.a_ports.rtp(),
             LegSide::B => call.b_ports.rtp(),
         };
-        let local = MediaAddress { ip: self.settings.advertised_ip, rtp_port: port };
+        let local = MediaAddress {
+            ip: self.settings.advertised_ip,
+            rtp_port: port,
+        };
         let mut resp = req.make_response(200, "OK", None);
-        self.add_contact(&mut resp, req.top_via().map_or(Transport::Udp, |v| if v.transport == "TCP" { Transport::Tcp } else { Transport::Udp }));
+        self.add_contact(
+            &mut resp,
+            req.top_via().map_or(Transport::Udp, |v| {
+                if v.transport == "TCP" {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                }
+            }),
+        );
         self.add_capabilities(&mut resp);
         if let (LegSide::A, Some(interval)) = (side, call.session_interval) {
             // RFC 4028 §9: a refresh keeps the interval and the caller as refresher.
-            resp.headers.push(HeaderName::SessionExpires, format!("{};refresher=uac", interval.as_secs()));
+            resp.headers.push(
+                HeaderName::SessionExpires,
+                format!("{};refresher=uac", interval.as_secs()),
+            );
         }
         if !req.body.is_empty() {
             let Ok(offer) = SessionDescription::parse(&req.body) else {
@@ -885,8 +1185,14 @@ impl Switchboard {
             };
             match sdp::answer(&offer, &CodecPolicy::default(), local, origin) {
                 Ok((answer, neg)) => {
-                    self.out.push_back(Output::MediaRemote { call: call.key, leg: side, rtp: neg.remote, rtcp: neg.remote_rtcp });
-                    resp.headers.push(HeaderName::ContentType, "application/sdp");
+                    self.out.push_back(Output::MediaRemote {
+                        call: call.key,
+                        leg: side,
+                        rtp: neg.remote,
+                        rtcp: neg.remote_rtcp,
+                    });
+                    resp.headers
+                        .push(HeaderName::ContentType, "application/sdp");
                     resp.body = answer.to_bytes();
                 }
                 Err(_) => {
@@ -905,14 +1211,22 @@ impl Switchboard {
 /// port than it sent from); otherwise the REGISTER's source, which is what gets through a NAT
 /// (the `received`/`rport` idea of RFC 3581 applied to the binding). Over TCP, always the
 /// connection the phone opened.
-fn contact_address(contact: &str, received_from: std::net::SocketAddr, transport: Transport) -> std::net::SocketAddr {
+fn contact_address(
+    contact: &str,
+    received_from: std::net::SocketAddr,
+    transport: Transport,
+) -> std::net::SocketAddr {
     if transport == Transport::Tcp {
         return received_from;
     }
-    let Ok(Uri::Sip(uri)) = Uri::parse(contact) else { return received_from };
+    let Ok(Uri::Sip(uri)) = Uri::parse(contact) else {
+        return received_from;
+    };
     let host = uri.host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
-        Ok(ip) if ip == received_from.ip() => std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060)),
+        Ok(ip) if ip == received_from.ip() => {
+            std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060))
+        }
         _ => received_from,
     }
 }
@@ -936,7 +1250,9 @@ enum SessionTimer {
 
 /// The caller's `Session-Expires` (RFC 4028 §4).
 fn session_expires(req: &Request) -> SessionTimer {
-    let Some(value) = req.headers.get(&HeaderName::SessionExpires) else { return SessionTimer::None };
+    let Some(value) = req.headers.get(&HeaderName::SessionExpires) else {
+        return SessionTimer::None;
+    };
     let delta = value.split(';').next().unwrap_or("");
     match sip_msg::parse_u32(delta, u64::from(u32::MAX)) {
         Some(secs) => SessionTimer::Interval(secs),

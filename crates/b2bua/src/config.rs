@@ -37,7 +37,11 @@ pub struct ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sev = if self.is_error { "error" } else { "warning" };
-        write!(f, "{}:{}:{}: {sev}: {}", self.file, self.line, self.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {sev}: {}",
+            self.file, self.line, self.col, self.message
+        )?;
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
         }
@@ -60,7 +64,12 @@ impl Locator<'_> {
         (line, col)
     }
 
-    fn error(&self, span: Range<usize>, message: impl Into<String>, hint: Option<&str>) -> ConfigError {
+    fn error(
+        &self,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: Option<&str>,
+    ) -> ConfigError {
         let (line, col) = self.at(span.start);
         ConfigError {
             file: self.file.to_owned(),
@@ -180,7 +189,10 @@ impl Config {
 
     /// Compiles the file's text. On success returns the snapshot and the warnings; on failure
     /// every error (and warning) found, sorted by position.
-    pub fn compile(file: &str, source: &str) -> Result<(Config, Vec<ConfigError>), Vec<ConfigError>> {
+    pub fn compile(
+        file: &str,
+        source: &str,
+    ) -> Result<(Config, Vec<ConfigError>), Vec<ConfigError>> {
         let loc = Locator { file, source };
         let mut errors = Vec::new();
         let raw: Option<RawConfig> = match toml::from_str::<RawConfig>(source) {
@@ -207,7 +219,11 @@ impl Config {
                     if raw.is_none() && c.is_error && errors.iter().any(|e| e.line == c.line) {
                         continue;
                     }
-                    if c.is_error { errors.push(c) } else { warnings.push(c) }
+                    if c.is_error {
+                        errors.push(c)
+                    } else {
+                        warnings.push(c)
+                    }
                 }
                 None
             }
@@ -215,7 +231,9 @@ impl Config {
 
         let config = raw.and_then(|raw| build(&loc, raw, &mut errors));
         match (config, plan) {
-            (Some(part), Some(plan)) if errors.is_empty() => Ok((part.with_plan(Arc::new(plan)), warnings)),
+            (Some(part), Some(plan)) if errors.is_empty() => {
+                Ok((part.with_plan(Arc::new(plan)), warnings))
+            }
             _ => {
                 errors.extend(warnings);
                 errors.sort_by_key(|e| (e.line, e.col));
@@ -246,7 +264,12 @@ fn check_top_level_keys(loc: &Locator<'_>, errors: &mut Vec<ConfigError>) {
         let key = if let Some(rest) = trimmed.strip_prefix('[') {
             in_root = false;
             let rest = rest.strip_prefix('[').unwrap_or(rest);
-            Some(rest.split(|c: char| c == ']' || c == '.').next().unwrap_or("").trim())
+            Some(
+                rest.split(|c: char| c == ']' || c == '.')
+                    .next()
+                    .unwrap_or("")
+                    .trim(),
+            )
         } else if in_root && !trimmed.starts_with('#') && trimmed.contains('=') {
             Some(trimmed.split(['=', '.']).next().unwrap_or("").trim())
         } else {
@@ -254,8 +277,15 @@ fn check_top_level_keys(loc: &Locator<'_>, errors: &mut Vec<ConfigError>) {
         };
         if let Some(key) = key {
             let key = key.trim_matches('"');
-            if !key.is_empty() && !SWITCH_KEYS.contains(&key) && !router::TOP_LEVEL_KEYS.contains(&key) {
-                let mut known: Vec<&str> = SWITCH_KEYS.iter().chain(router::TOP_LEVEL_KEYS).copied().collect();
+            if !key.is_empty()
+                && !SWITCH_KEYS.contains(&key)
+                && !router::TOP_LEVEL_KEYS.contains(&key)
+            {
+                let mut known: Vec<&str> = SWITCH_KEYS
+                    .iter()
+                    .chain(router::TOP_LEVEL_KEYS)
+                    .copied()
+                    .collect();
                 known.sort_unstable();
                 errors.push(loc.error(
                     offset + indent..offset + indent,
@@ -278,11 +308,17 @@ fn parse_port_range(s: &str) -> Option<RangeInclusive<u16>> {
 fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Option<SwitchPart> {
     let n_errors = errors.len();
     let switch = raw.switch.map(Spanned::into_inner).unwrap_or_default();
-    let domain = switch.domain.map_or_else(|| "centralino.local".to_owned(), Spanned::into_inner);
+    let domain = switch
+        .domain
+        .map_or_else(|| "centralino.local".to_owned(), Spanned::into_inner);
     let rtp_ports = match &switch.rtp_ports {
         None => 20000..=29999,
         Some(s) => parse_port_range(s.get_ref()).unwrap_or_else(|| {
-            errors.push(loc.error(s.span(), format!("bad RTP port range `{}`", s.get_ref()), Some("write it as \"20000-29999\": two ports from 1024 up, at least 4 apart")));
+            errors.push(loc.error(
+                s.span(),
+                format!("bad RTP port range `{}`", s.get_ref()),
+                Some("write it as \"20000-29999\": two ports from 1024 up, at least 4 apart"),
+            ));
             20000..=29999
         }),
     };
@@ -291,31 +327,54 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         Some(s) => match s.get_ref().parse::<SocketAddr>() {
             Ok(a) => Some(a),
             Err(_) => {
-                errors.push(loc.error(s.span(), format!("bad metrics address `{}`", s.get_ref()), Some("write it as IP:PORT, e.g. \"127.0.0.1:9091\"")));
+                errors.push(loc.error(
+                    s.span(),
+                    format!("bad metrics address `{}`", s.get_ref()),
+                    Some("write it as IP:PORT, e.g. \"127.0.0.1:9091\""),
+                ));
                 None
             }
         },
     };
-    let media_timeout = switch.media_timeout_secs.as_ref().map_or(60, |s| *s.get_ref());
+    let media_timeout = switch
+        .media_timeout_secs
+        .as_ref()
+        .map_or(60, |s| *s.get_ref());
     if let Some(s) = &switch.media_timeout_secs {
         if *s.get_ref() == 0 || *s.get_ref() > 3600 {
-            errors.push(loc.error(s.span(), "media_timeout_secs must be between 1 and 3600", None));
+            errors.push(loc.error(
+                s.span(),
+                "media_timeout_secs must be between 1 and 3600",
+                None,
+            ));
         }
     }
     let digest_algorithms = match &switch.digest_algorithms {
         None => vec!["SHA-256".to_owned(), "MD5".to_owned()],
         Some(list) => {
-            let ok = !list.get_ref().is_empty() && list.get_ref().iter().all(|a| a == "SHA-256" || a == "MD5");
+            let ok = !list.get_ref().is_empty()
+                && list.get_ref().iter().all(|a| a == "SHA-256" || a == "MD5");
             if !ok {
-                errors.push(loc.error(list.span(), "digest_algorithms lists `SHA-256` and/or `MD5`", Some("e.g. [\"SHA-256\", \"MD5\"]: the order is the order of the challenges")));
+                errors.push(loc.error(
+                    list.span(),
+                    "digest_algorithms lists `SHA-256` and/or `MD5`",
+                    Some("e.g. [\"SHA-256\", \"MD5\"]: the order is the order of the challenges"),
+                ));
             }
             list.get_ref().clone()
         }
     };
-    let nonce_lifetime = switch.nonce_lifetime_secs.as_ref().map_or(300, |s| *s.get_ref());
+    let nonce_lifetime = switch
+        .nonce_lifetime_secs
+        .as_ref()
+        .map_or(300, |s| *s.get_ref());
     if let Some(s) = &switch.nonce_lifetime_secs {
         if *s.get_ref() == 0 || *s.get_ref() > 86_400 {
-            errors.push(loc.error(s.span(), "nonce_lifetime_secs must be between 1 and 86400", None));
+            errors.push(loc.error(
+                s.span(),
+                "nonce_lifetime_secs must be between 1 and 86400",
+                None,
+            ));
         }
     }
     let min_expires = switch.min_expires.unwrap_or(60);
@@ -327,35 +386,66 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         let ext = ext.into_inner();
         let number = ext.number.get_ref().clone();
         if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-            errors.push(loc.error(ext.number.span(), format!("extension number `{number}` must be digits"), None));
+            errors.push(loc.error(
+                ext.number.span(),
+                format!("extension number `{number}` must be digits"),
+                None,
+            ));
             continue;
         }
         let credentials = match (&ext.password, &ext.ha1_md5, &ext.ha1_sha256) {
             (Some(p), None, None) => registrar::Credentials::password(p.get_ref().clone()),
             (None, md5, sha) if md5.is_some() || sha.is_some() => {
-                match registrar::Credentials::ha1(md5.as_ref().map(|s| s.get_ref().as_str()), sha.as_ref().map(|s| s.get_ref().as_str())) {
+                match registrar::Credentials::ha1(
+                    md5.as_ref().map(|s| s.get_ref().as_str()),
+                    sha.as_ref().map(|s| s.get_ref().as_str()),
+                ) {
                     Ok(c) => c,
                     Err(e) => {
-                        let at = md5.as_ref().or(sha.as_ref()).map_or(span.clone(), |s| s.span());
+                        let at = md5
+                            .as_ref()
+                            .or(sha.as_ref())
+                            .map_or(span.clone(), |s| s.span());
                         errors.push(loc.error(at, format!("extension {number}: {e}"), Some("ha1_md5 is 32 hex digits, ha1_sha256 is 64: H(number:domain:password)")));
                         continue;
                     }
                 }
             }
             (None, None, None) => {
-                errors.push(loc.error(span, format!("extension {number} has no password"), Some("add password = \"...\" or ha1_md5/ha1_sha256 = H(number:domain:password)")));
+                errors.push(loc.error(
+                    span,
+                    format!("extension {number} has no password"),
+                    Some(
+                        "add password = \"...\" or ha1_md5/ha1_sha256 = H(number:domain:password)",
+                    ),
+                ));
                 continue;
             }
             _ => {
-                errors.push(loc.error(span, format!("extension {number} has both a password and an HA1"), Some("keep one of them")));
+                errors.push(loc.error(
+                    span,
+                    format!("extension {number} has both a password and an HA1"),
+                    Some("keep one of them"),
+                ));
                 continue;
             }
         };
         if extensions.contains_key(&number) {
-            errors.push(loc.error(ext.number.span(), format!("extension {number} is defined twice"), None));
+            errors.push(loc.error(
+                ext.number.span(),
+                format!("extension {number} is defined twice"),
+                None,
+            ));
             continue;
         }
-        extensions.insert(number.clone(), Extension { number, name: ext.name, credentials });
+        extensions.insert(
+            number.clone(),
+            Extension {
+                number,
+                name: ext.name,
+                credentials,
+            },
+        );
     }
 
     let mut trunks = Vec::new();
@@ -366,18 +456,37 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         for a in &trunk.addresses {
             match a.get_ref().parse::<IpAddr>() {
                 Ok(ip) => addresses.push(ip),
-                Err(_) => errors.push(loc.error(a.span(), format!("trunk {}: `{}` is not an IP address", trunk.name.get_ref(), a.get_ref()), None)),
+                Err(_) => errors.push(loc.error(
+                    a.span(),
+                    format!(
+                        "trunk {}: `{}` is not an IP address",
+                        trunk.name.get_ref(),
+                        a.get_ref()
+                    ),
+                    None,
+                )),
             }
         }
         if trunk.addresses.is_empty() {
-            errors.push(loc.error(span, format!("trunk {} has no addresses", trunk.name.get_ref()), Some("add addresses = [\"192.0.2.10\"]")));
+            errors.push(loc.error(
+                span,
+                format!("trunk {} has no addresses", trunk.name.get_ref()),
+                Some("add addresses = [\"192.0.2.10\"]"),
+            ));
         }
-        trunks.push(Trunk { name: trunk.name.into_inner(), addresses });
+        trunks.push(Trunk {
+            name: trunk.name.into_inner(),
+            addresses,
+        });
     }
 
     let operator = switch.operator.map(|o| {
         if !extensions.contains_key(o.get_ref()) {
-            errors.push(loc.error(o.span(), format!("operator `{}` is not an extension", o.get_ref()), None));
+            errors.push(loc.error(
+                o.span(),
+                format!("operator `{}` is not an extension", o.get_ref()),
+                None,
+            ));
         }
         o.into_inner()
     });

@@ -8,8 +8,8 @@
 //! (the `centralino` binary, or a test) calls [`Switchboard::handle`], drains
 //! [`Switchboard::poll_output`] until `None`, then sleeps until [`Switchboard::poll_timeout`].
 
-pub mod config;
 mod call;
+pub mod config;
 mod rng;
 mod switchboard;
 

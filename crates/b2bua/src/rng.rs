@@ -15,7 +15,8 @@ impl Rng {
             let mut b = [0u8; 8];
             b.copy_from_slice(chunk);
             // SplitMix64 step so that an all-zero seed still gives a good state
-            let mut z = u64::from_le_bytes(b).wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64 + 1));
+            let mut z = u64::from_le_bytes(b)
+                .wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(i as u64 + 1));
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             s[i] = z ^ (z >> 31);

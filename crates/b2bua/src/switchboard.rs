@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sip_core::{ClientTxId, Peer, ServerTxId, TimerConfig, TransactionLayer, Transport, TxEvent, TxOutput};
+use sip_core::{
+    ClientTxId, Peer, ServerTxId, TimerConfig, TransactionLayer, Transport, TxEvent, TxOutput,
+};
 use sip_msg::{Framing, HeaderName, Message, Method, NameAddr, Request, Response};
 use tracing::debug;
 
@@ -181,14 +183,19 @@ impl Switchboard {
     /// A Switchboard running `config`.
     pub fn new(settings: SwitchboardConfig, config: Arc<Config>) -> Switchboard {
         let mut rng = Rng::from_seed(settings.rng_seed);
-        let auth = registrar::DigestAuthority::new(config.domain.clone(), rng.bytes32(), config.nonce_lifetime);
+        let auth = registrar::DigestAuthority::new(
+            config.domain.clone(),
+            rng.bytes32(),
+            config.nonce_lifetime,
+        );
         let registrar = registrar::Registrar::new(registrar::RegistrarConfig {
             min_expires: config.min_expires,
             max_expires: config.max_expires,
             ..registrar::RegistrarConfig::default()
         });
         // the range was checked when the configuration was compiled
-        let ports = media::PortAllocator::new(config.rtp_ports.clone()).expect("RTP port range validated by Config::compile");
+        let ports = media::PortAllocator::new(config.rtp_ports.clone())
+            .expect("RTP port range validated by Config::compile");
         Switchboard {
             tx: TransactionLayer::new(settings.timers.clone()),
             settings,
@@ -273,7 +280,9 @@ impl Switchboard {
                 self.call_timers(now);
             }
             Input::MediaTimeout { call } => self.end_call(call, "media timeout", now),
-            Input::MediaFailed { call } => self.end_call(call, "media ports could not be bound", now),
+            Input::MediaFailed { call } => {
+                self.end_call(call, "media ports could not be bound", now)
+            }
         }
         self.drain_transactions(now);
     }
@@ -346,7 +355,10 @@ impl Switchboard {
             }
             Message::Response(resp) => {
                 // RFC 4475 §3.3.10: never act on a response whose Via we did not write.
-                let ours = resp.top_via().is_some_and(|v| v.branch().is_some_and(|b| b.starts_with(sip_msg::BRANCH_MAGIC)));
+                let ours = resp.top_via().is_some_and(|v| {
+                    v.branch()
+                        .is_some_and(|b| b.starts_with(sip_msg::BRANCH_MAGIC))
+                });
                 if resp.validate().is_err() || !ours {
                     self.stats.dropped += 1;
                     return;
@@ -363,10 +375,16 @@ impl Switchboard {
             return;
         }
         let mut resp = req.make_response(status, reason_phrase(status), Some(&self.rng.hex()));
-        let why: String = why.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()).take(120).collect();
-        resp.headers.push(HeaderName::Warning, format!("399 centralino \"{why}\""));
+        let why: String = why
+            .chars()
+            .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+            .take(120)
+            .collect();
+        resp.headers
+            .push(HeaderName::Warning, format!("399 centralino \"{why}\""));
         if status == 416 {
-            resp.headers.push(HeaderName::Other("Accept".into()), "application/sdp");
+            resp.headers
+                .push(HeaderName::Other("Accept".into()), "application/sdp");
         }
         self.send_stateless(to, resp.to_bytes());
     }
@@ -392,16 +410,23 @@ impl Switchboard {
     /// Counts a failure from `ip`; past a threshold the source is ignored for a while. Trunk
     /// addresses are never penalised (the issue: the trunk's traffic is never blocked).
     pub(crate) fn penalise(&mut self, ip: IpAddr, now: Instant) {
-        if self.config.trunk_for(ip).is_some() || ip.is_loopback() && self.config.trunks.iter().any(|t| t.addresses.contains(&ip)) {
+        if self.config.trunk_for(ip).is_some()
+            || ip.is_loopback() && self.config.trunks.iter().any(|t| t.addresses.contains(&ip))
+        {
             return;
         }
         if self.penalties.len() >= PENALTY_TABLE_MAX && !self.penalties.contains_key(&ip) {
-            self.penalties.retain(|_, p| p.banned_until.is_some_and(|t| t > now));
+            self.penalties
+                .retain(|_, p| p.banned_until.is_some_and(|t| t > now));
             if self.penalties.len() >= PENALTY_TABLE_MAX {
                 return;
             }
         }
-        let p = self.penalties.entry(ip).or_insert(Penalty { failures: 0, window_start: now, banned_until: None });
+        let p = self.penalties.entry(ip).or_insert(Penalty {
+            failures: 0,
+            window_start: now,
+            banned_until: None,
+        });
         if now.duration_since(p.window_start) > PENALTY_WINDOW {
             p.failures = 0;
             p.window_start = now;
@@ -415,7 +440,9 @@ impl Switchboard {
     fn drain_transactions(&mut self, now: Now) {
         while let Some(o) = self.tx.poll_output() {
             match o {
-                TxOutput::Transmit { to, bytes } => self.out.push_back(Output::Transmit { to, bytes }),
+                TxOutput::Transmit { to, bytes } => {
+                    self.out.push_back(Output::Transmit { to, bytes })
+                }
                 TxOutput::Event(ev) => self.on_transaction_event(ev, now),
             }
         }
@@ -424,7 +451,10 @@ impl Switchboard {
     fn on_transaction_event(&mut self, ev: TxEvent, now: Now) {
         match ev {
             TxEvent::Request { id, request, from } => {
-                let in_dialog = request.to().and_then(|t| t.tag().map(str::to_owned)).is_some();
+                let in_dialog = request
+                    .to()
+                    .and_then(|t| t.tag().map(str::to_owned))
+                    .is_some();
                 if in_dialog {
                     self.in_dialog_request(id, request, from, now);
                     return;
@@ -437,17 +467,27 @@ impl Switchboard {
                         self.tx.send_response(id, resp, now.instant);
                     }
                     Method::Invite => self.on_invite(id, request, from, now),
-                    Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Notify => {
-                        let resp = request.make_response(481, "Call/Transaction Does Not Exist", Some(&self.rng.hex()));
+                    Method::Bye
+                    | Method::Info
+                    | Method::Update
+                    | Method::Prack
+                    | Method::Notify => {
+                        let resp = request.make_response(
+                            481,
+                            "Call/Transaction Does Not Exist",
+                            Some(&self.rng.hex()),
+                        );
                         self.tx.send_response(id, resp, now.instant);
                     }
                     Method::Extension(_) => {
-                        let mut resp = request.make_response(501, "Not Implemented", Some(&self.rng.hex()));
+                        let mut resp =
+                            request.make_response(501, "Not Implemented", Some(&self.rng.hex()));
                         self.add_capabilities(&mut resp);
                         self.tx.send_response(id, resp, now.instant);
                     }
                     _ => {
-                        let mut resp = request.make_response(405, "Method Not Allowed", Some(&self.rng.hex()));
+                        let mut resp =
+                            request.make_response(405, "Method Not Allowed", Some(&self.rng.hex()));
                         self.add_capabilities(&mut resp);
                         self.tx.send_response(id, resp, now.instant);
                     }
@@ -463,8 +503,14 @@ impl Switchboard {
     }
 
     pub(crate) fn add_capabilities(&self, resp: &mut Response) {
-        resp.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE");
-        resp.headers.push(HeaderName::Accept, "application/sdp, application/dtmf-relay, application/dtmf");
+        resp.headers.push(
+            HeaderName::Allow,
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE",
+        );
+        resp.headers.push(
+            HeaderName::Accept,
+            "application/sdp, application/dtmf-relay, application/dtmf",
+        );
         resp.headers.push(HeaderName::Supported, "timer");
         resp.headers.push(HeaderName::Server, "Centralino");
     }
@@ -477,16 +523,27 @@ impl Switchboard {
             return;
         };
         let config = Arc::clone(&self.config);
-        let auth_value = req.headers.get(&HeaderName::Authorization).map(str::to_owned);
+        let auth_value = req
+            .headers
+            .get(&HeaderName::Authorization)
+            .map(str::to_owned);
         let verified = match auth_value {
             None => Err(registrar::AuthFailure::Missing),
-            Some(v) => self.auth.verify(&v, "REGISTER", |user| config.extensions.get(user).map(|e| &e.credentials), now.instant),
+            Some(v) => self.auth.verify(
+                &v,
+                "REGISTER",
+                |user| config.extensions.get(user).map(|e| &e.credentials),
+                now.instant,
+            ),
         };
         let authenticated = match verified {
             Ok(a) => a,
             Err(failure) => {
                 let stale = matches!(failure, registrar::AuthFailure::Stale);
-                if !matches!(failure, registrar::AuthFailure::Missing | registrar::AuthFailure::Stale) {
+                if !matches!(
+                    failure,
+                    registrar::AuthFailure::Missing | registrar::AuthFailure::Stale
+                ) {
                     self.stats.auth_failures += 1;
                     self.penalise(from.addr.ip(), now.instant);
                 }
@@ -498,14 +555,19 @@ impl Switchboard {
                 return;
             }
         };
-        let star = req.headers.get(&HeaderName::Contact).is_some_and(|c| c.trim() == "*");
+        let star = req
+            .headers
+            .get(&HeaderName::Contact)
+            .is_some_and(|c| c.trim() == "*");
         let mut contacts = Vec::new();
         if !star {
             for c in req.headers.values(&HeaderName::Contact).unwrap_or_default() {
                 match NameAddr::parse(c) {
                     Ok(na) => contacts.push(registrar::ContactSpec {
                         uri: na.uri.to_string(),
-                        expires_param: na.param("expires").and_then(|e| sip_msg::parse_u32(e, u32::MAX as u64)),
+                        expires_param: na
+                            .param("expires")
+                            .and_then(|e| sip_msg::parse_u32(e, u32::MAX as u64)),
                         q: na.param("q").and_then(registrar::QValue::parse),
                         instance: na.param("+sip.instance").map(str::to_owned),
                     }),
@@ -517,7 +579,10 @@ impl Switchboard {
                 }
             }
         }
-        let expires_header = req.headers.get(&HeaderName::Expires).and_then(|e| sip_msg::parse_u32(e, u32::MAX as u64));
+        let expires_header = req
+            .headers
+            .get(&HeaderName::Expires)
+            .and_then(|e| sip_msg::parse_u32(e, u32::MAX as u64));
         let cseq = req.cseq().map_or(0, |c| c.seq);
         let register = registrar::RegisterRequest {
             call_id: req.call_id().unwrap_or_default().to_owned(),
@@ -528,22 +593,30 @@ impl Switchboard {
             source: from.addr,
             transport: transport_name(from.transport).to_owned(),
         };
-        match self.registrar.apply_register(&aor, &authenticated, register, now.instant, unix(now)) {
+        match self
+            .registrar
+            .apply_register(&aor, &authenticated, register, now.instant, unix(now))
+        {
             Ok(outcome) => {
                 self.stats.registrations += 1;
                 let mut resp = req.make_response(200, "OK", Some(&self.rng.hex()));
                 for c in &outcome.contacts {
                     resp.headers.push(HeaderName::Contact, c.header_value());
                 }
-                resp.headers.push(HeaderName::Other("Date".into()), now.wall.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string());
+                resp.headers.push(
+                    HeaderName::Other("Date".into()),
+                    now.wall.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+                );
                 self.tx.send_response(id, resp, now.instant);
                 self.persist(outcome.changes);
             }
             Err(e) => {
                 let status = e.status_code();
-                let mut resp = req.make_response(status, reason_phrase(status), Some(&self.rng.hex()));
+                let mut resp =
+                    req.make_response(status, reason_phrase(status), Some(&self.rng.hex()));
                 if let registrar::RegisterError::IntervalTooBrief { min_expires } = e {
-                    resp.headers.push(HeaderName::MinExpires, min_expires.to_string());
+                    resp.headers
+                        .push(HeaderName::MinExpires, min_expires.to_string());
                 }
                 self.tx.send_response(id, resp, now.instant);
             }
@@ -557,7 +630,11 @@ impl Switchboard {
     pub(crate) fn challenges(&mut self, req: &Request, now: Now, stale: bool) -> Vec<String> {
         let offered = self.auth.challenge(now.instant, stale);
         let user_agent = req.headers.get(&HeaderName::UserAgent).unwrap_or("");
-        let md5_only = self.config.md5_only_user_agents.iter().any(|ua| !ua.is_empty() && user_agent.contains(ua.as_str()));
+        let md5_only = self
+            .config
+            .md5_only_user_agents
+            .iter()
+            .any(|ua| !ua.is_empty() && user_agent.contains(ua.as_str()));
         let mut out = Vec::with_capacity(2);
         for algorithm in &self.config.digest_algorithms {
             if md5_only && algorithm != "MD5" {

@@ -17,10 +17,18 @@ pub enum DbWrite {
 }
 
 /// Opens (creating if needed) the database and returns the stored bindings and a writer.
-pub fn open(data_dir: &Path) -> anyhow::Result<(Vec<BindingRecord>, mpsc::Sender<DbWrite>, std::thread::JoinHandle<()>)> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+pub fn open(
+    data_dir: &Path,
+) -> anyhow::Result<(
+    Vec<BindingRecord>,
+    mpsc::Sender<DbWrite>,
+    std::thread::JoinHandle<()>,
+)> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let path = data_dir.join("centralino.db");
-    let conn = Connection::open(&path).with_context(|| format!("cannot open database {}", path.display()))?;
+    let conn = Connection::open(&path)
+        .with_context(|| format!("cannot open database {}", path.display()))?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL;
          PRAGMA synchronous=NORMAL;
@@ -43,12 +51,24 @@ pub fn open(data_dir: &Path) -> anyhow::Result<(Vec<BindingRecord>, mpsc::Sender
         let mut stmt = conn.prepare("SELECT aor, contact, expires_unix, source, transport, call_id, cseq, q, instance FROM bindings")?;
         let rows = stmt.query_map([], |r| {
             Ok((
-                (r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?),
-                (r.get::<_, String>(4)?, r.get::<_, String>(5)?, r.get::<_, u32>(6)?, r.get::<_, Option<u16>>(7)?, r.get::<_, Option<String>>(8)?),
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ),
+                (
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, u32>(6)?,
+                    r.get::<_, Option<u16>>(7)?,
+                    r.get::<_, Option<String>>(8)?,
+                ),
             ))
         })?;
         for row in rows {
-            let ((aor, contact_uri, expires, source, ), (transport, call_id, cseq, q, instance)) = row?;
+            let ((aor, contact_uri, expires, source), (transport, call_id, cseq, q, instance)) =
+                row?;
             if let Ok(received_from) = source.parse() {
                 records.push(BindingRecord {
                     aor,
@@ -65,7 +85,9 @@ pub fn open(data_dir: &Path) -> anyhow::Result<(Vec<BindingRecord>, mpsc::Sender
         }
     }
     let (tx, rx) = mpsc::channel::<DbWrite>();
-    let handle = std::thread::Builder::new().name("db".into()).spawn(move || writer(conn, rx))?;
+    let handle = std::thread::Builder::new()
+        .name("db".into())
+        .spawn(move || writer(conn, rx))?;
     Ok((records, tx, handle))
 }
 
@@ -102,7 +124,10 @@ fn writer(conn: Connection, rx: mpsc::Receiver<DbWrite>) {
                         ])?;
                     }
                     DbWrite::Delete(b) => {
-                        conn.prepare_cached("DELETE FROM bindings WHERE aor = ?1 AND contact = ?2")?.execute(params![b.aor, b.contact_uri])?;
+                        conn.prepare_cached(
+                            "DELETE FROM bindings WHERE aor = ?1 AND contact = ?2",
+                        )?
+                        .execute(params![b.aor, b.contact_uri])?;
                     }
                 }
             }

@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "centralino", version, about = "SIP switch for public-sector hotlines")]
+#[command(
+    name = "centralino",
+    version,
+    about = "SIP switch for public-sector hotlines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,11 +82,30 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config, listen, data_dir, start_time } => run::run(&config, listen, &data_dir, start_time.as_deref()),
+        Command::Run {
+            config,
+            listen,
+            data_dir,
+            start_time,
+        } => run::run(&config, listen, &data_dir, start_time.as_deref()),
         Command::Check { file } => return check(&file),
-        Command::Route { config, at, from, to, digits, emergency, format } => {
-            router_cli::route_command(&config, &at, from.as_deref(), digits.as_deref(), to.as_deref(), emergency.as_deref(), &format)
-        }
+        Command::Route {
+            config,
+            at,
+            from,
+            to,
+            digits,
+            emergency,
+            format,
+        } => router_cli::route_command(
+            &config,
+            &at,
+            from.as_deref(),
+            digits.as_deref(),
+            to.as_deref(),
+            emergency.as_deref(),
+            &format,
+        ),
         Command::Duty { config, at, format } => router_cli::duty_command(&config, &at, &format),
     };
     match result {
@@ -97,7 +120,8 @@ fn main() -> ExitCode {
 /// Loads and compiles a configuration file, printing every diagnostic to stderr.
 pub fn load_config(path: &std::path::Path) -> anyhow::Result<b2bua::Config> {
     let name = path.display().to_string();
-    let source = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
+    let source =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
     match b2bua::Config::compile(&name, &source) {
         Ok((config, warnings)) => {
             for w in warnings {

@@ -13,7 +13,11 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum MediaCommand {
     /// New remote addresses for a leg.
-    Remote { leg: LegId, rtp: Option<SocketAddr>, rtcp: Option<SocketAddr> },
+    Remote {
+        leg: LegId,
+        rtp: Option<SocketAddr>,
+        rtcp: Option<SocketAddr>,
+    },
     /// Stop and close the sockets.
     Close,
 }
@@ -38,11 +42,27 @@ fn index(leg: LegId, channel: Channel) -> usize {
 }
 
 /// Relays until closed or timed out; on timeout calls `on_timeout`.
-pub async fn relay(sockets: [UdpSocket; 4], timeout: Duration, mut commands: mpsc::UnboundedReceiver<MediaCommand>, on_timeout: impl FnOnce()) {
+pub async fn relay(
+    sockets: [UdpSocket; 4],
+    timeout: Duration,
+    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+    on_timeout: impl FnOnce(),
+) {
     let start = tokio::time::Instant::now();
-    let mut relay = Relay::new(RelayConfig { media_timeout: timeout, ..RelayConfig::default() }, start.into_std());
+    let mut relay = Relay::new(
+        RelayConfig {
+            media_timeout: timeout,
+            ..RelayConfig::default()
+        },
+        start.into_std(),
+    );
     let mut bufs = [[0u8; 2048]; 4];
-    let legs = [(LegId::A, Channel::Rtp), (LegId::A, Channel::Rtcp), (LegId::B, Channel::Rtp), (LegId::B, Channel::Rtcp)];
+    let legs = [
+        (LegId::A, Channel::Rtp),
+        (LegId::A, Channel::Rtcp),
+        (LegId::B, Channel::Rtp),
+        (LegId::B, Channel::Rtcp),
+    ];
     loop {
         let deadline = relay.poll_timeout().map(tokio::time::Instant::from_std);
         let [b0, b1, b2, b3] = &mut bufs;
@@ -72,11 +92,22 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn forward(relay: &mut Relay, sockets: &[UdpSocket; 4], (leg, channel): (LegId, Channel), r: std::io::Result<(usize, SocketAddr)>, buf: &[u8]) {
+fn forward(
+    relay: &mut Relay,
+    sockets: &[UdpSocket; 4],
+    (leg, channel): (LegId, Channel),
+    r: std::io::Result<(usize, SocketAddr)>,
+    buf: &[u8],
+) {
     let Ok((n, from)) = r else { return };
     let Some(bytes) = buf.get(..n) else { return };
     let now = std::time::Instant::now();
-    if let Forward::To { leg: out_leg, channel: out_channel, addr } = relay.on_datagram(leg, channel, from, bytes, now) {
+    if let Forward::To {
+        leg: out_leg,
+        channel: out_channel,
+        addr,
+    } = relay.on_datagram(leg, channel, from, bytes, now)
+    {
         // A full socket buffer drops the packet, as the network would.
         let _ = sockets[index(out_leg, out_channel)].try_send_to(bytes, addr);
     }

@@ -27,9 +27,17 @@ const TCP_MAX_CONNECTIONS: usize = 4096;
 
 /// Everything besides UDP datagrams and timers that wakes the call loop.
 enum Wake {
-    Tcp { from: SocketAddr, bytes: Vec<u8> },
-    TcpOpen { addr: SocketAddr, writer: mpsc::Sender<Vec<u8>> },
-    TcpClosed { addr: SocketAddr },
+    Tcp {
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    TcpOpen {
+        addr: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    TcpClosed {
+        addr: SocketAddr,
+    },
     MediaTimeout(CallKey),
     Reload,
     Shutdown,
@@ -46,7 +54,8 @@ impl Clock {
         let instant = Instant::now();
         let wall = match self.start_wall {
             Some(w) => {
-                let elapsed = jiff::SignedDuration::try_from(instant - self.start_instant).unwrap_or_default();
+                let elapsed = jiff::SignedDuration::try_from(instant - self.start_instant)
+                    .unwrap_or_default();
                 w.checked_add(elapsed).unwrap_or(w)
             }
             None => jiff::Timestamp::now(),
@@ -56,24 +65,56 @@ impl Clock {
 }
 
 /// Runs the switch until SIGTERM or SIGINT.
-pub fn run(config_path: &Path, listen: SocketAddr, data_dir: &Path, start_time: Option<&str>) -> anyhow::Result<()> {
+pub fn run(
+    config_path: &Path,
+    listen: SocketAddr,
+    data_dir: &Path,
+    start_time: Option<&str>,
+) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let start_wall = match start_time {
-        Some(s) => Some(s.parse::<jiff::Timestamp>().with_context(|| format!("--start-time {s}: not an RFC 3339 instant"))?),
+        Some(s) => Some(
+            s.parse::<jiff::Timestamp>()
+                .with_context(|| format!("--start-time {s}: not an RFC 3339 instant"))?,
+        ),
         None => None,
     };
     let config = Arc::new(crate::load_config(config_path)?);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(main_loop(config_path.to_owned(), config, listen, data_dir.to_owned(), Clock { start_instant: Instant::now(), start_wall }))
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(main_loop(
+        config_path.to_owned(),
+        config,
+        listen,
+        data_dir.to_owned(),
+        Clock {
+            start_instant: Instant::now(),
+            start_wall,
+        },
+    ))
 }
 
-async fn main_loop(config_path: std::path::PathBuf, config: Arc<b2bua::Config>, listen: SocketAddr, data_dir: std::path::PathBuf, clock: Clock) -> anyhow::Result<()> {
+async fn main_loop(
+    config_path: std::path::PathBuf,
+    config: Arc<b2bua::Config>,
+    listen: SocketAddr,
+    data_dir: std::path::PathBuf,
+    clock: Clock,
+) -> anyhow::Result<()> {
     let (stored, db_tx, db_thread) = db::open(&data_dir)?;
-    let udp = UdpSocket::bind(listen).await.with_context(|| format!("cannot bind UDP {listen}"))?;
-    let tcp = TcpListener::bind(listen).await.with_context(|| format!("cannot bind TCP {listen}"))?;
+    let udp = UdpSocket::bind(listen)
+        .await
+        .with_context(|| format!("cannot bind UDP {listen}"))?;
+    let tcp = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot bind TCP {listen}"))?;
     let local = udp.local_addr()?;
     let advertised_ip = if listen.ip().is_unspecified() {
         warn!("listening on an unspecified address: advertising 127.0.0.1 in Via, Contact and SDP");
@@ -83,7 +124,12 @@ async fn main_loop(config_path: std::path::PathBuf, config: Arc<b2bua::Config>, 
     };
     let mut seed = [0u8; 32];
     getrandom(&mut seed);
-    let settings = SwitchboardConfig { advertised_ip, sip_port: local.port(), rng_seed: seed, timers: TimerConfig::default() };
+    let settings = SwitchboardConfig {
+        advertised_ip,
+        sip_port: local.port(),
+        rng_seed: seed,
+        timers: TimerConfig::default(),
+    };
     let mut sb = Switchboard::new(settings, Arc::clone(&config));
     sb.restore_bindings(stored, clock.now());
     info!(udp = %local, tcp = %tcp.local_addr()?, config = %config.file, bindings = sb.n_bindings(), "centralino running");
@@ -109,8 +155,15 @@ async fn main_loop(config_path: std::path::PathBuf, config: Arc<b2bua::Config>, 
         // Act on everything the Switchboard wants done.
         while let Some(out) = sb.poll_output() {
             match out {
-                Output::Transmit { to, bytes } => transmit(&udp, &mut conns, &wake_tx, to, bytes).await,
-                Output::OpenMedia { call, a_port, b_port, timeout } => match media_task::bind(advertised_ip, a_port, b_port) {
+                Output::Transmit { to, bytes } => {
+                    transmit(&udp, &mut conns, &wake_tx, to, bytes).await
+                }
+                Output::OpenMedia {
+                    call,
+                    a_port,
+                    b_port,
+                    timeout,
+                } => match media_task::bind(advertised_ip, a_port, b_port) {
                     Ok(sockets) => {
                         let (tx, rx) = mpsc::unbounded_channel();
                         media.insert(call, tx);
@@ -124,7 +177,12 @@ async fn main_loop(config_path: std::path::PathBuf, config: Arc<b2bua::Config>, 
                         sb.handle(Input::MediaFailed { call }, clock.now());
                     }
                 },
-                Output::MediaRemote { call, leg, rtp, rtcp } => {
+                Output::MediaRemote {
+                    call,
+                    leg,
+                    rtp,
+                    rtcp,
+                } => {
                     if let Some(m) = media.get(&call) {
                         let leg = match leg {
                             LegSide::A => media::LegId::A,
@@ -206,11 +264,20 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-async fn transmit(udp: &UdpSocket, conns: &mut HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>, wake: &mpsc::UnboundedSender<Wake>, to: Peer, bytes: Vec<u8>) {
+async fn transmit(
+    udp: &UdpSocket,
+    conns: &mut HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    wake: &mpsc::UnboundedSender<Wake>,
+    to: Peer,
+    bytes: Vec<u8>,
+) {
     match to.transport {
         Transport::Udp => {
             // RFC 4475 §3.3.10: never send to a broadcast or unspecified address.
-            if to.addr.ip().is_unspecified() || to.addr.port() == 0 || matches!(to.addr.ip(), IpAddr::V4(v4) if v4.is_broadcast()) {
+            if to.addr.ip().is_unspecified()
+                || to.addr.port() == 0
+                || matches!(to.addr.ip(), IpAddr::V4(v4) if v4.is_broadcast())
+            {
                 return;
             }
             if let Err(e) = udp.try_send_to(&bytes, to.addr) {
@@ -232,7 +299,9 @@ async fn transmit(udp: &UdpSocket, conns: &mut HashMap<SocketAddr, mpsc::Sender<
                 let wake = wake.clone();
                 let addr = to.addr;
                 tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+                    match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
+                        .await
+                    {
                         Ok(Ok(stream)) => {
                             let writer = serve_connection(stream, addr, wake.clone());
                             let _ = writer.send(bytes).await;
@@ -249,7 +318,9 @@ async fn transmit(udp: &UdpSocket, conns: &mut HashMap<SocketAddr, mpsc::Sender<
 async fn accept_tcp(listener: TcpListener, wake: mpsc::UnboundedSender<Wake>) {
     let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
-        let Ok((stream, addr)) = listener.accept().await else { continue };
+        let Ok((stream, addr)) = listener.accept().await else {
+            continue;
+        };
         if open.load(std::sync::atomic::Ordering::Relaxed) >= TCP_MAX_CONNECTIONS {
             drop(stream);
             continue;
@@ -261,7 +332,11 @@ async fn accept_tcp(listener: TcpListener, wake: mpsc::UnboundedSender<Wake>) {
 }
 
 /// Reads framed messages from a connection and writes what the loop sends to it.
-fn serve_connection(stream: TcpStream, addr: SocketAddr, wake: mpsc::UnboundedSender<Wake>) -> mpsc::Sender<Vec<u8>> {
+fn serve_connection(
+    stream: TcpStream,
+    addr: SocketAddr,
+    wake: mpsc::UnboundedSender<Wake>,
+) -> mpsc::Sender<Vec<u8>> {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
     let pong = tx.clone();
@@ -314,7 +389,11 @@ fn serve_connection(stream: TcpStream, addr: SocketAddr, wake: mpsc::UnboundedSe
 fn spawn_signals(wake: mpsc::UnboundedSender<Wake>) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup())) else {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
             error!("cannot install signal handlers");
             return;
         };
@@ -338,7 +417,10 @@ fn getrandom(out: &mut [u8; 32]) {
         }
     }
     // Fall back to time and address entropy; only tags and branches depend on it.
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     for (i, b) in out.iter_mut().enumerate() {
         *b = (t >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(31);
     }
