@@ -549,10 +549,8 @@ fn ack_for_failure(invite: &Request, resp: &Response) -> Request {
         h.push(HeaderName::Via, v.to_owned());
     }
     h.push(HeaderName::MaxForwards, "70");
-    for name in [HeaderName::From] {
-        if let Some(v) = invite.headers.get(&name) {
-            h.push(name.clone(), v.to_owned());
-        }
+    if let Some(v) = invite.headers.get(&HeaderName::From) {
+        h.push(HeaderName::From, v.to_owned());
     }
     if let Some(v) = resp.headers.get(&HeaderName::To) {
         h.push(HeaderName::To, v.to_owned());

@@ -248,6 +248,19 @@ impl Phone {
         self.provisional(call, 180, "Ringing").await
     }
 
+    /// Sends 183 Session Progress with the SDP answer (early media; RTP may flow from now on).
+    pub async fn early_media(&mut self, call: &mut Call) -> Result<(), HarnessError> {
+        let mut resp = self.response(call, 183, "Session Progress");
+        if let Some(sdp) = &call.local_sdp {
+            resp.headers.push(HeaderName::ContentType, "application/sdp");
+            resp.body = sdp.to_bytes();
+        }
+        let (invite, peer) = (call.invite.clone(), call.peer);
+        self.ua.send_response(&invite, &resp, peer).await?;
+        call.statuses.push(183);
+        Ok(())
+    }
+
     /// Sends 200 OK with the SDP answer and waits for the ACK (resending the 200 meanwhile).
     pub async fn answer(&mut self, call: &mut Call) -> Result<(), HarnessError> {
         let mut resp = self.response(call, 200, "OK");

@@ -90,7 +90,7 @@ impl Transcript {
                 Direction::Sent => "-->",
                 Direction::Received => "<--",
             };
-            let _ = writeln!(out, "{:>8.3}s  {:<10} {arrow} {:<21} {}   [{}]", e.at.as_secs_f64(), e.agent, e.peer.to_string(), e.first_line, e.cseq);
+            let _ = writeln!(out, "{:>8.3}s  {:<10} {arrow} {:<21} {}   [{}]", e.at.as_secs_f64(), e.agent, e.peer, e.first_line, e.cseq);
         }
         out
     }

@@ -106,6 +106,9 @@ impl Trunk {
             call.statuses.push(resp.status);
             if (200..300).contains(&resp.status) {
                 self.on_2xx(call, &resp).await?;
+            } else if (101..200).contains(&resp.status) && !resp.body.is_empty() {
+                // Early media (RFC 3960): the provisional's SDP tells where to send RTP already.
+                self.apply_answer(call, &resp)?;
             }
             if resp.status >= 200 {
                 self.ua.forget_request(&branch);
@@ -128,7 +131,11 @@ impl Trunk {
             call.remote_target = c.uri.to_string();
         }
         self.ua.ack_2xx(call).await?;
-        let answer = sdp::SessionDescription::parse(&resp.body).map_err(|e| self.ua.protocol(format!("bad SDP answer in 2xx: {e}")))?;
+        self.apply_answer(call, resp)
+    }
+
+    fn apply_answer(&mut self, call: &mut Call, resp: &Response) -> Result<(), HarnessError> {
+        let answer = sdp::SessionDescription::parse(&resp.body).map_err(|e| self.ua.protocol(format!("bad SDP answer in {}: {e}", resp.status)))?;
         let offer = call.local_sdp.as_ref().ok_or_else(|| self.ua.protocol("no offer kept for the call"))?;
         let negotiated = sdp::accept_answer(offer, &answer).map_err(|e| self.ua.protocol(format!("unusable SDP answer: {e}")))?;
         call.rtp.set_remote(negotiated.remote);
@@ -161,8 +168,8 @@ impl Trunk {
         let invite = &call.invite;
         let mut cancel = Request::new(Method::Cancel, &invite.uri().map_err(|e| self.ua.protocol(e.to_string()))?);
         for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId] {
-            if let Some(v) = invite.headers.get(&name) {
-                cancel.headers.push(name.clone(), v.to_owned());
+            if let Some(v) = invite.headers.get(&name).map(str::to_owned) {
+                cancel.headers.push(name, v);
             }
         }
         cancel.headers.push(HeaderName::MaxForwards, "70");

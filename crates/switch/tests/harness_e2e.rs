@@ -408,3 +408,27 @@ async fn answer_crossing_cancel_is_acked_and_hung_up() {
     phone.answer(&mut inc).await.expect("the switch ACKs the phone's 200");
     phone.wait_bye(&mut inc).await.expect("the switch hangs the phone up");
 }
+
+#[tokio::test]
+async fn early_media_from_the_phone_reaches_the_trunk_before_the_answer() {
+    let switch = Switch::start(12).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    phone.early_media(&mut inc).await.expect("send 183 with SDP");
+    assert_eq!(trunk.wait_ringing(&mut out).await.expect("the trunk gets 183"), 183);
+    assert!(out.remote_sdp.is_some(), "the 183 to the trunk carries the switch's SDP answer");
+    inc.rtp.send_tone(10).await.expect("early media from the phone");
+    let got = out.rtp.wait_received(10, Duration::from_secs(3)).await.expect("the trunk hears early media");
+    let report = StreamReport::compare(inc.rtp.sent(), &got);
+    assert!(report.is_exact(), "early media through the relay: {report:#?}");
+    let early_sdp = out.remote_sdp.clone();
+    phone.answer(&mut inc).await.expect("answer and get the ACK");
+    trunk.wait_answer(&mut out).await.expect("the trunk gets 200");
+    assert_eq!(out.remote_sdp, early_sdp, "the 200 repeats the early answer (RFC 3261 §13.2.1)");
+    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
