@@ -29,6 +29,8 @@ pub struct GroupDuty {
     pub on_duty: Vec<OnDuty>,
     /// When the set of members on duty next changes (within 8 days).
     pub next_change: Option<Timestamp>,
+    /// The coming week's intervals in which the group's calendar is open and nobody is on duty.
+    pub uncovered: Vec<(Timestamp, Timestamp)>,
 }
 
 /// Who is on duty in every group at one instant (`centralino duty`).
@@ -116,6 +118,7 @@ impl Plan {
                 } else {
                     None
                 },
+                uncovered: self.uncovered_hours(&g.name, at, emergency),
             })
             .collect();
         DutyReport { at, time_zone: self.tz_name.clone(), emergency: emergency_on, groups }

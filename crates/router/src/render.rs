@@ -58,6 +58,7 @@ impl DutyReport {
                 "on_duty": g.on_duty.iter().map(|d| d.member.clone()).collect::<Vec<_>>(),
                 "shifts": g.on_duty.iter().map(|d| d.shift.clone()).collect::<Vec<_>>(),
                 "next_change": g.next_change.map(|t| t.to_string()),
+                "uncovered": g.uncovered.iter().map(|(a, b)| [a.to_string(), b.to_string()]).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
     }
@@ -86,6 +87,14 @@ impl DutyReport {
             };
             let next = g.next_change.map(|t| format!("; changes {}", local_label(&tz, t))).unwrap_or_default();
             out.push_str(&format!("{}: {members} [{}]{next}\n", g.group, g.roster));
+            if !g.uncovered.is_empty() {
+                let gaps: Vec<String> = g
+                    .uncovered
+                    .iter()
+                    .map(|(a, b)| format!("{} to {}", local_label(&tz, *a), local_label(&tz, *b)))
+                    .collect();
+                out.push_str(&format!("  nobody on duty while open in the coming week: {}\n", gaps.join("; ")));
+            }
         }
         out
     }

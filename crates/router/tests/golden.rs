@@ -188,3 +188,25 @@ fn examples_table() {
     }
     check(&root.join("EXAMPLES.md"), &out).expect("EXAMPLES.md is current");
 }
+
+/// `test_data/duty/*.at` (one RFC 3339 instant per line, optional ` emergency`) against the
+/// plan `NAME.toml` beside it: the text of `centralino duty`.
+#[test]
+fn duty_reports() {
+    let mut failures = Vec::new();
+    for path in test_data("duty").into_iter().filter(|p| p.extension().is_some_and(|e| e == "at")) {
+        let source = std::fs::read_to_string(path.with_extension("toml")).expect("plan beside .at");
+        let plan = router::compile("plan.toml", &source).map_err(|d| d.to_string()).expect("compiles").plan;
+        let mut out = String::new();
+        for line in std::fs::read_to_string(&path).expect("readable").lines().filter(|l| !l.trim().is_empty()) {
+            let mut words = line.split_whitespace();
+            let at: jiff::Timestamp = words.next().expect("instant").parse().expect("RFC 3339");
+            let emergency = words.next() == Some("emergency");
+            out.push_str(&format!("## {line}\n{}\n", plan.duty_report(at, emergency).to_text()));
+        }
+        if let Err(e) = check(&path.with_extension("expected"), &out) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
