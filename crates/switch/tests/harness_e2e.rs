@@ -59,10 +59,16 @@ impl Switch {
     /// Writes a config derived from the example dialplan and starts the switch; waits until it
     /// answers OPTIONS.
     async fn start(index: u32) -> Switch {
+        Switch::start_with(index, "").await
+    }
+
+    /// [`Switch::start`] with `extra` lines added to the `[switch]` table.
+    async fn start_with(index: u32, extra: &str) -> Switch {
         let dir = std::env::temp_dir().join(format!("centralino-e2e-{}-{index}-{}", std::process::id(), harness::random_hex()));
         std::fs::create_dir_all(&dir).expect("create the test directory");
         let (lo, hi) = rtp_range(index);
         let config_text = EXAMPLE
+            .replacen("[switch]\n", &format!("[switch]\n{extra}"), 1)
             .replace("rtp_ports = \"20000-29999\"", &format!("rtp_ports = \"{lo}-{hi}\""))
             .replace("metrics = \"127.0.0.1:9091\"", &format!("metrics = \"127.0.0.1:{}\"", free_tcp_port()));
         assert!(config_text.contains(&format!("{lo}-{hi}")) && !config_text.contains("9091"), "the example's rtp_ports or metrics line changed");
@@ -431,4 +437,76 @@ async fn early_media_from_the_phone_reaches_the_trunk_before_the_answer() {
     assert_eq!(out.remote_sdp, early_sdp, "the 200 repeats the early answer (RFC 3261 §13.2.1)");
     trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
+
+/// The media timeout is about dead calls: a phone that rings longer than it must still be
+/// answerable (no RTP flows while ringing).
+#[tokio::test]
+async fn ringing_longer_than_the_media_timeout_is_not_cut_off() {
+    let switch = Switch::start_with(13, "media_timeout_secs = 1\n").await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    phone.set_timeout(Duration::from_secs(3));
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    phone.ring(&mut inc).await.expect("send 180");
+    assert_eq!(trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing"), 180);
+    phone.answer_after(&mut inc, Duration::from_millis(1600)).await.expect("answer after 1.6 s of ringing");
+    trunk.wait_answer(&mut out).await.expect("the trunk gets 200, not a media-timeout failure");
+    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
+
+#[tokio::test]
+async fn silent_answered_call_ends_on_media_timeout() {
+    let switch = Switch::start_with(14, "media_timeout_secs = 1\n").await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    trunk.wait_bye(&mut out).await.expect("no RTP for 1 s: the switch hangs up the trunk");
+    phone.wait_bye(&mut inc).await.expect("no RTP for 1 s: the switch hangs up the phone");
+}
+
+#[tokio::test]
+async fn two_phones_on_201_ring_and_the_loser_is_cancelled() {
+    let switch = Switch::start(15).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut desk = registered_phone(&switch, &transcript, "201").await;
+    let mut softphone = registered_phone(&switch, &transcript, "201").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut on_desk = desk.wait_invite().await.expect("the desk phone gets the INVITE");
+    let mut on_soft = softphone.wait_invite().await.expect("the softphone gets the INVITE");
+    desk.ring(&mut on_desk).await.expect("desk rings");
+    softphone.ring(&mut on_soft).await.expect("softphone rings");
+    trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing");
+    softphone.answer(&mut on_soft).await.expect("the softphone answers and gets the ACK");
+    desk.wait_cancel(&mut on_desk).await.expect("the desk phone is cancelled");
+    trunk.wait_answer(&mut out).await.expect("the trunk gets 200");
+    check_media(&mut out, &mut on_soft).await;
+    assert!(on_desk.rtp.received().is_empty(), "the cancelled phone gets no media");
+    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    softphone.wait_bye(&mut on_soft).await.expect("the softphone gets BYE");
+}
+
+#[tokio::test]
+async fn unregistering_makes_calls_fail_and_too_brief_expiry_gets_423() {
+    let switch = Switch::start(16).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    phone.set_expires(30);
+    let brief = phone.register().await.expect("a final response to REGISTER");
+    assert_eq!(brief.status, 423, "30 s is below min_expires (60 s)");
+    assert_eq!(brief.headers.get(&HeaderName::MinExpires), Some("60"), "423 names Min-Expires");
+    phone.set_expires(0);
+    phone.register_ok().await.expect("Expires: 0 removes the binding");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let resp = trunk.wait_final(&mut out).await.expect("a final response");
+    assert_eq!(resp.status, 480, "the only binding was removed");
 }
