@@ -35,7 +35,7 @@ fn member_states() -> impl Strategy<Value = BTreeMap<String, MemberState>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn example_decisions_are_well_formed(
@@ -112,6 +112,37 @@ proptest! {
         }
     }
 
+    /// `next_duty_change` finds the first change: duty is constant before it and differs at it,
+    /// across DST nights and midnight-crossing shifts.
+    #[test]
+    fn next_duty_change_is_the_first_change(
+        shifts in proptest::collection::vec((1u8..128, 0u16..96, 1u16..96), 3),
+        at in instant(),
+    ) {
+        let plan = generated_plan(&shifts, "");
+        let now = plan.on_duty("g", at, false);
+        let until = match plan.next_duty_change("g", at, false) {
+            Some(next) => {
+                prop_assert!(next > at);
+                prop_assert_ne!(plan.on_duty("g", next, false), now.clone());
+                next
+            }
+            None => Timestamp::from_second(at.as_second() + 8 * 86_400).expect("in range"),
+        };
+        let span = until.as_second() - at.as_second();
+        for k in 0..60 {
+            let t = Timestamp::from_second(at.as_second() + span * k / 60).expect("in range");
+            prop_assert_eq!(plan.on_duty("g", t, false), now.clone(), "at {}", t);
+        }
+        // The uncovered hours are exactly the sampled instants with nobody on duty.
+        let gaps = plan.uncovered_hours("g", at, false);
+        for k in 0..200 {
+            let t = Timestamp::from_second(at.as_second() + 7 * 86_400 * k / 200).expect("in range");
+            let in_gap = gaps.iter().any(|(a, b)| *a <= t && t < *b);
+            prop_assert_eq!(in_gap, plan.on_duty("g", t, false).is_empty(), "at {}", t);
+        }
+    }
+
     /// Round-robin never offers a call first to an unavailable member and, among available
     /// members, starts with the next one after the previous first.
     #[test]
@@ -179,4 +210,23 @@ fn ring_all_and_sequential_keep_member_order() {
             assert_eq!(decision.ring_all, strategy == "ring-all");
         }
     }
+}
+
+/// A plan whose group `g` has one generated weekly shift per member (201-203) and no calendar.
+fn generated_plan(shifts: &[(u8, u16, u16)], extra: &str) -> Plan {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let mut source = String::new();
+    for ext in ["201", "202", "203"] {
+        source.push_str(&format!("[[extensions]]\nnumber = \"{ext}\"\n"));
+    }
+    source.push_str("[[numbers]]\nnumber = \"100\"\nopen = \"group:g\"\n\n[groups.g]\nmembers = [\"201\", \"202\", \"203\"]\n\n[groups.g.shifts]\n");
+    for (idx, (mask, start_q, len_q)) in shifts.iter().enumerate() {
+        let days: Vec<&str> = (0..7).filter(|d| mask & (1 << d) != 0).map(|d| DAYS[d]).collect();
+        let start = start_q * 15;
+        let end = (start + len_q * 15) % 1440;
+        let end_text = if end == 0 { "24:00".to_owned() } else { format!("{:02}:{:02}", end / 60, end % 60) };
+        source.push_str(&format!("20{} = [\"{} {:02}:{:02}-{}\"]\n", idx + 1, days.join(","), start / 60, start % 60, end_text));
+    }
+    source.push_str(extra);
+    compile("gen.toml", &source).map_err(|d| d.to_string()).expect("generated plan compiles").plan
 }
