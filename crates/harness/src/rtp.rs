@@ -247,6 +247,22 @@ impl RtpLeg {
         }
     }
 
+    /// The DTMF digits received as RFC 4733 events (one per event timestamp, in arrival order).
+    pub fn received_digits(&self) -> String {
+        let Some(pt) = self.telephone_event_payload_type else { return String::new() };
+        let mut seen = Vec::new();
+        let mut digits = String::new();
+        for r in lock(&self.received).iter().filter(|r| r.payload_type == pt) {
+            let Ok(event) = media::telephone_event::TelephoneEvent::parse(&r.payload) else { continue };
+            if seen.contains(&(r.ssrc, r.timestamp)) {
+                continue;
+            }
+            seen.push((r.ssrc, r.timestamp));
+            digits.extend(media::telephone_event::event_symbol(event.event));
+        }
+        digits
+    }
+
     /// Waits `quiet` and returns everything received by then (for "nothing more arrives" checks).
     pub async fn settle(&self, quiet: Duration) -> Vec<RtpRecord> {
         tokio::time::sleep(quiet).await;

@@ -48,6 +48,12 @@ impl Trunk {
     /// naming a freshly bound RTP socket. Returns at once; wait with [`Trunk::wait_ringing`],
     /// [`Trunk::wait_answer`] or [`Trunk::wait_final`].
     pub async fn invite(&mut self, number: &str) -> Result<Call, HarnessError> {
+        self.invite_with(number, |_| {}).await
+    }
+
+    /// [`Trunk::invite`], letting `edit` change the INVITE before it is sent (extra headers,
+    /// another body, a Request-URI of a captured call ...). The dialog keeps what was sent.
+    pub async fn invite_with(&mut self, number: &str, edit: impl FnOnce(&mut Request)) -> Result<Call, HarnessError> {
         let server = self.ua.server();
         let local = self.ua.local_addr();
         let rtp = RtpLeg::bind("trunk", local.ip()).await?;
@@ -73,6 +79,7 @@ impl Trunk {
         h.push(HeaderName::UserAgent, "centralino-harness");
         h.push(HeaderName::ContentType, "application/sdp");
         invite.body = offer.to_bytes();
+        edit(&mut invite);
         self.ua.send_request(&invite, server).await?;
         Ok(Call {
             call_id,

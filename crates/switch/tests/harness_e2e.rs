@@ -67,11 +67,30 @@ impl Switch {
         let dir = std::env::temp_dir().join(format!("centralino-e2e-{}-{index}-{}", std::process::id(), harness::random_hex()));
         std::fs::create_dir_all(&dir).expect("create the test directory");
         let (lo, hi) = rtp_range(index);
-        let config_text = EXAMPLE
-            .replacen("[switch]\n", &format!("[switch]\n{extra}"), 1)
-            .replace("rtp_ports = \"20000-29999\"", &format!("rtp_ports = \"{lo}-{hi}\""))
-            .replace("metrics = \"127.0.0.1:9091\"", &format!("metrics = \"127.0.0.1:{}\"", free_tcp_port()));
-        assert!(config_text.contains(&format!("{lo}-{hi}")) && !config_text.contains("9091"), "the example's rtp_ports or metrics line changed");
+        let metrics_port = free_tcp_port();
+        let mut config_text = String::new();
+        let (mut saw_rtp, mut saw_metrics) = (false, false);
+        for line in EXAMPLE.lines() {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            match key {
+                "rtp_ports" => {
+                    saw_rtp = true;
+                    config_text.push_str(&format!("rtp_ports = \"{lo}-{hi}\"\n"));
+                }
+                "metrics" => {
+                    saw_metrics = true;
+                    config_text.push_str(&format!("metrics = \"127.0.0.1:{metrics_port}\"\n"));
+                }
+                _ => {
+                    config_text.push_str(line);
+                    config_text.push('\n');
+                    if line.trim() == "[switch]" {
+                        config_text.push_str(extra);
+                    }
+                }
+            }
+        }
+        assert!(saw_rtp && saw_metrics, "the example dialplan no longer sets rtp_ports and metrics in [switch]");
         let config = dir.join("centralino.toml");
         std::fs::write(&config, config_text).expect("write the config");
         let mut switch = Switch {
@@ -370,6 +389,7 @@ async fn dtmf_rfc4733_crosses_the_relay_and_info_is_answered() {
     let at_phone: Vec<_> = received.iter().filter(|r| Some(r.payload_type) == inc.rtp.telephone_event_payload_type).collect();
     assert_eq!(at_phone.len(), events.len(), "every telephone-event packet arrives");
     assert!(at_phone.first().is_some_and(|r| r.marker && r.payload.first() == Some(&4)), "the first event packet has the marker and event 4");
+    assert_eq!(inc.rtp.received_digits(), "4", "the phone decodes one digit 4");
     let info = trunk.send_info_dtmf(&mut out, '4', 160).await.expect("INFO gets a final response");
     assert_eq!(info.status, 200, "INFO dtmf-relay in the dialog is accepted");
     trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
