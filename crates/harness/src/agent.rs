@@ -25,9 +25,12 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn random_hex() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     // splitmix64 over counter, time and process id.
-    let mut z = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ nanos ^ (u64::from(std::process::id()) << 40);
+    let mut z =
+        n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ nanos ^ (u64::from(std::process::id()) << 40);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     format!("{:016x}", z ^ (z >> 31))
@@ -98,7 +101,10 @@ pub struct Call {
 impl Call {
     /// The top Via branch of the INVITE.
     pub fn invite_branch(&self) -> String {
-        self.invite.top_via().and_then(|v| v.branch().map(str::to_owned)).unwrap_or_default()
+        self.invite
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     /// The last status seen for the INVITE.
@@ -107,16 +113,24 @@ impl Call {
     }
 
     fn request(&mut self, via: String, method: Method) -> Request {
-        let uri = Uri::parse(&self.remote_target).or_else(|_| Uri::parse("sip:invalid")).unwrap_or_else(|_| unreachable!("constant URI parses"));
+        let uri = Uri::parse(&self.remote_target)
+            .or_else(|_| Uri::parse("sip:invalid"))
+            .unwrap_or_else(|_| unreachable!("constant URI parses"));
         let mut req = Request::new(method.clone(), &uri);
         let h = &mut req.headers;
         h.push(HeaderName::Via, via);
         h.push(HeaderName::MaxForwards, "70");
-        h.push(HeaderName::From, format!("{};tag={}", self.local_uri, self.local_tag));
-        h.push(HeaderName::To, match &self.remote_tag {
-            Some(t) => format!("{};tag={t}", self.remote_uri),
-            None => self.remote_uri.clone(),
-        });
+        h.push(
+            HeaderName::From,
+            format!("{};tag={}", self.local_uri, self.local_tag),
+        );
+        h.push(
+            HeaderName::To,
+            match &self.remote_tag {
+                Some(t) => format!("{};tag={t}", self.remote_uri),
+                None => self.remote_uri.clone(),
+            },
+        );
         h.push(HeaderName::CallId, self.call_id.clone());
         if method == Method::Ack {
             let seq = self.invite.cseq().map_or(1, |c| c.seq);
@@ -137,11 +151,15 @@ pub(crate) fn without_tag(na: &NameAddr) -> String {
 }
 
 fn branch_of_request(r: &Request) -> String {
-    r.top_via().and_then(|v| v.branch().map(str::to_owned)).unwrap_or_default()
+    r.top_via()
+        .and_then(|v| v.branch().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn branch_of_response(r: &Response) -> String {
-    r.top_via().and_then(|v| v.branch().map(str::to_owned)).unwrap_or_default()
+    r.top_via()
+        .and_then(|v| v.branch().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// A SIP user agent on one UDP socket, talking to one switch.
@@ -170,9 +188,20 @@ pub struct UserAgent {
 impl UserAgent {
     /// Binds a UDP socket on `local_ip` (any port) for an agent called `name` that talks to the
     /// switch at `server`, whose SIP domain (and digest realm) is `domain`.
-    pub async fn bind(name: &str, local_ip: IpAddr, server: SocketAddr, domain: &str, transcript: &Transcript) -> Result<UserAgent, HarnessError> {
-        let io = |source| HarnessError::Io { agent: name.to_owned(), source };
-        let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await.map_err(io)?;
+    pub async fn bind(
+        name: &str,
+        local_ip: IpAddr,
+        server: SocketAddr,
+        domain: &str,
+        transcript: &Transcript,
+    ) -> Result<UserAgent, HarnessError> {
+        let io = |source| HarnessError::Io {
+            agent: name.to_owned(),
+            source,
+        };
+        let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
+            .await
+            .map_err(io)?;
         let local = socket.local_addr().map_err(io)?;
         Ok(UserAgent {
             name: name.to_owned(),
@@ -236,7 +265,10 @@ impl UserAgent {
     /// A Via value with a fresh branch, and the branch.
     pub fn new_via(&self) -> (String, String) {
         let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, random_hex());
-        (format!("SIP/2.0/UDP {};branch={branch};rport", self.local), branch)
+        (
+            format!("SIP/2.0/UDP {};branch={branch};rport", self.local),
+            branch,
+        )
     }
 
     /// Our Contact URI, with `user`.
@@ -245,27 +277,49 @@ impl UserAgent {
     }
 
     pub(crate) fn io_error(&self, source: std::io::Error) -> HarnessError {
-        HarnessError::Io { agent: self.name.clone(), source }
+        HarnessError::Io {
+            agent: self.name.clone(),
+            source,
+        }
     }
 
-    pub(crate) fn unexpected(&self, expected: impl Into<String>, got: impl Into<String>) -> HarnessError {
-        HarnessError::Unexpected { agent: self.name.clone(), expected: expected.into(), got: got.into() }
+    pub(crate) fn unexpected(
+        &self,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> HarnessError {
+        HarnessError::Unexpected {
+            agent: self.name.clone(),
+            expected: expected.into(),
+            got: got.into(),
+        }
     }
 
     pub(crate) fn protocol(&self, why: impl Into<String>) -> HarnessError {
-        HarnessError::Protocol { agent: self.name.clone(), why: why.into() }
+        HarnessError::Protocol {
+            agent: self.name.clone(),
+            why: why.into(),
+        }
     }
 
     /// Sends bytes as they are and records them.
     pub async fn send_bytes(&self, bytes: &[u8], to: SocketAddr) -> Result<(), HarnessError> {
-        self.transcript.record(&self.name, Direction::Sent, to, bytes);
-        self.socket.send_to(bytes, to).await.map_err(|e| self.io_error(e))?;
+        self.transcript
+            .record(&self.name, Direction::Sent, to, bytes);
+        self.socket
+            .send_to(bytes, to)
+            .await
+            .map_err(|e| self.io_error(e))?;
         Ok(())
     }
 
     /// Sends a request; anything but ACK is resent every 500 ms while we wait, until a response
     /// with its branch arrives.
-    pub async fn send_request(&mut self, req: &Request, to: SocketAddr) -> Result<(), HarnessError> {
+    pub async fn send_request(
+        &mut self,
+        req: &Request,
+        to: SocketAddr,
+    ) -> Result<(), HarnessError> {
         let bytes = req.to_bytes();
         self.send_bytes(&bytes, to).await?;
         let branch = branch_of_request(req);
@@ -273,7 +327,13 @@ impl UserAgent {
             self.sent_invites.insert(branch.clone(), (req.clone(), to));
         }
         if req.method != Method::Ack {
-            self.outstanding.push(Outstanding { branch, method: req.method.clone(), bytes, to, next: Instant::now() + RESEND_INTERVAL });
+            self.outstanding.push(Outstanding {
+                branch,
+                method: req.method.clone(),
+                bytes,
+                to,
+                next: Instant::now() + RESEND_INTERVAL,
+            });
         }
         Ok(())
     }
@@ -285,7 +345,12 @@ impl UserAgent {
 
     /// Sends a response to `req` and remembers it, so a retransmitted `req` gets it again; a
     /// 2xx to an INVITE is also resent until the ACK arrives.
-    pub async fn send_response(&mut self, req: &Request, resp: &Response, to: SocketAddr) -> Result<(), HarnessError> {
+    pub async fn send_response(
+        &mut self,
+        req: &Request,
+        resp: &Response,
+        to: SocketAddr,
+    ) -> Result<(), HarnessError> {
         let bytes = resp.to_bytes();
         self.send_bytes(&bytes, to).await?;
         let key = (branch_of_request(req), req.method.to_string());
@@ -293,13 +358,22 @@ impl UserAgent {
         if req.method == Method::Invite && (200..300).contains(&resp.status) {
             let call_id = req.call_id().unwrap_or_default().to_owned();
             self.unacknowledged.retain(|u| u.call_id != call_id);
-            self.unacknowledged.push(Unacknowledged { call_id, bytes, to, next: Instant::now() + RESEND_INTERVAL });
+            self.unacknowledged.push(Unacknowledged {
+                call_id,
+                bytes,
+                to,
+                next: Instant::now() + RESEND_INTERVAL,
+            });
         }
         Ok(())
     }
 
     fn next_resend(&self) -> Option<Instant> {
-        self.outstanding.iter().map(|o| o.next).chain(self.unacknowledged.iter().map(|u| u.next)).min()
+        self.outstanding
+            .iter()
+            .map(|o| o.next)
+            .chain(self.unacknowledged.iter().map(|u| u.next))
+            .min()
     }
 
     async fn resend_due(&mut self) -> Result<(), HarnessError> {
@@ -320,17 +394,31 @@ impl UserAgent {
     }
 
     /// Applies the retransmission rules to one datagram; `None` if it was absorbed.
-    async fn absorb(&mut self, bytes: &[u8], from: SocketAddr) -> Result<Option<Inbound>, HarnessError> {
-        self.transcript.record(&self.name, Direction::Received, from, bytes);
-        let Ok(message) = sip_msg::parse(bytes, Framing::Datagram) else { return Ok(None) };
+    async fn absorb(
+        &mut self,
+        bytes: &[u8],
+        from: SocketAddr,
+    ) -> Result<Option<Inbound>, HarnessError> {
+        self.transcript
+            .record(&self.name, Direction::Received, from, bytes);
+        let Ok(message) = sip_msg::parse(bytes, Framing::Datagram) else {
+            return Ok(None);
+        };
         match message {
             Message::Response(resp) => {
                 let branch = branch_of_response(&resp);
-                let Some(cseq) = resp.cseq() else { return Ok(None) };
-                self.outstanding.retain(|o| !(o.branch == branch && o.method == cseq.method));
+                let Some(cseq) = resp.cseq() else {
+                    return Ok(None);
+                };
+                self.outstanding
+                    .retain(|o| !(o.branch == branch && o.method == cseq.method));
                 let is_invite = cseq.method == Method::Invite;
                 let ack_key = format!("{} {}", resp.call_id().unwrap_or_default(), cseq.seq);
-                if !self.seen_responses.insert((branch.clone(), cseq.method.to_string(), resp.status)) {
+                if !self.seen_responses.insert((
+                    branch.clone(),
+                    cseq.method.to_string(),
+                    resp.status,
+                )) {
                     // A repeated final response to an INVITE means our ACK was lost.
                     if is_invite && resp.status >= 200 {
                         if let Some((ack, to)) = self.acks.get(&ack_key).cloned() {
@@ -348,7 +436,10 @@ impl UserAgent {
                         self.acks.insert(ack_key, (bytes, to));
                     }
                 }
-                Ok(Some(Inbound { message: Message::Response(resp), from }))
+                Ok(Some(Inbound {
+                    message: Message::Response(resp),
+                    from,
+                }))
             }
             Message::Request(req) => {
                 let key = (branch_of_request(&req), req.method.to_string());
@@ -366,25 +457,41 @@ impl UserAgent {
                     // RFC 3261 §9.2: a CANCEL after our final response to the INVITE has no
                     // effect but is still answered 200. It is passed on too, for the record.
                     let invite_key = (key.0.clone(), Method::Invite.to_string());
-                    if self.responded.get(&invite_key).is_some_and(|(_, _, status)| *status >= 200) {
+                    if self
+                        .responded
+                        .get(&invite_key)
+                        .is_some_and(|(_, _, status)| *status >= 200)
+                    {
                         let ok = req.make_response(200, "OK", Some(&random_hex()));
                         self.send_response(&req, &ok, from).await?;
                     }
                 }
-                Ok(Some(Inbound { message: Message::Request(req), from }))
+                Ok(Some(Inbound {
+                    message: Message::Request(req),
+                    from,
+                }))
             }
         }
     }
 
     /// Waits up to the agent's timeout for a message `pick` accepts; messages it does not
     /// accept are kept for later waits. `what` names the wait in the error.
-    pub async fn wait_for(&mut self, what: &str, pick: impl FnMut(&Message) -> bool) -> Result<(Message, SocketAddr), HarnessError> {
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        pick: impl FnMut(&Message) -> bool,
+    ) -> Result<(Message, SocketAddr), HarnessError> {
         let timeout = self.timeout;
         self.wait_for_within(what, timeout, pick).await
     }
 
     /// [`UserAgent::wait_for`] with an explicit timeout.
-    pub async fn wait_for_within(&mut self, what: &str, timeout: Duration, mut pick: impl FnMut(&Message) -> bool) -> Result<(Message, SocketAddr), HarnessError> {
+    pub async fn wait_for_within(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&Message) -> bool,
+    ) -> Result<(Message, SocketAddr), HarnessError> {
         if let Some(pos) = self.backlog.iter().position(|i| pick(&i.message)) {
             if let Some(i) = self.backlog.remove(pos) {
                 return Ok((i.message, i.from));
@@ -395,12 +502,25 @@ impl UserAgent {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err(HarnessError::Timeout { agent: self.name.clone(), what: what.to_owned(), after: timeout });
+                return Err(HarnessError::Timeout {
+                    agent: self.name.clone(),
+                    what: what.to_owned(),
+                    after: timeout,
+                });
             }
             let wake = self.next_resend().map_or(deadline, |t| t.min(deadline));
-            match tokio::time::timeout_at(tokio::time::Instant::from_std(wake), self.socket.recv_from(&mut buf)).await {
+            match tokio::time::timeout_at(
+                tokio::time::Instant::from_std(wake),
+                self.socket.recv_from(&mut buf),
+            )
+            .await
+            {
                 Err(_) => self.resend_due().await?,
-                Ok(Err(e)) if matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset) => {}
+                Ok(Err(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+                    ) => {}
                 Ok(Err(e)) => return Err(self.io_error(e)),
                 Ok(Ok((n, from))) => {
                     let bytes = buf.get(..n).unwrap_or_default().to_vec();
@@ -425,8 +545,17 @@ impl UserAgent {
     }
 
     /// Waits for a response (of any status) with `branch`.
-    pub async fn wait_response(&mut self, branch: &str, what: &str) -> Result<Response, HarnessError> {
-        let (msg, _) = self.wait_for(what, |m| matches!(m, Message::Response(r) if branch_of_response(r) == branch)).await?;
+    pub async fn wait_response(
+        &mut self,
+        branch: &str,
+        what: &str,
+    ) -> Result<Response, HarnessError> {
+        let (msg, _) = self
+            .wait_for(
+                what,
+                |m| matches!(m, Message::Response(r) if branch_of_response(r) == branch),
+            )
+            .await?;
         match msg {
             Message::Response(r) => Ok(r),
             Message::Request(_) => unreachable!("the pick accepts only responses"),
@@ -445,7 +574,12 @@ impl UserAgent {
     }
 
     /// Waits for a request with `method`, in the dialog `call_id` if given.
-    pub async fn wait_request(&mut self, method: Method, call_id: Option<&str>, what: &str) -> Result<(Request, SocketAddr), HarnessError> {
+    pub async fn wait_request(
+        &mut self,
+        method: Method,
+        call_id: Option<&str>,
+        what: &str,
+    ) -> Result<(Request, SocketAddr), HarnessError> {
         let (msg, from) = self
             .wait_for(what, |m| matches!(m, Message::Request(r) if r.method == method && call_id.is_none_or(|c| r.call_id() == Some(c))))
             .await?;
@@ -457,20 +591,26 @@ impl UserAgent {
 
     /// Sends OPTIONS to the switch and waits (at most `timeout`) for the final response.
     pub async fn options(&mut self, timeout: Duration) -> Result<Response, HarnessError> {
-        let uri = Uri::parse(&format!("sip:{}", self.server)).map_err(|e| self.protocol(e.to_string()))?;
+        let uri = Uri::parse(&format!("sip:{}", self.server))
+            .map_err(|e| self.protocol(e.to_string()))?;
         let mut req = Request::new(Method::Options, &uri);
         let (via, branch) = self.new_via();
         let h = &mut req.headers;
         h.push(HeaderName::Via, via);
         h.push(HeaderName::MaxForwards, "70");
-        h.push(HeaderName::From, format!("<sip:harness@{}>;tag={}", self.local, random_hex()));
+        h.push(
+            HeaderName::From,
+            format!("<sip:harness@{}>;tag={}", self.local, random_hex()),
+        );
         h.push(HeaderName::To, format!("<sip:{}>", self.server));
         h.push(HeaderName::CallId, format!("{}@harness", random_hex()));
         h.push(HeaderName::CSeq, "1 OPTIONS");
         let server = self.server;
         self.send_request(&req, server).await?;
         let saved = std::mem::replace(&mut self.timeout, timeout);
-        let result = self.wait_final(&branch, "the final response to OPTIONS").await;
+        let result = self
+            .wait_final(&branch, "the final response to OPTIONS")
+            .await;
         self.timeout = saved;
         result
     }
@@ -481,7 +621,12 @@ impl UserAgent {
         let bye = call.request(via, Method::Bye);
         self.send_request(&bye, call.peer).await?;
         call.ended = true;
-        let resp = self.wait_final(&branch, &format!("the final response to our BYE (Call-ID {})", call.call_id)).await?;
+        let resp = self
+            .wait_final(
+                &branch,
+                &format!("the final response to our BYE (Call-ID {})", call.call_id),
+            )
+            .await?;
         if resp.status != 200 {
             return Err(self.unexpected("200 to BYE", format!("{} {}", resp.status, resp.reason)));
         }
@@ -491,7 +636,9 @@ impl UserAgent {
     /// Waits for BYE in `call` and answers 200.
     pub async fn wait_bye(&mut self, call: &mut Call) -> Result<Request, HarnessError> {
         let what = format!("BYE in call {}", call.call_id);
-        let (bye, from) = self.wait_request(Method::Bye, Some(&call.call_id.clone()), &what).await?;
+        let (bye, from) = self
+            .wait_request(Method::Bye, Some(&call.call_id.clone()), &what)
+            .await?;
         let resp = bye.make_response(200, "OK", None);
         self.send_response(&bye, &resp, from).await?;
         call.ended = true;
@@ -499,23 +646,44 @@ impl UserAgent {
     }
 
     /// Sends an in-dialog request with a body and waits for its final response.
-    pub async fn request_in_dialog(&mut self, call: &mut Call, method: Method, content_type: Option<&str>, body: &[u8]) -> Result<Response, HarnessError> {
+    pub async fn request_in_dialog(
+        &mut self,
+        call: &mut Call,
+        method: Method,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Response, HarnessError> {
         let (via, branch) = self.new_via();
         let mut req = call.request(via, method.clone());
-        req.headers.push(HeaderName::Contact, format!("<{}>", self.contact_uri("harness")));
+        req.headers.push(
+            HeaderName::Contact,
+            format!("<{}>", self.contact_uri("harness")),
+        );
         if let Some(ct) = content_type {
             req.headers.push(HeaderName::ContentType, ct);
         }
         req.body = body.to_vec();
         self.send_request(&req, call.peer).await?;
-        self.wait_final(&branch, &format!("the final response to our {method}")).await
+        self.wait_final(&branch, &format!("the final response to our {method}"))
+            .await
     }
 
     /// Sends one DTMF digit as SIP INFO (`application/dtmf-relay`, `Signal=4\r\nDuration=160\r\n`)
     /// and waits for the final response (returned).
-    pub async fn send_info_dtmf(&mut self, call: &mut Call, digit: char, duration_ms: u32) -> Result<Response, HarnessError> {
+    pub async fn send_info_dtmf(
+        &mut self,
+        call: &mut Call,
+        digit: char,
+        duration_ms: u32,
+    ) -> Result<Response, HarnessError> {
         let body = format!("Signal={digit}\r\nDuration={duration_ms}\r\n");
-        self.request_in_dialog(call, Method::Info, Some("application/dtmf-relay"), body.as_bytes()).await
+        self.request_in_dialog(
+            call,
+            Method::Info,
+            Some("application/dtmf-relay"),
+            body.as_bytes(),
+        )
+        .await
     }
 
     /// Sends ACK for a 2xx to our INVITE in `call` (a new transaction, RFC 3261 §13.2.2.4).
@@ -525,7 +693,8 @@ impl UserAgent {
         let bytes = ack.to_bytes();
         self.send_bytes(&bytes, call.peer).await?;
         let seq = call.invite.cseq().map_or(1, |c| c.seq);
-        self.acks.insert(format!("{} {seq}", call.call_id), (bytes, call.peer));
+        self.acks
+            .insert(format!("{} {seq}", call.call_id), (bytes, call.peer));
         Ok(())
     }
 
@@ -542,7 +711,9 @@ impl UserAgent {
 /// The ACK for a 3xx-6xx (RFC 3261 §17.1.1.3): same branch, Request-URI, From and Call-ID as
 /// the INVITE, To from the response.
 fn ack_for_failure(invite: &Request, resp: &Response) -> Request {
-    let uri = invite.uri().unwrap_or_else(|_| Uri::parse("sip:invalid").unwrap_or_else(|_| unreachable!("constant URI parses")));
+    let uri = invite.uri().unwrap_or_else(|_| {
+        Uri::parse("sip:invalid").unwrap_or_else(|_| unreachable!("constant URI parses"))
+    });
     let mut ack = Request::new(Method::Ack, &uri);
     let h = &mut ack.headers;
     if let Some(v) = invite.headers.get(&HeaderName::Via) {

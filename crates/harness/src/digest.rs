@@ -97,20 +97,42 @@ impl Challenge {
                 _ => {}
             }
         }
-        Some(Challenge { realm: realm?, nonce: nonce?, algorithm: algorithm?, qop_auth, opaque, stale })
+        Some(Challenge {
+            realm: realm?,
+            nonce: nonce?,
+            algorithm: algorithm?,
+            qop_auth,
+            opaque,
+            stale,
+        })
     }
 }
 
 /// The `Authorization` value answering `challenge` for `method` on `uri`, with nonce count
 /// `nc` and client nonce `cnonce` (used only when the challenge offers `qop=auth`).
-pub fn authorization(challenge: &Challenge, username: &str, password: &str, method: &str, uri: &str, nc: u32, cnonce: &str) -> String {
+pub fn authorization(
+    challenge: &Challenge,
+    username: &str,
+    password: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+    cnonce: &str,
+) -> String {
     let ha1 = match challenge.algorithm {
         Algorithm::Sha256 => ha1_sha256(username, &challenge.realm, password),
         _ => ha1_md5(username, &challenge.realm, password),
     };
     let nc = format!("{nc:08x}");
     let qop = challenge.qop_auth.then_some(QopAuth { nc: &nc, cnonce });
-    let response = compute_response(challenge.algorithm, &ha1, &challenge.nonce, method, uri, qop);
+    let response = compute_response(
+        challenge.algorithm,
+        &ha1,
+        &challenge.nonce,
+        method,
+        uri,
+        qop,
+    );
     let mut value = format!(
         "Digest username=\"{username}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{response}\", algorithm={}",
         challenge.realm,
@@ -140,7 +162,12 @@ mod tests {
         assert_eq!(c.opaque.as_deref(), Some("xyz"));
         assert!(c.stale);
         assert!(Challenge::parse("Basic realm=\"x\"").is_none());
-        assert_eq!(Challenge::parse("Digest realm=r, nonce=n").unwrap().algorithm, Algorithm::Md5);
+        assert_eq!(
+            Challenge::parse("Digest realm=r, nonce=n")
+                .unwrap()
+                .algorithm,
+            Algorithm::Md5
+        );
     }
 
     #[test]
@@ -154,7 +181,18 @@ mod tests {
             opaque: Some("5ccc069c403ebaf9f0171e9517f40e41".into()),
             stale: false,
         };
-        let v = authorization(&c, "Mufasa", "Circle Of Life", "GET", "/dir/index.html", 1, "0a4f113b");
-        assert!(v.contains("response=\"6629fae49393a05397450978507c4ef1\""), "{v}");
+        let v = authorization(
+            &c,
+            "Mufasa",
+            "Circle Of Life",
+            "GET",
+            "/dir/index.html",
+            1,
+            "0a4f113b",
+        );
+        assert!(
+            v.contains("response=\"6629fae49393a05397450978507c4ef1\""),
+            "{v}"
+        );
     }
 }

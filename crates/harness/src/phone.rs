@@ -49,8 +49,22 @@ impl DerefMut for Phone {
 
 impl Phone {
     /// A phone for `extension` (also the digest username) bound on `local_ip`.
-    pub async fn bind(extension: &str, password: &str, local_ip: IpAddr, server: SocketAddr, domain: &str, transcript: &Transcript) -> Result<Phone, HarnessError> {
-        let ua = UserAgent::bind(&format!("phone {extension}"), local_ip, server, domain, transcript).await?;
+    pub async fn bind(
+        extension: &str,
+        password: &str,
+        local_ip: IpAddr,
+        server: SocketAddr,
+        domain: &str,
+        transcript: &Transcript,
+    ) -> Result<Phone, HarnessError> {
+        let ua = UserAgent::bind(
+            &format!("phone {extension}"),
+            local_ip,
+            server,
+            domain,
+            transcript,
+        )
+        .await?;
         Ok(Phone {
             ua,
             extension: extension.to_owned(),
@@ -96,7 +110,8 @@ impl Phone {
     fn register_request(&mut self, authorization: Option<&str>) -> (Request, String) {
         let server = self.ua.server();
         let domain = self.ua.domain().to_owned();
-        let uri = Uri::parse(&format!("sip:{server}")).unwrap_or_else(|_| unreachable!("a socket address is a valid host"));
+        let uri = Uri::parse(&format!("sip:{server}"))
+            .unwrap_or_else(|_| unreachable!("a socket address is a valid host"));
         let mut req = Request::new(Method::Register, &uri);
         let (via, branch) = self.ua.new_via();
         self.register_cseq += 1;
@@ -104,7 +119,13 @@ impl Phone {
         let h = &mut req.headers;
         h.push(HeaderName::Via, via);
         h.push(HeaderName::MaxForwards, "70");
-        h.push(HeaderName::From, format!("<sip:{}@{domain}>;tag={}", self.extension, self.register_from_tag));
+        h.push(
+            HeaderName::From,
+            format!(
+                "<sip:{}@{domain}>;tag={}",
+                self.extension, self.register_from_tag
+            ),
+        );
         h.push(HeaderName::To, format!("<sip:{}@{domain}>", self.extension));
         h.push(HeaderName::CallId, self.register_call_id.clone());
         h.push(HeaderName::CSeq, format!("{} REGISTER", self.register_cseq));
@@ -119,18 +140,27 @@ impl Phone {
 
     /// The challenge to answer from a 401: the configured algorithm, else the first we can compute.
     pub fn pick_challenge(&self, resp: &Response) -> Option<Challenge> {
-        let all: Vec<Challenge> = resp.headers.get_all(&HeaderName::WwwAuthenticate).filter_map(Challenge::parse).collect();
+        let all: Vec<Challenge> = resp
+            .headers
+            .get_all(&HeaderName::WwwAuthenticate)
+            .filter_map(Challenge::parse)
+            .collect();
         match self.algorithm {
             Some(a) => all.into_iter().find(|c| c.algorithm == a),
             None => all.into_iter().next(),
         }
     }
 
-    async fn register_once(&mut self, authorization: Option<&str>) -> Result<Response, HarnessError> {
+    async fn register_once(
+        &mut self,
+        authorization: Option<&str>,
+    ) -> Result<Response, HarnessError> {
         let (req, branch) = self.register_request(authorization);
         let server = self.ua.server();
         self.ua.send_request(&req, server).await?;
-        self.ua.wait_final(&branch, "the final response to REGISTER").await
+        self.ua
+            .wait_final(&branch, "the final response to REGISTER")
+            .await
     }
 
     fn answer_challenge(&mut self, challenge: &Challenge) -> String {
@@ -140,7 +170,15 @@ impl Phone {
         }
         self.nonce_count += 1;
         let uri = format!("sip:{}", self.ua.server());
-        authorization(challenge, &self.username, &self.password, "REGISTER", &uri, self.nonce_count, &random_hex())
+        authorization(
+            challenge,
+            &self.username,
+            &self.password,
+            "REGISTER",
+            &uri,
+            self.nonce_count,
+            &random_hex(),
+        )
     }
 
     /// REGISTER: answers a 401 with digest (and a `stale=true` 401 with a fresh one), and
@@ -151,7 +189,15 @@ impl Phone {
         let mut answered = false;
         while resp.status == 401 {
             let Some(challenge) = self.pick_challenge(&resp) else {
-                return Err(self.ua.unexpected("a digest challenge we can answer in the 401", format!("{:?}", resp.headers.get_all(&HeaderName::WwwAuthenticate).collect::<Vec<_>>())));
+                return Err(self.ua.unexpected(
+                    "a digest challenge we can answer in the 401",
+                    format!(
+                        "{:?}",
+                        resp.headers
+                            .get_all(&HeaderName::WwwAuthenticate)
+                            .collect::<Vec<_>>()
+                    ),
+                ));
             };
             if answered && !challenge.stale {
                 // RFC 7616 §3.3: not stale, so the credentials themselves were refused.
@@ -174,14 +220,20 @@ impl Phone {
     pub async fn register_ok(&mut self) -> Result<Response, HarnessError> {
         let resp = self.register().await?;
         if resp.status != 200 {
-            return Err(self.ua.unexpected("200 to REGISTER", format!("{} {}", resp.status, resp.reason)));
+            return Err(self.ua.unexpected(
+                "200 to REGISTER",
+                format!("{} {}", resp.status, resp.reason),
+            ));
         }
         Ok(resp)
     }
 
     /// Sends a REGISTER with a ready-made `Authorization` value (or none) and returns the
     /// final response as is, without answering challenges: for replaying odd clients.
-    pub async fn register_raw(&mut self, authorization: Option<&str>) -> Result<Response, HarnessError> {
+    pub async fn register_raw(
+        &mut self,
+        authorization: Option<&str>,
+    ) -> Result<Response, HarnessError> {
         self.register_once(authorization).await
     }
 
@@ -191,9 +243,15 @@ impl Phone {
             .ua
             .wait_for("an incoming INVITE", |m| matches!(m, Message::Request(r) if r.method == Method::Invite && r.to().is_some_and(|t| t.tag().is_none())))
             .await?;
-        let Message::Request(invite) = msg else { unreachable!("the pick accepts only requests") };
-        let (Some(from_na), Some(to_na), Some(call_id)) = (invite.from(), invite.to(), invite.call_id()) else {
-            return Err(self.ua.protocol("INVITE without usable From, To or Call-ID"));
+        let Message::Request(invite) = msg else {
+            unreachable!("the pick accepts only requests")
+        };
+        let (Some(from_na), Some(to_na), Some(call_id)) =
+            (invite.from(), invite.to(), invite.call_id())
+        else {
+            return Err(self
+                .ua
+                .protocol("INVITE without usable From, To or Call-ID"));
         };
         let remote_target = invite
             .headers
@@ -202,10 +260,21 @@ impl Phone {
             .map_or_else(|| from_na.uri.to_string(), |c| c.uri.to_string());
         let name = self.ua.name().to_owned();
         let mut rtp = RtpLeg::bind(&name, self.ua.local_addr().ip()).await?;
-        let offer = SessionDescription::parse(&invite.body).map_err(|e| self.ua.protocol(format!("bad SDP offer in INVITE: {e}")))?;
-        let local = MediaAddress { ip: rtp.local_addr().ip(), rtp_port: rtp.local_addr().port() };
-        let mut origin = Origin::new(u64::from_str_radix(&random_hex()[..12], 16).unwrap_or(1), local.ip);
-        let (answer, negotiated) = sdp::answer(&offer, &CodecPolicy::default(), local, &mut origin).map_err(|e| self.ua.protocol(format!("cannot answer the SDP offer: {e}")))?;
+        let offer = SessionDescription::parse(&invite.body)
+            .map_err(|e| self.ua.protocol(format!("bad SDP offer in INVITE: {e}")))?;
+        let local = MediaAddress {
+            ip: rtp.local_addr().ip(),
+            rtp_port: rtp.local_addr().port(),
+        };
+        let mut origin = Origin::new(
+            u64::from_str_radix(&random_hex()[..12], 16).unwrap_or(1),
+            local.ip,
+        );
+        let (answer, negotiated) = sdp::answer(&offer, &CodecPolicy::default(), local, &mut origin)
+            .map_err(|e| {
+                self.ua
+                    .protocol(format!("cannot answer the SDP offer: {e}"))
+            })?;
         rtp.set_remote(negotiated.remote);
         rtp.payload_type = negotiated.codec.payload_type;
         rtp.telephone_event_payload_type = negotiated.telephone_event_payload_type;
@@ -229,13 +298,23 @@ impl Phone {
     }
 
     fn response(&self, call: &Call, status: u16, reason: &str) -> Response {
-        let mut resp = call.invite.make_response(status, reason, Some(&call.local_tag));
-        resp.headers.push(HeaderName::Contact, format!("<{}>", self.ua.contact_uri(&self.extension)));
+        let mut resp = call
+            .invite
+            .make_response(status, reason, Some(&call.local_tag));
+        resp.headers.push(
+            HeaderName::Contact,
+            format!("<{}>", self.ua.contact_uri(&self.extension)),
+        );
         resp
     }
 
     /// Sends a provisional response (e.g. 180) to the call's INVITE.
-    pub async fn provisional(&mut self, call: &mut Call, status: u16, reason: &str) -> Result<(), HarnessError> {
+    pub async fn provisional(
+        &mut self,
+        call: &mut Call,
+        status: u16,
+        reason: &str,
+    ) -> Result<(), HarnessError> {
         let resp = self.response(call, status, reason);
         let (invite, peer) = (call.invite.clone(), call.peer);
         self.ua.send_response(&invite, &resp, peer).await?;
@@ -252,7 +331,8 @@ impl Phone {
     pub async fn early_media(&mut self, call: &mut Call) -> Result<(), HarnessError> {
         let mut resp = self.response(call, 183, "Session Progress");
         if let Some(sdp) = &call.local_sdp {
-            resp.headers.push(HeaderName::ContentType, "application/sdp");
+            resp.headers
+                .push(HeaderName::ContentType, "application/sdp");
             resp.body = sdp.to_bytes();
         }
         let (invite, peer) = (call.invite.clone(), call.peer);
@@ -265,7 +345,8 @@ impl Phone {
     pub async fn answer(&mut self, call: &mut Call) -> Result<(), HarnessError> {
         let mut resp = self.response(call, 200, "OK");
         if let Some(sdp) = &call.local_sdp {
-            resp.headers.push(HeaderName::ContentType, "application/sdp");
+            resp.headers
+                .push(HeaderName::ContentType, "application/sdp");
             resp.body = sdp.to_bytes();
         }
         let (invite, peer) = (call.invite.clone(), call.peer);
@@ -276,13 +357,22 @@ impl Phone {
     }
 
     /// Lets the call ring for `delay` (still answering retransmissions), then answers.
-    pub async fn answer_after(&mut self, call: &mut Call, delay: Duration) -> Result<(), HarnessError> {
+    pub async fn answer_after(
+        &mut self,
+        call: &mut Call,
+        delay: Duration,
+    ) -> Result<(), HarnessError> {
         self.ua.idle(delay).await?;
         self.answer(call).await
     }
 
     /// Refuses the call with `status` (e.g. 486) and waits for the ACK.
-    pub async fn reject(&mut self, call: &mut Call, status: u16, reason: &str) -> Result<(), HarnessError> {
+    pub async fn reject(
+        &mut self,
+        call: &mut Call,
+        status: u16,
+        reason: &str,
+    ) -> Result<(), HarnessError> {
         let resp = self.response(call, status, reason);
         let (invite, peer) = (call.invite.clone(), call.peer);
         self.ua.send_response(&invite, &resp, peer).await?;
@@ -301,7 +391,9 @@ impl Phone {
             .ua
             .wait_for(&what, |m| matches!(m, Message::Request(r) if r.method == Method::Cancel && r.top_via().and_then(|v| v.branch().map(str::to_owned)).as_deref() == Some(branch.as_str())))
             .await?;
-        let Message::Request(cancel) = msg else { unreachable!("the pick accepts only requests") };
+        let Message::Request(cancel) = msg else {
+            unreachable!("the pick accepts only requests")
+        };
         let ok = cancel.make_response(200, "OK", Some(&call.local_tag));
         self.ua.send_response(&cancel, &ok, from).await?;
         let terminated = self.response(call, 487, "Request Terminated");
@@ -332,8 +424,18 @@ mod tests {
         }
     }
 
-    async fn reply(server: &UdpSocket, req: &Request, to: SocketAddr, status: u16, challenges: &[String]) {
-        let mut resp = req.make_response(status, if status == 200 { "OK" } else { "Unauthorized" }, Some("srv"));
+    async fn reply(
+        server: &UdpSocket,
+        req: &Request,
+        to: SocketAddr,
+        status: u16,
+        challenges: &[String],
+    ) {
+        let mut resp = req.make_response(
+            status,
+            if status == 200 { "OK" } else { "Unauthorized" },
+            Some("srv"),
+        );
         for c in challenges {
             resp.headers.push(HeaderName::WwwAuthenticate, c.clone());
         }
@@ -347,10 +449,17 @@ mod tests {
         let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = server.local_addr().expect("addr");
         let transcript = Transcript::new();
-        let mut phone = Phone::bind("201", "pw201", "127.0.0.1".parse().unwrap(), addr, "realm.example", &transcript)
-            .await
-            .expect("bind")
-            .with_algorithm(Algorithm::Sha256);
+        let mut phone = Phone::bind(
+            "201",
+            "pw201",
+            "127.0.0.1".parse().unwrap(),
+            addr,
+            "realm.example",
+            &transcript,
+        )
+        .await
+        .expect("bind")
+        .with_algorithm(Algorithm::Sha256);
         let srv = tokio::spawn(async move {
             let lifetime = Duration::from_secs(300);
             let mut auth = DigestAuthority::new("realm.example", [7; 32], lifetime);
@@ -363,20 +472,43 @@ mod tests {
             reply(&server, &req, from, 401, &auth.challenge(t0, false)).await;
             // Answered, but we pretend the nonce has expired meanwhile.
             let (req, from) = recv_register(&server).await;
-            let value = req.headers.get(&HeaderName::Authorization).expect("Authorization").to_owned();
-            assert!(value.contains("algorithm=SHA-256") && value.contains("qop=auth"), "{value}");
+            let value = req
+                .headers
+                .get(&HeaderName::Authorization)
+                .expect("Authorization")
+                .to_owned();
+            assert!(
+                value.contains("algorithm=SHA-256") && value.contains("qop=auth"),
+                "{value}"
+            );
             let late = t0 + lifetime + Duration::from_secs(1);
-            assert_eq!(auth.verify(&value, "REGISTER", |_| Some(&creds), late).map(|_| ()), Err(AuthFailure::Stale));
+            assert_eq!(
+                auth.verify(&value, "REGISTER", |_| Some(&creds), late)
+                    .map(|_| ()),
+                Err(AuthFailure::Stale)
+            );
             reply(&server, &req, from, 401, &auth.challenge(late, true)).await;
             let (req, from) = recv_register(&server).await;
-            let value = req.headers.get(&HeaderName::Authorization).expect("Authorization").to_owned();
-            assert!(auth.verify(&value, "REGISTER", |_| Some(&creds), late).is_ok(), "fresh digest accepted: {value}");
+            let value = req
+                .headers
+                .get(&HeaderName::Authorization)
+                .expect("Authorization")
+                .to_owned();
+            assert!(
+                auth.verify(&value, "REGISTER", |_| Some(&creds), late)
+                    .is_ok(),
+                "fresh digest accepted: {value}"
+            );
             reply(&server, &req, from, 200, &[]).await;
         });
         let resp = phone.register().await.expect("REGISTER completes");
         srv.await.expect("server script");
         assert_eq!(resp.status, 200);
-        let sent = transcript.entries().iter().filter(|e| e.first_line.starts_with("REGISTER")).count();
+        let sent = transcript
+            .entries()
+            .iter()
+            .filter(|e| e.first_line.starts_with("REGISTER"))
+            .count();
         assert_eq!(sent, 4, "{}", transcript.ladder());
     }
 
@@ -386,7 +518,16 @@ mod tests {
         let server = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = server.local_addr().expect("addr");
         let transcript = Transcript::new();
-        let mut phone = Phone::bind("201", "wrong", "127.0.0.1".parse().unwrap(), addr, "realm.example", &transcript).await.expect("bind");
+        let mut phone = Phone::bind(
+            "201",
+            "wrong",
+            "127.0.0.1".parse().unwrap(),
+            addr,
+            "realm.example",
+            &transcript,
+        )
+        .await
+        .expect("bind");
         phone.set_timeout(Duration::from_secs(2));
         let srv = tokio::spawn(async move {
             let mut auth = DigestAuthority::new("realm.example", [9; 32], Duration::from_secs(300));
@@ -395,8 +536,16 @@ mod tests {
             let (req, from) = recv_register(&server).await;
             reply(&server, &req, from, 401, &auth.challenge(now, false)).await;
             let (req, from) = recv_register(&server).await;
-            let value = req.headers.get(&HeaderName::Authorization).expect("Authorization").to_owned();
-            assert_eq!(auth.verify(&value, "REGISTER", |_| Some(&creds), now).map(|_| ()), Err(AuthFailure::Rejected));
+            let value = req
+                .headers
+                .get(&HeaderName::Authorization)
+                .expect("Authorization")
+                .to_owned();
+            assert_eq!(
+                auth.verify(&value, "REGISTER", |_| Some(&creds), now)
+                    .map(|_| ()),
+                Err(AuthFailure::Rejected)
+            );
             reply(&server, &req, from, 401, &auth.challenge(now, false)).await;
         });
         let resp = phone.register().await.expect("REGISTER completes");

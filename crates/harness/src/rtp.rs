@@ -39,7 +39,14 @@ pub struct RtpRecord {
 }
 
 /// Prints a 12-byte RTP header (version 2, no CSRC, no extension, no padding) and `payload`.
-pub fn build_rtp(payload_type: u8, marker: bool, sequence_number: u16, timestamp: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+pub fn build_rtp(
+    payload_type: u8,
+    marker: bool,
+    sequence_number: u16,
+    timestamp: u32,
+    ssrc: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + payload.len());
     out.push(0x80);
     out.push((u8::from(marker) << 7) | (payload_type & 0x7f));
@@ -70,7 +77,10 @@ pub fn pattern_payload(seed: u8, index: u16) -> Vec<u8> {
             0 => seed,
             1 => hi,
             2 => lo,
-            _ => (j as u8).wrapping_mul(31).wrapping_add(seed).wrapping_add(lo),
+            _ => (j as u8)
+                .wrapping_mul(31)
+                .wrapping_add(seed)
+                .wrapping_add(lo),
         })
         .collect()
 }
@@ -108,7 +118,10 @@ fn lock(m: &Mutex<Vec<RtpRecord>>) -> std::sync::MutexGuard<'_, Vec<RtpRecord>> 
 impl RtpLeg {
     /// Binds an RTP socket on `ip` (any port) and starts collecting what arrives on it.
     pub async fn bind(agent: &str, ip: IpAddr) -> Result<RtpLeg, HarnessError> {
-        let io = |source| HarnessError::Io { agent: agent.to_owned(), source };
+        let io = |source| HarnessError::Io {
+            agent: agent.to_owned(),
+            source,
+        };
         let socket = Arc::new(UdpSocket::bind(SocketAddr::new(ip, 0)).await.map_err(io)?);
         let local = socket.local_addr().map_err(io)?;
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -154,27 +167,62 @@ impl RtpLeg {
     /// Sends one audio packet now (marker on the first), advancing sequence and timestamp.
     pub async fn send_payload(&mut self, payload: &[u8]) -> Result<RtpRecord, HarnessError> {
         let marker = !self.started;
-        let record = self.send_raw(self.payload_type, marker, self.next_timestamp, payload).await?;
+        let record = self
+            .send_raw(self.payload_type, marker, self.next_timestamp, payload)
+            .await?;
         self.started = true;
         self.next_timestamp = self.next_timestamp.wrapping_add(payload.len() as u32);
         Ok(record)
     }
 
-    async fn send_raw(&mut self, payload_type: u8, marker: bool, timestamp: u32, payload: &[u8]) -> Result<RtpRecord, HarnessError> {
+    async fn send_raw(
+        &mut self,
+        payload_type: u8,
+        marker: bool,
+        timestamp: u32,
+        payload: &[u8],
+    ) -> Result<RtpRecord, HarnessError> {
         let Some(remote) = self.remote else {
-            return Err(HarnessError::Protocol { agent: self.agent.clone(), why: "no remote RTP address (no SDP from the peer yet)".into() });
+            return Err(HarnessError::Protocol {
+                agent: self.agent.clone(),
+                why: "no remote RTP address (no SDP from the peer yet)".into(),
+            });
         };
         let sequence_number = self.next_sequence;
         self.next_sequence = self.next_sequence.wrapping_add(1);
-        let bytes = build_rtp(payload_type, marker, sequence_number, timestamp, self.ssrc, payload);
-        self.socket.send_to(&bytes, remote).await.map_err(|source| HarnessError::Io { agent: self.agent.clone(), source })?;
-        let record = RtpRecord { payload_type, marker, sequence_number, timestamp, ssrc: self.ssrc, payload: payload.to_vec(), peer: remote };
+        let bytes = build_rtp(
+            payload_type,
+            marker,
+            sequence_number,
+            timestamp,
+            self.ssrc,
+            payload,
+        );
+        self.socket
+            .send_to(&bytes, remote)
+            .await
+            .map_err(|source| HarnessError::Io {
+                agent: self.agent.clone(),
+                source,
+            })?;
+        let record = RtpRecord {
+            payload_type,
+            marker,
+            sequence_number,
+            timestamp,
+            ssrc: self.ssrc,
+            payload: payload.to_vec(),
+            peer: remote,
+        };
         self.sent.push(record.clone());
         Ok(record)
     }
 
     /// Sends each payload, one every [`PTIME`], and returns the packets sent.
-    pub async fn send_stream(&mut self, payloads: impl IntoIterator<Item = Vec<u8>>) -> Result<Vec<RtpRecord>, HarnessError> {
+    pub async fn send_stream(
+        &mut self,
+        payloads: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Result<Vec<RtpRecord>, HarnessError> {
         let mut tick = tokio::time::interval(PTIME);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut out = Vec::new();
@@ -187,32 +235,65 @@ impl RtpLeg {
 
     /// Sends `n` packets of a 1 kHz tone (continuing the phase across calls), paced at 20 ms.
     pub async fn send_tone(&mut self, n: usize) -> Result<Vec<RtpRecord>, HarnessError> {
-        let start = self.sent.iter().filter(|r| Some(r.payload_type) != self.telephone_event_payload_type).count() as u64;
-        let payloads: Vec<Vec<u8>> = (0..n as u64).map(|k| pcmu_sine(1000.0, (start + k) * SAMPLES_PER_PACKET as u64, SAMPLES_PER_PACKET)).collect();
+        let start = self
+            .sent
+            .iter()
+            .filter(|r| Some(r.payload_type) != self.telephone_event_payload_type)
+            .count() as u64;
+        let payloads: Vec<Vec<u8>> = (0..n as u64)
+            .map(|k| {
+                pcmu_sine(
+                    1000.0,
+                    (start + k) * SAMPLES_PER_PACKET as u64,
+                    SAMPLES_PER_PACKET,
+                )
+            })
+            .collect();
         self.send_stream(payloads).await
     }
 
     /// Sends `n` packets of [`pattern_payload`] with `seed`, paced at 20 ms.
     pub async fn send_pattern(&mut self, seed: u8, n: u16) -> Result<Vec<RtpRecord>, HarnessError> {
-        self.send_stream((0..n).map(|k| pattern_payload(seed, k))).await
+        self.send_stream((0..n).map(|k| pattern_payload(seed, k)))
+            .await
     }
 
     /// Sends one RFC 4733 event (`0-9`, `*`, `#`, `A-D`) lasting `duration` timestamp units
     /// (160 = 20 ms), paced in real time, with the media crate's sender; audio resumes after it.
-    pub async fn send_dtmf(&mut self, digit: char, duration: u32) -> Result<Vec<RtpRecord>, HarnessError> {
+    pub async fn send_dtmf(
+        &mut self,
+        digit: char,
+        duration: u32,
+    ) -> Result<Vec<RtpRecord>, HarnessError> {
         let agent = self.agent.clone();
         let Some(pt) = self.telephone_event_payload_type else {
-            return Err(HarnessError::Protocol { agent, why: "telephone-event was not negotiated".into() });
+            return Err(HarnessError::Protocol {
+                agent,
+                why: "telephone-event was not negotiated".into(),
+            });
         };
         let Some(event) = media::telephone_event::symbol_event(digit) else {
-            return Err(HarnessError::Protocol { agent, why: format!("{digit:?} is not a DTMF symbol") });
+            return Err(HarnessError::Protocol {
+                agent,
+                why: format!("{digit:?} is not a DTMF symbol"),
+            });
         };
         let start_ts = self.next_timestamp;
         let start = tokio::time::Instant::now();
         let mut out = Vec::new();
-        for p in media::telephone_event::Sender::new(event, 10, start_ts, duration, SAMPLES_PER_PACKET as u16) {
-            tokio::time::sleep_until(start + Duration::from_micros(u64::from(p.send_at) * 125)).await;
-            out.push(self.send_raw(pt, p.marker, p.timestamp, &p.payload.to_bytes()).await?);
+        for p in media::telephone_event::Sender::new(
+            event,
+            10,
+            start_ts,
+            duration,
+            SAMPLES_PER_PACKET as u16,
+        ) {
+            tokio::time::sleep_until(start + Duration::from_micros(u64::from(p.send_at) * 125))
+                .await;
+            out.push(
+                self.send_raw(pt, p.marker, p.timestamp, &p.payload.to_bytes())
+                    .await?,
+            );
         }
         self.next_timestamp = self.next_timestamp.wrapping_add(duration);
         Ok(out)
@@ -229,7 +310,11 @@ impl RtpLeg {
     }
 
     /// Waits until at least `n` packets have arrived (or `timeout` passes) and returns all of them.
-    pub async fn wait_received(&self, n: usize, timeout: Duration) -> Result<Vec<RtpRecord>, HarnessError> {
+    pub async fn wait_received(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<RtpRecord>, HarnessError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let got = self.received();
@@ -249,11 +334,15 @@ impl RtpLeg {
 
     /// The DTMF digits received as RFC 4733 events (one per event timestamp, in arrival order).
     pub fn received_digits(&self) -> String {
-        let Some(pt) = self.telephone_event_payload_type else { return String::new() };
+        let Some(pt) = self.telephone_event_payload_type else {
+            return String::new();
+        };
         let mut seen = Vec::new();
         let mut digits = String::new();
         for r in lock(&self.received).iter().filter(|r| r.payload_type == pt) {
-            let Ok(event) = media::telephone_event::TelephoneEvent::parse(&r.payload) else { continue };
+            let Ok(event) = media::telephone_event::TelephoneEvent::parse(&r.payload) else {
+                continue;
+            };
             if seen.contains(&(r.ssrc, r.timestamp)) {
                 continue;
             }
@@ -316,17 +405,27 @@ pub struct StreamReport {
 impl StreamReport {
     /// Compares `received` with `sent`.
     pub fn compare(sent: &[RtpRecord], received: &[RtpRecord]) -> StreamReport {
-        let by_seq: HashMap<u16, &RtpRecord> = sent.iter().map(|r| (r.sequence_number, r)).collect();
+        let by_seq: HashMap<u16, &RtpRecord> =
+            sent.iter().map(|r| (r.sequence_number, r)).collect();
         let mut seen: HashMap<u16, usize> = HashMap::new();
-        let mut report = StreamReport { n_sent: sent.len(), n_received: received.len(), ..StreamReport::default() };
+        let mut report = StreamReport {
+            n_sent: sent.len(),
+            n_received: received.len(),
+            ..StreamReport::default()
+        };
         let mut last_index = None;
         for r in received {
             let Some(s) = by_seq.get(&r.sequence_number) else {
-                report.mismatches.push(format!("received seq {} (ssrc {:#010x}) that was never sent", r.sequence_number, r.ssrc));
+                report.mismatches.push(format!(
+                    "received seq {} (ssrc {:#010x}) that was never sent",
+                    r.sequence_number, r.ssrc
+                ));
                 continue;
             };
             *seen.entry(r.sequence_number).or_default() += 1;
-            let index = sent.iter().position(|x| x.sequence_number == r.sequence_number);
+            let index = sent
+                .iter()
+                .position(|x| x.sequence_number == r.sequence_number);
             if let (Some(i), Some(last)) = (index, last_index) {
                 if i < last {
                     report.n_reordered += 1;
@@ -335,26 +434,46 @@ impl StreamReport {
             last_index = index.or(last_index);
             let seq = r.sequence_number;
             if r.ssrc != s.ssrc {
-                report.mismatches.push(format!("seq {seq}: ssrc {:#010x} sent, {:#010x} received", s.ssrc, r.ssrc));
+                report.mismatches.push(format!(
+                    "seq {seq}: ssrc {:#010x} sent, {:#010x} received",
+                    s.ssrc, r.ssrc
+                ));
             }
             if r.timestamp != s.timestamp {
-                report.mismatches.push(format!("seq {seq}: timestamp {} sent, {} received", s.timestamp, r.timestamp));
+                report.mismatches.push(format!(
+                    "seq {seq}: timestamp {} sent, {} received",
+                    s.timestamp, r.timestamp
+                ));
             }
             if r.payload_type != s.payload_type || r.marker != s.marker {
-                report.mismatches.push(format!("seq {seq}: pt/marker {}/{} sent, {}/{} received", s.payload_type, s.marker, r.payload_type, r.marker));
+                report.mismatches.push(format!(
+                    "seq {seq}: pt/marker {}/{} sent, {}/{} received",
+                    s.payload_type, s.marker, r.payload_type, r.marker
+                ));
             }
             if r.payload != s.payload {
-                report.mismatches.push(format!("seq {seq}: payload differs ({} bytes sent, {} received)", s.payload.len(), r.payload.len()));
+                report.mismatches.push(format!(
+                    "seq {seq}: payload differs ({} bytes sent, {} received)",
+                    s.payload.len(),
+                    r.payload.len()
+                ));
             }
         }
-        report.n_lost = sent.iter().filter(|s| !seen.contains_key(&s.sequence_number)).count();
+        report.n_lost = sent
+            .iter()
+            .filter(|s| !seen.contains_key(&s.sequence_number))
+            .count();
         report.n_duplicated = seen.values().filter(|&&n| n > 1).count();
         report
     }
 
     /// True when every packet arrived once, in order, byte for byte.
     pub fn is_exact(&self) -> bool {
-        self.n_lost == 0 && self.n_duplicated == 0 && self.n_reordered == 0 && self.mismatches.is_empty() && self.n_sent == self.n_received
+        self.n_lost == 0
+            && self.n_duplicated == 0
+            && self.n_reordered == 0
+            && self.mismatches.is_empty()
+            && self.n_sent == self.n_received
     }
 }
 
@@ -364,9 +483,27 @@ mod tests {
 
     #[test]
     fn built_packets_parse_back() {
-        let bytes = build_rtp(0, true, 65535, 0xdead_beef, 0x1234_5678, &pattern_payload(7, 3));
-        let Ok(media::Packet::Rtp(p)) = media::inspect(&bytes) else { panic!("not RTP") };
-        assert_eq!((p.payload_type, p.marker, p.sequence_number, p.timestamp, p.ssrc), (0, true, 65535, 0xdead_beef, 0x1234_5678));
+        let bytes = build_rtp(
+            0,
+            true,
+            65535,
+            0xdead_beef,
+            0x1234_5678,
+            &pattern_payload(7, 3),
+        );
+        let Ok(media::Packet::Rtp(p)) = media::inspect(&bytes) else {
+            panic!("not RTP")
+        };
+        assert_eq!(
+            (
+                p.payload_type,
+                p.marker,
+                p.sequence_number,
+                p.timestamp,
+                p.ssrc
+            ),
+            (0, true, 65535, 0xdead_beef, 0x1234_5678)
+        );
         assert_eq!(p.payload, &pattern_payload(7, 3)[..]);
         assert_ne!(pattern_payload(7, 3), pattern_payload(7, 4));
         assert_ne!(pattern_payload(7, 3), pattern_payload(8, 3));
@@ -377,7 +514,15 @@ mod tests {
     fn report_finds_loss_and_changes() {
         let peer: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let sent: Vec<RtpRecord> = (0..3u16)
-            .map(|k| RtpRecord { payload_type: 0, marker: k == 0, sequence_number: k, timestamp: u32::from(k) * 160, ssrc: 1, payload: pattern_payload(1, k), peer })
+            .map(|k| RtpRecord {
+                payload_type: 0,
+                marker: k == 0,
+                sequence_number: k,
+                timestamp: u32::from(k) * 160,
+                ssrc: 1,
+                payload: pattern_payload(1, k),
+                peer,
+            })
             .collect();
         assert!(StreamReport::compare(&sent, &sent).is_exact());
         let mut got = vec![sent[0].clone(), sent[2].clone()];

@@ -50,12 +50,17 @@ impl Default for Transcript {
 impl Transcript {
     /// An empty transcript whose clock starts now.
     pub fn new() -> Transcript {
-        Transcript { start: Instant::now(), entries: Arc::new(Mutex::new(Vec::new())) }
+        Transcript {
+            start: Instant::now(),
+            entries: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
         // A panic while holding the lock leaves a complete Vec: keep using it.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records one datagram.
@@ -70,10 +75,20 @@ impl Transcript {
             .lines()
             .find_map(|l| {
                 let (name, value) = l.split_once(':')?;
-                name.trim().eq_ignore_ascii_case("CSeq").then(|| value.trim().to_owned())
+                name.trim()
+                    .eq_ignore_ascii_case("CSeq")
+                    .then(|| value.trim().to_owned())
             })
             .unwrap_or_default();
-        let entry = Entry { at: self.start.elapsed(), agent: agent.to_owned(), direction, peer, first_line, cseq, text };
+        let entry = Entry {
+            at: self.start.elapsed(),
+            agent: agent.to_owned(),
+            direction,
+            peer,
+            first_line,
+            cseq,
+            text,
+        };
         self.lock().push(entry);
     }
 
@@ -90,7 +105,15 @@ impl Transcript {
                 Direction::Sent => "-->",
                 Direction::Received => "<--",
             };
-            let _ = writeln!(out, "{:>8.3}s  {:<10} {arrow} {:<21} {}   [{}]", e.at.as_secs_f64(), e.agent, e.peer, e.first_line, e.cseq);
+            let _ = writeln!(
+                out,
+                "{:>8.3}s  {:<10} {arrow} {:<21} {}   [{}]",
+                e.at.as_secs_f64(),
+                e.agent,
+                e.peer,
+                e.first_line,
+                e.cseq
+            );
         }
         out
     }
@@ -103,7 +126,14 @@ impl Transcript {
                 Direction::Sent => "-->",
                 Direction::Received => "<--",
             };
-            let _ = writeln!(out, "=== {:>8.3}s {} {arrow} {}\n{}", e.at.as_secs_f64(), e.agent, e.peer, e.text.trim_end());
+            let _ = writeln!(
+                out,
+                "=== {:>8.3}s {} {arrow} {}\n{}",
+                e.at.as_secs_f64(),
+                e.agent,
+                e.peer,
+                e.text.trim_end()
+            );
         }
         out
     }

@@ -34,9 +34,17 @@ impl DerefMut for Trunk {
 
 impl Trunk {
     /// A trunk bound on `local_ip` (127.0.0.2 for the example dialplan's `provider`).
-    pub async fn bind(local_ip: IpAddr, server: SocketAddr, domain: &str, transcript: &Transcript) -> Result<Trunk, HarnessError> {
+    pub async fn bind(
+        local_ip: IpAddr,
+        server: SocketAddr,
+        domain: &str,
+        transcript: &Transcript,
+    ) -> Result<Trunk, HarnessError> {
         let ua = UserAgent::bind("trunk", local_ip, server, domain, transcript).await?;
-        Ok(Trunk { ua, caller: "0612345678".into() })
+        Ok(Trunk {
+            ua,
+            caller: "0612345678".into(),
+        })
     }
 
     /// Sets the calling number put in From.
@@ -53,14 +61,30 @@ impl Trunk {
 
     /// [`Trunk::invite`], letting `edit` change the INVITE before it is sent (extra headers,
     /// another body, a Request-URI of a captured call ...). The dialog keeps what was sent.
-    pub async fn invite_with(&mut self, number: &str, edit: impl FnOnce(&mut Request)) -> Result<Call, HarnessError> {
+    pub async fn invite_with(
+        &mut self,
+        number: &str,
+        edit: impl FnOnce(&mut Request),
+    ) -> Result<Call, HarnessError> {
         let server = self.ua.server();
         let local = self.ua.local_addr();
         let rtp = RtpLeg::bind("trunk", local.ip()).await?;
-        let media = MediaAddress { ip: rtp.local_addr().ip(), rtp_port: rtp.local_addr().port() };
-        let mut origin = Origin::new(u64::from_str_radix(&random_hex()[..12], 16).unwrap_or(1), media.ip);
-        let offer = sdp::offer(&CodecPolicy::default(), media, &mut origin, Direction::SendRecv);
-        let uri = Uri::parse(&format!("sip:{number}@{server}")).map_err(|e| self.ua.protocol(format!("bad number {number:?}: {e}")))?;
+        let media = MediaAddress {
+            ip: rtp.local_addr().ip(),
+            rtp_port: rtp.local_addr().port(),
+        };
+        let mut origin = Origin::new(
+            u64::from_str_radix(&random_hex()[..12], 16).unwrap_or(1),
+            media.ip,
+        );
+        let offer = sdp::offer(
+            &CodecPolicy::default(),
+            media,
+            &mut origin,
+            Direction::SendRecv,
+        );
+        let uri = Uri::parse(&format!("sip:{number}@{server}"))
+            .map_err(|e| self.ua.protocol(format!("bad number {number:?}: {e}")))?;
         let mut invite = Request::new(Method::Invite, &uri);
         let (via, _) = self.ua.new_via();
         let call_id = format!("{}@harness", random_hex());
@@ -74,7 +98,10 @@ impl Trunk {
         h.push(HeaderName::To, remote_uri.clone());
         h.push(HeaderName::CallId, call_id.clone());
         h.push(HeaderName::CSeq, "1 INVITE");
-        h.push(HeaderName::Contact, format!("<{}>", self.ua.contact_uri(&self.caller)));
+        h.push(
+            HeaderName::Contact,
+            format!("<{}>", self.ua.contact_uri(&self.caller)),
+        );
         h.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO");
         h.push(HeaderName::UserAgent, "centralino-harness");
         h.push(HeaderName::ContentType, "application/sdp");
@@ -102,14 +129,21 @@ impl Trunk {
 
     /// Waits for a response to the call's INVITE that `accept` takes; every response on the
     /// way is recorded in `call.statuses`, and a 2xx is handled (ACK, SDP) when it passes.
-    async fn wait_invite_response(&mut self, call: &mut Call, what: &str, accept: impl Fn(u16) -> bool) -> Result<Response, HarnessError> {
+    async fn wait_invite_response(
+        &mut self,
+        call: &mut Call,
+        what: &str,
+        accept: impl Fn(u16) -> bool,
+    ) -> Result<Response, HarnessError> {
         let branch = call.invite_branch();
         loop {
             let (msg, _) = self
                 .ua
                 .wait_for(what, |m| matches!(m, Message::Response(r) if r.cseq().is_some_and(|c| c.method == Method::Invite) && r.top_via().and_then(|v| v.branch().map(str::to_owned)).as_deref() == Some(branch.as_str())))
                 .await?;
-            let Message::Response(resp) = msg else { unreachable!("the pick accepts only responses") };
+            let Message::Response(resp) = msg else {
+                unreachable!("the pick accepts only responses")
+            };
             call.statuses.push(resp.status);
             if (200..300).contains(&resp.status) {
                 self.on_2xx(call, &resp).await?;
@@ -124,7 +158,9 @@ impl Trunk {
                 return Ok(resp);
             }
             if resp.status >= 200 {
-                return Err(self.ua.unexpected(what, format!("{} {}", resp.status, resp.reason)));
+                return Err(self
+                    .ua
+                    .unexpected(what, format!("{} {}", resp.status, resp.reason)));
             }
         }
     }
@@ -134,7 +170,11 @@ impl Trunk {
             call.remote_tag = to.tag().map(str::to_owned);
             call.remote_uri = without_tag(&to);
         }
-        if let Some(c) = resp.headers.values(&HeaderName::Contact).and_then(|v| v.first().and_then(|c| NameAddr::parse(c).ok())) {
+        if let Some(c) = resp
+            .headers
+            .values(&HeaderName::Contact)
+            .and_then(|v| v.first().and_then(|c| NameAddr::parse(c).ok()))
+        {
             call.remote_target = c.uri.to_string();
         }
         self.ua.ack_2xx(call).await?;
@@ -142,9 +182,16 @@ impl Trunk {
     }
 
     fn apply_answer(&mut self, call: &mut Call, resp: &Response) -> Result<(), HarnessError> {
-        let answer = sdp::SessionDescription::parse(&resp.body).map_err(|e| self.ua.protocol(format!("bad SDP answer in {}: {e}", resp.status)))?;
-        let offer = call.local_sdp.as_ref().ok_or_else(|| self.ua.protocol("no offer kept for the call"))?;
-        let negotiated = sdp::accept_answer(offer, &answer).map_err(|e| self.ua.protocol(format!("unusable SDP answer: {e}")))?;
+        let answer = sdp::SessionDescription::parse(&resp.body).map_err(|e| {
+            self.ua
+                .protocol(format!("bad SDP answer in {}: {e}", resp.status))
+        })?;
+        let offer = call
+            .local_sdp
+            .as_ref()
+            .ok_or_else(|| self.ua.protocol("no offer kept for the call"))?;
+        let negotiated = sdp::accept_answer(offer, &answer)
+            .map_err(|e| self.ua.protocol(format!("unusable SDP answer: {e}")))?;
         call.rtp.set_remote(negotiated.remote);
         call.rtp.payload_type = negotiated.codec.payload_type;
         call.rtp.telephone_event_payload_type = negotiated.telephone_event_payload_type;
@@ -155,33 +202,48 @@ impl Trunk {
 
     /// Waits for 180 or 183 (returns its status).
     pub async fn wait_ringing(&mut self, call: &mut Call) -> Result<u16, HarnessError> {
-        Ok(self.wait_invite_response(call, "180 or 183 to our INVITE", |s| s == 180 || s == 183).await?.status)
+        Ok(self
+            .wait_invite_response(call, "180 or 183 to our INVITE", |s| s == 180 || s == 183)
+            .await?
+            .status)
     }
 
     /// Waits for the final response to the INVITE, whatever it is (a 2xx is ACKed and its SDP
     /// applied; a failure is ACKed by the transaction rules).
     pub async fn wait_final(&mut self, call: &mut Call) -> Result<Response, HarnessError> {
-        self.wait_invite_response(call, "a final response to our INVITE", |s| s >= 200).await
+        self.wait_invite_response(call, "a final response to our INVITE", |s| s >= 200)
+            .await
     }
 
     /// Waits for a 2xx to the INVITE; anything else final is an error.
     pub async fn wait_answer(&mut self, call: &mut Call) -> Result<Response, HarnessError> {
-        self.wait_invite_response(call, "2xx to our INVITE", |s| (200..300).contains(&s)).await
+        self.wait_invite_response(call, "2xx to our INVITE", |s| (200..300).contains(&s))
+            .await
     }
 
     /// Sends CANCEL for the call's INVITE (RFC 3261 §9.1) and returns the CANCEL's response
     /// and the INVITE's final response (487 expected; the ACK goes out by itself).
     pub async fn cancel(&mut self, call: &mut Call) -> Result<(Response, Response), HarnessError> {
         let invite = &call.invite;
-        let mut cancel = Request::new(Method::Cancel, &invite.uri().map_err(|e| self.ua.protocol(e.to_string()))?);
-        for name in [HeaderName::Via, HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        let mut cancel = Request::new(
+            Method::Cancel,
+            &invite.uri().map_err(|e| self.ua.protocol(e.to_string()))?,
+        );
+        for name in [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+        ] {
             if let Some(v) = invite.headers.get(&name).map(str::to_owned) {
                 cancel.headers.push(name, v);
             }
         }
         cancel.headers.push(HeaderName::MaxForwards, "70");
         let seq = invite.cseq().map_or(1, |c| c.seq);
-        cancel.headers.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+        cancel
+            .headers
+            .push(HeaderName::CSeq, format!("{seq} CANCEL"));
         let branch = call.invite_branch();
         let server = self.ua.server();
         self.ua.send_request(&cancel, server).await?;
@@ -189,7 +251,9 @@ impl Trunk {
             .ua
             .wait_for("the final response to our CANCEL", |m| matches!(m, Message::Response(r) if r.status >= 200 && r.cseq().is_some_and(|c| c.method == Method::Cancel) && r.top_via().and_then(|v| v.branch().map(str::to_owned)).as_deref() == Some(branch.as_str())))
             .await?;
-        let Message::Response(cancel_resp) = msg else { unreachable!("the pick accepts only responses") };
+        let Message::Response(cancel_resp) = msg else {
+            unreachable!("the pick accepts only responses")
+        };
         let final_resp = self.wait_final(call).await?;
         call.ended = true;
         Ok((cancel_resp, final_resp))

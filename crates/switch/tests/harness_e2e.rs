@@ -12,7 +12,10 @@ use harness::{Call, Phone, StreamReport, Transcript, Trunk, UserAgent};
 use sip_msg::{HeaderName, Response};
 
 const DOMAIN: &str = "centralino.example";
-const EXAMPLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml"));
+const EXAMPLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../dialplans/example.toml"
+));
 /// Packets each way in a media check: one second of 20 ms packets.
 const N_PACKETS: u16 = 50;
 
@@ -23,7 +26,10 @@ const TRUNK_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 fn free_sip_port() -> u16 {
     for _ in 0..100 {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
-        let port = udp.local_addr().expect("bound socket has an address").port();
+        let port = udp
+            .local_addr()
+            .expect("bound socket has an address")
+            .port();
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
@@ -64,7 +70,11 @@ impl Switch {
 
     /// [`Switch::start`] with `extra` lines added to the `[switch]` table.
     async fn start_with(index: u32, extra: &str) -> Switch {
-        let dir = std::env::temp_dir().join(format!("centralino-e2e-{}-{index}-{}", std::process::id(), harness::random_hex()));
+        let dir = std::env::temp_dir().join(format!(
+            "centralino-e2e-{}-{index}-{}",
+            std::process::id(),
+            harness::random_hex()
+        ));
         std::fs::create_dir_all(&dir).expect("create the test directory");
         let (lo, hi) = rtp_range(index);
         let metrics_port = free_tcp_port();
@@ -90,7 +100,10 @@ impl Switch {
                 }
             }
         }
-        assert!(saw_rtp && saw_metrics, "the example dialplan no longer sets rtp_ports and metrics in [switch]");
+        assert!(
+            saw_rtp && saw_metrics,
+            "the example dialplan no longer sets rtp_ports and metrics in [switch]"
+        );
         let config = dir.join("centralino.toml");
         std::fs::write(&config, config_text).expect("write the config");
         let mut switch = Switch {
@@ -106,7 +119,11 @@ impl Switch {
     }
 
     async fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open the switch log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the switch log");
         let child = Command::new(env!("CARGO_BIN_EXE_centralino"))
             .args(["run", "--config"])
             .arg(&self.config)
@@ -123,17 +140,25 @@ impl Switch {
 
     async fn wait_ready(&mut self) {
         let probe_log = Transcript::new();
-        let mut probe = UserAgent::bind("probe", PHONE_IP, self.listen, DOMAIN, &probe_log).await.expect("bind the probe");
+        let mut probe = UserAgent::bind("probe", PHONE_IP, self.listen, DOMAIN, &probe_log)
+            .await
+            .expect("bind the probe");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!("centralino exited early with {status}:\n{}", self.log_text());
+                    panic!(
+                        "centralino exited early with {status}:\n{}",
+                        self.log_text()
+                    );
                 }
             }
             match probe.options(Duration::from_millis(300)).await {
                 Ok(r) if r.status == 200 => return,
-                _ if Instant::now() > deadline => panic!("centralino did not answer OPTIONS within 15 s:\n{}", self.log_text()),
+                _ if Instant::now() > deadline => panic!(
+                    "centralino did not answer OPTIONS within 15 s:\n{}",
+                    self.log_text()
+                ),
                 _ => {}
             }
         }
@@ -142,7 +167,10 @@ impl Switch {
     /// SIGTERM, then the exit status (bounded wait).
     fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("the switch is running");
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("run kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill");
         assert!(status.success(), "kill -TERM failed");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -152,7 +180,10 @@ impl Switch {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("centralino did not exit within 10 s of SIGTERM:\n{}", self.log_text());
+                panic!(
+                    "centralino did not exit within 10 s of SIGTERM:\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -171,8 +202,19 @@ impl Drop for Switch {
         }
         if std::thread::panicking() {
             let log = self.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(80).collect::<Vec<_>>().into_iter().rev().collect();
-            eprintln!("---- centralino log (last 80 lines; all in {}) ----\n{}", self.log.display(), tail.join("\n"));
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(80)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            eprintln!(
+                "---- centralino log (last 80 lines; all in {}) ----\n{}",
+                self.log.display(),
+                tail.join("\n")
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -181,38 +223,98 @@ impl Drop for Switch {
 
 /// A registered phone for `extension` (password `pw<extension>` in the example dialplan).
 async fn registered_phone(switch: &Switch, transcript: &Transcript, extension: &str) -> Phone {
-    let mut phone = Phone::bind(extension, &format!("pw{extension}"), PHONE_IP, switch.listen, DOMAIN, transcript).await.expect("bind the phone");
+    let mut phone = Phone::bind(
+        extension,
+        &format!("pw{extension}"),
+        PHONE_IP,
+        switch.listen,
+        DOMAIN,
+        transcript,
+    )
+    .await
+    .expect("bind the phone");
     phone.register_ok().await.expect("the phone registers");
     phone
 }
 
 /// Trunk dials `number`; `phone` rings (180) and answers; the trunk sees 180 then 200 and ACKs.
-async fn bridged_call(switch: &Switch, transcript: &Transcript, phone: &mut Phone, number: &str) -> (Trunk, Call, Call) {
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, transcript).await.expect("bind the trunk");
+async fn bridged_call(
+    switch: &Switch,
+    transcript: &Transcript,
+    phone: &mut Phone,
+    number: &str,
+) -> (Trunk, Call, Call) {
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite(number).await.expect("send INVITE");
-    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
     phone.ring(&mut inc).await.expect("send 180");
-    assert_eq!(trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing"), 180);
-    phone.answer(&mut inc).await.expect("answer and get the ACK");
-    trunk.wait_answer(&mut out).await.expect("the trunk gets 200");
+    assert_eq!(
+        trunk
+            .wait_ringing(&mut out)
+            .await
+            .expect("the trunk hears ringing"),
+        180
+    );
+    phone
+        .answer(&mut inc)
+        .await
+        .expect("answer and get the ACK");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the trunk gets 200");
     (trunk, out, inc)
 }
 
 /// RTP both ways at once for one second; each side must receive exactly what the other sent.
 async fn check_media(out: &mut Call, inc: &mut Call) {
-    assert!(out.rtp.remote().is_some_and(|a| a.ip() == PHONE_IP), "the switch's SDP answer names its own address: {:?}", out.rtp.remote());
-    assert_ne!(out.rtp.remote(), Some(inc.rtp.local_addr()), "media must go through the relay, not end to end");
-    let (a, b) = tokio::join!(out.rtp.send_pattern(1, N_PACKETS), inc.rtp.send_pattern(2, N_PACKETS));
+    assert!(
+        out.rtp.remote().is_some_and(|a| a.ip() == PHONE_IP),
+        "the switch's SDP answer names its own address: {:?}",
+        out.rtp.remote()
+    );
+    assert_ne!(
+        out.rtp.remote(),
+        Some(inc.rtp.local_addr()),
+        "media must go through the relay, not end to end"
+    );
+    let (a, b) = tokio::join!(
+        out.rtp.send_pattern(1, N_PACKETS),
+        inc.rtp.send_pattern(2, N_PACKETS)
+    );
     a.expect("the trunk sends RTP");
     b.expect("the phone sends RTP");
     let n = usize::from(N_PACKETS);
-    let at_phone = inc.rtp.wait_received(n, Duration::from_secs(3)).await.expect("the phone receives the trunk's RTP");
-    let at_trunk = out.rtp.wait_received(n, Duration::from_secs(3)).await.expect("the trunk receives the phone's RTP");
+    let at_phone = inc
+        .rtp
+        .wait_received(n, Duration::from_secs(3))
+        .await
+        .expect("the phone receives the trunk's RTP");
+    let at_trunk = out
+        .rtp
+        .wait_received(n, Duration::from_secs(3))
+        .await
+        .expect("the trunk receives the phone's RTP");
     let to_phone = StreamReport::compare(out.rtp.sent(), &at_phone);
     let to_trunk = StreamReport::compare(inc.rtp.sent(), &at_trunk);
-    assert!(to_phone.is_exact(), "trunk -> phone through the relay: {to_phone:#?}");
-    assert!(to_trunk.is_exact(), "phone -> trunk through the relay: {to_trunk:#?}");
-    assert!(at_phone.iter().all(|r| r.ssrc == out.rtp.ssrc()) && at_trunk.iter().all(|r| r.ssrc == inc.rtp.ssrc()), "SSRCs pass through untouched");
+    assert!(
+        to_phone.is_exact(),
+        "trunk -> phone through the relay: {to_phone:#?}"
+    );
+    assert!(
+        to_trunk.is_exact(),
+        "phone -> trunk through the relay: {to_trunk:#?}"
+    );
+    assert!(
+        at_phone.iter().all(|r| r.ssrc == out.rtp.ssrc())
+            && at_trunk.iter().all(|r| r.ssrc == inc.rtp.ssrc()),
+        "SSRCs pass through untouched"
+    );
 }
 
 #[tokio::test]
@@ -221,9 +323,13 @@ async fn operator_number_rings_201_media_both_ways_trunk_hangs_up() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    let (mut trunk, mut out, mut inc) =
+        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
     check_media(&mut out, &mut inc).await;
-    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
 }
 
@@ -233,9 +339,13 @@ async fn operator_number_rings_201_phone_hangs_up() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    let (mut trunk, mut out, mut inc) =
+        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
     check_media(&mut out, &mut inc).await;
-    phone.hangup(&mut inc).await.expect("the phone's BYE gets 200");
+    phone
+        .hangup(&mut inc)
+        .await
+        .expect("the phone's BYE gets 200");
     trunk.wait_bye(&mut out).await.expect("the trunk gets BYE");
 }
 
@@ -248,11 +358,20 @@ async fn direct_inward_dial_203_with_sha256_digest() {
         .await
         .expect("bind the phone")
         .with_algorithm(registrar::Algorithm::Sha256);
-    phone.register_ok().await.expect("203 registers with SHA-256 digest");
+    phone
+        .register_ok()
+        .await
+        .expect("203 registers with SHA-256 digest");
     let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "203").await;
-    assert!(inc.invite.to().is_some_and(|t| t.uri.user() == Some("203")), "the INVITE is for 203");
+    assert!(
+        inc.invite.to().is_some_and(|t| t.uri.user() == Some("203")),
+        "the INVITE is for 203"
+    );
     check_media(&mut out, &mut inc).await;
-    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
 }
 
@@ -261,13 +380,26 @@ async fn nobody_registered_gets_480() {
     let switch = Switch::start(3).await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    let resp = trunk.wait_final(&mut out).await.expect("a final response, never a hang");
-    assert_eq!(resp.status, 480, "nobody registered: {} {}", resp.status, resp.reason);
+    let resp = trunk
+        .wait_final(&mut out)
+        .await
+        .expect("a final response, never a hang");
+    assert_eq!(
+        resp.status, 480,
+        "nobody registered: {} {}",
+        resp.status, resp.reason
+    );
     // The failure is ACKed by the harness; the switch must not keep retransmitting it.
     trunk.idle(Duration::from_millis(700)).await.expect("idle");
-    let repeats = transcript.entries().iter().filter(|e| e.first_line.starts_with("SIP/2.0 480")).count();
+    let repeats = transcript
+        .entries()
+        .iter()
+        .filter(|e| e.first_line.starts_with("SIP/2.0 480"))
+        .count();
     assert_eq!(repeats, 1, "the 480 was ACKed, so it is not retransmitted");
 }
 
@@ -277,31 +409,62 @@ async fn trunk_cancels_while_phone_rings() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
     phone.ring(&mut inc).await.expect("send 180");
-    assert_eq!(trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing"), 180);
+    assert_eq!(
+        trunk
+            .wait_ringing(&mut out)
+            .await
+            .expect("the trunk hears ringing"),
+        180
+    );
     let (cancel_resp, invite_resp) = trunk.cancel(&mut out).await.expect("CANCEL is answered");
     assert_eq!(cancel_resp.status, 200, "200 for the CANCEL");
     assert_eq!(invite_resp.status, 487, "487 for the INVITE");
-    phone.wait_cancel(&mut inc).await.expect("the phone gets CANCEL, answers 200 + 487 and gets the ACK");
+    phone
+        .wait_cancel(&mut inc)
+        .await
+        .expect("the phone gets CANCEL, answers 200 + 487 and gets the ACK");
 }
 
 /// What a 401 says, minus what differs by construction (the request's own headers, the nonce).
 fn challenge_shape(resp: &Response) -> (u16, String, Vec<String>, Vec<String>, Vec<u8>) {
-    let names = resp.headers.0.iter().map(|h| h.name.as_str().to_ascii_lowercase()).collect();
+    let names = resp
+        .headers
+        .0
+        .iter()
+        .map(|h| h.name.as_str().to_ascii_lowercase())
+        .collect();
     let challenges = resp
         .headers
         .get_all(&HeaderName::WwwAuthenticate)
         .map(|c| {
             c.split(',')
-                .map(|p| if p.trim_start().starts_with("nonce=") { " nonce=\"*\"".to_owned() } else { p.to_owned() })
+                .map(|p| {
+                    if p.trim_start().starts_with("nonce=") {
+                        " nonce=\"*\"".to_owned()
+                    } else {
+                        p.to_owned()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(",")
         })
         .collect();
-    (resp.status, resp.reason.clone(), names, challenges, resp.body.clone())
+    (
+        resp.status,
+        resp.reason.clone(),
+        names,
+        challenges,
+        resp.body.clone(),
+    )
 }
 
 #[tokio::test]
@@ -309,17 +472,53 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
     let switch = Switch::start(5).await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
-    let mut wrong = Phone::bind("201", "not-pw201", PHONE_IP, switch.listen, DOMAIN, &transcript).await.expect("bind");
-    let bad_password = wrong.register().await.expect("a final response to REGISTER");
-    assert_eq!(bad_password.status, 401, "a wrong password is refused with 401, never 200");
-    let mut stranger = Phone::bind("299", "pw299", PHONE_IP, switch.listen, DOMAIN, &transcript).await.expect("bind");
-    let unknown_user = stranger.register().await.expect("a final response to REGISTER");
-    assert_eq!(unknown_user.status, 401, "an unknown user is refused with 401");
-    assert_eq!(challenge_shape(&bad_password), challenge_shape(&unknown_user), "a wrong password and an unknown user must look alike");
+    let mut wrong = Phone::bind(
+        "201",
+        "not-pw201",
+        PHONE_IP,
+        switch.listen,
+        DOMAIN,
+        &transcript,
+    )
+    .await
+    .expect("bind");
+    let bad_password = wrong
+        .register()
+        .await
+        .expect("a final response to REGISTER");
+    assert_eq!(
+        bad_password.status, 401,
+        "a wrong password is refused with 401, never 200"
+    );
+    let mut stranger = Phone::bind("299", "pw299", PHONE_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind");
+    let unknown_user = stranger
+        .register()
+        .await
+        .expect("a final response to REGISTER");
+    assert_eq!(
+        unknown_user.status, 401,
+        "an unknown user is refused with 401"
+    );
+    assert_eq!(
+        challenge_shape(&bad_password),
+        challenge_shape(&unknown_user),
+        "a wrong password and an unknown user must look alike"
+    );
     // The same with SHA-256.
-    let mut wrong256 = Phone::bind("202", "nope", PHONE_IP, switch.listen, DOMAIN, &transcript).await.expect("bind").with_algorithm(registrar::Algorithm::Sha256);
-    let refused = wrong256.register().await.expect("a final response to REGISTER");
-    assert_eq!(refused.status, 401, "a wrong SHA-256 digest is refused with 401");
+    let mut wrong256 = Phone::bind("202", "nope", PHONE_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind")
+        .with_algorithm(registrar::Algorithm::Sha256);
+    let refused = wrong256
+        .register()
+        .await
+        .expect("a final response to REGISTER");
+    assert_eq!(
+        refused.status, 401,
+        "a wrong SHA-256 digest is refused with 401"
+    );
     // The right password still works from the same address afterwards.
     registered_phone(&switch, &transcript, "201").await;
 }
@@ -331,13 +530,27 @@ async fn registrations_survive_a_restart() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     let status = switch.stop();
-    assert!(status.success(), "SIGTERM ends the switch with exit code 0, got {status}");
+    assert!(
+        status.success(),
+        "SIGTERM ends the switch with exit code 0, got {status}"
+    );
     switch.spawn().await;
-    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
-    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    let (mut trunk, mut out, mut inc) =
+        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
-    let registers = transcript.entries().iter().filter(|e| e.first_line.starts_with("REGISTER")).count();
-    assert_eq!(registers, 2, "one REGISTER and its digest retry, none after the restart");
+    let registers = transcript
+        .entries()
+        .iter()
+        .filter(|e| e.first_line.starts_with("REGISTER"))
+        .count();
+    assert_eq!(
+        registers, 2,
+        "one REGISTER and its digest retry, none after the restart"
+    );
 }
 
 #[tokio::test]
@@ -346,10 +559,18 @@ async fn phone_rejects_busy_and_the_trunk_gets_486() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
-    phone.reject(&mut inc, 486, "Busy Here").await.expect("486 is ACKed by the switch");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
+    phone
+        .reject(&mut inc, 486, "Busy Here")
+        .await
+        .expect("486 is ACKed by the switch");
     let resp = trunk.wait_final(&mut out).await.expect("a final response");
     assert_eq!(resp.status, 486, "the phone's busy reaches the caller");
 }
@@ -360,16 +581,37 @@ async fn phone_answers_late_without_ringing() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
     // No provisional: the switch retransmits its INVITE (Timer A) while the phone waits.
-    phone.answer_after(&mut inc, Duration::from_millis(1200)).await.expect("answer late and get the ACK");
-    trunk.wait_answer(&mut out).await.expect("the trunk gets 200");
-    let invites_to_phone = transcript.entries().iter().filter(|e| e.agent == "phone 201" && e.first_line.starts_with("INVITE")).count();
-    assert!(invites_to_phone >= 2, "the switch retransmits an unanswered INVITE (Timer A)");
+    phone
+        .answer_after(&mut inc, Duration::from_millis(1200))
+        .await
+        .expect("answer late and get the ACK");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the trunk gets 200");
+    let invites_to_phone = transcript
+        .entries()
+        .iter()
+        .filter(|e| e.agent == "phone 201" && e.first_line.starts_with("INVITE"))
+        .count();
+    assert!(
+        invites_to_phone >= 2,
+        "the switch retransmits an unanswered INVITE (Timer A)"
+    );
     check_media(&mut out, &mut inc).await;
-    phone.hangup(&mut inc).await.expect("the phone's BYE gets 200");
+    phone
+        .hangup(&mut inc)
+        .await
+        .expect("the phone's BYE gets 200");
     trunk.wait_bye(&mut out).await.expect("the trunk gets BYE");
 }
 
@@ -379,20 +621,61 @@ async fn dtmf_rfc4733_crosses_the_relay_and_info_is_answered() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
-    assert_eq!(out.rtp.telephone_event_payload_type, Some(101), "telephone-event negotiated with the trunk");
+    let (mut trunk, mut out, mut inc) =
+        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    assert_eq!(
+        out.rtp.telephone_event_payload_type,
+        Some(101),
+        "telephone-event negotiated with the trunk"
+    );
     out.rtp.send_tone(5).await.expect("some audio first");
-    let events = out.rtp.send_dtmf('4', 800).await.expect("send RFC 4733 digit 4");
-    let received = inc.rtp.wait_received(5 + events.len(), Duration::from_secs(3)).await.expect("the phone receives tone and events");
+    let events = out
+        .rtp
+        .send_dtmf('4', 800)
+        .await
+        .expect("send RFC 4733 digit 4");
+    let received = inc
+        .rtp
+        .wait_received(5 + events.len(), Duration::from_secs(3))
+        .await
+        .expect("the phone receives tone and events");
     let report = StreamReport::compare(out.rtp.sent(), &received);
-    assert!(report.is_exact(), "tone and DTMF through the relay: {report:#?}");
-    let at_phone: Vec<_> = received.iter().filter(|r| Some(r.payload_type) == inc.rtp.telephone_event_payload_type).collect();
-    assert_eq!(at_phone.len(), events.len(), "every telephone-event packet arrives");
-    assert!(at_phone.first().is_some_and(|r| r.marker && r.payload.first() == Some(&4)), "the first event packet has the marker and event 4");
-    assert_eq!(inc.rtp.received_digits(), "4", "the phone decodes one digit 4");
-    let info = trunk.send_info_dtmf(&mut out, '4', 160).await.expect("INFO gets a final response");
-    assert_eq!(info.status, 200, "INFO dtmf-relay in the dialog is accepted");
-    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    assert!(
+        report.is_exact(),
+        "tone and DTMF through the relay: {report:#?}"
+    );
+    let at_phone: Vec<_> = received
+        .iter()
+        .filter(|r| Some(r.payload_type) == inc.rtp.telephone_event_payload_type)
+        .collect();
+    assert_eq!(
+        at_phone.len(),
+        events.len(),
+        "every telephone-event packet arrives"
+    );
+    assert!(
+        at_phone
+            .first()
+            .is_some_and(|r| r.marker && r.payload.first() == Some(&4)),
+        "the first event packet has the marker and event 4"
+    );
+    assert_eq!(
+        inc.rtp.received_digits(),
+        "4",
+        "the phone decodes one digit 4"
+    );
+    let info = trunk
+        .send_info_dtmf(&mut out, '4', 160)
+        .await
+        .expect("INFO gets a final response");
+    assert_eq!(
+        info.status, 200,
+        "INFO dtmf-relay in the dialog is accepted"
+    );
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
 }
 
@@ -405,13 +688,24 @@ async fn cancel_before_the_phone_rings_still_reaches_the_phone() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     phone.set_timeout(Duration::from_secs(3));
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
     let (cancel_resp, invite_resp) = trunk.cancel(&mut out).await.expect("CANCEL is answered");
     assert_eq!((cancel_resp.status, invite_resp.status), (200, 487));
-    phone.ring(&mut inc).await.expect("send 180 after the caller gave up");
-    phone.wait_cancel(&mut inc).await.expect("the phone gets CANCEL once it has rung");
+    phone
+        .ring(&mut inc)
+        .await
+        .expect("send 180 after the caller gave up");
+    phone
+        .wait_cancel(&mut inc)
+        .await
+        .expect("the phone gets CANCEL once it has rung");
 }
 
 /// RFC 3261 §15 / §13.2.2.4: when the phone's 200 crosses the switch's CANCEL, the switch must
@@ -423,16 +717,30 @@ async fn answer_crossing_cancel_is_acked_and_hung_up() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     phone.set_timeout(Duration::from_secs(3));
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
     phone.ring(&mut inc).await.expect("send 180");
-    trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing");
+    trunk
+        .wait_ringing(&mut out)
+        .await
+        .expect("the trunk hears ringing");
     let (cancel_resp, invite_resp) = trunk.cancel(&mut out).await.expect("CANCEL is answered");
     assert_eq!((cancel_resp.status, invite_resp.status), (200, 487));
     // The phone answers as if its 200 left before the CANCEL arrived.
-    phone.answer(&mut inc).await.expect("the switch ACKs the phone's 200");
-    phone.wait_bye(&mut inc).await.expect("the switch hangs the phone up");
+    phone
+        .answer(&mut inc)
+        .await
+        .expect("the switch ACKs the phone's 200");
+    phone
+        .wait_bye(&mut inc)
+        .await
+        .expect("the switch hangs the phone up");
 }
 
 #[tokio::test]
@@ -441,21 +749,60 @@ async fn early_media_from_the_phone_reaches_the_trunk_before_the_answer() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
-    phone.early_media(&mut inc).await.expect("send 183 with SDP");
-    assert_eq!(trunk.wait_ringing(&mut out).await.expect("the trunk gets 183"), 183);
-    assert!(out.remote_sdp.is_some(), "the 183 to the trunk carries the switch's SDP answer");
-    inc.rtp.send_tone(10).await.expect("early media from the phone");
-    let got = out.rtp.wait_received(10, Duration::from_secs(3)).await.expect("the trunk hears early media");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
+    phone
+        .early_media(&mut inc)
+        .await
+        .expect("send 183 with SDP");
+    assert_eq!(
+        trunk
+            .wait_ringing(&mut out)
+            .await
+            .expect("the trunk gets 183"),
+        183
+    );
+    assert!(
+        out.remote_sdp.is_some(),
+        "the 183 to the trunk carries the switch's SDP answer"
+    );
+    inc.rtp
+        .send_tone(10)
+        .await
+        .expect("early media from the phone");
+    let got = out
+        .rtp
+        .wait_received(10, Duration::from_secs(3))
+        .await
+        .expect("the trunk hears early media");
     let report = StreamReport::compare(inc.rtp.sent(), &got);
-    assert!(report.is_exact(), "early media through the relay: {report:#?}");
+    assert!(
+        report.is_exact(),
+        "early media through the relay: {report:#?}"
+    );
     let early_sdp = out.remote_sdp.clone();
-    phone.answer(&mut inc).await.expect("answer and get the ACK");
-    trunk.wait_answer(&mut out).await.expect("the trunk gets 200");
-    assert_eq!(out.remote_sdp, early_sdp, "the 200 repeats the early answer (RFC 3261 §13.2.1)");
-    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    phone
+        .answer(&mut inc)
+        .await
+        .expect("answer and get the ACK");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the trunk gets 200");
+    assert_eq!(
+        out.remote_sdp, early_sdp,
+        "the 200 repeats the early answer (RFC 3261 §13.2.1)"
+    );
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
 }
 
@@ -468,14 +815,34 @@ async fn ringing_longer_than_the_media_timeout_is_not_cut_off() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     phone.set_timeout(Duration::from_secs(3));
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    let mut inc = phone.wait_invite().await.expect("the phone gets the INVITE");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
     phone.ring(&mut inc).await.expect("send 180");
-    assert_eq!(trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing"), 180);
-    phone.answer_after(&mut inc, Duration::from_millis(1600)).await.expect("answer after 1.6 s of ringing");
-    trunk.wait_answer(&mut out).await.expect("the trunk gets 200, not a media-timeout failure");
-    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
+    assert_eq!(
+        trunk
+            .wait_ringing(&mut out)
+            .await
+            .expect("the trunk hears ringing"),
+        180
+    );
+    phone
+        .answer_after(&mut inc, Duration::from_millis(1600))
+        .await
+        .expect("answer after 1.6 s of ringing");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the trunk gets 200, not a media-timeout failure");
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
 }
 
@@ -485,9 +852,16 @@ async fn silent_answered_call_ends_on_media_timeout() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
-    trunk.wait_bye(&mut out).await.expect("no RTP for 1 s: the switch hangs up the trunk");
-    phone.wait_bye(&mut inc).await.expect("no RTP for 1 s: the switch hangs up the phone");
+    let (mut trunk, mut out, mut inc) =
+        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    trunk
+        .wait_bye(&mut out)
+        .await
+        .expect("no RTP for 1 s: the switch hangs up the trunk");
+    phone
+        .wait_bye(&mut inc)
+        .await
+        .expect("no RTP for 1 s: the switch hangs up the phone");
 }
 
 #[tokio::test]
@@ -497,20 +871,48 @@ async fn two_phones_on_201_ring_and_the_loser_is_cancelled() {
     let _ladder = transcript.print_on_panic();
     let mut desk = registered_phone(&switch, &transcript, "201").await;
     let mut softphone = registered_phone(&switch, &transcript, "201").await;
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    let mut on_desk = desk.wait_invite().await.expect("the desk phone gets the INVITE");
-    let mut on_soft = softphone.wait_invite().await.expect("the softphone gets the INVITE");
+    let mut on_desk = desk
+        .wait_invite()
+        .await
+        .expect("the desk phone gets the INVITE");
+    let mut on_soft = softphone
+        .wait_invite()
+        .await
+        .expect("the softphone gets the INVITE");
     desk.ring(&mut on_desk).await.expect("desk rings");
     softphone.ring(&mut on_soft).await.expect("softphone rings");
-    trunk.wait_ringing(&mut out).await.expect("the trunk hears ringing");
-    softphone.answer(&mut on_soft).await.expect("the softphone answers and gets the ACK");
-    desk.wait_cancel(&mut on_desk).await.expect("the desk phone is cancelled");
-    trunk.wait_answer(&mut out).await.expect("the trunk gets 200");
+    trunk
+        .wait_ringing(&mut out)
+        .await
+        .expect("the trunk hears ringing");
+    softphone
+        .answer(&mut on_soft)
+        .await
+        .expect("the softphone answers and gets the ACK");
+    desk.wait_cancel(&mut on_desk)
+        .await
+        .expect("the desk phone is cancelled");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the trunk gets 200");
     check_media(&mut out, &mut on_soft).await;
-    assert!(on_desk.rtp.received().is_empty(), "the cancelled phone gets no media");
-    trunk.hangup(&mut out).await.expect("the trunk's BYE gets 200");
-    softphone.wait_bye(&mut on_soft).await.expect("the softphone gets BYE");
+    assert!(
+        on_desk.rtp.received().is_empty(),
+        "the cancelled phone gets no media"
+    );
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
+    softphone
+        .wait_bye(&mut on_soft)
+        .await
+        .expect("the softphone gets BYE");
 }
 
 #[tokio::test]
@@ -520,12 +922,24 @@ async fn unregistering_makes_calls_fail_and_too_brief_expiry_gets_423() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     phone.set_expires(30);
-    let brief = phone.register().await.expect("a final response to REGISTER");
+    let brief = phone
+        .register()
+        .await
+        .expect("a final response to REGISTER");
     assert_eq!(brief.status, 423, "30 s is below min_expires (60 s)");
-    assert_eq!(brief.headers.get(&HeaderName::MinExpires), Some("60"), "423 names Min-Expires");
+    assert_eq!(
+        brief.headers.get(&HeaderName::MinExpires),
+        Some("60"),
+        "423 names Min-Expires"
+    );
     phone.set_expires(0);
-    phone.register_ok().await.expect("Expires: 0 removes the binding");
-    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript).await.expect("bind the trunk");
+    phone
+        .register_ok()
+        .await
+        .expect("Expires: 0 removes the binding");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
     let resp = trunk.wait_final(&mut out).await.expect("a final response");
     assert_eq!(resp.status, 480, "the only binding was removed");
