@@ -87,7 +87,7 @@ fn baresip_registers_as_a_desk_phone_and_answers_a_trunk_call() {
     let call = sipp(
         &args(&[
             "-sn", "uac", "-d", "1500", "-s", "205", "-i", "127.0.0.2", "-p", &(base + 3).to_string(),
-            "-mp", &(base + 6).to_string(), "-m", "1", "-timeout", "15", &sw.sip.to_string(),
+            "-mp", &(base + 20).to_string(), "-m", "1", "-timeout", "15", &sw.sip.to_string(),
         ]),
         Duration::from_secs(20),
     );

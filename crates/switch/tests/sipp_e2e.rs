@@ -131,7 +131,7 @@ fn trunk_call_is_bridged_to_the_registered_phone_and_the_caller_hangs_up() {
     let sw = Switch::start("call", base, base + 10_000, &[]);
     let (phone_port, trunk_port) = (base + 2, base + 3);
     assert_ok("phone registration", &register(&sw, "201", "pw201", base + 4, phone_port), &sw);
-    let (t, p) = call_with_phone(uas(None, phone_port, base + 6), trunk(None, "800840840", trunk_port, base + 8, &sw));
+    let (t, p) = call_with_phone(uas(None, phone_port, base + 20), trunk(None, "800840840", trunk_port, base + 8, &sw));
     assert_ok("trunk (SIPp uac) call", &t, &sw);
     assert_ok("phone (SIPp uas) answer", &p, &sw);
     assert_idle(&sw);
@@ -144,7 +144,7 @@ fn direct_inward_dialling_rings_the_extension_and_the_phone_hangs_up() {
     let sw = Switch::start("did", base, base + 10_000, &[]);
     let (phone_port, trunk_port) = (base + 2, base + 3);
     assert_ok("phone registration", &register(&sw, "204", "pw204", base + 4, phone_port), &sw);
-    let (t, p) = call_with_phone(uas(Some("uas_answer_bye.xml"), phone_port, base + 6), trunk(Some("uac_wait_bye.xml"), "204", trunk_port, base + 8, &sw));
+    let (t, p) = call_with_phone(uas(Some("uas_answer_bye.xml"), phone_port, base + 20), trunk(Some("uac_wait_bye.xml"), "204", trunk_port, base + 8, &sw));
     assert_ok("trunk waits for the callee's BYE", &t, &sw);
     assert_ok("phone answers then hangs up", &p, &sw);
     assert_idle(&sw);
@@ -156,7 +156,7 @@ fn caller_cancels_while_the_phone_rings() {
     let sw = Switch::start("cancel", base, base + 10_000, &[]);
     let (phone_port, trunk_port) = (base + 2, base + 3);
     assert_ok("phone registration", &register(&sw, "201", "pw201", base + 4, phone_port), &sw);
-    let (t, p) = call_with_phone(uas(Some("uas_ring_cancelled.xml"), phone_port, base + 6), trunk(Some("uac_cancel.xml"), "800840840", trunk_port, base + 8, &sw));
+    let (t, p) = call_with_phone(uas(Some("uas_ring_cancelled.xml"), phone_port, base + 20), trunk(Some("uac_cancel.xml"), "800840840", trunk_port, base + 8, &sw));
     assert_ok("trunk CANCEL gets 200 and 487", &t, &sw);
     assert_ok("phone receives the CANCEL", &p, &sw);
     assert_idle(&sw);
@@ -168,9 +168,55 @@ fn untrusted_source_is_challenged_not_bridged() {
     let sw = Switch::start("untrusted", base, base + 10_000, &[]);
     // SIPp's uac from 127.0.0.1 (not the trunk's 127.0.0.2) gets 407, never a call.
     let run = sipp(
-        &args(&["-sn", "uac", "-s", "800840840", "-i", "127.0.0.1", "-p", &(base + 3).to_string(), "-mp", &(base + 5).to_string(), "-m", "1", "-timeout", "10", &sw.sip.to_string()]),
+        &args(&["-sn", "uac", "-s", "800840840", "-i", "127.0.0.1", "-p", &(base + 3).to_string(), "-mp", &(base + 34).to_string(), "-m", "1", "-timeout", "10", &sw.sip.to_string()]),
         Duration::from_secs(15),
     );
     assert!(!run.success);
     assert!(run.output.contains("407"), "expected a 407 challenge:\n{}", run.output);
+}
+
+#[test]
+fn registration_over_tcp_with_digest() {
+    let base = port_block(SALT);
+    let sw = Switch::start("tcp", base, base + 10_000, &[]);
+    let run = sipp(
+        &args(&[
+            "-sf", &scenario("register.xml"), "-t", "t1", "-s", "203", "-au", "203", "-ap", "pw203",
+            "-key", "contact_port", &(base + 2).to_string(), "-key", "expires", "300",
+            "-m", "1", "-p", &(base + 2).to_string(), "-i", "127.0.0.1", "-timeout", "10", &sw.sip.to_string(),
+        ]),
+        Duration::from_secs(15),
+    );
+    assert_ok("REGISTER over TCP", &run, &sw);
+    assert_eq!(sw.wait_metric("centralino_registrations_active", 1.0), Some(1.0));
+}
+
+#[test]
+fn ipv6_registration_and_call() {
+    let base = port_block(SALT);
+    let dir = std::env::temp_dir().join(format!("centralino-test-v6-{}-{base}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // The example's trunk also accepts ::1 here, so SIPp can be the trunk over IPv6.
+    let example = common::example_config().replace("addresses = [\"127.0.0.2\"]", "addresses = [\"127.0.0.2\", \"::1\"]");
+    assert!(example.contains("\"::1\""), "the example's trunk addresses line changed; update this test");
+    std::fs::write(dir.join("example-v6.toml"), example).expect("write");
+    let sw = Switch::start_listen(dir, "[::1]", base, base + 10_000, Some("example-v6.toml"));
+    let (phone_port, trunk_port) = (base + 2, base + 3);
+    let target = sw.sip.to_string();
+    let reg = sipp(
+        &args(&[
+            "-sf", &scenario("register.xml"), "-s", "201", "-au", "201", "-ap", "pw201",
+            "-key", "contact_port", &phone_port.to_string(), "-key", "expires", "300",
+            "-m", "1", "-p", &(base + 4).to_string(), "-i", "::1", "-timeout", "10", &target,
+        ]),
+        Duration::from_secs(15),
+    );
+    assert_ok("REGISTER over IPv6", &reg, &sw);
+    let phone = args(&["-sn", "uas", "-p", &phone_port.to_string(), "-i", "::1", "-mp", &(base + 20).to_string(), "-m", "1", "-timeout", "20"]);
+    let caller = args(&["-sn", "uac", "-d", "500", "-s", "800840840", "-i", "::1", "-p", &trunk_port.to_string(), "-mp", &(base + 30).to_string(), "-m", "1", "-timeout", "20", &target]);
+    let (t, p) = call_with_phone(phone, caller);
+    assert_ok("trunk call over IPv6", &t, &sw);
+    assert_ok("phone answers over IPv6", &p, &sw);
+    assert_idle(&sw);
 }

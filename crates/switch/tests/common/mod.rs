@@ -81,11 +81,25 @@ impl Switch {
 
     /// Starts (or restarts) the switch with its files in `dir`.
     pub fn start_in(dir: PathBuf, base: u16, rtp: u16, extra: &[(&str, String)]) -> Switch {
-        let sip: SocketAddr = format!("127.0.0.1:{base}").parse().expect("address");
+        Self::launch(dir, "127.0.0.1", base, rtp, extra, &example_config())
+    }
+
+    /// Starts the switch on `host` (e.g. `[::1]`) with the configuration file `config_name`
+    /// from `dir` (default: the example), its ports rewritten as in [`Switch::start`].
+    pub fn start_listen(dir: PathBuf, host: &str, base: u16, rtp: u16, config_name: Option<&str>) -> Switch {
+        let source = match config_name {
+            Some(name) => std::fs::read_to_string(dir.join(name)).expect("test config"),
+            None => example_config(),
+        };
+        Self::launch(dir, host, base, rtp, &[], &source)
+    }
+
+    fn launch(dir: PathBuf, host: &str, base: u16, rtp: u16, extra: &[(&str, String)], source: &str) -> Switch {
+        let sip: SocketAddr = format!("{host}:{base}").parse().expect("address");
         let metrics: SocketAddr = format!("127.0.0.1:{}", base + 1).parse().expect("address");
         let mut settings = vec![("metrics", format!("\"{metrics}\"")), ("rtp_ports", format!("\"{rtp}-{}\"", rtp + 99))];
         settings.extend(extra.iter().cloned());
-        let config = with_switch_settings(&example_config(), &settings);
+        let config = with_switch_settings(source, &settings);
         let config_path = dir.join("centralino.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log_path = dir.join("switch.log");
@@ -176,12 +190,14 @@ impl Drop for Switch {
 
 /// One OPTIONS over UDP; true if a 200 came back in time.
 pub fn options_ping(to: SocketAddr, timeout: Duration) -> bool {
-    let Ok(sock) = UdpSocket::bind("127.0.0.1:0") else { return false };
+    let local = if to.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" };
+    let Ok(sock) = UdpSocket::bind(local) else { return false };
     let _ = sock.set_read_timeout(Some(timeout));
     let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
+    let host = if to.is_ipv6() { "[::1]" } else { "127.0.0.1" };
     let branch = format!("z9hG4bKping{}{}", std::process::id(), Instant::now().elapsed().as_nanos());
     let msg = format!(
-        "OPTIONS sip:ping@{to} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch}\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\nTo: <sip:ping@{to}>\r\nCall-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "OPTIONS sip:ping@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{port};branch={branch}\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\nTo: <sip:ping@{to}>\r\nCall-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     );
     if sock.send_to(msg.as_bytes(), to).is_err() {
         return false;
