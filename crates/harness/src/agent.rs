@@ -688,14 +688,60 @@ impl UserAgent {
 
     /// Sends ACK for a 2xx to our INVITE in `call` (a new transaction, RFC 3261 §13.2.2.4).
     pub(crate) async fn ack_2xx(&mut self, call: &mut Call) -> Result<(), HarnessError> {
+        let seq = call.invite.cseq().map_or(1, |c| c.seq);
+        self.ack_2xx_seq(call, seq).await
+    }
+
+    /// Sends ACK for a 2xx to the INVITE with CSeq `seq` in `call`.
+    async fn ack_2xx_seq(&mut self, call: &mut Call, seq: u32) -> Result<(), HarnessError> {
         let (via, _) = self.new_via();
-        let ack = call.request(via, Method::Ack);
+        let mut ack = call.request(via, Method::Ack);
+        ack.headers.set(HeaderName::CSeq, format!("{seq} ACK"));
         let bytes = ack.to_bytes();
         self.send_bytes(&bytes, call.peer).await?;
-        let seq = call.invite.cseq().map_or(1, |c| c.seq);
         self.acks
             .insert(format!("{} {seq}", call.call_id), (bytes, call.peer));
         Ok(())
+    }
+
+    /// Sends a re-INVITE in `call` offering our last SDP with `direction` (hold is
+    /// `SendOnly`, resume `SendRecv`), ACKs a 2xx and applies its SDP answer; returns the
+    /// final response.
+    pub async fn reinvite(
+        &mut self,
+        call: &mut Call,
+        direction: sdp::Direction,
+    ) -> Result<Response, HarnessError> {
+        let Some(previous) = call.local_sdp.clone() else {
+            return Err(self.protocol("no SDP of ours to offer again"));
+        };
+        let mut origin = previous.origin.clone();
+        let offer = sdp::reoffer(&previous, &mut origin, direction);
+        let (via, branch) = self.new_via();
+        let mut req = call.request(via, Method::Invite);
+        let seq = call.local_cseq;
+        req.headers.push(
+            HeaderName::Contact,
+            format!("<{}>", self.contact_uri("harness")),
+        );
+        req.headers.push(HeaderName::ContentType, "application/sdp");
+        req.body = offer.to_bytes();
+        self.send_request(&req, call.peer).await?;
+        let resp = self
+            .wait_final(&branch, "the final response to our re-INVITE")
+            .await?;
+        if (200..300).contains(&resp.status) {
+            self.ack_2xx_seq(call, seq).await?;
+            let answer = SessionDescription::parse(&resp.body)
+                .map_err(|e| self.protocol(format!("bad SDP answer to re-INVITE: {e}")))?;
+            let negotiated = sdp::accept_answer(&offer, &answer)
+                .map_err(|e| self.protocol(format!("unusable SDP answer to re-INVITE: {e}")))?;
+            call.rtp.set_remote(negotiated.remote);
+            call.local_sdp = Some(offer);
+            call.remote_sdp = Some(answer);
+            call.negotiated = Some(negotiated);
+        }
+        Ok(resp)
     }
 
     /// Waits for the ACK of `call`'s INVITE (to a 2xx or a failure).

@@ -44,6 +44,9 @@ mod rtp;
 mod transcript;
 mod trunk;
 
+/// The SDP crate the harness builds offers and answers with, for tests that inspect them.
+pub use sdp;
+
 pub use agent::{Call, UserAgent, random_hex};
 pub use digest::{Challenge, authorization};
 pub use error::HarnessError;

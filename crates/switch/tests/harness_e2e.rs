@@ -944,3 +944,38 @@ async fn unregistering_makes_calls_fail_and_too_brief_expiry_gets_423() {
     let resp = trunk.wait_final(&mut out).await.expect("a final response");
     assert_eq!(resp.status, 480, "the only binding was removed");
 }
+
+#[tokio::test]
+async fn phone_holds_and_resumes_and_media_still_flows() {
+    let switch = Switch::start(17).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let (mut trunk, mut out, mut inc) =
+        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    let hold = phone
+        .reinvite(&mut inc, harness::sdp::Direction::SendOnly)
+        .await
+        .expect("hold is answered");
+    assert_eq!(hold.status, 200, "hold re-INVITE accepted");
+    let answered = inc
+        .remote_sdp
+        .as_ref()
+        .and_then(|s| s.media.first().map(|m| s.direction_of(m)));
+    assert_eq!(
+        answered,
+        Some(harness::sdp::Direction::RecvOnly),
+        "the switch answers sendonly with recvonly"
+    );
+    let resume = phone
+        .reinvite(&mut inc, harness::sdp::Direction::SendRecv)
+        .await
+        .expect("resume is answered");
+    assert_eq!(resume.status, 200, "resume re-INVITE accepted");
+    check_media(&mut out, &mut inc).await;
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
