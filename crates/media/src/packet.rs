@@ -123,7 +123,9 @@ pub fn inspect(bytes: &[u8]) -> Result<Packet<'_>, InspectError> {
 /// Validate an RTP packet: version 2, CSRC list, extension and padding inside the datagram.
 pub fn parse_rtp(bytes: &[u8]) -> Result<RtpPacket<'_>, InspectError> {
     use rtp_types::RtpParseError;
-    let packet = rtp_types::RtpPacket::parse(bytes).map_err(|err| match err {
+    // rtp-types validates (version, CSRCs, extension, padding); we then read the few fields we
+    // need ourselves, which is several times faster than its per-field accessors.
+    rtp_types::RtpPacket::parse(bytes).map_err(|err| match err {
         RtpParseError::UnsupportedVersion(version) => InspectError::UnsupportedVersion(version),
         // rtp-types reports padding that reaches back into the header as truncation too.
         RtpParseError::Truncated { expected, actual } => match rtp_header_len(bytes) {
@@ -135,17 +137,31 @@ pub fn parse_rtp(bytes: &[u8]) -> Result<RtpPacket<'_>, InspectError> {
         },
         RtpParseError::PaddingInvalid(_) => InspectError::InvalidPadding,
     })?;
+    let too_short = InspectError::TooShort {
+        needed: RTP_HEADER_LEN,
+        actual: bytes.len(),
+    };
+    let &[b0, b1, s0, s1, t0, t1, t2, t3, c0, c1, c2, c3] =
+        bytes.first_chunk::<RTP_HEADER_LEN>().ok_or(too_short)?;
+    let header_len = rtp_header_len(bytes).ok_or(too_short)?;
+    let padding = if b0 & 0x20 != 0 {
+        bytes.last().map_or(0, |&count| usize::from(count))
+    } else {
+        0
+    };
+    let payload_end = bytes
+        .len()
+        .checked_sub(padding)
+        .ok_or(InspectError::InvalidPadding)?;
     Ok(RtpPacket {
-        payload_type: packet.payload_type(),
-        marker: packet.marker_bit(),
-        sequence_number: packet.sequence_number(),
-        timestamp: packet.timestamp(),
-        ssrc: packet.ssrc(),
-        // rtp-types checked that the payload and padding lie inside the datagram.
+        payload_type: b1 & 0x7f,
+        marker: b1 & 0x80 != 0,
+        sequence_number: u16::from_be_bytes([s0, s1]),
+        timestamp: u32::from_be_bytes([t0, t1, t2, t3]),
+        ssrc: u32::from_be_bytes([c0, c1, c2, c3]),
         payload: bytes
-            .get(packet.payload_offset()..)
-            .and_then(|rest| rest.get(..packet.payload_len()))
-            .unwrap_or_default(),
+            .get(header_len..payload_end)
+            .ok_or(InspectError::InvalidPadding)?,
     })
 }
 
@@ -401,6 +417,25 @@ mod tests {
                 prop_assert!(p.payload.len() + RTP_HEADER_LEN <= bytes.len());
             }
             let _ = parse_rtcp(&bytes);
+        }
+
+        /// Our field extraction agrees with rtp-types' accessors on any version-2 bytes.
+        #[test]
+        fn agrees_with_rtp_types(mut bytes in proptest::collection::vec(any::<u8>(), 0..120)) {
+            if let Some(b) = bytes.first_mut() { *b = (*b & 0x3f) | 0x80; }
+            let ours = parse_rtp(&bytes);
+            match rtp_types::RtpPacket::parse(&bytes) {
+                Ok(theirs) => {
+                    let ours = ours.unwrap();
+                    prop_assert_eq!(ours.payload, theirs.payload());
+                    prop_assert_eq!(ours.ssrc, theirs.ssrc());
+                    prop_assert_eq!(ours.sequence_number, theirs.sequence_number());
+                    prop_assert_eq!(ours.timestamp, theirs.timestamp());
+                    prop_assert_eq!((ours.payload_type, ours.marker),
+                                    (theirs.payload_type(), theirs.marker_bit()));
+                }
+                Err(_) => prop_assert!(ours.is_err()),
+            }
         }
 
         #[test]
