@@ -46,12 +46,21 @@ impl Default for StreamFramer {
 impl StreamFramer {
     /// A framer accepting messages up to `limit` bytes.
     pub fn new(limit: usize) -> Self {
-        StreamFramer { buf: Vec::new(), limit, start: 0, scanned: 0, pending: None }
+        StreamFramer {
+            buf: Vec::new(),
+            limit,
+            start: 0,
+            scanned: 0,
+            pending: None,
+        }
     }
 
     /// Appends received bytes. Fails if the buffer would exceed twice the limit.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
-        let buffered = self.buffered().checked_add(bytes.len()).ok_or(FrameError::TooLarge(self.limit))?;
+        let buffered = self
+            .buffered()
+            .checked_add(bytes.len())
+            .ok_or(FrameError::TooLarge(self.limit))?;
         if buffered > self.limit.saturating_mul(2) {
             return Err(FrameError::TooLarge(self.limit));
         }
@@ -111,7 +120,9 @@ impl StreamFramer {
                 return Ok(None);
             };
             let body_len = content_length(&data[..end])?;
-            let total = end.checked_add(body_len).ok_or(FrameError::TooLarge(self.limit))?;
+            let total = end
+                .checked_add(body_len)
+                .ok_or(FrameError::TooLarge(self.limit))?;
             if total > self.limit {
                 return Err(FrameError::TooLarge(self.limit));
             }
@@ -149,8 +160,14 @@ fn content_length(head: &[u8]) -> Result<usize, FrameError> {
     let mut found = None;
     // Skip the start line and continuation lines, exactly as `parse` reads headers, so the two
     // always agree on the Content-Length.
-    for line in text.split('\n').skip(1).filter(|l| !l.starts_with([' ', '\t'])) {
-        let Some((name, value)) = line.split_once(':') else { continue };
+    for line in text
+        .split('\n')
+        .skip(1)
+        .filter(|l| !l.starts_with([' ', '\t']))
+    {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let name = name.trim();
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
             if found.is_some() {
@@ -160,7 +177,10 @@ fn content_length(head: &[u8]) -> Result<usize, FrameError> {
             if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(FrameError::BadContentLength);
             }
-            found = Some(v.parse::<usize>().map_err(|_| FrameError::BadContentLength)?);
+            found = Some(
+                v.parse::<usize>()
+                    .map_err(|_| FrameError::BadContentLength)?,
+            );
         }
     }
     // DEVIATION(RFC 3261 §18.3): a missing Content-Length on a stream is read as 0 rather
@@ -213,21 +233,61 @@ mod tests {
         check(1000, &[b"\r\n", M], "| msg:49 | left:0");
         check(1000, &[b"\n\n", M], "| msg:49 | left:0");
         // regression: a folded line that looks like `l: 9` is not a Content-Length
-        check(1000, &[b"OPTIONS sip:a@b SIP/2.0\r\nSubject: x\r\n l: 9\r\nContent-Length: 0\r\n\r\n"], "msg:65 | left:0");
-        check(1000, &[b"OPTIONS sip:a@b SIP/2.0\nl: 1\n\nxy"], "msg:31 | left:1");
+        check(
+            1000,
+            &[b"OPTIONS sip:a@b SIP/2.0\r\nSubject: x\r\n l: 9\r\nContent-Length: 0\r\n\r\n"],
+            "msg:65 | left:0",
+        );
+        check(
+            1000,
+            &[b"OPTIONS sip:a@b SIP/2.0\nl: 1\n\nxy"],
+            "msg:31 | left:1",
+        );
         // header section ending split across pushes in every way
-        check(1000, &[b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r", b"\n"], "| msg:33 | left:0");
-        check(1000, &[b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r", b"\n\r\n"], "| msg:33 | left:0");
-        check(1000, &[b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\n", b"\n"], "| msg:31 | left:0");
+        check(
+            1000,
+            &[b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r", b"\n"],
+            "| msg:33 | left:0",
+        );
+        check(
+            1000,
+            &[b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r", b"\n\r\n"],
+            "| msg:33 | left:0",
+        );
+        check(
+            1000,
+            &[b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\n", b"\n"],
+            "| msg:31 | left:0",
+        );
     }
 
     #[test]
     fn bad_lengths_close() {
-        check(1000, &[b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n"], "close:bad or missing Content-Length on a stream | left:48");
-        check(1000, &[b"INVITE sip:a@b SIP/2.0\r\nl: 1\r\nl: 1\r\n\r\nx"], "close:bad or missing Content-Length on a stream | left:39");
-        check(100, &[&[b'a'; 150]], "close:message exceeds 100 bytes | left:150");
-        check(100, &[&[b'a'; 150], &[b'a'; 51]], "close:message exceeds 100 bytes | push-error:message exceeds 100 bytes left:150");
-        check(100, &[b"INVITE sip:a@b SIP/2.0\r\nl: 99\r\n\r\n"], "close:message exceeds 100 bytes | left:33");
+        check(
+            1000,
+            &[b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n"],
+            "close:bad or missing Content-Length on a stream | left:48",
+        );
+        check(
+            1000,
+            &[b"INVITE sip:a@b SIP/2.0\r\nl: 1\r\nl: 1\r\n\r\nx"],
+            "close:bad or missing Content-Length on a stream | left:39",
+        );
+        check(
+            100,
+            &[&[b'a'; 150]],
+            "close:message exceeds 100 bytes | left:150",
+        );
+        check(
+            100,
+            &[&[b'a'; 150], &[b'a'; 51]],
+            "close:message exceeds 100 bytes | push-error:message exceeds 100 bytes left:150",
+        );
+        check(
+            100,
+            &[b"INVITE sip:a@b SIP/2.0\r\nl: 99\r\n\r\n"],
+            "close:message exceeds 100 bytes | left:33",
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@
 use std::fmt;
 
 use crate::method::Method;
-use crate::syntax::{Param, collapse_lws, find_param, is_token, parse_params, split_top_level, write_params};
+use crate::syntax::{
+    Param, collapse_lws, find_byte, find_param, is_token, parse_params, split_once_byte,
+    split_top_level, write_params,
+};
 use crate::uri::{Uri, parse_hostport};
 
 macro_rules! header_names {
@@ -105,19 +108,30 @@ pub struct Headers(pub Vec<Header>);
 impl Headers {
     /// The first value of a header.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0.iter().find(|h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .find(|h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// Every header line with that name, in order.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |h| &h.name == name).map(|h| h.value.as_str())
+        self.0
+            .iter()
+            .filter(move |h| &h.name == name)
+            .map(|h| h.value.as_str())
     }
 
     /// Every comma-separated value across all lines of a multi-value header. Returns `None`
     /// on an unterminated quoted string.
     pub fn values(&self, name: &HeaderName) -> Option<Vec<&str>> {
         let mut out = Vec::new();
-        for line in self.0.iter().filter(|h| &h.name == name).map(|h| h.value.as_str()) {
+        for line in self
+            .0
+            .iter()
+            .filter(|h| &h.name == name)
+            .map(|h| h.value.as_str())
+        {
             for v in split_top_level(line, b',')? {
                 let v = v.trim();
                 if !v.is_empty() {
@@ -135,12 +149,21 @@ impl Headers {
 
     /// Appends a header line.
     pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push(Header { name, value: value.into() });
+        self.0.push(Header {
+            name,
+            value: value.into(),
+        });
     }
 
     /// Inserts a header line before all others.
     pub fn push_front(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.insert(0, Header { name, value: value.into() });
+        self.0.insert(
+            0,
+            Header {
+                name,
+                value: value.into(),
+            },
+        );
     }
 
     /// Removes every line with that name.
@@ -196,7 +219,11 @@ pub struct NameAddr {
 impl NameAddr {
     /// A name-addr around a URI with no display name or parameters.
     pub fn new(uri: Uri) -> Self {
-        NameAddr { display: None, uri, params: Vec::new() }
+        NameAddr {
+            display: None,
+            uri,
+            params: Vec::new(),
+        }
     }
 
     /// Parses one name-addr / addr-spec value (RFC 3261 §20.10 rules on `<>`).
@@ -212,7 +239,10 @@ impl NameAddr {
             while i < b.len() {
                 match b[i] {
                     b'\\' => {
-                        let c = q.get(i + 1..).and_then(|r| r.chars().next()).ok_or(herr(H, "bad escape"))?;
+                        let c = q
+                            .get(i + 1..)
+                            .and_then(|r| r.chars().next())
+                            .ok_or(herr(H, "bad escape"))?;
                         name.push(c);
                         i += 1 + c.len_utf8();
                     }
@@ -236,23 +266,34 @@ impl NameAddr {
                 return Err(herr(H, "quoted display name not followed by <URI>"));
             }
             (Some(name), rest)
-        } else if let Some(lt) = s.find('<') {
+        } else if let Some(lt) = find_byte(s, b'<') {
             let name = s[..lt].trim();
             // RFC 4475 §3.1.2.15: liberal about non-token characters in unquoted names.
-            (if name.is_empty() { None } else { Some(collapse_lws(name)) }, &s[lt..])
+            (
+                if name.is_empty() {
+                    None
+                } else {
+                    Some(collapse_lws(name))
+                },
+                &s[lt..],
+            )
         } else {
             (None, s)
         };
         if let Some(inner) = rest.strip_prefix('<') {
-            let gt = inner.find('>').ok_or(herr(H, "missing >"))?;
+            let gt = find_byte(inner, b'>').ok_or(herr(H, "missing >"))?;
             // RFC 4475 §3.1.2.14: liberal about spaces inside the angle brackets.
             let uri = Uri::parse(inner[..gt].trim()).map_err(|e| herr(H, e.0))?;
             let params = parse_params(&inner[gt + 1..]).ok_or(herr(H, "bad parameters"))?;
-            Ok(NameAddr { display, uri, params })
+            Ok(NameAddr {
+                display,
+                uri,
+                params,
+            })
         } else {
             // addr-spec: parameters belong to the header; a URI with `?`, `,` or `;` parameters
             // of its own would need <> (RFC 3261 §20.10), so the first `;` ends the URI.
-            let (u, p) = match rest.split_once(';') {
+            let (u, p) = match split_once_byte(rest, b';') {
                 Some((u, p)) => (u.trim(), p),
                 None => (rest.trim(), ""),
             };
@@ -261,7 +302,11 @@ impl NameAddr {
             }
             let uri = Uri::parse(u).map_err(|e| herr(H, e.0))?;
             let params = parse_params(p).ok_or(herr(H, "bad parameters"))?;
-            Ok(NameAddr { display: None, uri, params })
+            Ok(NameAddr {
+                display: None,
+                uri,
+                params,
+            })
         }
     }
 
@@ -323,27 +368,43 @@ impl Via {
     /// Parses one Via value, tolerating LWS around `/`, `;` and `=` (RFC 4475 §3.1.1.1).
     pub fn parse(s: &str) -> Result<Via, HeaderError> {
         const H: &str = "Via";
-        let s = collapse_lws(s);
-        let (sent, params) = match s.split_once(';') {
+        // Most Via values have no LWS to collapse; only those pay for the copy.
+        let s = s.trim_ascii();
+        let plain = !s.bytes().any(|b| matches!(b, b'\t' | b'\r' | b'\n')) && !s.contains("  ");
+        let s = if plain {
+            std::borrow::Cow::Borrowed(s)
+        } else {
+            std::borrow::Cow::Owned(collapse_lws(s))
+        };
+        let (sent, params) = match split_once_byte(&s, b';') {
             Some((a, b)) => (a, b),
-            None => (s.as_str(), ""),
+            None => (&*s, ""),
         };
-        let mut parts = sent.splitn(3, '/');
-        let (proto, ver, rest) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(p), Some(v), Some(r)) => (p.trim(), v.trim(), r.trim()),
-            _ => return Err(herr(H, "missing protocol")),
-        };
+        let (proto, after) = split_once_byte(sent, b'/').ok_or(herr(H, "missing protocol"))?;
+        let (ver, rest) = split_once_byte(after, b'/').ok_or(herr(H, "missing protocol"))?;
+        let (proto, ver, rest) = (proto.trim_ascii(), ver.trim_ascii(), rest.trim_ascii());
         if !proto.eq_ignore_ascii_case("SIP") || ver != "2.0" {
             return Err(herr(H, "protocol is not SIP/2.0"));
         }
-        let (transport, hostport) = rest.split_once(' ').ok_or(herr(H, "missing sent-by"))?;
+        let (transport, hostport) =
+            split_once_byte(rest, b' ').ok_or(herr(H, "missing sent-by"))?;
         if !is_token(transport) {
             return Err(herr(H, "bad transport"));
         }
-        let hostport: String = hostport.chars().filter(|c| *c != ' ').collect();
+        // LWS is allowed around the `:` of sent-by (RFC 3261 §20.42 uses COLON).
+        let hostport = if hostport.contains(' ') {
+            std::borrow::Cow::Owned(hostport.replace(' ', ""))
+        } else {
+            std::borrow::Cow::Borrowed(hostport)
+        };
         let (host, port) = parse_hostport(&hostport).map_err(|e| herr(H, e.0))?;
         let params = parse_params(params).ok_or(herr(H, "bad parameters"))?;
-        Ok(Via { transport: transport.to_ascii_uppercase(), host, port, params })
+        Ok(Via {
+            transport: transport.to_ascii_uppercase(),
+            host,
+            port,
+            params,
+        })
     }
 
     /// The `branch` parameter.
@@ -363,7 +424,11 @@ impl Via {
 
     /// Sets or replaces a parameter.
     pub fn set_param(&mut self, name: &str, value: Option<&str>) {
-        if let Some(p) = self.params.iter_mut().find(|p| p.name.eq_ignore_ascii_case(name)) {
+        if let Some(p) = self
+            .params
+            .iter_mut()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+        {
             p.value = value.map(str::to_owned);
         } else {
             self.params.push(Param::new(name, value));
@@ -409,7 +474,10 @@ impl CSeq {
             return Err(herr(H, "sequence number not below 2**31"));
         }
         let method = Method::from_token(m).ok_or(herr(H, "bad method"))?;
-        Ok(CSeq { seq: seq as u32, method })
+        Ok(CSeq {
+            seq: seq as u32,
+            method,
+        })
     }
 }
 
@@ -438,12 +506,18 @@ mod tests {
 
     #[test]
     fn via_with_lws() {
-        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8").unwrap();
+        let v = Via::parse(
+            "SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8",
+        )
+        .unwrap();
         assert_eq!(v.transport, "TCP");
         assert_eq!(v.host, "spindle.example.com");
         assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
         assert!(Via::parse("SIP/2.0/UDP 192.0.2.15;;,;,,").is_err());
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas;received=[2001:db8::9:255];rport").unwrap();
+        let v = Via::parse(
+            "SIP/2.0/UDP [2001:db8::9:1]:5070;branch=z9hG4bKas;received=[2001:db8::9:255];rport",
+        )
+        .unwrap();
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.param("received"), Some("[2001:db8::9:255]"));
         assert!(v.has_param("rport"));
@@ -460,7 +534,10 @@ mod tests {
         assert!(NameAddr::parse("sip:user@example.com?Route=%3Csip:sip.example.com%3E").is_err());
         let a = NameAddr::parse("Bell, Alexander <sip:a.g.bell@example.com>;tag=43").unwrap();
         assert_eq!(a.display.as_deref(), Some("Bell, Alexander"));
-        assert_eq!(a.to_string(), "\"Bell, Alexander\" <sip:a.g.bell@example.com>;tag=43");
+        assert_eq!(
+            a.to_string(),
+            "\"Bell, Alexander\" <sip:a.g.bell@example.com>;tag=43"
+        );
     }
 
     #[test]

@@ -19,8 +19,13 @@ pub mod syntax;
 mod uri;
 
 pub use framing::{Frame, FrameError, StreamFramer};
-pub use header::{BRANCH_MAGIC, CSeq, Header, HeaderError, HeaderName, Headers, NameAddr, Via, parse_u32};
-pub use message::{Framing, Invalid, MAX_HEADERS, MAX_MESSAGE_SIZE, Message, ParseError, ParseErrorKind, Request, Response, parse};
+pub use header::{
+    BRANCH_MAGIC, CSeq, Header, HeaderError, HeaderName, Headers, NameAddr, Via, parse_u32,
+};
+pub use message::{
+    Framing, Invalid, MAX_HEADERS, MAX_MESSAGE_SIZE, Message, ParseError, ParseErrorKind, Request,
+    Response, parse,
+};
 pub use method::Method;
 pub use syntax::Param;
 pub use uri::{SipUri, TelUri, Uri, UriError};

@@ -1,7 +1,7 @@
 //! Requests and responses: parsing from bytes (datagram or one framed stream message),
 //! semantic validation, printing, and building responses (RFC 3261 §7, §8.2.6).
 
-use crate::header::{CSeq, HeaderError, HeaderName, Headers, NameAddr, Via, parse_u32};
+use crate::header::{CSeq, Header, HeaderError, HeaderName, Headers, NameAddr, Via, parse_u32};
 use crate::method::Method;
 use crate::syntax::{is_token, split_top_level};
 use crate::uri::Uri;
@@ -78,7 +78,11 @@ pub struct ParseError {
 }
 
 fn perr(kind: ParseErrorKind, reason: &'static str) -> ParseError {
-    ParseError { kind, reason, partial: None }
+    ParseError {
+        kind,
+        reason,
+        partial: None,
+    }
 }
 
 /// A semantic problem found by [`Request::validate`]: the status to answer and why.
@@ -93,12 +97,18 @@ pub struct Invalid {
 
 impl From<HeaderError> for Invalid {
     fn from(e: HeaderError) -> Self {
-        Invalid { status: 400, reason: e.to_string() }
+        Invalid {
+            status: 400,
+            reason: e.to_string(),
+        }
     }
 }
 
 fn invalid(status: u16, reason: impl Into<String>) -> Invalid {
-    Invalid { status, reason: reason.into() }
+    Invalid {
+        status,
+        reason: reason.into(),
+    }
 }
 
 /// How the bytes arrived: this decides what a missing or too-large Content-Length means.
@@ -133,7 +143,10 @@ fn header_lines(bytes: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
 /// Every line of `bytes`, which ends in LF and holds no empty line (see [`header_lines`]).
 fn header_lines_to_end(bytes: &[u8]) -> Vec<&[u8]> {
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    bytes.split(|&b| b == b'\n').map(|line| line.strip_suffix(b"\r").unwrap_or(line)).collect()
+    bytes
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .collect()
 }
 
 /// Parses one message. Leading CRLFs (keep-alives, RFC 3261 §7.5) are skipped.
@@ -141,52 +154,83 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
     if bytes.len() > MAX_MESSAGE_SIZE {
         return Err(perr(ParseErrorKind::TooLarge, "message too large"));
     }
-    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len());
     let bytes = &bytes[start..];
     let (lines, body_at) = match (header_lines(bytes), framing) {
         (Some(found), _) => found,
         // DEVIATION(RFC 3261 §7): a datagram is complete by definition, so a header section that
         // runs to the end of the datagram (last line ended, no empty line, as in RFC 4475
         // baddn.dat) is read as headers without a body rather than dropped unanswered.
-        (None, Framing::Datagram) if bytes.ends_with(b"\n") => (header_lines_to_end(bytes), bytes.len()),
+        (None, Framing::Datagram) if bytes.ends_with(b"\n") => {
+            (header_lines_to_end(bytes), bytes.len())
+        }
         (None, _) => return Err(perr(ParseErrorKind::Incomplete, "no end of header section")),
     };
-    let (first, rest) = lines.split_first().ok_or(perr(ParseErrorKind::Incomplete, "empty message"))?;
+    let (first, rest) = lines
+        .split_first()
+        .ok_or(perr(ParseErrorKind::Incomplete, "empty message"))?;
     if rest.len() > MAX_HEADERS {
         return Err(perr(ParseErrorKind::TooLarge, "too many header lines"));
     }
-    let first = std::str::from_utf8(first).map_err(|_| perr(ParseErrorKind::BadStartLine, "start line is not UTF-8"))?;
+    let first = std::str::from_utf8(first)
+        .map_err(|_| perr(ParseErrorKind::BadStartLine, "start line is not UTF-8"))?;
 
-    // Unfold continuation lines (RFC 3261 §7.3.1) and split name from value.
-    let mut headers = Headers::default();
-    let mut current: Option<(String, String)> = None;
+    // Unfold continuation lines (RFC 3261 §7.3.1) and split name from value. Each value is
+    // built once, already trimmed, and continuation lines join it with a single SP.
+    let mut headers = Headers(Vec::with_capacity(rest.len()));
+    let mut current: Option<(HeaderName, String)> = None;
     for line in rest {
-        let text = String::from_utf8_lossy(line);
+        // UTF-8 is the norm; only the rare other line pays for the lossy conversion.
+        let text = match std::str::from_utf8(line) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         if text.starts_with([' ', '\t']) {
-            let (_, v) = current.as_mut().ok_or(perr(ParseErrorKind::BadHeaderLine, "continuation line before any header"))?;
-            v.push(' ');
-            v.push_str(text.trim());
+            let (_, v) = current.as_mut().ok_or(perr(
+                ParseErrorKind::BadHeaderLine,
+                "continuation line before any header",
+            ))?;
+            let more = text.trim_ascii();
+            if !more.is_empty() {
+                if !v.is_empty() {
+                    v.push(' ');
+                }
+                v.push_str(more);
+            }
             continue;
         }
         if let Some((n, v)) = current.take() {
-            headers.push(HeaderName::parse(&n), v.trim().to_owned());
+            headers.0.push(Header { name: n, value: v });
         }
-        let (name, value) = text.split_once(':').ok_or(perr(ParseErrorKind::BadHeaderLine, "header line without colon"))?;
+        let (name, value) = text.split_once(':').ok_or(perr(
+            ParseErrorKind::BadHeaderLine,
+            "header line without colon",
+        ))?;
         let name = name.trim_end_matches([' ', '\t']);
         if !is_token(name) {
             return Err(perr(ParseErrorKind::BadHeaderLine, "bad header name"));
         }
-        current = Some((name.to_owned(), value.trim().to_owned()));
+        current = Some((HeaderName::parse(name), value.trim_ascii().to_owned()));
     }
     if let Some((n, v)) = current.take() {
-        headers.push(HeaderName::parse(&n), v.trim().to_owned());
+        headers.0.push(Header { name: n, value: v });
     }
 
     let mut msg = if let Some(after) = first.strip_prefix("SIP/") {
         let mut it = after.splitn(3, ' ');
-        let (ver, code, reason) = (it.next().unwrap_or(""), it.next().unwrap_or(""), it.next().unwrap_or(""));
+        let (ver, code, reason) = (
+            it.next().unwrap_or(""),
+            it.next().unwrap_or(""),
+            it.next().unwrap_or(""),
+        );
         if ver != "2.0" {
-            return Err(perr(ParseErrorKind::BadStartLine, "unsupported SIP version in status line"));
+            return Err(perr(
+                ParseErrorKind::BadStartLine,
+                "unsupported SIP version in status line",
+            ));
         }
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(perr(ParseErrorKind::BadStartLine, "bad status code"));
@@ -194,9 +238,17 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
         // three ASCII digits, so the parse cannot fail
         let status: u16 = code.parse().unwrap_or(0);
         if !(100..=699).contains(&status) {
-            return Err(perr(ParseErrorKind::BadStartLine, "status code out of range"));
+            return Err(perr(
+                ParseErrorKind::BadStartLine,
+                "status code out of range",
+            ));
         }
-        Message::Response(Response { status, reason: reason.trim().to_owned(), headers, body: Vec::new() })
+        Message::Response(Response {
+            status,
+            reason: reason.trim().to_owned(),
+            headers,
+            body: Vec::new(),
+        })
     } else {
         // DEVIATION(RFC 3261 §25.1): several SP between elements and trailing SP are tolerated
         // (RFC 4475 §3.1.2.9/10 allow it); we never re-emit the request line as received.
@@ -208,15 +260,35 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
         let (uri, version) = rest.rsplit_once([' ', '\t']).unwrap_or(("", rest));
         let uri = uri.trim_matches([' ', '\t']);
         if uri.is_empty() {
-            return Err(perr(ParseErrorKind::BadStartLine, "request line must be METHOD URI VERSION"));
+            return Err(perr(
+                ParseErrorKind::BadStartLine,
+                "request line must be METHOD URI VERSION",
+            ));
         }
-        let method = Method::from_token(method).ok_or(perr(ParseErrorKind::BadStartLine, "bad method"))?;
-        if !version.get(..4).is_some_and(|v| v.eq_ignore_ascii_case("SIP/")) {
-            return Err(perr(ParseErrorKind::BadStartLine, "bad version in request line"));
+        let method =
+            Method::from_token(method).ok_or(perr(ParseErrorKind::BadStartLine, "bad method"))?;
+        if !version
+            .get(..4)
+            .is_some_and(|v| v.eq_ignore_ascii_case("SIP/"))
+        {
+            return Err(perr(
+                ParseErrorKind::BadStartLine,
+                "bad version in request line",
+            ));
         }
         // RFC 3261 §7.1: "SIP/2.0" in any case is version 2.0; store it in the case we print.
-        let version = if version.eq_ignore_ascii_case("SIP/2.0") { "SIP/2.0" } else { version };
-        Message::Request(Request { method, uri_raw: uri.to_owned(), version: version.to_owned(), headers, body: Vec::new() })
+        let version = if version.eq_ignore_ascii_case("SIP/2.0") {
+            "SIP/2.0"
+        } else {
+            version
+        };
+        Message::Request(Request {
+            method,
+            uri_raw: uri.to_owned(),
+            version: version.to_owned(),
+            headers,
+            body: Vec::new(),
+        })
     };
 
     let available = &bytes[body_at..];
@@ -226,7 +298,10 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
             Framing::Datagram => available.len(),
             Framing::Stream => 0,
         },
-        1 => match headers.get(&HeaderName::ContentLength).and_then(|v| parse_u32(v, MAX_MESSAGE_SIZE as u64)) {
+        1 => match headers
+            .get(&HeaderName::ContentLength)
+            .and_then(|v| parse_u32(v, MAX_MESSAGE_SIZE as u64))
+        {
             Some(n) => n as usize,
             None => return Err(with_partial(msg, "bad Content-Length")),
         },
@@ -240,7 +315,11 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
 }
 
 fn with_partial(msg: Message, reason: &'static str) -> ParseError {
-    ParseError { kind: ParseErrorKind::BadContentLength, reason, partial: Some(Box::new(msg)) }
+    ParseError {
+        kind: ParseErrorKind::BadContentLength,
+        reason,
+        partial: Some(Box::new(msg)),
+    }
 }
 
 /// Headers that may appear at most once (RFC 3261 §7.3.1 and Table 2).
@@ -255,29 +334,58 @@ const SINGLE: &[HeaderName] = &[
 ];
 
 fn validate_common(h: &Headers) -> Result<(), Invalid> {
-    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId, HeaderName::CSeq, HeaderName::Via] {
-        if h.count(&name) == 0 {
+    // One pass counts every header that is mandatory or may appear only once.
+    const COUNTED: [HeaderName; 8] = [
+        HeaderName::From,
+        HeaderName::To,
+        HeaderName::CallId,
+        HeaderName::CSeq,
+        HeaderName::Via,
+        HeaderName::MaxForwards,
+        HeaderName::ContentType,
+        HeaderName::Expires,
+    ];
+    let mut counts = [0usize; COUNTED.len()];
+    for header in &h.0 {
+        if let Some(i) = COUNTED.iter().position(|n| *n == header.name) {
+            counts[i] += 1;
+        }
+    }
+    let count = |name: &HeaderName| {
+        COUNTED
+            .iter()
+            .position(|n| n == name)
+            .map_or(0, |i| counts[i])
+    };
+    for name in &COUNTED[..5] {
+        if count(name) == 0 {
             return Err(invalid(400, format!("missing {name} header")));
         }
     }
     for name in SINGLE {
-        if h.count(name) > 1 {
+        if count(name) > 1 {
             return Err(invalid(400, format!("more than one {name} header")));
         }
     }
     for name in [HeaderName::From, HeaderName::To] {
         let v = h.get(&name).unwrap_or_default();
-        let vals = split_top_level(v, b',').ok_or_else(|| invalid(400, format!("unterminated quote in {name}")))?;
-        if vals.len() > 1 && NameAddr::parse(v).is_err() {
-            return Err(invalid(400, format!("more than one value in {name}")));
+        if let Err(e) = NameAddr::parse(v) {
+            // Explain the failure: a second value (RFC 4475 multi01) or an open quote.
+            let vals = split_top_level(v, b',')
+                .ok_or_else(|| invalid(400, format!("unterminated quote in {name}")))?;
+            if vals.len() > 1 {
+                return Err(invalid(400, format!("more than one value in {name}")));
+            }
+            return Err(e.into());
         }
-        NameAddr::parse(v)?;
     }
     let call_id = h.get(&HeaderName::CallId).unwrap_or_default();
     if call_id.is_empty() || call_id.contains(char::is_whitespace) || call_id.contains(',') {
         return Err(invalid(400, "bad Call-ID header"));
     }
-    let vias = h.values(&HeaderName::Via).ok_or_else(|| invalid(400, "unterminated quote in Via"))?;
+    let vias = h
+        .values(&HeaderName::Via)
+        .ok_or_else(|| invalid(400, "unterminated quote in Via"))?;
     if vias.is_empty() {
         return Err(invalid(400, "empty Via header"));
     }
@@ -296,7 +404,13 @@ fn validate_common(h: &Headers) -> Result<(), Invalid> {
 impl Request {
     /// Builds a request with the given start line and no headers.
     pub fn new(method: Method, uri: &Uri) -> Self {
-        Request { method, uri_raw: uri.to_string(), version: "SIP/2.0".into(), headers: Headers::default(), body: Vec::new() }
+        Request {
+            method,
+            uri_raw: uri.to_string(),
+            version: "SIP/2.0".into(),
+            headers: Headers::default(),
+            body: Vec::new(),
+        }
     }
 
     /// Parses the Request-URI.
@@ -309,17 +423,29 @@ impl Request {
     pub fn validate(&self) -> Result<(), Invalid> {
         // RFC 3261 §7.1: the version string is case-insensitive.
         if !self.version.eq_ignore_ascii_case("SIP/2.0") {
-            return Err(invalid(505, format!("version {} not supported", self.version)));
+            return Err(invalid(
+                505,
+                format!("version {} not supported", self.version),
+            ));
         }
-        let uri = self.uri().map_err(|e| invalid(400, format!("bad Request-URI: {}", e.0)))?;
+        let uri = self
+            .uri()
+            .map_err(|e| invalid(400, format!("bad Request-URI: {}", e.0)))?;
         validate_common(&self.headers)?;
         let cseq = CSeq::parse(self.headers.get(&HeaderName::CSeq).unwrap_or_default())?;
         if cseq.method != self.method {
-            return Err(invalid(400, "CSeq method does not match the request method"));
+            return Err(invalid(
+                400,
+                "CSeq method does not match the request method",
+            ));
         }
         if let Some(contacts) = self.headers.get(&HeaderName::Contact) {
             if contacts.trim() != "*" {
-                for c in self.headers.values(&HeaderName::Contact).ok_or_else(|| invalid(400, "unterminated quote in Contact"))? {
+                for c in self
+                    .headers
+                    .values(&HeaderName::Contact)
+                    .ok_or_else(|| invalid(400, "unterminated quote in Contact"))?
+                {
                     NameAddr::parse(c)?;
                 }
             }
@@ -367,7 +493,9 @@ impl Request {
         let mut headers = Headers::default();
         for h in &self.headers.0 {
             match h.name {
-                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => headers.0.push(h.clone()),
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    headers.0.push(h.clone())
+                }
                 HeaderName::To => {
                     let mut value = h.value.clone();
                     if let (Some(tag), Ok(na)) = (to_tag, NameAddr::parse(&h.value)) {
@@ -382,7 +510,12 @@ impl Request {
                 _ => {}
             }
         }
-        Response { status, reason: reason.to_owned(), headers, body: Vec::new() }
+        Response {
+            status,
+            reason: reason.to_owned(),
+            headers,
+            body: Vec::new(),
+        }
     }
 
     /// Prints the request (Content-Length always recomputed).
@@ -396,11 +529,22 @@ impl Request {
 /// (RFC 3261 §25.1 `rfc1123-date`; names compared case-insensitively).
 fn is_sip_date(s: &str) -> bool {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let digits = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_digit());
-    let Some((day, rest)) = s.split_once(',') else { return false };
+    let Some((day, rest)) = s.split_once(',') else {
+        return false;
+    };
     let mut it = rest.split_ascii_whitespace();
-    let (Some(d), Some(mon), Some(year), Some(time), Some(zone), None) = (it.next(), it.next(), it.next(), it.next(), it.next(), it.next()) else {
+    let (Some(d), Some(mon), Some(year), Some(time), Some(zone), None) = (
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+        it.next(),
+    ) else {
         return false;
     };
     let mut hms = time.split(':');
@@ -511,14 +655,23 @@ mod tests {
     fn check(input: &str, expect: &str) {
         let got = match parse(input.as_bytes(), Framing::Datagram) {
             Ok(Message::Request(r)) => {
-                let v = r.validate().map_or_else(|e| e.to_string(), |()| "valid".into());
+                let v = r
+                    .validate()
+                    .map_or_else(|e| e.to_string(), |()| "valid".into());
                 format!("request {} {} -> {v}", r.method, r.uri_raw)
             }
             Ok(Message::Response(r)) => {
-                let v = r.validate().map_or_else(|e| e.to_string(), |()| "valid".into());
+                let v = r
+                    .validate()
+                    .map_or_else(|e| e.to_string(), |()| "valid".into());
                 format!("response {} -> {v}", r.status)
             }
-            Err(e) => format!("error {:?}: {}{}", e.kind, e.reason, if e.partial.is_some() { " +partial" } else { "" }),
+            Err(e) => format!(
+                "error {:?}: {}{}",
+                e.kind,
+                e.reason,
+                if e.partial.is_some() { " +partial" } else { "" }
+            ),
         };
         assert_eq!(got, expect, "input {input:?}");
     }
@@ -527,35 +680,92 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        let m = |line: &str, cseq: &str| format!("{line}\r\n{HEADERS}CSeq: 1 {cseq}\r\nContent-Length: 0\r\n\r\n");
-        check(&m("OPTIONS sip:a@b SIP/2.0", "OPTIONS"), "request OPTIONS sip:a@b -> valid");
-        check(&m("OPTIONS  sip:a@b \t SIP/2.0  ", "OPTIONS"), "request OPTIONS sip:a@b -> valid");
+        let m = |line: &str, cseq: &str| {
+            format!("{line}\r\n{HEADERS}CSeq: 1 {cseq}\r\nContent-Length: 0\r\n\r\n")
+        };
+        check(
+            &m("OPTIONS sip:a@b SIP/2.0", "OPTIONS"),
+            "request OPTIONS sip:a@b -> valid",
+        );
+        check(
+            &m("OPTIONS  sip:a@b \t SIP/2.0  ", "OPTIONS"),
+            "request OPTIONS sip:a@b -> valid",
+        );
         // regression: embedded LWS in the Request-URI was a parse error nobody could answer
-        check(&m("INVITE sip:user@example.com; lr SIP/2.0", "INVITE"), "request INVITE sip:user@example.com; lr -> 400 bad Request-URI: empty URI or forbidden character");
-        check(&m("INVITE <sip:a@b> SIP/2.0", "INVITE"), "request INVITE <sip:a@b> -> 400 bad Request-URI: bad scheme");
+        check(
+            &m("INVITE sip:user@example.com; lr SIP/2.0", "INVITE"),
+            "request INVITE sip:user@example.com; lr -> 400 bad Request-URI: empty URI or forbidden character",
+        );
+        check(
+            &m("INVITE <sip:a@b> SIP/2.0", "INVITE"),
+            "request INVITE <sip:a@b> -> 400 bad Request-URI: bad scheme",
+        );
         // regression: `sip/2.0` is SIP/2.0 (RFC 3261 §7.1), not 505
-        check(&m("OPTIONS sip:a@b sip/2.0", "OPTIONS"), "request OPTIONS sip:a@b -> valid");
-        check(&m("OPTIONS sip:a@b SIP/7.0", "OPTIONS"), "request OPTIONS sip:a@b -> 505 version SIP/7.0 not supported");
-        check(&m("OPTIONS SIP/2.0", "OPTIONS"), "error BadStartLine: request line must be METHOD URI VERSION");
-        check(&m("OPTIONS sip:a@b HTTP/1.1", "OPTIONS"), "error BadStartLine: bad version in request line");
+        check(
+            &m("OPTIONS sip:a@b sip/2.0", "OPTIONS"),
+            "request OPTIONS sip:a@b -> valid",
+        );
+        check(
+            &m("OPTIONS sip:a@b SIP/7.0", "OPTIONS"),
+            "request OPTIONS sip:a@b -> 505 version SIP/7.0 not supported",
+        );
+        check(
+            &m("OPTIONS SIP/2.0", "OPTIONS"),
+            "error BadStartLine: request line must be METHOD URI VERSION",
+        );
+        check(
+            &m("OPTIONS sip:a@b HTTP/1.1", "OPTIONS"),
+            "error BadStartLine: bad version in request line",
+        );
         // regression: a user part holding `?` (RFC 4475 intmeth) was split as URI headers
-        check(&m("OPTIONS sip:a?b@c SIP/2.0", "OPTIONS"), "request OPTIONS sip:a?b@c -> valid");
-        check(&m("OPTIONS nobody:x SIP/2.0", "OPTIONS"), "request OPTIONS nobody:x -> 416 URI scheme nobody not supported");
+        check(
+            &m("OPTIONS sip:a?b@c SIP/2.0", "OPTIONS"),
+            "request OPTIONS sip:a?b@c -> valid",
+        );
+        check(
+            &m("OPTIONS nobody:x SIP/2.0", "OPTIONS"),
+            "request OPTIONS nobody:x -> 416 URI scheme nobody not supported",
+        );
     }
 
     #[test]
     fn header_sections() {
-        let m = |extra: &str| format!("OPTIONS sip:a@b SIP/2.0\r\n{HEADERS}CSeq: 1 OPTIONS\r\n{extra}");
-        check(&m("Content-Length: 0\r\n\r\n"), "request OPTIONS sip:a@b -> valid");
+        let m =
+            |extra: &str| format!("OPTIONS sip:a@b SIP/2.0\r\n{HEADERS}CSeq: 1 OPTIONS\r\n{extra}");
+        check(
+            &m("Content-Length: 0\r\n\r\n"),
+            "request OPTIONS sip:a@b -> valid",
+        );
         // regression: a datagram without the empty line after the headers (RFC 4475 baddn)
-        check(&m("Content-Length: 0\r\n"), "request OPTIONS sip:a@b -> valid");
-        check(&m("Content-Length: 0"), "error Incomplete: no end of header section");
-        check(&m("Content-Length: 5\r\n\r\nab"), "error BadContentLength: Content-Length larger than the message +partial");
-        check(&m("l: 1\r\nl: 1\r\n\r\nab"), "error BadContentLength: more than one Content-Length +partial");
+        check(
+            &m("Content-Length: 0\r\n"),
+            "request OPTIONS sip:a@b -> valid",
+        );
+        check(
+            &m("Content-Length: 0"),
+            "error Incomplete: no end of header section",
+        );
+        check(
+            &m("Content-Length: 5\r\n\r\nab"),
+            "error BadContentLength: Content-Length larger than the message +partial",
+        );
+        check(
+            &m("l: 1\r\nl: 1\r\n\r\nab"),
+            "error BadContentLength: more than one Content-Length +partial",
+        );
         // RFC 3261 §20.17: Date must be rfc1123-date in GMT (RFC 4475 baddate)
-        check(&m("Date: Fri, 01 Jan 2010 16:00:00 EST\r\n\r\n"), "request OPTIONS sip:a@b -> 400 bad Date header");
-        check(&m("Date: Fri, 01 Jan 2010 16:00:00 GMT\r\n\r\n"), "request OPTIONS sip:a@b -> valid");
-        check(&m("Date: Fri, 1 Jan 2010 16:00 GMT\r\n\r\n"), "request OPTIONS sip:a@b -> 400 bad Date header");
+        check(
+            &m("Date: Fri, 01 Jan 2010 16:00:00 EST\r\n\r\n"),
+            "request OPTIONS sip:a@b -> 400 bad Date header",
+        );
+        check(
+            &m("Date: Fri, 01 Jan 2010 16:00:00 GMT\r\n\r\n"),
+            "request OPTIONS sip:a@b -> valid",
+        );
+        check(
+            &m("Date: Fri, 1 Jan 2010 16:00 GMT\r\n\r\n"),
+            "request OPTIONS sip:a@b -> 400 bad Date header",
+        );
     }
 
     #[test]
@@ -563,6 +773,9 @@ mod tests {
         // regression: the last header's value kept the space a continuation line added
         let input = b"OPTIONS sip:a@b SIP/2.0\nFrom: <sip:a@b>;tag=1\nTo: <sip:c@d>\nCall-ID: x\nCSeq: 1 OPTIONS\nVia:\n SIP/2.0/UDP h;branch=z9hG4bK1\n\n";
         let msg = parse(input, Framing::Datagram).unwrap();
-        assert_eq!(msg.headers().get(&HeaderName::Via), Some("SIP/2.0/UDP h;branch=z9hG4bK1"));
+        assert_eq!(
+            msg.headers().get(&HeaderName::Via),
+            Some("SIP/2.0/UDP h;branch=z9hG4bK1")
+        );
     }
 }

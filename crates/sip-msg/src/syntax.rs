@@ -2,7 +2,11 @@
 
 /// `token` characters: alphanum and `-.!%*_+`'~`.
 pub fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 /// True if `s` is a non-empty token.
@@ -16,34 +20,54 @@ pub fn split_top_level(s: &str, sep: u8) -> Option<Vec<&str>> {
     let bytes = s.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
-    let mut in_quote = false;
     let mut in_angle = false;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_quote {
-            if b == b'\\' {
-                i += 1;
-            } else if b == b'"' {
-                in_quote = false;
+    // Jump from one interesting byte to the next rather than stepping a state machine per byte.
+    while let Some(off) = bytes
+        .get(i..)?
+        .iter()
+        .position(|&b| b == sep || matches!(b, b'"' | b'<' | b'>'))
+    {
+        let at = i + off;
+        match bytes[at] {
+            b'"' => {
+                let mut j = at + 1;
+                loop {
+                    match bytes.get(j) {
+                        None => return None,
+                        Some(b'\\') => j += 2,
+                        Some(b'"') => break,
+                        Some(_) => j += 1,
+                    }
+                }
+                i = j + 1;
+                continue;
             }
-        } else if b == b'"' {
-            in_quote = true;
-        } else if b == b'<' {
-            in_angle = true;
-        } else if b == b'>' {
-            in_angle = false;
-        } else if b == sep && !in_angle {
-            out.push(&s[start..i]);
-            start = i + 1;
+            b'<' => in_angle = true,
+            b'>' => in_angle = false,
+            _ if !in_angle => {
+                out.push(&s[start..at]);
+                start = at + 1;
+            }
+            _ => {}
         }
-        i += 1;
-    }
-    if in_quote {
-        return None;
+        i = at + 1;
     }
     out.push(&s[start..]);
     Some(out)
+}
+
+/// `s.split_once(b)` for an ASCII byte, without the setup cost of a `char` searcher, which
+/// dominates on the short strings headers are made of.
+pub(crate) fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = find_byte(s, b)?;
+    // `b` is ASCII, so `i` and `i + 1` are char boundaries
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// Position of the first ASCII byte `b` in `s`.
+pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|x| x == b)
 }
 
 /// A `;name=value` parameter; `value` is `None` for a flag parameter such as `;lr`.
@@ -58,7 +82,10 @@ pub struct Param {
 impl Param {
     /// Builds a parameter.
     pub fn new(name: impl Into<String>, value: Option<impl Into<String>>) -> Self {
-        Param { name: name.into(), value: value.map(Into::into) }
+        Param {
+            name: name.into(),
+            value: value.map(Into::into),
+        }
     }
 }
 
@@ -77,7 +104,7 @@ pub fn parse_params(s: &str) -> Option<Vec<Param>> {
             // `;;` is an empty parameter: invalid (RFC 4475 badinv01).
             return None;
         }
-        match part.split_once('=') {
+        match split_once_byte(part, b'=') {
             Some((n, v)) => {
                 let n = n.trim();
                 let v = v.trim();
@@ -88,16 +115,25 @@ pub fn parse_params(s: &str) -> Option<Vec<Param>> {
                     if v.len() < 2 || !v.ends_with('"') {
                         return None;
                     }
-                } else if !v.bytes().all(|b| is_token_byte(b) || matches!(b, b'[' | b']' | b':')) {
+                } else if !v
+                    .bytes()
+                    .all(|b| is_token_byte(b) || matches!(b, b'[' | b']' | b':'))
+                {
                     return None;
                 }
-                out.push(Param { name: n.to_owned(), value: Some(v.to_owned()) });
+                out.push(Param {
+                    name: n.to_owned(),
+                    value: Some(v.to_owned()),
+                });
             }
             None => {
                 if !is_token(part) {
                     return None;
                 }
-                out.push(Param { name: part.to_owned(), value: None });
+                out.push(Param {
+                    name: part.to_owned(),
+                    value: None,
+                });
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::syntax::{Param, find_param, write_params};
+use crate::syntax::{Param, find_byte, find_param, split_once_byte, write_params};
 
 /// A parsed URI.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +55,11 @@ pub struct TelUri {
 pub struct UriError(pub &'static str);
 
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')')
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
 }
 
 /// Checks %-escapes and that every other byte is in `allowed`.
@@ -90,7 +94,7 @@ fn parse_uri_params(s: &str) -> Result<Vec<Param>, UriError> {
         if !check_escaped(part, ok) {
             return Err(UriError("invalid character in URI parameter"));
         }
-        match part.split_once('=') {
+        match split_once_byte(part, b'=') {
             Some((n, v)) => out.push(Param::new(n, Some(v))),
             None => out.push(Param::new(part, None::<String>)),
         }
@@ -101,11 +105,18 @@ fn parse_uri_params(s: &str) -> Result<Vec<Param>, UriError> {
 /// Parses `host[:port]`; IPv6 references must be bracketed (RFC 5118 §4.2).
 pub fn parse_hostport(s: &str) -> Result<(String, Option<u16>), UriError> {
     if let Some(rest) = s.strip_prefix('[') {
-        let end = rest.find(']').ok_or(UriError("unterminated IPv6 reference"))?;
+        let end = rest
+            .find(']')
+            .ok_or(UriError("unterminated IPv6 reference"))?;
         let addr = &rest[..end];
         // DEVIATION(RFC 5118 §4.10): tolerate the 3-colon form the RFC 3261 ABNF allowed,
         // so only the character set is checked here.
-        if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') || !addr.contains(':') {
+        if addr.is_empty()
+            || !addr
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            || !addr.contains(':')
+        {
             return Err(UriError("bad IPv6 reference"));
         }
         let host = format!("[{addr}]");
@@ -113,14 +124,20 @@ pub fn parse_hostport(s: &str) -> Result<(String, Option<u16>), UriError> {
         if after.is_empty() {
             return Ok((host, None));
         }
-        let port = after.strip_prefix(':').ok_or(UriError("junk after IPv6 reference"))?;
+        let port = after
+            .strip_prefix(':')
+            .ok_or(UriError("junk after IPv6 reference"))?;
         return Ok((host, Some(parse_port(port)?)));
     }
-    let (host, port) = match s.split_once(':') {
+    let (host, port) = match split_once_byte(s, b':') {
         Some((h, p)) => (h, Some(parse_port(p)?)),
         None => (s, None),
     };
-    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    {
         return Err(UriError("bad host"));
     }
     Ok((host.to_owned(), port))
@@ -136,32 +153,51 @@ fn parse_port(p: &str) -> Result<u16, UriError> {
 impl Uri {
     /// Parses a URI with no surrounding white space or angle brackets.
     pub fn parse(s: &str) -> Result<Uri, UriError> {
-        let (scheme, rest) = s.split_once(':').ok_or(UriError("no scheme"))?;
+        let (scheme, rest) = split_once_byte(s, b':').ok_or(UriError("no scheme"))?;
         if scheme.is_empty()
             || !scheme.as_bytes()[0].is_ascii_alphabetic()
-            || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            || !scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
         {
             return Err(UriError("bad scheme"));
         }
-        if rest.is_empty() || rest.bytes().any(|b| b <= b' ' || matches!(b, b'<' | b'>' | b'"' | 0x7f)) {
+        if rest.is_empty()
+            || rest
+                .bytes()
+                .any(|b| b <= b' ' || matches!(b, b'<' | b'>' | b'"' | 0x7f))
+        {
             return Err(UriError("empty URI or forbidden character"));
         }
-        let lower = scheme.to_ascii_lowercase();
-        match lower.as_str() {
-            "sip" | "sips" => Ok(Uri::Sip(SipUri::parse_after_scheme(lower == "sips", rest)?)),
+        if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+            return Ok(Uri::Sip(SipUri::parse_after_scheme(
+                scheme.len() == 4,
+                rest,
+            )?));
+        }
+        match scheme.to_ascii_lowercase().as_str() {
             "tel" => {
                 let (number, params) = match rest.split_once(';') {
                     Some((n, p)) => (n, parse_uri_params(p)?),
                     None => (rest, Vec::new()),
                 };
                 if number.is_empty()
-                    || !number.bytes().all(|b| b.is_ascii_hexdigit() || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#'))
+                    || !number.bytes().all(|b| {
+                        b.is_ascii_hexdigit()
+                            || matches!(b, b'+' | b'-' | b'.' | b'(' | b')' | b'*' | b'#')
+                    })
                 {
                     return Err(UriError("bad telephone number"));
                 }
-                Ok(Uri::Tel(TelUri { number: number.to_owned(), params }))
+                Ok(Uri::Tel(TelUri {
+                    number: number.to_owned(),
+                    params,
+                }))
             }
-            _ => Ok(Uri::Other { scheme: lower, rest: rest.to_owned() }),
+            lower => Ok(Uri::Other {
+                scheme: lower.to_owned(),
+                rest: rest.to_owned(),
+            }),
         }
     }
 
@@ -202,7 +238,7 @@ impl SipUri {
         // part after the host may contain an unescaped `@`; so the first `@` ends the userinfo.
         // If that reading fails, fall back to splitting the `?headers` off first, which is
         // what senders of unescaped `@` in header values (`?Replaces=id@host`) mean.
-        if let Some(at) = rest.find('@') {
+        if let Some(at) = find_byte(rest, b'@') {
             if let Ok(uri) = Self::parse_parts(secure, Some(&rest[..at]), &rest[at + 1..]) {
                 return Ok(uri);
             }
@@ -223,19 +259,24 @@ impl SipUri {
     }
 
     /// Parses `userinfo` (without `@`) and `host[:port][;params][?headers]`.
-    fn parse_parts(secure: bool, userinfo: Option<&str>, hostpart: &str) -> Result<SipUri, UriError> {
-        let (hostpart, headers) = match hostpart.split_once('?') {
+    fn parse_parts(
+        secure: bool,
+        userinfo: Option<&str>,
+        hostpart: &str,
+    ) -> Result<SipUri, UriError> {
+        let (hostpart, headers) = match split_once_byte(hostpart, b'?') {
             Some((m, h)) => (m, Some(h.to_owned())),
             None => (hostpart, None),
         };
         let (user, password) = match userinfo {
             None => (None, None),
             Some(ui) => {
-                let (u, p) = match ui.split_once(':') {
+                let (u, p) = match split_once_byte(ui, b':') {
                     Some((u, p)) => (u, Some(p)),
                     None => (ui, None),
                 };
-                let user_ok = |b: u8| matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/');
+                let user_ok =
+                    |b: u8| matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/');
                 if u.is_empty() || !check_escaped(u, user_ok) {
                     return Err(UriError("bad user part"));
                 }
@@ -247,12 +288,20 @@ impl SipUri {
                 (Some(u.to_owned()), p.map(str::to_owned))
             }
         };
-        let (hostport, params) = match hostpart.split_once(';') {
+        let (hostport, params) = match split_once_byte(hostpart, b';') {
             Some((h, p)) => (h, parse_uri_params(p)?),
             None => (hostpart, Vec::new()),
         };
         let (host, port) = parse_hostport(hostport)?;
-        Ok(SipUri { secure, user, password, host, port, params, headers })
+        Ok(SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
     }
 
     /// Finds a URI parameter by case-insensitive name.
@@ -316,17 +365,35 @@ mod tests {
     #[test]
     fn uris() {
         check("sip:alice@example.com", "ok sip:alice@example.com");
-        check("SIP:alice@example.com:5070;transport=tcp;lr", "ok sip:alice@example.com:5070;transport=tcp;lr");
+        check(
+            "SIP:alice@example.com:5070;transport=tcp;lr",
+            "ok sip:alice@example.com:5070;transport=tcp;lr",
+        );
         check("sips:[2001:db8::10]:5070", "ok sips:[2001:db8::10]:5070");
         check("sip:[2001:db8::10:5070]", "ok sip:[2001:db8::10:5070]");
         check("sip:2001:db8::10", "err bad port");
-        check("sip:user;par=u%40example.net@example.com", "ok sip:user;par=u%40example.net@example.com");
-        check("sip:sips%3Auser%40example.com@example.net", "ok sip:sips%3Auser%40example.com@example.net");
+        check(
+            "sip:user;par=u%40example.net@example.com",
+            "ok sip:user;par=u%40example.net@example.com",
+        );
+        check(
+            "sip:sips%3Auser%40example.com@example.net",
+            "ok sip:sips%3Auser%40example.com@example.net",
+        );
         check("tel:+39-800-840-840", "ok tel:+39-800-840-840");
-        check("nobodyKnowsThisScheme:totallyopaquecontent", "ok nobodyknowsthisscheme:totallyopaquecontent");
+        check(
+            "nobodyKnowsThisScheme:totallyopaquecontent",
+            "ok nobodyknowsthisscheme:totallyopaquecontent",
+        );
         check("<sip:user@example.com>", "err bad scheme");
         check("sip:user@example.com;;lr", "err empty URI parameter");
-        check("sip:us er@example.com", "err empty URI or forbidden character");
-        check("sip:alice@example.com?Route=%3Csip:x%3E", "ok sip:alice@example.com?Route=%3Csip:x%3E");
+        check(
+            "sip:us er@example.com",
+            "err empty URI or forbidden character",
+        );
+        check(
+            "sip:alice@example.com?Route=%3Csip:x%3E",
+            "ok sip:alice@example.com?Route=%3Csip:x%3E",
+        );
     }
 }

@@ -16,10 +16,26 @@ use sipx_sip::{Limits, parse_datagram};
 /// `(corpus entry, field, why the oracle differs)`. `field` is `parse` when the oracle rejects
 /// the whole message.
 const EXCEPTIONS: &[(&str, &str, &str)] = &[
-    ("rfc4475/lwsstart.dat", "parse", "oracle requires exactly one SP between request-line elements; RFC 4475 §3.1.2.9 lets us tolerate it"),
-    ("rfc4475/trws.dat", "parse", "oracle rejects trailing SP on the request line; RFC 4475 §3.1.2.10 lets us tolerate it"),
-    ("rfc4475/baddn.dat", "parse", "the file has no empty line after the headers; we end the header section at the end of the datagram (DEVIATION in parse)"),
-    ("rfc5118/archive-variant-ipv6-bug-abnf-3-colons.lf.dat", "parse", "LF-only line ends: the oracle needs CRLF CRLF (shared/crates.md §2.4), RFC 3261 §7.5 asks us to accept LF"),
+    (
+        "rfc4475/lwsstart.dat",
+        "parse",
+        "oracle requires exactly one SP between request-line elements; RFC 4475 §3.1.2.9 lets us tolerate it",
+    ),
+    (
+        "rfc4475/trws.dat",
+        "parse",
+        "oracle rejects trailing SP on the request line; RFC 4475 §3.1.2.10 lets us tolerate it",
+    ),
+    (
+        "rfc4475/baddn.dat",
+        "parse",
+        "the file has no empty line after the headers; we end the header section at the end of the datagram (DEVIATION in parse)",
+    ),
+    (
+        "rfc5118/archive-variant-ipv6-bug-abnf-3-colons.lf.dat",
+        "parse",
+        "LF-only line ends: the oracle needs CRLF CRLF (shared/crates.md §2.4), RFC 3261 §7.5 asks us to accept LF",
+    ),
 ];
 
 /// The fields both parsers must agree on, as comparable strings.
@@ -33,7 +49,10 @@ fn ours(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, String> {
         }
         Message::Response(r) => f.push(("start", format!("{}", r.status))),
     }
-    f.push(("call-id", h.get(&HeaderName::CallId).unwrap_or_default().to_owned()));
+    f.push((
+        "call-id",
+        h.get(&HeaderName::CallId).unwrap_or_default().to_owned(),
+    ));
     let cseq = match &msg {
         Message::Request(r) => r.cseq(),
         Message::Response(r) => r.cseq(),
@@ -43,13 +62,31 @@ fn ours(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, String> {
         Message::Request(r) => r.top_via(),
         Message::Response(r) => r.top_via(),
     };
-    f.push(("via-branch", via.as_ref().and_then(|v| v.branch()).unwrap_or_default().to_owned()));
+    f.push((
+        "via-branch",
+        via.as_ref()
+            .and_then(|v| v.branch())
+            .unwrap_or_default()
+            .to_owned(),
+    ));
     let (from, to) = match &msg {
         Message::Request(r) => (r.from(), r.to()),
         Message::Response(r) => (r.from(), r.to()),
     };
-    f.push(("from-tag", from.as_ref().and_then(|a| a.tag()).unwrap_or_default().to_owned()));
-    f.push(("to-tag", to.as_ref().and_then(|a| a.tag()).unwrap_or_default().to_owned()));
+    f.push((
+        "from-tag",
+        from.as_ref()
+            .and_then(|a| a.tag())
+            .unwrap_or_default()
+            .to_owned(),
+    ));
+    f.push((
+        "to-tag",
+        to.as_ref()
+            .and_then(|a| a.tag())
+            .unwrap_or_default()
+            .to_owned(),
+    ));
     let body = match &msg {
         Message::Request(r) => r.body.len(),
         Message::Response(r) => r.body.len(),
@@ -59,7 +96,8 @@ fn ours(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, String> {
 }
 
 fn theirs(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, String> {
-    let msg = parse_datagram(Bytes::copy_from_slice(bytes), &Limits::datagram()).map_err(|e| e.to_string())?;
+    let msg = parse_datagram(Bytes::copy_from_slice(bytes), &Limits::datagram())
+        .map_err(|e| e.to_string())?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     let h = msg.headers();
     let mut f = Vec::new();
@@ -67,15 +105,42 @@ fn theirs(bytes: &[u8]) -> Result<Vec<(&'static str, String)>, String> {
         sipx_sip::Message::Request(r) => f.push(("start", format!("{} {}", r.method, r.uri))),
         sipx_sip::Message::Response(r) => f.push(("start", format!("{}", r.status.code()))),
     }
-    f.push(("call-id", h.typed::<CallId>().and_then(Result::ok).map(|c| text(&c.0)).unwrap_or_default()));
+    f.push((
+        "call-id",
+        h.typed::<CallId>()
+            .and_then(Result::ok)
+            .map(|c| text(&c.0))
+            .unwrap_or_default(),
+    ));
     f.push((
         "cseq",
-        h.typed::<CSeq>().and_then(Result::ok).map(|c| format!("{} {}", c.sequence, c.method)).unwrap_or_default(),
+        h.typed::<CSeq>()
+            .and_then(Result::ok)
+            .map(|c| format!("{} {}", c.sequence, c.method))
+            .unwrap_or_default(),
     ));
     let via = h.typed::<Via>().and_then(Result::ok);
-    f.push(("via-branch", via.as_ref().and_then(|v| v.branch()).map(text).unwrap_or_default()));
-    f.push(("from-tag", h.typed::<From>().and_then(Result::ok).and_then(|a| a.0.tag().map(text)).unwrap_or_default()));
-    f.push(("to-tag", h.typed::<To>().and_then(Result::ok).and_then(|a| a.0.tag().map(text)).unwrap_or_default()));
+    f.push((
+        "via-branch",
+        via.as_ref()
+            .and_then(|v| v.branch())
+            .map(text)
+            .unwrap_or_default(),
+    ));
+    f.push((
+        "from-tag",
+        h.typed::<From>()
+            .and_then(Result::ok)
+            .and_then(|a| a.0.tag().map(text))
+            .unwrap_or_default(),
+    ));
+    f.push((
+        "to-tag",
+        h.typed::<To>()
+            .and_then(Result::ok)
+            .and_then(|a| a.0.tag().map(text))
+            .unwrap_or_default(),
+    ));
     f.push(("body-len", msg.body().len().to_string()));
     Ok(f)
 }
@@ -98,7 +163,10 @@ fn check(bytes: &[u8]) -> Vec<(String, String)> {
 fn agrees_with_independent_parser() {
     let Some(shared) = shared_dir() else { return };
     let mut entries = Vec::new();
-    for (table, dir) in [("torture_verdicts.txt", "sip-torture"), ("realmsgs_verdicts.txt", "sip-realmsgs")] {
+    for (table, dir) in [
+        ("torture_verdicts.txt", "sip-torture"),
+        ("realmsgs_verdicts.txt", "sip-realmsgs"),
+    ] {
         for row in read_table(table) {
             let verdict = row.cols.get(1).map(String::as_str).unwrap_or_default();
             if verdict.starts_with("accept") || verdict.starts_with("app-") {
@@ -122,7 +190,10 @@ fn agrees_with_independent_parser() {
             agreed += 1;
         }
         for (field, what) in diffs {
-            match EXCEPTIONS.iter().position(|(e, f, _)| e == entry && *f == field) {
+            match EXCEPTIONS
+                .iter()
+                .position(|(e, f, _)| e == entry && *f == field)
+            {
                 Some(i) => {
                     used.insert(i);
                 }
@@ -132,9 +203,20 @@ fn agrees_with_independent_parser() {
     }
     for (i, (e, f, why)) in EXCEPTIONS.iter().enumerate() {
         if !used.contains(&i) {
-            failures.push(format!("stale exception {e} {f} ({why}): the parsers now agree"));
+            failures.push(format!(
+                "stale exception {e} {f} ({why}): the parsers now agree"
+            ));
         }
     }
-    eprintln!("oracle: {} valid messages, {agreed} agree on every field, {} known exceptions", entries.len(), EXCEPTIONS.len());
-    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+    eprintln!(
+        "oracle: {} valid messages, {agreed} agree on every field, {} known exceptions",
+        entries.len(),
+        EXCEPTIONS.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} disagreements:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -6,7 +6,9 @@ mod common;
 
 use common::round_trip_problems;
 use proptest::prelude::*;
-use sip_msg::{Frame, Framing, HeaderName, Message, Method, Request, SipUri, StreamFramer, Uri, parse};
+use sip_msg::{
+    Frame, Framing, HeaderName, Message, Method, Request, SipUri, StreamFramer, Uri, parse,
+};
 
 /// Valid messages to mutate: typical traffic plus a few awkward but legal shapes.
 const SEEDS: &[&[u8]] = &[
@@ -31,7 +33,14 @@ fn exercise(bytes: &[u8]) {
         };
         let valid = match &msg {
             Message::Request(r) => {
-                let _ = (r.uri(), r.top_via(), r.cseq(), r.from(), r.to(), r.call_id());
+                let _ = (
+                    r.uri(),
+                    r.top_via(),
+                    r.cseq(),
+                    r.from(),
+                    r.to(),
+                    r.call_id(),
+                );
                 let _ = r.make_response(200, "OK", Some("x")).to_bytes();
                 r.validate().is_ok()
             }
@@ -43,7 +52,11 @@ fn exercise(bytes: &[u8]) {
         let _ = msg.headers().values(&HeaderName::Contact);
         if valid {
             let problems = round_trip_problems(&msg);
-            assert!(problems.is_empty(), "{problems:?}\ninput: {:?}", String::from_utf8_lossy(bytes));
+            assert!(
+                problems.is_empty(),
+                "{problems:?}\ninput: {:?}",
+                String::from_utf8_lossy(bytes)
+            );
         }
     }
     let mut framer = StreamFramer::new(4096);
@@ -61,12 +74,15 @@ enum Mutation {
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
-    let special: &'static [&'static [u8]] =
-        &[b"\r", b"\n", b"\r\n", b":", b",", b"\"", b"<", b">", b";", b" ", b"\t", b"\\", b"\r\n ", b"%", b"@", b"[", b"\0", b"\xff"];
+    let special: &'static [&'static [u8]] = &[
+        b"\r", b"\n", b"\r\n", b":", b",", b"\"", b"<", b">", b";", b" ", b"\t", b"\\", b"\r\n ",
+        b"%", b"@", b"[", b"\0", b"\xff",
+    ];
     prop_oneof![
         (any::<usize>(), 0u8..8).prop_map(|(p, b)| Mutation::Flip(p, b)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), proptest::sample::select(special)).prop_map(|(p, s)| Mutation::Insert(p, s)),
+        (any::<usize>(), proptest::sample::select(special))
+            .prop_map(|(p, s)| Mutation::Insert(p, s)),
         (any::<usize>(), 1usize..8).prop_map(|(p, n)| Mutation::Delete(p, n)),
     ]
 }
@@ -101,17 +117,22 @@ const TOKEN: &str = "[A-Za-z0-9][A-Za-z0-9.!%*_+`'~-]{0,11}";
 const HOST: &str = "([a-z][a-z0-9-]{0,10}\\.){0,2}[a-z]{2,6}|192\\.0\\.2\\.[0-9]{1,3}|\\[2001:db8::[0-9a-f]{1,4}\\]";
 
 fn sip_uri() -> impl Strategy<Value = SipUri> {
-    (proptest::option::of("[a-z0-9._+%-]{1,12}"), HOST, proptest::option::of(1u16..), proptest::option::of("[a-z0-9-]{1,8}")).prop_map(
-        |(user, host, port, param)| {
+    (
+        proptest::option::of("[a-z0-9._+%-]{1,12}"),
+        HOST,
+        proptest::option::of(1u16..),
+        proptest::option::of("[a-z0-9-]{1,8}"),
+    )
+        .prop_map(|(user, host, port, param)| {
             // `%` in the generated user part must start a valid escape
             let user = user.map(|u| u.replace('%', "%25"));
             let mut uri = SipUri::new(user.as_deref(), &host, port);
             if let Some(p) = param {
-                uri.params.push(sip_msg::Param::new(p.to_lowercase(), None::<String>));
+                uri.params
+                    .push(sip_msg::Param::new(p.to_lowercase(), None::<String>));
             }
             uri
-        },
-    )
+        })
 }
 
 fn method() -> impl Strategy<Value = Method> {
@@ -139,24 +160,31 @@ fn request() -> impl Strategy<Value = Request> {
         proptest::collection::vec(any::<u8>(), 0..64),
         proptest::option::of("[A-Za-z ]{1,12}"),
     )
-        .prop_map(|(method, ruri, from, tag, branch, seq, mf, extra, body, display)| {
-            let mut r = Request::new(method.clone(), &Uri::Sip(ruri));
-            let h = &mut r.headers;
-            h.push(HeaderName::Via, format!("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK{branch}"));
-            h.push(HeaderName::MaxForwards, mf.to_string());
-            let mut from = sip_msg::NameAddr::new(Uri::Sip(from));
-            from.display = display.map(|d| d.trim().to_owned()).filter(|d| !d.is_empty());
-            from.set_param("tag", Some(&tag));
-            h.push(HeaderName::From, from.to_string());
-            h.push(HeaderName::To, "<sip:bob@example.com>");
-            h.push(HeaderName::CallId, format!("{tag}@example.com"));
-            h.push(HeaderName::CSeq, format!("{seq} {method}"));
-            for (n, v) in extra {
-                h.push(HeaderName::parse(&n), v);
-            }
-            r.body = body;
-            r
-        })
+        .prop_map(
+            |(method, ruri, from, tag, branch, seq, mf, extra, body, display)| {
+                let mut r = Request::new(method.clone(), &Uri::Sip(ruri));
+                let h = &mut r.headers;
+                h.push(
+                    HeaderName::Via,
+                    format!("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK{branch}"),
+                );
+                h.push(HeaderName::MaxForwards, mf.to_string());
+                let mut from = sip_msg::NameAddr::new(Uri::Sip(from));
+                from.display = display
+                    .map(|d| d.trim().to_owned())
+                    .filter(|d| !d.is_empty());
+                from.set_param("tag", Some(&tag));
+                h.push(HeaderName::From, from.to_string());
+                h.push(HeaderName::To, "<sip:bob@example.com>");
+                h.push(HeaderName::CallId, format!("{tag}@example.com"));
+                h.push(HeaderName::CSeq, format!("{seq} {method}"));
+                for (n, v) in extra {
+                    h.push(HeaderName::parse(&n), v);
+                }
+                r.body = body;
+                r
+            },
+        )
 }
 
 proptest! {

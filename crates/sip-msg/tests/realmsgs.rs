@@ -5,24 +5,40 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Row, datagram_outcome, read_entry, read_table, record_names, round_trip_problems, shared_dir, stream_outcome};
+use common::{
+    Row, datagram_outcome, read_entry, read_table, record_names, round_trip_problems, shared_dir,
+    stream_outcome,
+};
 use sip_msg::{Framing, HeaderName, parse};
 
 /// Checks one message against its row; returns the mismatches.
 fn check(row: &Row, bytes: &[u8], cl_note: Option<&str>) -> Vec<String> {
     let [entry, verdict, stream, checks @ ..] = &row.cols[..] else {
-        return vec![format!("line {}: expected `file verdict stream [checks]`", row.line)];
+        return vec![format!(
+            "line {}: expected `file verdict stream [checks]`",
+            row.line
+        )];
     };
     let mut problems = Vec::new();
     let (got, detail) = datagram_outcome(bytes);
-    let expect = if verdict.starts_with("app-") { "accept" } else { verdict.as_str() };
+    let expect = if verdict.starts_with("app-") {
+        "accept"
+    } else {
+        verdict.as_str()
+    };
     if got != expect {
-        problems.push(format!("datagram: expected {verdict}, got {got} ({detail})"));
+        problems.push(format!(
+            "datagram: expected {verdict}, got {got} ({detail})"
+        ));
     }
     let parsed = parse(bytes, Framing::Datagram);
     if got == "accept" {
         if let Ok(msg) = &parsed {
-            problems.extend(round_trip_problems(msg).into_iter().map(|p| format!("round trip: {p}")));
+            problems.extend(
+                round_trip_problems(msg)
+                    .into_iter()
+                    .map(|p| format!("round trip: {p}")),
+            );
         }
     }
     for c in checks {
@@ -37,14 +53,21 @@ fn check(row: &Row, bytes: &[u8], cl_note: Option<&str>) -> Vec<String> {
                 match what.split_once(':') {
                     None if what == "body" => body.len() == n,
                     Some(("count", name)) => msg.headers().count(&HeaderName::parse(name)) == n,
-                    Some(("values", name)) => msg.headers().values(&HeaderName::parse(name)).map(|v| v.len()) == Some(n),
+                    Some(("values", name)) => {
+                        msg.headers()
+                            .values(&HeaderName::parse(name))
+                            .map(|v| v.len())
+                            == Some(n)
+                    }
                     _ => false,
                 }
             }
             _ => false,
         };
         if !ok {
-            problems.push(format!("check {c} does not hold (Content-Length note: {cl_note:?})"));
+            problems.push(format!(
+                "check {c} does not hold (Content-Length note: {cl_note:?})"
+            ));
         }
     }
     let (got_stream, framed) = stream_outcome(bytes);
@@ -52,12 +75,17 @@ fn check(row: &Row, bytes: &[u8], cl_note: Option<&str>) -> Vec<String> {
         problems.push(format!("stream: expected {stream}, got {got_stream}"));
     }
     if let Some(framed) = framed {
-        let has_length = parsed.as_ref().is_ok_and(|m| m.headers().count(&HeaderName::ContentLength) == 1);
+        let has_length = parsed
+            .as_ref()
+            .is_ok_and(|m| m.headers().count(&HeaderName::ContentLength) == 1);
         if has_length && parse(&framed, Framing::Stream) != parsed {
             problems.push("stream: the framed message parses differently from the datagram".into());
         }
     }
-    problems.into_iter().map(|p| format!("{entry}: {p}")).collect()
+    problems
+        .into_iter()
+        .map(|p| format!("{entry}: {p}"))
+        .collect()
 }
 
 #[test]
@@ -75,7 +103,9 @@ fn real_messages() {
             Ok((bytes, cl_note)) => {
                 let f = check(row, &bytes, cl_note);
                 if f.is_empty() {
-                    *tally.entry(row.cols.get(1).cloned().unwrap_or_default()).or_default() += 1;
+                    *tally
+                        .entry(row.cols.get(1).cloned().unwrap_or_default())
+                        .or_default() += 1;
                 }
                 failures.extend(f);
             }
@@ -90,7 +120,11 @@ fn real_messages() {
             continue;
         }
         let records = record_names(&e.path());
-        let names: Vec<String> = if name.ends_with(".txt") { records.iter().map(|r| format!("{name}:{r}")).collect() } else { vec![name] };
+        let names: Vec<String> = if name.ends_with(".txt") {
+            records.iter().map(|r| format!("{name}:{r}")).collect()
+        } else {
+            vec![name]
+        };
         for n in names {
             if !listed.contains(&n) {
                 failures.push(format!("{n}: no verdict in realmsgs_verdicts.txt"));
@@ -98,5 +132,10 @@ fn real_messages() {
         }
     }
     eprintln!("realmsgs: {} messages, as expected: {tally:?}", rows.len());
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

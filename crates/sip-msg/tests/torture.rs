@@ -21,16 +21,24 @@ fn check(row: &Row, bytes: &[u8]) -> Vec<String> {
         v => v,
     };
     if got != expect {
-        problems.push(format!("datagram: expected {verdict}, got {got} ({detail})"));
+        problems.push(format!(
+            "datagram: expected {verdict}, got {got} ({detail})"
+        ));
     }
     if got == "accept" {
         // parse succeeded above, so this cannot fail
         let msg = parse(bytes, Framing::Datagram).expect("accepted above");
-        problems.extend(round_trip_problems(&msg).into_iter().map(|p| format!("round trip: {p}")));
+        problems.extend(
+            round_trip_problems(&msg)
+                .into_iter()
+                .map(|p| format!("round trip: {p}")),
+        );
         if verdict == "accept-first" {
             match &msg {
                 Message::Request(r) if r.method.as_str() == "REGISTER" && r.body.is_empty() => {}
-                _ => problems.push("accept-first: expected only the first (REGISTER) request".into()),
+                _ => {
+                    problems.push("accept-first: expected only the first (REGISTER) request".into())
+                }
             }
         }
         if file.ends_with("escruri.dat") && msg.headers().count(&HeaderName::Route) > 0 {
@@ -43,12 +51,17 @@ fn check(row: &Row, bytes: &[u8]) -> Vec<String> {
     }
     if let Some(framed) = framed {
         let datagram = parse(bytes, Framing::Datagram);
-        let has_length = datagram.as_ref().is_ok_and(|m| m.headers().count(&HeaderName::ContentLength) == 1);
+        let has_length = datagram
+            .as_ref()
+            .is_ok_and(|m| m.headers().count(&HeaderName::ContentLength) == 1);
         if has_length && parse(&framed, Framing::Stream) != datagram {
             problems.push("stream: the framed message parses differently from the datagram".into());
         }
     }
-    problems.into_iter().map(|p| format!("{file}: {p}")).collect()
+    problems
+        .into_iter()
+        .map(|p| format!("{file}: {p}"))
+        .collect()
 }
 
 #[test]
@@ -66,7 +79,9 @@ fn torture_messages() {
             Ok(bytes) => {
                 let f = check(row, &bytes);
                 if f.is_empty() {
-                    *tally.entry(row.cols.get(1).cloned().unwrap_or_default()).or_default() += 1;
+                    *tally
+                        .entry(row.cols.get(1).cloned().unwrap_or_default())
+                        .or_default() += 1;
                 }
                 failures.extend(f);
             }
@@ -85,5 +100,10 @@ fn torture_messages() {
         }
     }
     eprintln!("torture: {} files, as expected: {tally:?}", rows.len());
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

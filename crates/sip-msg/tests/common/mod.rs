@@ -19,7 +19,10 @@ pub fn shared_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CENTRALINO_SHARED_OPTIONAL").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: shared test data not found at {} (CENTRALINO_SHARED_OPTIONAL=1)", dir.display());
+        eprintln!(
+            "SKIPPED: shared test data not found at {} (CENTRALINO_SHARED_OPTIONAL=1)",
+            dir.display()
+        );
         return None;
     }
     panic!(
@@ -49,7 +52,11 @@ pub fn read_table(name: &str) -> Vec<Row> {
         let (body, note) = line.split_once('#').unwrap_or((line, ""));
         let cols: Vec<String> = body.split_whitespace().map(str::to_owned).collect();
         if !cols.is_empty() {
-            rows.push(Row { line: i + 1, cols, note: note.trim().to_owned() });
+            rows.push(Row {
+                line: i + 1,
+                cols,
+                note: note.trim().to_owned(),
+            });
         }
     }
     rows
@@ -67,20 +74,37 @@ pub fn datagram_outcome(bytes: &[u8]) -> (String, String) {
             Ok(()) => ("accept".into(), String::new()),
             Err(e) => ("drop".into(), format!("Response::validate: {e}")),
         },
-        Err(e) if e.kind == ParseErrorKind::Incomplete && bytes.iter().all(|&b| b == b'\r' || b == b'\n') => {
+        Err(e)
+            if e.kind == ParseErrorKind::Incomplete
+                && bytes.iter().all(|&b| b == b'\r' || b == b'\n') =>
+        {
             ("keepalive".into(), String::new())
         }
         Err(e) => match e.partial.as_deref() {
-            Some(Message::Request(_)) => ("reject-400".into(), format!("parse error with partial: {}", e.reason)),
-            Some(Message::Response(_)) => ("drop".into(), format!("parse error with partial: {}", e.reason)),
-            None if looks_like_response(bytes) => ("drop".into(), format!("parse error: {}", e.reason)),
-            None => (format!("unanswerable-parse-error({:?})", e.kind), e.reason.to_string()),
+            Some(Message::Request(_)) => (
+                "reject-400".into(),
+                format!("parse error with partial: {}", e.reason),
+            ),
+            Some(Message::Response(_)) => (
+                "drop".into(),
+                format!("parse error with partial: {}", e.reason),
+            ),
+            None if looks_like_response(bytes) => {
+                ("drop".into(), format!("parse error: {}", e.reason))
+            }
+            None => (
+                format!("unanswerable-parse-error({:?})", e.kind),
+                e.reason.to_string(),
+            ),
         },
     }
 }
 
 fn looks_like_response(bytes: &[u8]) -> bool {
-    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len());
     bytes[start..].starts_with(b"SIP/")
 }
 
@@ -110,7 +134,9 @@ pub fn round_trip_problems(msg: &Message) -> Vec<String> {
     if let Message::Request(r) = msg {
         let canonical = format!("{} {} SIP/2.0\r", r.method, r.uri_raw);
         if first_line != canonical || r.uri_raw.contains(|c: char| c.is_ascii_whitespace()) {
-            problems.push(format!("printed request line {first_line:?} is not canonical"));
+            problems.push(format!(
+                "printed request line {first_line:?} is not canonical"
+            ));
         }
     }
     let again = match parse(&printed, Framing::Datagram) {
@@ -125,7 +151,11 @@ pub fn round_trip_problems(msg: &Message) -> Vec<String> {
         Message::Response(r) => r.validate().map_err(|e| e.status),
     };
     if validity(msg) != validity(&again) {
-        problems.push(format!("validate() changed after round trip: {:?} -> {:?}", validity(msg), validity(&again)));
+        problems.push(format!(
+            "validate() changed after round trip: {:?} -> {:?}",
+            validity(msg),
+            validity(&again)
+        ));
     }
     let strip = |m: &Message| {
         let mut m = m.clone();
@@ -138,8 +168,13 @@ pub fn round_trip_problems(msg: &Message) -> Vec<String> {
     let (a, b) = (strip(msg), strip(&again));
     if a != b {
         match (&a, &b) {
-            (Message::Request(x), Message::Request(y)) if x.method != y.method || x.uri_raw != y.uri_raw => {
-                problems.push(format!("start line changed: {} {} -> {} {}", x.method, x.uri_raw, y.method, y.uri_raw))
+            (Message::Request(x), Message::Request(y))
+                if x.method != y.method || x.uri_raw != y.uri_raw =>
+            {
+                problems.push(format!(
+                    "start line changed: {} {} -> {} {}",
+                    x.method, x.uri_raw, y.method, y.uri_raw
+                ))
             }
             _ => {}
         }
@@ -150,7 +185,11 @@ pub fn round_trip_problems(msg: &Message) -> Vec<String> {
             }
         }
         if ha.len() != hb.len() {
-            problems.push(format!("header count changed: {} -> {}", ha.len(), hb.len()));
+            problems.push(format!(
+                "header count changed: {} -> {}",
+                ha.len(),
+                hb.len()
+            ));
         }
         if problems.is_empty() {
             problems.push(format!("message changed in round trip:\n  {a:?}\n  {b:?}"));
@@ -171,30 +210,42 @@ pub fn read_entry(dir: &Path, entry: &str) -> Result<(Vec<u8>, Option<&'static s
         None => (entry, None),
     };
     let bytes = std::fs::read(dir.join(file)).map_err(|e| format!("cannot read {file}: {e}"))?;
-    let Some(record) = record else { return Ok((bytes, None)) };
+    let Some(record) = record else {
+        return Ok((bytes, None));
+    };
     let records = split_records(&bytes);
-    let msg = records.iter().find(|(n, _)| n == record).ok_or_else(|| format!("no record named {record:?}"))?;
+    let msg = records
+        .iter()
+        .find(|(n, _)| n == record)
+        .ok_or_else(|| format!("no record named {record:?}"))?;
     let (fixed, note) = fix_content_length(&msg.1);
     Ok((fixed, Some(note)))
 }
 
 /// Every record name in a lioneagle-style file, in order.
 pub fn record_names(path: &Path) -> Vec<String> {
-    std::fs::read(path).map(|b| split_records(&b).into_iter().map(|(n, _)| n).collect()).unwrap_or_default()
+    std::fs::read(path)
+        .map(|b| split_records(&b).into_iter().map(|(n, _)| n).collect())
+        .unwrap_or_default()
 }
 
 /// Splits a lioneagle-style file into `(name, message)`: line ends normalised to CRLF, records
 /// separated by lines of `=`, each `name = "..."`, empty lines, then the message lines joined
 /// by CRLF.
 fn split_records(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n").replace('\r', "\n");
+    let text = String::from_utf8_lossy(bytes)
+        .replace("\r\n", "\n")
+        .replace('\r', "\n");
     let mut out = Vec::new();
     let mut current: Option<(String, Vec<&str>)> = None;
     let mut flush = |current: &mut Option<(String, Vec<&str>)>| {
         if let Some((name, mut lines)) = current.take() {
             // Empty lines between `name = ...` and the message are record layout (three
             // records have two), not keep-alive CRLFs.
-            let start = lines.iter().position(|l| !l.is_empty()).unwrap_or(lines.len());
+            let start = lines
+                .iter()
+                .position(|l| !l.is_empty())
+                .unwrap_or(lines.len());
             lines.drain(..start);
             out.push((name, lines.join("\r\n").into_bytes()));
         }
@@ -202,7 +253,11 @@ fn split_records(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     for line in text.split('\n') {
         if line.len() >= 3 && line.bytes().all(|b| b == b'=') {
             flush(&mut current);
-        } else if let Some(name) = line.strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')).filter(|_| current.is_none()) {
+        } else if let Some(name) = line
+            .strip_prefix("name = \"")
+            .and_then(|r| r.strip_suffix('"'))
+            .filter(|_| current.is_none())
+        {
             current = Some((name.to_owned(), Vec::new()));
         } else if let Some((_, lines)) = current.as_mut() {
             lines.push(line);
@@ -214,16 +269,22 @@ fn split_records(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 /// Rewrites a `Content-Length` that does not match the body after normalisation.
 fn fix_content_length(msg: &[u8]) -> (Vec<u8>, &'static str) {
-    let Some(split) = msg.windows(4).position(|w| w == b"\r\n\r\n") else { return (msg.to_vec(), "cl=as-sent") };
+    let Some(split) = msg.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (msg.to_vec(), "cl=as-sent");
+    };
     let (head, body) = (&msg[..split + 2], &msg[split + 4..]);
     let head = String::from_utf8_lossy(head);
     let mut changed = false;
     let mut lines = Vec::new();
     for line in head.split_terminator("\r\n") {
-        let is_length = line
-            .split_once(':')
-            .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case("content-length") || n.trim().eq_ignore_ascii_case("l"));
-        if is_length && line.split_once(':').is_some_and(|(_, v)| v.trim() != body.len().to_string()) {
+        let is_length = line.split_once(':').is_some_and(|(n, _)| {
+            n.trim().eq_ignore_ascii_case("content-length") || n.trim().eq_ignore_ascii_case("l")
+        });
+        if is_length
+            && line
+                .split_once(':')
+                .is_some_and(|(_, v)| v.trim() != body.len().to_string())
+        {
             changed = true;
             lines.push(format!("Content-Length: {}", body.len()));
         } else {
@@ -233,5 +294,12 @@ fn fix_content_length(msg: &[u8]) -> (Vec<u8>, &'static str) {
     let mut out = lines.join("\r\n").into_bytes();
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
-    (out, if changed { "cl=recomputed" } else { "cl=as-sent" })
+    (
+        out,
+        if changed {
+            "cl=recomputed"
+        } else {
+            "cl=as-sent"
+        },
+    )
 }
