@@ -1,0 +1,689 @@
+//! Whole-switch scenarios in virtual time: a trunk and desk phones (only addresses and SIP
+//! text) talk to one `Switchboard` built from `dialplans/example.toml` with a fixed seed. No
+//! sockets, no sleeping. Each scenario asserts the key messages of its ladder and ends with the
+//! leak check. A failing scenario prints its SIP ladder with virtual timestamps.
+
+mod rig;
+
+use std::time::Duration;
+
+use b2bua::LegSide;
+use rig::{Caller, Leg, Phone, Placed, Rig, SETTLE, SWITCH_IP, addr, is_request, is_response, sdp_summary};
+use sip_msg::{HeaderName, Message, Method, NameAddr, Response};
+
+const EMERGENCY: &str = "800840840";
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Phone 201 at 127.0.0.1:5061, registered for an hour.
+fn phone_201(rig: &mut Rig) -> Phone {
+    let mut p = Phone::new(rig, "201", "127.0.0.1:5061", "phone1");
+    p.register(rig, 3600);
+    p
+}
+
+/// The trunk calls the emergency number; the switch says 100 and rings `phone`.
+fn ring(rig: &mut Rig, trunk: &Caller, phone: &Phone, extra: &[(&str, &str)]) -> (Placed, Leg) {
+    let call = trunk.invite(rig, EMERGENCY, extra);
+    rig.expect_response(trunk.addr, 100, Method::Invite);
+    let leg = phone.expect_invite(rig);
+    (call, leg)
+}
+
+/// Ring, 180, 200, ACK both ways: an established call.
+fn establish(rig: &mut Rig, trunk: &Caller, phone: &Phone, extra: &[(&str, &str)]) -> (Placed, Leg, Response) {
+    let (mut call, leg) = ring(rig, trunk, phone, extra);
+    phone.answer(rig, &leg, 180);
+    rig.expect_response(trunk.addr, 180, Method::Invite);
+    phone.answer(rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(rig, &mut call, &ok);
+    (call, leg, ok)
+}
+
+/// The trunk hangs up an established call; the phone answers the switch's BYE.
+fn trunk_hangs_up(rig: &mut Rig, trunk: &Caller, phone: &Phone, call: &mut Placed) {
+    trunk.bye(rig, call);
+    rig.expect_response(trunk.addr, 200, Method::Bye);
+    let bye = rig.expect_request(phone.addr, Method::Bye);
+    phone.respond(rig, &bye, 200);
+}
+
+fn user_of(header: Option<&str>) -> Option<String> {
+    NameAddr::parse(header?).ok()?.uri.user().map(str::to_owned)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Basic call, the trunk hangs up
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn basic_call_trunk_hangs_up() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+
+    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    rig.expect_response(trunk.addr, 100, Method::Invite);
+    let leg = phone.expect_invite(&mut rig);
+
+    // The INVITE to the phone: Request-URI is the registered contact, the offer is anchored
+    // on the switch, and the caller's user is kept in From.
+    assert_eq!(leg.invite.uri_raw, "sip:201@127.0.0.1:5061");
+    let (ip, port, _) = sdp_summary(&leg.invite.body);
+    assert_eq!(ip, Some(SWITCH_IP.parse().unwrap()), "B offer c= must be the switch");
+    assert!(rig::RTP_PORTS.contains(&port) && port % 2 == 0, "B offer port {port} outside the RTP range or odd");
+    assert_eq!(user_of(leg.invite.headers.get(&HeaderName::From)).as_deref(), Some("0612345678"));
+    assert!(leg.invite.headers.get(&HeaderName::Contact).is_some());
+
+    phone.answer(&mut rig, &leg, 180);
+    rig.expect_response(trunk.addr, 180, Method::Invite);
+    phone.answer(&mut rig, &leg, 200);
+    let ack = rig.expect_request(phone.addr, Method::Ack);
+    assert_eq!(rig::to_tag(&ack.headers).as_deref(), Some(leg.tag.as_str()));
+    assert_eq!(ack.uri_raw, "sip:201@127.0.0.1:5061", "ACK goes to the phone's Contact");
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    let (ip, a_port, _) = sdp_summary(&ok.body);
+    assert_eq!(ip, Some(SWITCH_IP.parse().unwrap()), "A answer c= must be the switch");
+    assert!(rig::RTP_PORTS.contains(&a_port) && a_port != port);
+    trunk.ack(&mut rig, &mut call, &ok);
+
+    // Media: one OpenMedia with the two ports we saw in SDP, and the peers' addresses.
+    assert_eq!(rig.opened.len(), 1);
+    let (key, open_a, open_b) = rig.opened[0];
+    assert_eq!((open_a, open_b), (a_port, port));
+    let last = |rig: &Rig, side: LegSide| rig.remotes.iter().rev().find(|r| r.call == key && r.leg == side).and_then(|r| r.rtp);
+    assert_eq!(last(&rig, LegSide::A), Some(addr(&format!("127.0.0.2:{}", call.rtp_port))));
+    assert_eq!(last(&rig, LegSide::B), Some(addr(&format!("127.0.0.1:{}", leg.rtp_port))));
+    assert_eq!(rig.sb.n_calls(), 1);
+
+    rig.advance(secs(30));
+    assert_eq!(rig.sb.n_calls(), 1, "an established call stays up");
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    assert_eq!(rig.sb.n_calls(), 0);
+    rig.assert_no_leaks();
+    // Nothing else reached the peers: no retransmissions of answered requests.
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. The phone hangs up first
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn phone_hangs_up_first() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, mut leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    rig.advance(secs(10));
+    phone.bye(&mut rig, &mut leg);
+    rig.expect_response(phone.addr, 200, Method::Bye);
+    let bye = rig.expect_request(trunk.addr, Method::Bye);
+    assert_eq!(bye.call_id(), call.invite.call_id());
+    assert_eq!(rig::to_tag(&bye.headers), NameAddr::parse(call.invite.headers.get(&HeaderName::From).unwrap()).unwrap().tag().map(str::to_owned), "BYE to the trunk: To carries the trunk's tag");
+    assert_eq!(bye.uri_raw, "sip:0612345678@127.0.0.2:5060", "BYE goes to the trunk's Contact");
+    trunk.respond(&mut rig, &bye, 200);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Forking to two contacts of 201
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn forking_second_contact_answers() {
+    let mut rig = Rig::new();
+    let mut p1 = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let mut p2 = Phone::new(&mut rig, "201", "127.0.0.1:5062", "phone2");
+    p1.register(&mut rig, 3600);
+    p2.register(&mut rig, 3600);
+    assert_eq!(rig.sb.n_bindings(), 2);
+    let trunk = Caller::trunk(&mut rig);
+
+    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    rig.expect_response(trunk.addr, 100, Method::Invite);
+    let leg1 = p1.expect_invite(&mut rig);
+    let leg2 = p2.expect_invite(&mut rig);
+    assert_ne!(leg1.invite.call_id(), leg2.invite.call_id());
+
+    p1.answer(&mut rig, &leg1, 180);
+    p2.answer(&mut rig, &leg2, 180);
+    rig.advance(secs(3));
+    p2.answer(&mut rig, &leg2, 200);
+    rig.expect_request(p2.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+
+    let cancel = rig.expect_request(p1.addr, Method::Cancel);
+    assert_eq!(cancel.call_id(), leg1.invite.call_id());
+    p1.respond(&mut rig, &cancel, 200);
+    p1.answer(&mut rig, &leg1, 487);
+    let ack = rig.expect_request(p1.addr, Method::Ack);
+    assert_eq!(ack.cseq().map(|c| c.seq), leg1.invite.cseq().map(|c| c.seq));
+
+    let oks = rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite));
+    assert_eq!(oks.len(), 1, "the trunk gets exactly one 200");
+    assert_eq!(rig.sb.n_calls(), 1);
+    rig.advance(secs(20));
+    trunk_hangs_up(&mut rig, &trunk, &p2, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |m| is_response(m, 180, &Method::Invite));
+    rig.assert_quiet(p1.addr, |_| false);
+    rig.assert_quiet(p2.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. CANCEL from the trunk while ringing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn trunk_cancels_while_ringing() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    rig.expect_response(trunk.addr, 180, Method::Invite);
+    rig.advance(secs(5));
+
+    trunk.cancel(&mut rig, &call);
+    rig.expect_response(trunk.addr, 200, Method::Cancel);
+    let terminated = rig.expect_response(trunk.addr, 487, Method::Invite);
+    trunk.ack_failure(&mut rig, &call, &terminated);
+
+    let cancel = rig.expect_request(phone.addr, Method::Cancel);
+    assert_eq!(cancel.call_id(), leg.invite.call_id());
+    assert_eq!(cancel.top_via().and_then(|v| v.branch().map(str::to_owned)), leg.invite.top_via().and_then(|v| v.branch().map(str::to_owned)), "CANCEL shares the INVITE's branch");
+    phone.respond(&mut rig, &cancel, 200);
+    phone.answer(&mut rig, &leg, 487);
+    rig.expect_request(phone.addr, Method::Ack);
+    assert_eq!(rig.sb.n_calls(), 0);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. CANCEL races the phone's 200
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cancel_races_the_phones_200() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    rig.expect_response(trunk.addr, 180, Method::Invite);
+
+    trunk.cancel(&mut rig, &call);
+    rig.expect_response(trunk.addr, 200, Method::Cancel);
+    let terminated = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(terminated.status, 487, "the trunk cancelled: 487, not 200");
+    trunk.ack_failure(&mut rig, &call, &terminated);
+    let cancel = rig.expect_request(phone.addr, Method::Cancel);
+
+    // The phone had already answered: its 200 crosses the CANCEL.
+    phone.answer(&mut rig, &leg, 200);
+    phone.respond(&mut rig, &cancel, 200);
+    let ack = rig.expect_request(phone.addr, Method::Ack);
+    assert_eq!(rig::to_tag(&ack.headers).as_deref(), Some(leg.tag.as_str()));
+    let bye = rig.expect_request(phone.addr, Method::Bye);
+    assert_eq!(bye.call_id(), leg.invite.call_id());
+    assert_eq!(rig::to_tag(&bye.headers).as_deref(), Some(leg.tag.as_str()));
+    phone.respond(&mut rig, &bye, 200);
+
+    assert!(rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite)).is_empty(), "the trunk must never get a 200 for a cancelled INVITE");
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. The phone does not answer
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn phone_silent_timer_b() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, _leg) = ring(&mut rig, &trunk, &phone, &[]);
+    rig.advance(secs(31));
+    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)).is_none(), "no final before Timer B");
+    rig.advance(secs(2));
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert!(fin.status == 408 || fin.status == 480, "Timer B should give 408 or 480, got {}", fin.status);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    // Timer A retransmitted the INVITE meanwhile: 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s.
+    let invites = rig.take_all(phone.addr, |m| is_request(m, &Method::Invite));
+    assert_eq!(invites.len(), 6, "Timer A retransmissions");
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+#[test]
+fn phone_rings_forever_ring_timeout() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    rig.expect_response(trunk.addr, 180, Method::Invite);
+    rig.advance(secs(59));
+    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)).is_none(), "no final before the ring timeout");
+    rig.advance(secs(2));
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 480);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    let cancel = rig.expect_request(phone.addr, Method::Cancel);
+    phone.respond(&mut rig, &cancel, 200);
+    phone.answer(&mut rig, &leg, 487);
+    rig.expect_request(phone.addr, Method::Ack);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Failures: busy, decline, nobody registered
+// ---------------------------------------------------------------------------------------------
+
+fn phone_refuses(status: u16) -> u16 {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    phone.answer(&mut rig, &leg, status);
+    rig.expect_request(phone.addr, Method::Ack);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |m| is_response(m, 180, &Method::Invite));
+    rig.assert_quiet(phone.addr, |_| false);
+    fin.status
+}
+
+#[test]
+fn phone_busy_486() {
+    assert_eq!(phone_refuses(486), 486);
+}
+
+#[test]
+fn phone_declines_603() {
+    assert_eq!(phone_refuses(603), 603);
+}
+
+#[test]
+fn nobody_registered_480() {
+    let mut rig = Rig::new();
+    let trunk = Caller::trunk(&mut rig);
+    let call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 480);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    assert!(rig.opened.is_empty(), "no media for a refused call");
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |m| is_response(m, 100, &Method::Invite));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Session timers (RFC 4028)
+// ---------------------------------------------------------------------------------------------
+
+const TIMER_HEADERS: &[(&str, &str)] = &[("Session-Expires", "120"), ("Supported", "timer")];
+
+#[test]
+fn session_timer_expires_without_refresh() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, _leg, ok) = establish(&mut rig, &trunk, &phone, TIMER_HEADERS);
+    let answered = rig.elapsed;
+    let se = ok.headers.get(&HeaderName::SessionExpires).expect("200 carries Session-Expires");
+    assert_eq!(se.replace(' ', ""), "120;refresher=uac");
+
+    rig.advance(secs(80));
+    assert_eq!(rig.sb.n_calls(), 1, "still up at 80 s");
+    rig.advance(secs(45));
+    // RFC 4028 §10: BYE slightly before expiry (at most min(32, SE/3) before); never after.
+    let bye_a = rig.expect_request(trunk.addr, Method::Bye);
+    let bye_b = rig.expect_request(phone.addr, Method::Bye);
+    let at = rig.received(trunk.addr, |m| is_request(m, &Method::Bye))[0].at - answered;
+    assert!(at >= secs(120 - 32) && at <= secs(120), "BYE at {at:?} after answer");
+    trunk.respond(&mut rig, &bye_a, 200);
+    phone.respond(&mut rig, &bye_b, 200);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+#[test]
+fn session_timer_refreshed_by_reinvite() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _ok) = establish(&mut rig, &trunk, &phone, TIMER_HEADERS);
+    let answered = rig.elapsed;
+
+    rig.advance(secs(80));
+    trunk.reinvite(&mut rig, &mut call, "sendrecv", &[("Session-Expires", "120;refresher=uac"), ("Supported", "timer")]);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    assert_eq!(ok.headers.get(&HeaderName::SessionExpires).map(|s| s.replace(' ', "")).as_deref(), Some("120;refresher=uac"));
+    trunk.ack_reinvite(&mut rig, &call);
+    let refreshed = rig.elapsed;
+
+    rig.advance_to(answered + secs(150));
+    assert_eq!(rig.sb.n_calls(), 1, "the refresh keeps the call past the first 120 s");
+    assert!(rig.take(trunk.addr, |m| is_request(m, &Method::Bye)).is_none());
+    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Bye)).is_none());
+
+    rig.advance_to(refreshed + secs(121));
+    let bye_a = rig.expect_request(trunk.addr, Method::Bye);
+    let bye_b = rig.expect_request(phone.addr, Method::Bye);
+    trunk.respond(&mut rig, &bye_a, 200);
+    phone.respond(&mut rig, &bye_b, 200);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Lost messages
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn lost_invite_to_phone_is_retransmitted() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    rig.drop_next(phone.addr, "INVITE", 1);
+    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    rig.expect_response(trunk.addr, 100, Method::Invite);
+    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Invite)).is_none());
+    rig.advance(Duration::from_millis(500));
+    let leg = phone.expect_invite(&mut rig);
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+    rig.advance(secs(5));
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+#[test]
+fn lost_200_from_phone_is_reacked() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    rig.expect_response(trunk.addr, 180, Method::Invite);
+    // The phone's first 200 is lost on the way (never delivered); it retransmits after T1.
+    rig.advance(Duration::from_millis(500));
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+    // And the phone's ACK is lost too: the phone retransmits its 200, the switch ACKs again.
+    rig.advance(Duration::from_millis(1000));
+    phone.answer(&mut rig, &leg, 200);
+    let acks = rig.take_all(phone.addr, |m| is_request(m, &Method::Ack));
+    assert_eq!(acks.len(), 1, "a retransmitted 200 is ACKed again");
+    assert_eq!(rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite)).len(), 1, "the phone's retransmission is not forwarded");
+    rig.advance(secs(5));
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+#[test]
+fn lost_ack_from_trunk_200_is_retransmitted() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    // The trunk's ACK does not arrive: 200 again at 0.5, 1.5, 3.5 s (RFC 3261 §13.3.1.4).
+    rig.advance(Duration::from_millis(3600));
+    let again = rig.take_all(trunk.addr, |m| is_response(m, 200, &Method::Invite));
+    assert_eq!(again.len(), 3, "200 retransmitted on T1, 2*T1, 4*T1");
+    trunk.ack(&mut rig, &mut call, &ok);
+    rig.advance(secs(20));
+    assert!(rig.take(trunk.addr, |m| is_response(m, 200, &Method::Invite)).is_none(), "no 200 after the ACK");
+    assert_eq!(rig.sb.n_calls(), 1);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+#[test]
+fn no_ack_from_trunk_ends_call() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    rig.expect_response(trunk.addr, 200, Method::Invite);
+    rig.advance(secs(31));
+    assert_eq!(rig.sb.n_calls(), 1, "still waiting for the ACK at 31 s");
+    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Bye)).is_none());
+    rig.advance(secs(2));
+    let bye_b = rig.expect_request(phone.addr, Method::Bye);
+    phone.respond(&mut rig, &bye_b, 200);
+    let bye_a = rig.expect_request(trunk.addr, Method::Bye);
+    trunk.respond(&mut rig, &bye_a, 200);
+    let retransmits = rig.take_all(trunk.addr, |m| is_response(m, 200, &Method::Invite));
+    assert!(retransmits.len() >= 7, "200 retransmitted until Timer L, got {}", retransmits.len());
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Hold from the trunk
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn hold_from_trunk_answered_recvonly() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _ok) = establish(&mut rig, &trunk, &phone, &[]);
+    let key = rig.opened[0].0;
+    let n_remotes = rig.remotes.len();
+    rig.advance(secs(10));
+
+    trunk.reinvite(&mut rig, &mut call, "sendonly", &[]);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    let (ip, port, dir) = sdp_summary(&ok.body);
+    assert_eq!(dir.as_deref(), Some("recvonly"), "hold answered recvonly");
+    assert_eq!(ip, Some(SWITCH_IP.parse().unwrap()));
+    assert_eq!(port, rig.opened[0].1, "the A-leg port does not change");
+    trunk.ack_reinvite(&mut rig, &call);
+    let updated: Vec<_> = rig.remotes[n_remotes..].iter().filter(|r| r.call == key && r.leg == LegSide::A).cloned().collect();
+    assert_eq!(updated.len(), 1, "one MediaRemote for the A leg after the re-INVITE");
+
+    rig.advance(secs(10));
+    trunk.reinvite(&mut rig, &mut call, "sendrecv", &[]);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    assert_eq!(sdp_summary(&ok.body).2.as_deref(), Some("sendrecv"), "resume answered sendrecv");
+    trunk.ack_reinvite(&mut rig, &call);
+    assert_eq!(rig.sb.n_calls(), 1, "the call continues");
+    rig.advance(secs(10));
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. REGISTER at the core level, and an unknown caller
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn register_challenge_bind_and_remove() {
+    let mut rig = Rig::new();
+    let mut phone = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let ok = phone.register(&mut rig, 600);
+    let contact = ok.headers.get(&HeaderName::Contact).expect("200 lists the bindings");
+    let na = NameAddr::parse(contact).unwrap();
+    assert_eq!(na.uri.to_string(), "sip:201@127.0.0.1:5061");
+    assert_eq!(na.param("expires"), Some("600"));
+    assert_eq!(rig.sb.n_bindings(), 1);
+    assert_eq!(rig.saved.len(), 1);
+
+    let ok = phone.register(&mut rig, 0);
+    assert!(ok.headers.get(&HeaderName::Contact).is_none(), "no bindings left to list");
+    assert_eq!(rig.sb.n_bindings(), 0);
+    assert_eq!(rig.deleted.len(), 1);
+    assert_eq!(rig.deleted[0].contact_uri, "sip:201@127.0.0.1:5061");
+
+    let brief = phone.try_register(&mut rig, 10);
+    assert_eq!(brief.status, 423);
+    assert_eq!(brief.headers.get(&HeaderName::MinExpires), Some("60"));
+    assert_eq!(rig.sb.n_bindings(), 0);
+    rig.assert_no_leaks();
+}
+
+#[test]
+fn registration_expires() {
+    let mut rig = Rig::new();
+    let mut phone = Phone::new(&mut rig, "202", "127.0.0.1:5063", "phone3");
+    phone.register(&mut rig, 60);
+    rig.advance(secs(59));
+    assert_eq!(rig.sb.n_bindings(), 1);
+    rig.advance(secs(2));
+    assert_eq!(rig.sb.n_bindings(), 0, "binding gone after its expiry");
+    assert_eq!(rig.deleted.len(), 1, "expiry is persisted as DeleteBinding");
+    rig.assert_no_leaks();
+}
+
+#[test]
+fn wrong_password_is_refused() {
+    let mut rig = Rig::new();
+    let mut phone = Phone::new(&mut rig, "203", "127.0.0.1:5064", "phone4");
+    phone.password = "wrong".into();
+    let r = phone.try_register(&mut rig, 600);
+    assert!(r.status == 401 || r.status == 403, "wrong password: {}", r.status);
+    assert_eq!(rig.sb.n_bindings(), 0);
+    rig.assert_no_leaks();
+}
+
+#[test]
+fn invite_from_unknown_source_gets_407() {
+    let mut rig = Rig::new();
+    let _phone = phone_201(&mut rig);
+    let stranger = Caller::at(&mut rig, "127.0.0.9:5060", "stranger");
+    let call = stranger.invite(&mut rig, EMERGENCY, &[]);
+    let fin = rig.expect_final(stranger.addr, Method::Invite);
+    assert_eq!(fin.status, 407);
+    assert!(fin.headers.get_all(&HeaderName::ProxyAuthenticate).any(|c| c.contains("realm=\"centralino.example\"")));
+    stranger.ack_failure(&mut rig, &call, &fin);
+    assert!(rig.opened.is_empty());
+    assert!(rig.take(addr("127.0.0.1:5061"), |m| is_request(m, &Method::Invite)).is_none(), "nothing rings");
+    rig.assert_no_leaks();
+    rig.assert_quiet(stranger.addr, |_| false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Hours of calls in virtual time
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_thousand_calls_leave_nothing_behind() {
+    let mut rig = Rig::new();
+    rig.ladder_limit = Some(300);
+    let mut phone = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let trunk = Caller::trunk(&mut rig);
+    let mut registered_at = None;
+    let mut outcomes = [0u32; 5];
+    for i in 0..1000u32 {
+        if registered_at.is_none_or(|t| rig.elapsed - t > secs(1800)) {
+            phone.register(&mut rig, 3600);
+            registered_at = Some(rig.elapsed);
+        }
+        let kind = i % 5;
+        outcomes[kind as usize] += 1;
+        let (mut call, mut leg) = ring(&mut rig, &trunk, &phone, &[]);
+        phone.answer(&mut rig, &leg, 180);
+        rig.expect_response(trunk.addr, 180, Method::Invite);
+        rig.advance(secs(2));
+        match kind {
+            // answered, the trunk hangs up
+            0 | 1 => {
+                phone.answer(&mut rig, &leg, 200);
+                rig.expect_request(phone.addr, Method::Ack);
+                let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+                trunk.ack(&mut rig, &mut call, &ok);
+                rig.advance(secs(u64::from(30 + i % 7)));
+                if kind == 0 {
+                    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+                } else {
+                    phone.bye(&mut rig, &mut leg);
+                    rig.expect_response(phone.addr, 200, Method::Bye);
+                    let bye = rig.expect_request(trunk.addr, Method::Bye);
+                    trunk.respond(&mut rig, &bye, 200);
+                }
+            }
+            // cancelled by the trunk
+            2 => {
+                trunk.cancel(&mut rig, &call);
+                rig.expect_response(trunk.addr, 200, Method::Cancel);
+                let t = rig.expect_response(trunk.addr, 487, Method::Invite);
+                trunk.ack_failure(&mut rig, &call, &t);
+                let cancel = rig.expect_request(phone.addr, Method::Cancel);
+                phone.respond(&mut rig, &cancel, 200);
+                phone.answer(&mut rig, &leg, 487);
+                rig.expect_request(phone.addr, Method::Ack);
+            }
+            // busy
+            3 => {
+                phone.answer(&mut rig, &leg, 486);
+                rig.expect_request(phone.addr, Method::Ack);
+                let f = rig.expect_response(trunk.addr, 486, Method::Invite);
+                trunk.ack_failure(&mut rig, &call, &f);
+            }
+            // CANCEL crossing the phone's 200
+            _ => {
+                trunk.cancel(&mut rig, &call);
+                rig.expect_response(trunk.addr, 200, Method::Cancel);
+                let t = rig.expect_final(trunk.addr, Method::Invite);
+                trunk.ack_failure(&mut rig, &call, &t);
+                let cancel = rig.expect_request(phone.addr, Method::Cancel);
+                phone.answer(&mut rig, &leg, 200);
+                phone.respond(&mut rig, &cancel, 200);
+                rig.expect_request(phone.addr, Method::Ack);
+                let bye = rig.expect_request(phone.addr, Method::Bye);
+                phone.respond(&mut rig, &bye, 200);
+            }
+        }
+        assert_eq!(rig.sb.n_calls(), 0, "call {i} (kind {kind}) still in the table");
+        rig.advance(secs(5));
+        if i % 50 == 49 {
+            rig.clear_inboxes();
+        }
+    }
+    assert!(rig.elapsed > secs(3 * 3600), "several virtual hours: {:?}", rig.elapsed);
+    assert_eq!(rig.opened.len(), 1000);
+    rig.assert_no_leaks();
+    assert_eq!(outcomes, [200; 5]);
+    let _ = SETTLE;
+}
