@@ -204,9 +204,9 @@ impl Switchboard {
         now: Now,
     ) -> Result<(), Refusal> {
         let config = Arc::clone(&self.config);
-        // Trunks are trusted by address and never challenged; anyone else must be one of our
-        // extensions, authenticated by digest (RFC 3261 §22.3).
-        let trunk = config.trunk_for(from.addr.ip()).map(|t| t.name.clone());
+        // Trunks are trusted by address and never challenged; anyone else must authenticate by
+        // digest (RFC 3261 §22.3) as one of our extensions or as a trunk with credentials.
+        let mut trunk = config.trunk_for(from.addr.ip()).map(|t| t.name.clone());
         let mut caller_ext = None;
         if trunk.is_none() {
             let Some(value) = req.headers.get(&HeaderName::ProxyAuthorization) else {
@@ -216,10 +216,13 @@ impl Switchboard {
             match self.auth.verify(
                 &value,
                 "INVITE",
-                |user| config.extensions.get(user).map(|e| &e.credentials),
+                |user| config.credentials(user),
                 now.instant,
             ) {
-                Ok(a) => caller_ext = Some(a.username().to_owned()),
+                Ok(a) => match config.trunk_by_user(a.username()) {
+                    Some(t) => trunk = Some(t.name.clone()),
+                    None => caller_ext = Some(a.username().to_owned()),
+                },
                 Err(registrar::AuthFailure::Stale) => {
                     return Err(Refusal::Challenge { stale: true });
                 }

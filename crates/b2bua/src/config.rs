@@ -115,6 +115,8 @@ struct RawTrunk {
     name: Spanned<String>,
     #[serde(default)]
     addresses: Vec<Spanned<String>>,
+    username: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
 }
 
 /// The switch's tables as written; other top-level keys are the router's.
@@ -139,13 +141,15 @@ pub struct Extension {
     pub credentials: registrar::Credentials,
 }
 
-/// A SIP trunk whose calls are accepted by source address.
+/// A SIP trunk whose calls are accepted by source address, or by digest credentials.
 #[derive(Clone, Debug)]
 pub struct Trunk {
     /// Trunk name used in routing and logs.
     pub name: String,
     /// Source addresses calls may come from.
     pub addresses: Vec<IpAddr>,
+    /// Digest user name and credentials for a trunk that authenticates instead.
+    pub credentials: Option<(String, registrar::Credentials)>,
 }
 
 /// The validated, immutable configuration snapshot. Calls keep the `Arc<Config>` they started with.
@@ -185,6 +189,16 @@ impl Config {
     /// Finds the trunk a source address belongs to.
     pub fn trunk_for(&self, ip: IpAddr) -> Option<&Trunk> {
         self.trunks.iter().find(|t| t.addresses.contains(&ip))
+    }
+
+    /// The trunk whose digest user name is `user`.
+    pub fn trunk_by_user(&self, user: &str) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.credentials.as_ref().is_some_and(|(u, _)| u == user))
+    }
+
+    /// Digest credentials of an extension or an authenticating trunk.
+    pub fn credentials(&self, user: &str) -> Option<&registrar::Credentials> {
+        self.extensions.get(user).map(|e| &e.credentials).or_else(|| self.trunk_by_user(user).and_then(|t| t.credentials.as_ref().map(|(_, c)| c)))
     }
 
     /// Compiles the file's text. On success returns the snapshot and the warnings; on failure
@@ -467,17 +481,27 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
                 )),
             }
         }
-        if trunk.addresses.is_empty() {
+        let credentials = match (&trunk.username, &trunk.password) {
+            (Some(u), Some(p)) => {
+                if extensions.contains_key(u.get_ref()) {
+                    errors.push(loc.error(u.span(), format!("trunk user name `{}` is also an extension", u.get_ref()), None));
+                }
+                Some((u.get_ref().clone(), registrar::Credentials::password(p.get_ref().clone())))
+            }
+            (None, None) => None,
+            _ => {
+                errors.push(loc.error(span.clone(), format!("trunk {} needs both username and password", trunk.name.get_ref()), None));
+                None
+            }
+        };
+        if trunk.addresses.is_empty() && credentials.is_none() {
             errors.push(loc.error(
                 span,
-                format!("trunk {} has no addresses", trunk.name.get_ref()),
-                Some("add addresses = [\"192.0.2.10\"]"),
+                format!("trunk {} has neither addresses nor credentials", trunk.name.get_ref()),
+                Some("add addresses = [\"192.0.2.10\"], or username and password"),
             ));
         }
-        trunks.push(Trunk {
-            name: trunk.name.into_inner(),
-            addresses,
-        });
+        trunks.push(Trunk { name: trunk.name.into_inner(), addresses, credentials });
     }
 
     let operator = switch.operator.map(|o| {
@@ -546,5 +570,70 @@ impl SwitchPart {
             trunks: self.trunks,
             plan,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml")).expect("example")
+    }
+
+    /// Compiles `source` and renders every diagnostic, one per line.
+    fn check(source: &str) -> String {
+        match Config::compile("test.toml", source) {
+            Ok((_, warnings)) => warnings.iter().map(|w| format!("{w}\n")).collect::<String>() + "ok",
+            Err(errors) => errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
+        }
+    }
+
+    #[test]
+    fn the_example_compiles() {
+        let (config, _) = Config::compile("example.toml", &example()).expect("example is valid");
+        assert_eq!(config.extensions.len(), 5);
+        assert!(config.trunk_for("127.0.0.2".parse().expect("ip")).is_some());
+        assert_eq!(config.operator.as_deref(), Some("201"));
+    }
+
+    #[test]
+    fn every_switch_error_is_reported_with_its_position() {
+        let source = example()
+            .replace("rtp_ports = \"20000-29999\"", "rtp_ports = \"29999-20000\"")
+            .replace("number = \"205\"", "number = \"204\"")
+            .replace("[[trunks]]", "[[trunk]]");
+        let out = check(&source);
+        assert!(out.contains("bad RTP port range `29999-20000`"), "{out}");
+        assert!(out.contains("extension 204 is defined twice"), "{out}");
+        assert!(out.contains("unknown table or key `trunk`"), "{out}");
+        for line in out.lines().filter(|l| l.starts_with("test.toml")) {
+            let mut parts = line.splitn(4, ':');
+            let (_, l, c) = (parts.next(), parts.next(), parts.next());
+            assert!(l.and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l > 0), "no line in {line}");
+            assert!(c.and_then(|c| c.parse::<usize>().ok()).is_some_and(|c| c > 0), "no column in {line}");
+        }
+    }
+
+    #[test]
+    fn unknown_switch_key_and_toml_syntax_errors_name_line_and_column() {
+        let out = check(&example().replace("[switch]\n", "[switch]\nrtp_port = \"1-2\"\n"));
+        assert!(out.contains("unknown field `rtp_port`"), "{out}");
+        let out = check("[switch\ndomain = 1\n");
+        assert!(out.starts_with("test.toml:1:"), "{out}");
+    }
+
+    #[test]
+    fn trunk_with_credentials_and_no_addresses_is_valid() {
+        let source = example().replace(
+            "addresses = [\"127.0.0.2\"]",
+            "addresses = []\nusername = \"provider\"\npassword = \"secret\"",
+        );
+        let (config, _) = Config::compile("t.toml", &source).expect("valid");
+        assert!(config.trunk_by_user("provider").is_some());
+        assert!(config.credentials("provider").is_some());
+        assert!(config.credentials("201").is_some());
+        let bad = example().replace("addresses = [\"127.0.0.2\"]", "addresses = []");
+        assert!(check(&bad).contains("has neither addresses nor credentials"));
     }
 }

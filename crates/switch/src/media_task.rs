@@ -41,21 +41,37 @@ fn index(leg: LegId, channel: Channel) -> usize {
     }
 }
 
-/// Relays until closed or timed out; on timeout calls `on_timeout`.
+/// How a call's media ended, with the relay's counters per leg.
+#[derive(Debug)]
+pub struct MediaSummary {
+    /// True if no RTP arrived for the media timeout (the call must be ended).
+    pub timed_out: bool,
+    /// Counters of the A leg (the caller's side).
+    pub a: media::LegStats,
+    /// Counters of the B leg (the phone's side).
+    pub b: media::LegStats,
+}
+
+/// Relays until closed or timed out; then reports the counters through `on_end`.
 pub async fn relay(
     sockets: [UdpSocket; 4],
     timeout: Duration,
-    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
-    on_timeout: impl FnOnce(),
+    commands: mpsc::UnboundedReceiver<MediaCommand>,
+    on_end: impl FnOnce(MediaSummary),
 ) {
-    let start = tokio::time::Instant::now();
-    let mut relay = Relay::new(
-        RelayConfig {
-            media_timeout: timeout,
-            ..RelayConfig::default()
-        },
-        start.into_std(),
-    );
+    let start = tokio::time::Instant::now().into_std();
+    let config = RelayConfig { media_timeout: timeout, ..RelayConfig::default() };
+    let mut relay = Relay::new(config, start);
+    let timed_out = run(&mut relay, &sockets, commands).await;
+    on_end(MediaSummary { timed_out, a: relay.stats(LegId::A), b: relay.stats(LegId::B) });
+}
+
+/// The relay loop; true if it ended by media timeout.
+async fn run(
+    relay: &mut Relay,
+    sockets: &[UdpSocket; 4],
+    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+) -> bool {
     let mut bufs = [[0u8; 2048]; 4];
     let legs = [
         (LegId::A, Channel::Rtp),
@@ -69,16 +85,15 @@ pub async fn relay(
         tokio::select! {
             cmd = commands.recv() => match cmd {
                 Some(MediaCommand::Remote { leg, rtp, rtcp }) => relay.set_remote(leg, rtp, rtcp),
-                Some(MediaCommand::Close) | None => return,
+                Some(MediaCommand::Close) | None => return false,
             },
-            r = sockets[0].recv_from(b0) => forward(&mut relay, &sockets, legs[0], r, b0),
-            r = sockets[1].recv_from(b1) => forward(&mut relay, &sockets, legs[1], r, b1),
-            r = sockets[2].recv_from(b2) => forward(&mut relay, &sockets, legs[2], r, b2),
-            r = sockets[3].recv_from(b3) => forward(&mut relay, &sockets, legs[3], r, b3),
+            r = sockets[0].recv_from(b0) => forward(relay, sockets, legs[0], r, b0),
+            r = sockets[1].recv_from(b1) => forward(relay, sockets, legs[1], r, b1),
+            r = sockets[2].recv_from(b2) => forward(relay, sockets, legs[2], r, b2),
+            r = sockets[3].recv_from(b3) => forward(relay, sockets, legs[3], r, b3),
             _ = sleep_until(deadline) => {
                 if relay.handle_timeout(tokio::time::Instant::now().into_std()).is_some() {
-                    on_timeout();
-                    return;
+                    return true;
                 }
             }
         }

@@ -38,7 +38,7 @@ enum Wake {
     TcpClosed {
         addr: SocketAddr,
     },
-    MediaTimeout(CallKey),
+    MediaEnded(CallKey, media_task::MediaSummary),
     Reload,
     Shutdown,
 }
@@ -151,6 +151,7 @@ async fn main_loop(
     let mut media: HashMap<CallKey, mpsc::UnboundedSender<MediaCommand>> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut media_totals = metrics::MediaTotals::default();
     loop {
         // Act on everything the Switchboard wants done.
         while let Some(out) = sb.poll_output() {
@@ -168,8 +169,8 @@ async fn main_loop(
                         let (tx, rx) = mpsc::unbounded_channel();
                         media.insert(call, tx);
                         let wake = wake_tx.clone();
-                        tokio::spawn(media_task::relay(sockets, timeout, rx, move || {
-                            let _ = wake.send(Wake::MediaTimeout(call));
+                        tokio::spawn(media_task::relay(sockets, timeout, rx, move |summary| {
+                            let _ = wake.send(Wake::MediaEnded(call, summary));
                         }));
                     }
                     Err(e) => {
@@ -227,9 +228,19 @@ async fn main_loop(
                 Wake::TcpClosed { addr } => {
                     conns.remove(&addr);
                 }
-                Wake::MediaTimeout(call) => {
-                    media.remove(&call);
-                    sb.handle(Input::MediaTimeout { call }, clock.now());
+                Wake::MediaEnded(call, summary) => {
+                    let (a, b) = (&summary.a, &summary.b);
+                    info!(
+                        call = call.0, timed_out = summary.timed_out,
+                        a_rx = a.received_packets, a_fwd = a.forwarded_packets, a_lost = a.lost,
+                        b_rx = b.received_packets, b_fwd = b.forwarded_packets, b_lost = b.lost,
+                        dropped = a.dropped.total() + b.dropped.total(), "media ended"
+                    );
+                    media_totals.add(&summary);
+                    if summary.timed_out {
+                        media.remove(&call);
+                        sb.handle(Input::MediaTimeout { call }, clock.now());
+                    }
                 }
                 Wake::Reload => match crate::load_config(&config_path) {
                     Ok(c) => {
@@ -243,7 +254,7 @@ async fn main_loop(
             _ = sleep_until(deadline) => sb.handle(Input::Timeout, clock.now()),
             _ = metrics_tick.tick() => {
                 if let Ok(mut s) = snapshot.lock() {
-                    *s = metrics::render(&sb, conns.len());
+                    *s = metrics::render(&sb, conns.len(), &media_totals);
                 }
             }
         }
