@@ -128,7 +128,9 @@ if [[ " $ONLY " == *" kamailio "* ]]; then
     setsid kamailio -DD -E -f "$WORK/kamailio.cfg" -m 256 -M 16 -Y "$WORK/kam" >"$WORK/kamailio.log" 2>&1 &
     KAM_PID=$!
     BENCH_PIDS+=("$KAM_PID")
-    for i in $(seq 1 50); do python3 "$BENCH_DIR/sipping.py" "127.0.0.1:$K_PORT" 2>/dev/null && break; sleep 0.1; done
+    # Kamailio relays OPTIONS too, so wait for its UDP socket rather than for an answer.
+    wait_udp "$K_PORT"
+    kill -0 "$KAM_PID" 2>/dev/null || { cat "$WORK/kamailio.log" >&2; exit 1; }
     ramp kamailio "$KAM_PID" 127.0.0.1 "127.0.0.1:$K_PORT" 201
     RATE[kamailio]=$BEST_RATE CPS[kamailio]=$BEST_CPS US[kamailio]=$BEST_US
 fi

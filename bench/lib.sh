@@ -130,6 +130,17 @@ start_switch() {
     exit 1
 }
 
+# Waits (5 s at most) until something listens on UDP 127.0.0.1:PORT.
+wait_udp() {
+    local hex i
+    hex="$(printf '%04X' "$1")"
+    for i in $(seq 1 50); do
+        grep -q ":$hex " /proc/net/udp && { sleep 0.5; return 0; }
+        sleep 0.1
+    done
+    return 1
+}
+
 # One metric from the switch's Prometheus endpoint.
 metric() {
     python3 - "$1" "$2" <<'EOF'

@@ -23,7 +23,7 @@ need sipp sip-tester kamailio kamailio
 build_switch
 bench_init register
 
-printf 'SEQUENTIAL\n201;pw201\n202;pw202\n203;pw203\n204;pw204\n205;pw205\n' >"$WORK/users.csv"
+{ echo SEQUENTIAL; for u in 201 202 203 204 205; do echo "$u;[authentication username=$u password=pw$u]"; done; } >"$WORK/users.csv"
 
 # ramp NAME SERVER_PID TARGET: sets BEST_RATE BEST_CPS BEST_US
 ramp() {
@@ -92,7 +92,7 @@ if [[ " $ONLY " == *" kamailio "* ]]; then
     setsid kamailio -DD -E -f "$WORK/kamailio.cfg" -m 256 -M 16 -Y "$WORK/kam" >"$WORK/kamailio.log" 2>&1 &
     KAM_PID=$!
     BENCH_PIDS+=("$KAM_PID")
-    for i in $(seq 1 50); do python3 "$BENCH_DIR/sipping.py" "127.0.0.1:$K_PORT" 2>/dev/null && break; sleep 0.1; done
+    wait_udp "$K_PORT"
     kill -0 "$KAM_PID" 2>/dev/null || { cat "$WORK/kamailio.log" >&2; exit 1; }
     ramp kamailio "$KAM_PID" "127.0.0.1:$K_PORT"
     RATE[kamailio]=$BEST_RATE CPS[kamailio]=$BEST_CPS US[kamailio]=$BEST_US
