@@ -3,7 +3,7 @@
 
 use crate::header::{CSeq, Header, HeaderError, HeaderName, Headers, NameAddr, Via, parse_u32};
 use crate::method::Method;
-use crate::syntax::{is_token, split_top_level};
+use crate::syntax::{is_token, split_once_byte, split_top_level};
 use crate::uri::Uri;
 
 /// Largest message we accept on any transport. A datagram is at most 64 KiB anyway.
@@ -182,11 +182,16 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
     // built once, already trimmed, and continuation lines join it with a single SP.
     let mut headers = Headers(Vec::with_capacity(rest.len()));
     let mut current: Option<(HeaderName, String)> = None;
+    // UTF-8 is the norm: check the header section once; only a section with other bytes pays
+    // for a check (and, where needed, a lossy conversion) per line.
+    let head_text = std::str::from_utf8(bytes.get(..body_at).unwrap_or(bytes)).ok();
     for line in rest {
-        // UTF-8 is the norm; only the rare other line pays for the lossy conversion.
-        let text = match std::str::from_utf8(line) {
-            Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(line),
+        // `line` is a sub-slice of `bytes` bounded by ASCII CR/LF, so its offsets are char
+        // boundaries of `head_text`.
+        let offset = line.as_ptr() as usize - bytes.as_ptr() as usize;
+        let text = match head_text.and_then(|t| t.get(offset..offset + line.len())) {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => String::from_utf8_lossy(line),
         };
         if text.starts_with([' ', '\t']) {
             let (_, v) = current.as_mut().ok_or(perr(
@@ -205,7 +210,7 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
         if let Some((n, v)) = current.take() {
             headers.0.push(Header { name: n, value: v });
         }
-        let (name, value) = text.split_once(':').ok_or(perr(
+        let (name, value) = split_once_byte(&text, b':').ok_or(perr(
             ParseErrorKind::BadHeaderLine,
             "header line without colon",
         ))?;
