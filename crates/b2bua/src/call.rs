@@ -150,8 +150,14 @@ pub(crate) struct Call {
     state: CallState,
     /// When the call needs attention without any message (ring timeout, session expiry).
     pub(crate) deadline: Option<Instant>,
+    /// The deadline as entered in the Switchboard's index.
+    scheduled: Option<Instant>,
     /// RFC 4028 session interval agreed with the caller, if any.
     session_interval: Option<Duration>,
+    /// Client transactions whose responses belong to this call.
+    client_txs: Vec<ClientTxId>,
+    /// The extension that answered, counted busy until the call ends.
+    busy_extension: Option<String>,
     dialled: String,
 }
 
@@ -431,6 +437,7 @@ impl Switchboard {
             .and_then(|m| sip_msg::parse_u32(m, 255))
             .map_or(70, |m| m.saturating_sub(1).min(70));
         let mut forks = Vec::new();
+        let mut client_txs = Vec::with_capacity(targets.len());
         let local_host = self.local_host();
         for (idx, (ext, contact, peer)) in targets.into_iter().enumerate() {
             let display = caller_display
@@ -472,6 +479,7 @@ impl Switchboard {
             invite.body = offer_bytes.clone();
             let tx = self.tx.send_request(invite.clone(), peer, now.instant);
             self.by_client_tx.insert(tx, (key, Purpose::Fork(idx)));
+            client_txs.push(tx);
             self.by_call_id.insert(dialog.call_id.clone(), key);
             forks.push(Fork {
                 extension: ext,
@@ -488,8 +496,7 @@ impl Switchboard {
 
         self.by_server_tx.insert(id, key);
         self.by_call_id.insert(a_dialog.call_id.clone(), key);
-        self.calls.insert(
-            key,
+        self.put_back(
             Call {
                 key,
                 config,
@@ -508,9 +515,14 @@ impl Switchboard {
                 winner: None,
                 state: CallState::Ringing,
                 deadline: Some(now.instant + RING_TIMEOUT),
+                scheduled: None,
                 session_interval,
+                client_txs,
+                busy_extension: None,
                 dialled,
             },
+            true,
+            now,
         );
         Ok(())
     }
@@ -534,11 +546,7 @@ impl Switchboard {
         facts.trunk = trunk.map(str::to_owned);
         for ext in config.extensions.keys() {
             let registered = self.registrar.lookup(ext, now.instant).next().is_some();
-            let busy = self.calls.values().any(|c| {
-                c.forks
-                    .iter()
-                    .any(|f| &f.extension == ext && f.state == ForkState::Answered)
-            });
+            let busy = self.busy.get(ext).is_some_and(|n| *n > 0);
             facts
                 .members
                 .insert(ext.clone(), router::MemberState { registered, busy });
@@ -676,7 +684,7 @@ impl Switchboard {
                     if !fork.cancel_sent {
                         fork.cancel_sent = true;
                         let (invite, peer) = (fork.invite.clone(), fork.dialog.peer);
-                        self.send_cancel(call.key, idx, &invite, peer, now);
+                        self.send_cancel(call, &invite, peer, now);
                     }
                     return true;
                 }
@@ -724,6 +732,9 @@ impl Switchboard {
                     return self.call_still_busy(call);
                 }
                 call.winner = Some(idx);
+                let extension = call.forks[idx].extension.clone();
+                *self.busy.entry(extension.clone()).or_default() += 1;
+                call.busy_extension = Some(extension);
                 let body = self.answer_for_a(call, &resp.body);
                 for other in 0..call.forks.len() {
                     if other != idx {
@@ -848,7 +859,7 @@ impl Switchboard {
                 if !fork.cancel_sent {
                     fork.cancel_sent = true;
                     let (invite, peer) = (fork.invite.clone(), fork.dialog.peer);
-                    self.send_cancel(call.key, idx, &invite, peer, now);
+                    self.send_cancel(call, &invite, peer, now);
                 }
             }
             ForkState::Calling => fork.cancel_wanted = true,
@@ -856,10 +867,16 @@ impl Switchboard {
         }
     }
 
-    fn send_cancel(&mut self, key: CallKey, _idx: usize, invite: &Request, peer: Peer, now: Now) {
+    fn send_cancel(&mut self, call: &mut Call, invite: &Request, peer: Peer, now: Now) {
         let cancel = sip_core::build_cancel(invite);
         let tx = self.tx.send_request(cancel, peer, now.instant);
-        self.by_client_tx.insert(tx, (key, Purpose::Cancel));
+        self.track(call, tx, Purpose::Cancel);
+    }
+
+    /// Routes a client transaction's responses to this call; `release` forgets them.
+    fn track(&mut self, call: &mut Call, tx: ClientTxId, purpose: Purpose) {
+        self.by_client_tx.insert(tx, (call.key, purpose));
+        call.client_txs.push(tx);
     }
 
     fn send_bye_fork(&mut self, call: &mut Call, idx: usize, now: Now) {
@@ -871,7 +888,7 @@ impl Switchboard {
         let bye = fork.dialog.request(Method::Bye, &local_host, &branch);
         fork.state = ForkState::Done;
         let tx = self.tx.send_request(bye, fork.dialog.peer, now.instant);
-        self.by_client_tx.insert(tx, (call.key, Purpose::Bye));
+        self.track(call, tx, Purpose::Bye);
     }
 
     fn send_bye_a(&mut self, call: &mut Call, now: Now) {
@@ -879,7 +896,7 @@ impl Switchboard {
         let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
         let bye = call.a_dialog.request(Method::Bye, &local_host, &branch);
         let tx = self.tx.send_request(bye, call.a_dialog.peer, now.instant);
-        self.by_client_tx.insert(tx, (call.key, Purpose::Bye));
+        self.track(call, tx, Purpose::Bye);
     }
 
     /// Final failure to the caller, then the call is over.
@@ -905,12 +922,26 @@ impl Switchboard {
     }
 
     /// Puts a call back in the table, or tears it down for good.
-    fn put_back(&mut self, call: Call, keep: bool, now: Now) {
+    fn put_back(&mut self, mut call: Call, keep: bool, now: Now) {
         let _ = now;
         if keep {
+            self.schedule(&mut call);
             self.calls.insert(call.key, call);
         } else {
             self.release(call);
+        }
+    }
+
+    /// Keeps the deadline index in step with `call.deadline`, so `poll_timeout` need not scan calls.
+    fn schedule(&mut self, call: &mut Call) {
+        if call.scheduled != call.deadline {
+            if let Some(at) = call.scheduled {
+                self.deadlines.remove(&(at, call.key));
+            }
+            if let Some(at) = call.deadline {
+                self.deadlines.insert((at, call.key));
+            }
+            call.scheduled = call.deadline;
         }
     }
 
@@ -924,7 +955,17 @@ impl Switchboard {
         let _ = self.ports.free(call.b_ports);
         self.by_server_tx.remove(&call.a_tx);
         self.by_call_id.remove(&call.a_dialog.call_id);
-        self.by_client_tx.retain(|_, (k, _)| *k != call.key);
+        for tx in &call.client_txs {
+            self.by_client_tx.remove(tx);
+        }
+        if let Some(at) = call.scheduled {
+            self.deadlines.remove(&(at, call.key));
+        }
+        if let Some(ext) = &call.busy_extension {
+            if let Some(n) = self.busy.get_mut(ext) {
+                *n = n.saturating_sub(1);
+            }
+        }
         for f in call.forks {
             self.by_call_id.remove(&f.dialog.call_id);
             if matches!(f.state, ForkState::Calling | ForkState::Early) {
@@ -965,12 +1006,22 @@ impl Switchboard {
     }
 
     pub(crate) fn call_timers(&mut self, now: Now) {
-        let due: Vec<(CallKey, bool)> = self
-            .calls
-            .values()
-            .filter(|c| c.deadline.is_some_and(|d| d <= now.instant))
-            .map(|c| (c.key, c.state == CallState::Ringing))
-            .collect();
+        let mut due = Vec::new();
+        let mut stale = Vec::new();
+        for &(at, key) in &self.deadlines {
+            if at > now.instant {
+                break;
+            }
+            match self.calls.get(&key) {
+                Some(c) => due.push((key, c.state == CallState::Ringing)),
+                None => stale.push((at, key)),
+            }
+        }
+        // An entry without a call would make poll_timeout spin; it cannot happen
+        // (release removes it), but a timer index must never be able to livelock the loop.
+        for entry in stale {
+            self.deadlines.remove(&entry);
+        }
         for (key, ringing) in due {
             self.end_call(
                 key,

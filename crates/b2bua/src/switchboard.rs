@@ -1,7 +1,7 @@
 //! Dispatch: datagrams in, transactions, out-of-dialog requests (REGISTER, OPTIONS), and the
 //! hand-off of INVITEs and in-dialog requests to the call logic in `call.rs`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -169,6 +169,12 @@ pub struct Switchboard {
     pub(crate) by_client_tx: HashMap<ClientTxId, (CallKey, Purpose)>,
     pub(crate) by_call_id: HashMap<String, CallKey>,
     pub(crate) orphans: HashMap<ClientTxId, Orphan>,
+    /// Call deadlines (ring timeout, session expiry), earliest first.
+    pub(crate) deadlines: BTreeSet<(Instant, CallKey)>,
+    /// Calls in progress per answering extension.
+    pub(crate) busy: HashMap<String, u32>,
+    /// The registrar's next expiry, recomputed whenever bindings change.
+    registrar_deadline: Option<Instant>,
     pub(crate) ports: media::PortAllocator,
     pub(crate) rng: Rng,
     pub(crate) out: VecDeque<Output>,
@@ -207,6 +213,9 @@ impl Switchboard {
             by_client_tx: HashMap::new(),
             by_call_id: HashMap::new(),
             orphans: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            busy: HashMap::new(),
+            registrar_deadline: None,
             ports,
             rng,
             out: VecDeque::new(),
@@ -260,6 +269,7 @@ impl Switchboard {
     }
 
     fn persist(&mut self, changes: Vec<registrar::Change>) {
+        self.registrar_deadline = self.registrar.next_expiry();
         for change in changes {
             self.out.push_back(match change {
                 registrar::Change::Upsert(b) => Output::SaveBinding(b),
@@ -275,8 +285,10 @@ impl Switchboard {
             Input::Message { from, bytes } => self.on_message(from, bytes, now),
             Input::Timeout => {
                 self.tx.handle_timeout(now.instant);
-                let expired = self.registrar.expire(now.instant);
-                self.persist(expired);
+                if self.registrar_deadline.is_some_and(|d| d <= now.instant) {
+                    let expired = self.registrar.expire(now.instant);
+                    self.persist(expired);
+                }
                 self.call_timers(now);
             }
             Input::MediaTimeout { call } => self.end_call(call, "media timeout", now),
@@ -308,10 +320,8 @@ impl Switchboard {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
-        consider(self.registrar.next_expiry());
-        for call in self.calls.values() {
-            consider(call.deadline);
-        }
+        consider(self.registrar_deadline);
+        consider(self.deadlines.first().map(|(at, _)| *at));
         next
     }
 
