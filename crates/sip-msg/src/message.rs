@@ -444,15 +444,15 @@ impl Request {
                 "CSeq method does not match the request method",
             ));
         }
-        if let Some(contacts) = self.headers.get(&HeaderName::Contact) {
-            if contacts.trim() != "*" {
-                for c in self
-                    .headers
-                    .values(&HeaderName::Contact)
-                    .ok_or_else(|| invalid(400, "unterminated quote in Contact"))?
-                {
-                    NameAddr::parse(c)?;
-                }
+        if let Some(contacts) = self.headers.get(&HeaderName::Contact)
+            && contacts.trim() != "*"
+        {
+            for c in self
+                .headers
+                .values(&HeaderName::Contact)
+                .ok_or_else(|| invalid(400, "unterminated quote in Contact"))?
+            {
+                NameAddr::parse(c)?;
             }
         }
         if let Some(date) = self.headers.get(&HeaderName::Date) {
@@ -503,11 +503,12 @@ impl Request {
                 }
                 HeaderName::To => {
                     let mut value = h.value.clone();
-                    if let (Some(tag), Ok(na)) = (to_tag, NameAddr::parse(&h.value)) {
-                        if na.tag().is_none() && status != 100 {
-                            value.push_str(";tag=");
-                            value.push_str(tag);
-                        }
+                    if let (Some(tag), Ok(na)) = (to_tag, NameAddr::parse(&h.value))
+                        && na.tag().is_none()
+                        && status != 100
+                    {
+                        value.push_str(";tag=");
+                        value.push_str(tag);
                     }
                     headers.push(HeaderName::To, value);
                 }

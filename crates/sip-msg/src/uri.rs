@@ -238,10 +238,10 @@ impl SipUri {
         // part after the host may contain an unescaped `@`; so the first `@` ends the userinfo.
         // If that reading fails, fall back to splitting the `?headers` off first, which is
         // what senders of unescaped `@` in header values (`?Replaces=id@host`) mean.
-        if let Some(at) = find_byte(rest, b'@') {
-            if let Ok(uri) = Self::parse_parts(secure, Some(&rest[..at]), &rest[at + 1..]) {
-                return Ok(uri);
-            }
+        if let Some(at) = find_byte(rest, b'@')
+            && let Ok(uri) = Self::parse_parts(secure, Some(&rest[..at]), &rest[at + 1..])
+        {
+            return Ok(uri);
         }
         let (main, headers) = match rest.split_once('?') {
             Some((m, h)) => (m, Some(h)),
@@ -280,10 +280,10 @@ impl SipUri {
                 if u.is_empty() || !check_escaped(u, user_ok) {
                     return Err(UriError("bad user part"));
                 }
-                if let Some(p) = p {
-                    if !check_escaped(p, |b| matches!(b, b'&' | b'=' | b'+' | b'$' | b',')) {
-                        return Err(UriError("bad password part"));
-                    }
+                if let Some(p) = p
+                    && !check_escaped(p, |b| matches!(b, b'&' | b'=' | b'+' | b'$' | b','))
+                {
+                    return Err(UriError("bad password part"));
                 }
                 (Some(u.to_owned()), p.map(str::to_owned))
             }

@@ -32,14 +32,14 @@ fn check(row: &Row, bytes: &[u8], cl_note: Option<&str>) -> Vec<String> {
         ));
     }
     let parsed = parse(bytes, Framing::Datagram);
-    if got == "accept" {
-        if let Ok(msg) = &parsed {
-            problems.extend(
-                round_trip_problems(msg)
-                    .into_iter()
-                    .map(|p| format!("round trip: {p}")),
-            );
-        }
+    if got == "accept"
+        && let Ok(msg) = &parsed
+    {
+        problems.extend(
+            round_trip_problems(msg)
+                .into_iter()
+                .map(|p| format!("round trip: {p}")),
+        );
     }
     for c in checks {
         let ok = match (c.split_once('='), &parsed) {
