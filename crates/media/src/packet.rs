@@ -99,6 +99,7 @@ impl Packet<'_> {
 }
 
 /// Demultiplex by RFC 5761 §4 without validating: `None` unless the version is 2.
+#[inline]
 pub fn classify(bytes: &[u8]) -> Option<PacketKind> {
     let first = *bytes.first()?;
     let second = *bytes.get(1)?;
@@ -113,6 +114,7 @@ pub fn classify(bytes: &[u8]) -> Option<PacketKind> {
 }
 
 /// Classify (RFC 5761 §4) and then fully validate a datagram as RTP or RTCP.
+#[inline]
 pub fn inspect(bytes: &[u8]) -> Result<Packet<'_>, InspectError> {
     match bytes.get(1) {
         Some(second) if RTCP_MUX_OCTET.contains(second) => parse_rtcp(bytes).map(Packet::Rtcp),
@@ -121,6 +123,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Packet<'_>, InspectError> {
 }
 
 /// Validate an RTP packet: version 2, CSRC list, extension and padding inside the datagram.
+#[inline]
 pub fn parse_rtp(bytes: &[u8]) -> Result<RtpPacket<'_>, InspectError> {
     use rtp_types::RtpParseError;
     // rtp-types validates (version, CSRCs, extension, padding); we then read the few fields we
@@ -212,6 +215,7 @@ fn rtp_header_len(bytes: &[u8]) -> Option<usize> {
 /// SR/RR: RFC 5506 allows reduced-size RTCP.
 /// DEVIATION(RFC 3711 §3.4): SRTCP trailers (index and tag) make the lengths disagree, so SRTCP
 /// is rejected; SRTP is out of scope for now.
+#[inline]
 pub fn parse_rtcp(bytes: &[u8]) -> Result<RtcpCompound, InspectError> {
     let mut offset = 0usize;
     let mut n_packets = 0usize;

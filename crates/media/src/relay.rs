@@ -213,6 +213,8 @@ pub enum MediaEvent {
 struct Path {
     /// The last address SDP gave; kept while held, so the source check goes on.
     signalled: Option<SocketAddr>,
+    /// The IP every source must have: the signalled one unless it may be behind a NAT.
+    required_ip: Option<IpAddr>,
     /// SDP currently gives no address (hold or unknown): send nothing.
     held: bool,
     /// Learnt from the first eligible packet.
@@ -230,8 +232,10 @@ impl Path {
             None => self.held = true,
             Some(addr) if self.signalled == Some(addr) => self.held = false,
             Some(addr) => {
+                let ip = addr.ip().to_canonical();
                 *self = Path {
                     signalled: Some(addr),
+                    required_ip: (!may_be_behind_nat(ip)).then_some(ip),
                     ..Path::default()
                 }
             }
@@ -248,10 +252,9 @@ impl Path {
 
     /// Decide whether `from` may send into this leg, latching it if allowed.
     fn admit(&mut self, from: SocketAddr, latch: bool, now: Instant) -> Result<(), DropReason> {
-        let from_ip = from.ip().to_canonical();
-        if let Some(signalled) = self.signalled
-            && !may_be_behind_nat(signalled.ip())
-            && signalled.ip().to_canonical() != from_ip
+        if self
+            .required_ip
+            .is_some_and(|ip| ip != from.ip().to_canonical())
         {
             return Err(DropReason::UnexpectedSource);
         }
