@@ -63,7 +63,7 @@ class Ng:
                     ck, _, rest = data.partition(b" ")
                     if ck == cookie:
                         r, _ = bdec(rest)
-                        if r.get("result") != b"ok":
+                        if r.get("result") not in (b"ok", b"pong"):
                             raise RuntimeError(f"{d['command']}: {r}")
                         return r
             except socket.timeout:

@@ -48,6 +48,11 @@ media_run() {
     log "$name: $(head -1 "$out")"
     R_UP="$(sed -n 's/.*calls_up=\([0-9]*\).*/\1/p' "$out" | head -1)"
     R_UP="${R_UP:-0}"
+    if [[ ! -s "$legs" ]]; then
+        echo "$name: no calls were set up:" >&2
+        cat "$out" >&2
+        exit 1
+    fi
     sleep 1
     wait_quiet
     local t0 t1 w0 w1
