@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
+use std::sync::Arc;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -165,14 +166,17 @@ impl<'s> Compiler<'_, 's> {
     }
 
     /// A string or an array of strings.
-    fn strings(&mut self, value: &Value<'_>, what: &str) -> Vec<(String, Span)> {
+    fn strings<'t>(&mut self, value: &'t Value<'_>, what: &str) -> Vec<(&'t str, Span)> {
         match value.get_ref() {
-            DeValue::String(s) => vec![(s.to_string(), value.span())],
+            DeValue::String(s) => vec![(s.as_ref(), value.span())],
             DeValue::Array(items) => {
-                let mut out = Vec::new();
+                let mut out = Vec::with_capacity(items.len());
                 for item in items {
-                    if let Some(s) = self.string(item, what) {
-                        out.push((s, item.span()));
+                    match item.get_ref() {
+                        DeValue::String(s) => out.push((s.as_ref(), item.span())),
+                        other => {
+                            self.sink.error(&item.span(), format!("{what} must be a string, not {}", other.type_str()), None);
+                        }
                     }
                 }
                 out
@@ -265,7 +269,7 @@ impl<'s> Compiler<'_, 's> {
     fn weekly_specs(&mut self, value: &Value<'_>, what: &str) -> Vec<WeeklySpec> {
         let mut out = Vec::new();
         for (text, span) in self.strings(value, what) {
-            match parse_shift(&text) {
+            match parse_shift(text) {
                 Ok(ShiftSpec::Weekly { days, range }) => out.push(WeeklySpec { days, range, label: text.trim().to_owned(), span }),
                 Ok(_) => self.sink.error(
                     &span,
@@ -281,13 +285,11 @@ impl<'s> Compiler<'_, 's> {
     fn weekly_hours(&self, specs: &[WeeklySpec]) -> WeeklyHours {
         let mut hours = WeeklyHours::default();
         for spec in specs {
+            let label: Arc<str> = spec.label.as_str().into();
+            let origin: Arc<str> = self.sink.origin(&spec.span).into();
             for day in 0..7 {
                 if spec.days & (1 << day) != 0 {
-                    hours.by_start_day[day].push(Interval {
-                        range: spec.range,
-                        label: spec.label.clone(),
-                        origin: self.sink.origin(&spec.span),
-                    });
+                    hours.by_start_day[day].push(Interval { range: spec.range, label: label.clone(), origin: origin.clone() });
                 }
             }
         }
@@ -458,7 +460,7 @@ impl<'s> Compiler<'_, 's> {
             if let Some(windows) = get(table, "windows") {
                 for (text, span) in self.strings(windows, "`windows` in [emergency]") {
                     if let Some(tz) = &tz
-                        && let Some(window) = self.emergency_window(&text, &span, tz)
+                        && let Some(window) = self.emergency_window(text, &span, tz)
                     {
                         emergency_windows.push(window);
                     }
@@ -635,7 +637,7 @@ impl<'s> Compiler<'_, 's> {
         let table = self.table(value, &what)?;
         self.check_keys(table, &what, &["prompts", "options", "timeout", "retries", "invalid", "timeout_prompt", "default"]);
         let prompts = get(table, "prompts").map(|v| self.strings(v, &format!("`prompts` of {what}"))).unwrap_or_default();
-        let prompts = prompts.into_iter().map(|(s, _)| s).collect();
+        let prompts = prompts.into_iter().map(|(s, _)| s.to_owned()).collect();
         let timeout_secs = self.uint(table, "timeout", &what, 5, 120);
         let retries = self.uint(table, "retries", &what, 2, 10);
         let invalid_prompt = self.opt_string(table, "invalid", &what).map(|(s, _)| s);
@@ -711,6 +713,7 @@ impl<'s> Compiler<'_, 's> {
         match get(table, "members") {
             Some(v) => {
                 for (member, mspan) in self.strings(v, &format!("`members` of {what}")) {
+                    let member = member.to_owned();
                     if !self.names.extensions.contains(&member) {
                         let hint = suggest(&member, self.names.extensions.iter().map(String::as_str))
                             .or_else(|| Some(format!("declare it in an [[extensions]] entry with number = \"{member}\"")));
@@ -778,18 +781,16 @@ impl<'s> Compiler<'_, 's> {
             let mut weekly: Vec<WeeklySpec> = Vec::new();
             let mut extras: Vec<ExtraSpec> = Vec::new();
             for (text, span) in self.strings(list, &format!("shifts of {member} in {what}")) {
-                match parse_shift(&text) {
+                match parse_shift(text) {
                     Ok(ShiftSpec::Weekly { days, range }) => {
                         weekly.push(WeeklySpec { days, range, label: text.trim().to_owned(), span });
                     }
                     Ok(ShiftSpec::Extra { first, last, range }) => {
                         extras.push(ExtraSpec { first, last, range, label: text.trim().to_owned(), span: span.clone() });
+                        let label: Arc<str> = text.trim().into();
+                        let origin: Arc<str> = self.sink.origin(&span).into();
                         for date in dates(first, last) {
-                            shifts.extra.entry(date).or_default().push(Interval {
-                                range,
-                                label: text.trim().to_owned(),
-                                origin: self.sink.origin(&span),
-                            });
+                            shifts.extra.entry(date).or_default().push(Interval { range, label: label.clone(), origin: origin.clone() });
                         }
                     }
                     Ok(ShiftSpec::Off { first, last, range }) => {
@@ -866,7 +867,7 @@ impl<'s> Compiler<'_, 's> {
         what: &str,
         weekly: &[WeeklySpec],
         extras: &[ExtraSpec],
-        off_days: &std::collections::HashSet<Date>,
+        off_days: &crate::plan::DateSet,
     ) {
         if extras.is_empty() {
             return;

@@ -65,7 +65,7 @@ impl Plan {
                 .iter()
                 .filter_map(|m| {
                     let shift = roster.members.get(m)?.on_shift(&local)?;
-                    Some(OnDuty { member: m.clone(), shift: Some(shift.label.clone()) })
+                    Some(OnDuty { member: m.clone(), shift: Some(shift.label.to_string()) })
                 })
                 .collect(),
         }

@@ -129,7 +129,8 @@
 //!
 //! 1. Emergency mode = the runtime switch in [`CallFacts`] or a scheduled window.
 //! 2. The dialled number picks a `[[numbers]]` entry; its calendar picks `open`, `closed` or
-//!    `emergency` (emergency hours replace office hours and holidays). An extension number
+//!    `emergency` (in emergency mode a calendar's `emergency_open` hours, if it has them, replace
+//!    its office hours and holidays). An extension number
 //!    (with `direct_dial`) goes to `extension:NNN` at any hour. Anything else: `hangup:not-in-service`.
 //! 3. `digits` walk the menu tree from there; an invalid digit leaves the call in the menu.
 //! 4. A group rings members on shift (the emergency roster in emergency mode, if the group has

@@ -5,6 +5,8 @@
 //! `Send + Sync`; the switch shares it behind an `Arc` and swaps in a new one on reload.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 use std::fmt;
 
 use jiff::Timestamp;
@@ -260,9 +262,10 @@ pub struct External {
 #[derive(Clone, Debug)]
 pub(crate) struct Interval {
     pub(crate) range: MinuteRange,
-    /// The text as written (`Mon-Fri 09:00-13:30`), for explanations.
-    pub(crate) label: String,
-    pub(crate) origin: String,
+    /// The text as written (`Mon-Fri 09:00-13:30`), for explanations. Shared by every day
+    /// and date the text expands to.
+    pub(crate) label: Arc<str>,
+    pub(crate) origin: Arc<str>,
 }
 
 /// Weekly wall-clock hours, indexed by the weekday on which each interval starts.
@@ -308,15 +311,62 @@ impl Local {
     }
 }
 
+/// A multiply-rotate hasher for the small keys of the date tables (`Date` hashes as three
+/// small integers). SipHash's flooding resistance buys nothing for dates from our own config,
+/// and it dominated both compile and route profiles.
+#[derive(Default)]
+pub(crate) struct DateHasher(u64);
+
+impl Hasher for DateHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_i8(&mut self, n: i8) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_i16(&mut self, n: i16) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// A map keyed by local date.
+pub(crate) type DateMap<V> = HashMap<Date, V, BuildHasherDefault<DateHasher>>;
+/// A set of local dates.
+pub(crate) type DateSet = HashSet<Date, BuildHasherDefault<DateHasher>>;
+
 /// The shifts of one member in one group (one roster).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MemberShifts {
     pub(crate) weekly: WeeklyHours,
-    pub(crate) extra: HashMap<Date, Vec<Interval>>,
+    pub(crate) extra: DateMap<Vec<Interval>>,
     /// Whole-day absences: the weekly shifts starting on these dates do not happen.
-    pub(crate) off_days: HashSet<Date>,
+    pub(crate) off_days: DateSet,
     /// Timed absences, by the date on which they start.
-    pub(crate) off_ranges: HashMap<Date, Vec<MinuteRange>>,
+    pub(crate) off_ranges: DateMap<Vec<MinuteRange>>,
 }
 
 impl MemberShifts {
@@ -426,7 +476,7 @@ impl Calendar {
             Some(i) => (true, format!("calendar `{}` is open: hours `{}` in {} ({})", self.name, i.label, self.tz_name, i.origin)),
             None => {
                 let hours: Vec<&str> =
-                    self.open.by_start_day.iter().flatten().map(|i| i.label.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+                    self.open.by_start_day.iter().flatten().map(|i| &*i.label).collect::<BTreeSet<_>>().into_iter().collect();
                 (false, format!("calendar `{}` is closed: outside its hours `{}`", self.name, hours.join("`, `")))
             }
         }

@@ -78,7 +78,7 @@ pub(crate) fn parse_range(text: &str) -> Result<MinuteRange, ParseError> {
 }
 
 fn parse_day(text: &str) -> Option<usize> {
-    let lower = text.trim().to_ascii_lowercase();
+    let text = text.trim();
     let names = [
         ["mon", "monday", "lun"],
         ["tue", "tuesday", "mar"],
@@ -88,13 +88,13 @@ fn parse_day(text: &str) -> Option<usize> {
         ["sat", "saturday", "sab"],
         ["sun", "sunday", "dom"],
     ];
-    names.iter().position(|aliases| aliases.contains(&lower.as_str()))
+    names.iter().position(|aliases| aliases.iter().any(|a| a.eq_ignore_ascii_case(text)))
 }
 
 /// Parses a weekday set: `Mon-Fri`, `Sat,Sun`, `Mon,Wed-Fri`, `daily`. Bit 0 is Monday.
 pub(crate) fn parse_days(text: &str) -> Result<u8, ParseError> {
-    let lower = text.trim().to_ascii_lowercase();
-    if lower == "daily" || lower == "every-day" {
+    let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("daily") || trimmed.eq_ignore_ascii_case("every-day") {
         return Ok(0x7f);
     }
     let mut mask = 0u8;
@@ -156,10 +156,23 @@ pub(crate) fn fmt_days(mask: u8) -> String {
     parts.join(",")
 }
 
+/// Parses exactly `YYYY-MM-DD` (a real date). Hand-written: shift tables hold thousands of dates.
+pub(crate) fn parse_date(text: &str) -> Option<Date> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i16> {
+        b[range].iter().try_fold(0i16, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i16::from(c - b'0')))
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    Date::new(year, i8::try_from(month).ok()?, i8::try_from(day).ok()?).ok()
+}
+
 /// Parses `YYYY-MM-DD` or `YYYY-MM-DD..YYYY-MM-DD` into an inclusive date range.
 pub(crate) fn parse_date_range(text: &str) -> Result<(Date, Date), ParseError> {
     let parse = |s: &str| -> Result<Date, ParseError> {
-        s.trim().parse::<Date>().map_err(|_| {
+        parse_date(s.trim()).ok_or_else(|| {
             (format!("`{}` is not a date", s.trim()), Some("write dates as YYYY-MM-DD, ranges as 2026-08-03..2026-08-14".to_owned()))
         })
     };
@@ -180,6 +193,9 @@ pub(crate) fn parse_date_range(text: &str) -> Result<(Date, Date), ParseError> {
 
 /// Every date of an inclusive range.
 pub(crate) fn dates(first: Date, last: Date) -> Vec<Date> {
+    if first == last {
+        return vec![first];
+    }
     let mut out = Vec::new();
     let mut date = first;
     while date <= last {
@@ -209,11 +225,11 @@ pub(crate) fn parse_shift(text: &str) -> Result<ShiftSpec, ParseError> {
     let text = text.trim();
     let mut words = text.split_whitespace();
     let first_word = words.next().unwrap_or("");
+    let (second, third, fourth) = (words.next(), words.next(), words.next());
     if first_word.eq_ignore_ascii_case("off") {
-        let rest: Vec<&str> = words.collect();
-        let (dates, range) = match rest.as_slice() {
-            [dates] => (*dates, None),
-            [dates, range] => (*dates, Some(parse_range(range)?)),
+        let (dates, range) = match (second, third, fourth) {
+            (Some(dates), None, None) => (dates, None),
+            (Some(dates), Some(range), None) => (dates, Some(parse_range(range)?)),
             _ => {
                 return Err((
                     format!("`{text}` is not an absence"),
@@ -224,8 +240,7 @@ pub(crate) fn parse_shift(text: &str) -> Result<ShiftSpec, ParseError> {
         let (first, last) = parse_date_range(dates)?;
         return Ok(ShiftSpec::Off { first, last, range });
     }
-    let rest: Vec<&str> = words.collect();
-    let [range] = rest.as_slice() else {
+    let (Some(range), None) = (second, third) else {
         return Err((
             format!("`{text}` is not a shift"),
             Some("write `Mon-Fri 09:00-13:30`, `daily 22:00-06:00`, `2026-03-14 09:00-12:00` or `off 2026-03-10`".to_owned()),
