@@ -144,6 +144,7 @@
 //! (`toml::de::DeTable`) plays the raw role, and `compile` reads it directly into [`Plan`], so
 //! that every error is collected (serde stops at the first) with its span.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod compile;
 mod diagnostic;
