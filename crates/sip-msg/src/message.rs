@@ -175,8 +175,11 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
     if rest.len() > MAX_HEADERS {
         return Err(perr(ParseErrorKind::TooLarge, "too many header lines"));
     }
-    let first = std::str::from_utf8(first)
-        .map_err(|_| perr(ParseErrorKind::BadStartLine, "start line is not UTF-8"))?;
+    // A reason phrase in Latin-1 (seen from older gateways) must not make us drop a final
+    // response, so the start line is read like header values: non-UTF-8 bytes become U+FFFD.
+    // A Request-URI with such bytes then fails `validate` with a 400 that can be sent.
+    let first = String::from_utf8_lossy(first);
+    let first = first.as_ref();
 
     // Unfold continuation lines (RFC 3261 §7.3.1) and split name from value. Each value is
     // built once, already trimmed, and continuation lines join it with a single SP.
@@ -772,6 +775,39 @@ mod tests {
             &m("Date: Fri, 1 Jan 2010 16:00 GMT\r\n\r\n"),
             "request OPTIONS sip:a@b -> 400 bad Date header",
         );
+    }
+
+    #[test]
+    fn non_utf8_start_lines() {
+        // regression: a Latin-1 reason phrase ("Besetzt" with a Latin-1 umlaut elsewhere) made
+        // the whole response unparseable, so the transaction never saw its final response.
+        let response = [
+            &b"SIP/2.0 486 Gesch\xe4ftlich besetzt\r\n"[..],
+            HEADERS.as_bytes(),
+            b"CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        ]
+        .concat();
+        match parse(&response, Framing::Datagram) {
+            Ok(Message::Response(r)) => {
+                assert_eq!(
+                    (r.status, r.reason.as_str()),
+                    (486, "Gesch\u{fffd}ftlich besetzt")
+                );
+                assert_eq!(r.validate(), Ok(()));
+            }
+            other => panic!("expected a response, got {other:?}"),
+        }
+        // A Request-URI with such bytes is answered 400 instead of being dropped unanswered.
+        let request = [
+            &b"INVITE sip:j\xfcrg@example.com SIP/2.0\r\n"[..],
+            HEADERS.as_bytes(),
+            b"CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        ]
+        .concat();
+        match parse(&request, Framing::Datagram) {
+            Ok(Message::Request(r)) => assert_eq!(r.validate().map_err(|e| e.status), Err(400)),
+            other => panic!("expected a request, got {other:?}"),
+        }
     }
 
     #[test]
