@@ -36,13 +36,14 @@
 //!
 //! With latching on, the first valid packet from an eligible source latches that exact
 //! address; later packets from any other address are dropped as
-//! [`DropReason::UnexpectedSource`]. The latch is cleared, so the next eligible packet latches
-//! again, only when:
+//! [`DropReason::UnexpectedSource`]. (Before SDP gave the leg any address, eligible packets
+//! are relayed but nothing is learnt.) The latch moves only when:
 //!
-//! - SDP changes the signalled address ([`Relay::set_remote`] with a different value), or
+//! - SDP changes the signalled address ([`Relay::set_remote`] with a different value): the
+//!   latch is cleared and the next eligible packet latches again, or
 //! - the latched source has sent nothing for [`RELATCH_QUIET`] and a single new eligible source
 //!   then sends [`RELATCH_PACKETS`] valid packets in a row (phone roamed or NAT rebinding);
-//!   those packets are dropped, the one that completes the run is forwarded.
+//!   those packets are dropped, the one that completes the run is forwarded and latched.
 //!
 //! So a stranger can only race the very first packet, and only when SDP gave a private or no
 //! address. With latching off, destinations are only ever the signalled ones, but the
