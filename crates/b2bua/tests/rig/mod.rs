@@ -290,6 +290,41 @@ impl Rig {
         panic!("livelock: more than {MAX_STEPS} timeouts before {target:?} (next {:?})", self.sb.poll_timeout());
     }
 
+    /// Advances timeout by timeout, at most `limit`, until a message `pred` accepts reaches
+    /// `at`; takes it. The clock stops at that message, so the script answers at once.
+    pub fn wait_for(&mut self, at: SocketAddr, limit: Duration, pred: impl Fn(&Message) -> bool) -> Option<Message> {
+        let end = self.elapsed + limit;
+        for _ in 0..MAX_STEPS {
+            if let Some(m) = self.take(at, &pred) {
+                return Some(m);
+            }
+            match self.sb.poll_timeout() {
+                Some(t) if t <= self.t0 + end => {
+                    let next = t.saturating_duration_since(self.t0);
+                    if next > self.elapsed {
+                        self.elapsed = next;
+                    }
+                    let now = self.now();
+                    self.sb.handle(Input::Timeout, now);
+                    self.drain();
+                }
+                _ => {
+                    self.elapsed = self.elapsed.max(end);
+                    return self.take(at, &pred);
+                }
+            }
+        }
+        panic!("livelock: more than {MAX_STEPS} timeouts while waiting");
+    }
+
+    /// Like [`Rig::wait_for`] for a request with `method`; panics if none comes in `limit`.
+    pub fn wait_for_request(&mut self, at: SocketAddr, method: Method, limit: Duration) -> Request {
+        match self.wait_for(at, limit, |m| is_request(m, &method)) {
+            Some(Message::Request(r)) => r,
+            _ => panic!("{} expected a {method} within {limit:?}, until {:.3}s; pending: {:?}", self.who(at), self.elapsed.as_secs_f64(), self.pending(at)),
+        }
+    }
+
     /// Messages for `at` not yet taken by the script.
     pub fn pending(&self, at: SocketAddr) -> Vec<String> {
         self.inbox.get(&at).map_or_else(Vec::new, |v| v.iter().filter(|r| !r.consumed).map(|r| summary(&r.msg)).collect())
