@@ -96,11 +96,13 @@ fn real_messages() {
     let mut failures = Vec::new();
     let mut listed = BTreeSet::new();
     let mut tally = std::collections::BTreeMap::<String, usize>::new();
+    let mut dump = String::new();
     for row in &rows {
         let entry = &row.cols[0];
         listed.insert(entry.clone());
         match read_entry(&dir, entry) {
             Ok((bytes, cl_note)) => {
+                dump.push_str(&common::outcome_line(entry, &bytes));
                 let f = check(row, &bytes, cl_note);
                 if f.is_empty() {
                     *tally
@@ -131,6 +133,7 @@ fn real_messages() {
             }
         }
     }
+    failures.extend(common::check_golden("realmsgs_outcomes.txt", &dump));
     eprintln!("realmsgs: {} messages, as expected: {tally:?}", rows.len());
     assert!(
         failures.is_empty(),

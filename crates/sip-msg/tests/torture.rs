@@ -72,11 +72,13 @@ fn torture_messages() {
     let mut failures = Vec::new();
     let mut listed = BTreeSet::new();
     let mut tally = std::collections::BTreeMap::<String, usize>::new();
+    let mut dump = String::new();
     for row in &rows {
         let file = &row.cols[0];
         listed.insert(file.clone());
         match std::fs::read(root.join(file)) {
             Ok(bytes) => {
+                dump.push_str(&common::outcome_line(file, &bytes));
                 let f = check(row, &bytes);
                 if f.is_empty() {
                     *tally
@@ -99,6 +101,7 @@ fn torture_messages() {
             }
         }
     }
+    failures.extend(common::check_golden("torture_outcomes.txt", &dump));
     eprintln!("torture: {} files, as expected: {tally:?}", rows.len());
     assert!(
         failures.is_empty(),

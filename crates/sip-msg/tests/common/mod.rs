@@ -303,3 +303,45 @@ fn fix_content_length(msg: &[u8]) -> (Vec<u8>, &'static str) {
         },
     )
 }
+
+/// Compares `actual` with the committed golden file `test_data/NAME`; with `UPDATE_EXPECT=1`
+/// rewrites the file instead. Returns a description of the difference, if any.
+pub fn check_golden(name: &str, actual: &str) -> Option<String> {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/test_data")).join(name);
+    if std::env::var("UPDATE_EXPECT").as_deref() == Ok("1") {
+        std::fs::write(&path, actual).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return None;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if expected == actual {
+        return None;
+    }
+    let diff: Vec<String> = expected
+        .lines()
+        .zip(actual.lines())
+        .filter(|(e, a)| e != a)
+        .map(|(e, a)| format!("  expected: {e}\n  actual:   {a}"))
+        .collect();
+    Some(format!(
+        "{name} differs (UPDATE_EXPECT=1 refreshes it after review):\n{}{}",
+        diff.join("\n"),
+        if expected.lines().count() != actual.lines().count() {
+            "\n  (line counts differ)"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// One line of an outcome dump: what happened and why, in our own words (no third-party
+/// content), so a change of reason shows up in review even when the verdict stays the same.
+pub fn outcome_line(entry: &str, bytes: &[u8]) -> String {
+    let (datagram, reason) = datagram_outcome(bytes);
+    let (stream, _) = stream_outcome(bytes);
+    let reason = if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({reason})")
+    };
+    format!("{entry}: {datagram}{reason}; stream {stream}\n")
+}
