@@ -14,14 +14,30 @@ fn main() {
     for w in &compiled.warnings {
         eprintln!("{w}");
     }
-    let at: jiff::Timestamp = args.get(2).map_or("2026-03-02T10:00:00+01:00", String::as_str).parse().expect("RFC 3339");
+    let at: jiff::Timestamp = args
+        .get(2)
+        .map_or("2026-03-02T10:00:00+01:00", String::as_str)
+        .parse()
+        .expect("RFC 3339");
     let facts = router::CallFacts {
-        dialled: compiled.plan.primary_number().unwrap_or_default().to_owned(),
+        dialled: compiled
+            .plan
+            .primary_number()
+            .unwrap_or_default()
+            .to_owned(),
         digits: args.get(3).cloned().unwrap_or_default(),
         emergency: args.get(4).is_some_and(|a| a == "on"),
         ..Default::default()
     };
-    let decision = router::route(&compiled.plan, &facts, at, &mut router::StrategyState::default());
+    let decision = router::route(
+        &compiled.plan,
+        &facts,
+        at,
+        &mut router::StrategyState::default(),
+    );
     print!("{}", decision.explain_text());
-    print!("{}", compiled.plan.duty_report(at, facts.emergency).to_text());
+    print!(
+        "{}",
+        compiled.plan.duty_report(at, facts.emergency).to_text()
+    );
 }

@@ -12,17 +12,28 @@ use toml::de::{DeTable, DeValue};
 
 use crate::diagnostic::{Diagnostic, Diagnostics, Sink, suggest};
 use crate::plan::{
-    Calendar, EmergencyWindow, External, Holiday, HolidayDate, HuntGroup, Interval, Menu, MenuOption, MemberShifts,
-    NumberRule, Plan, Queue, Roster, Strategy, Target, VoicemailBox, WeeklyHours,
+    Calendar, EmergencyWindow, External, Holiday, HolidayDate, HuntGroup, Interval, MemberShifts,
+    Menu, MenuOption, NumberRule, Plan, Queue, Roster, Strategy, Target, VoicemailBox, WeeklyHours,
 };
-use crate::time::{DAY_MINUTES, DAY_NAMES, MinuteRange, ShiftSpec, dates, day_idx, fmt_hhmm, parse_shift};
+use crate::time::{
+    DAY_MINUTES, DAY_NAMES, MinuteRange, ShiftSpec, dates, day_idx, fmt_hhmm, parse_shift,
+};
 
 type Span = Range<usize>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
 /// Top-level keys the router owns. The switch rejects keys in neither its set nor this one.
-pub const TOP_LEVEL_KEYS: &[&str] =
-    &["service", "numbers", "calendars", "menus", "groups", "queues", "voicemail", "external", "emergency"];
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "service",
+    "numbers",
+    "calendars",
+    "menus",
+    "groups",
+    "queues",
+    "voicemail",
+    "external",
+    "emergency",
+];
 
 /// The default time zone of a service.
 pub const DEFAULT_TIME_ZONE: &str = "Europe/Rome";
@@ -48,13 +59,20 @@ pub fn compile(file_name: &str, source: &str) -> Result<Compiled, Diagnostics> {
         }
         return Err(Diagnostics(sink.into_sorted()));
     }
-    let plan = Compiler { sink: &mut sink, names: Names::default() }.run(doc.get_ref());
+    let plan = Compiler {
+        sink: &mut sink,
+        names: Names::default(),
+    }
+    .run(doc.get_ref());
     if sink.has_errors() {
         return Err(Diagnostics(sink.into_sorted()));
     }
     let warnings = sink.into_sorted();
     // compile() only returns no plan when it reported an error, checked just above.
-    Ok(Compiled { plan: plan.expect("no errors implies a plan"), warnings })
+    Ok(Compiled {
+        plan: plan.expect("no errors implies a plan"),
+        warnings,
+    })
 }
 
 /// Names defined in the file, collected before anything refers to them.
@@ -76,13 +94,19 @@ struct Compiler<'a, 's> {
 
 /// Entries of a table in file order.
 fn entries<'t, 'i>(table: &'t DeTable<'i>) -> Vec<(&'t str, Span, &'t Value<'i>)> {
-    let mut out: Vec<_> = table.iter().map(|(k, v)| (k.get_ref().as_ref(), k.span(), v)).collect();
+    let mut out: Vec<_> = table
+        .iter()
+        .map(|(k, v)| (k.get_ref().as_ref(), k.span(), v))
+        .collect();
     out.sort_by_key(|(_, span, _)| span.start);
     out
 }
 
 fn get<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Value<'i>> {
-    table.iter().find(|(k, _)| k.get_ref().as_ref() == key).map(|(_, v)| v)
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == key)
+        .map(|(_, v)| v)
 }
 
 /// One dated extra shift, with its place in the file.
@@ -107,7 +131,11 @@ impl<'s> Compiler<'_, 's> {
         match value.get_ref() {
             DeValue::Table(table) => Some(table),
             other => {
-                self.sink.error(&value.span(), format!("{what} must be a table, not {}", other.type_str()), None);
+                self.sink.error(
+                    &value.span(),
+                    format!("{what} must be a table, not {}", other.type_str()),
+                    None,
+                );
                 None
             }
         }
@@ -116,7 +144,11 @@ impl<'s> Compiler<'_, 's> {
     fn check_keys(&mut self, table: &DeTable<'_>, what: &str, allowed: &[&str]) {
         for (key, span, _) in entries(table) {
             if !allowed.contains(&key) {
-                self.sink.error(&span, format!("unknown key `{key}` in {what}"), suggest(key, allowed.iter().copied()));
+                self.sink.error(
+                    &span,
+                    format!("unknown key `{key}` in {what}"),
+                    suggest(key, allowed.iter().copied()),
+                );
             }
         }
     }
@@ -125,7 +157,11 @@ impl<'s> Compiler<'_, 's> {
         match value.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
             other => {
-                self.sink.error(&value.span(), format!("{what} must be a string, not {}", other.type_str()), None);
+                self.sink.error(
+                    &value.span(),
+                    format!("{what} must be a string, not {}", other.type_str()),
+                    None,
+                );
                 None
             }
         }
@@ -133,14 +169,18 @@ impl<'s> Compiler<'_, 's> {
 
     fn opt_string(&mut self, table: &DeTable<'_>, key: &str, what: &str) -> Option<(String, Span)> {
         let value = get(table, key)?;
-        self.string(value, &format!("`{key}` in {what}")).map(|s| (s, value.span()))
+        self.string(value, &format!("`{key}` in {what}"))
+            .map(|s| (s, value.span()))
     }
 
     fn uint(&mut self, table: &DeTable<'_>, key: &str, what: &str, default: u32, max: u32) -> u32 {
-        let Some(value) = get(table, key) else { return default };
-        let parsed = value.get_ref().as_integer().and_then(|i| {
-            i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok()
-        });
+        let Some(value) = get(table, key) else {
+            return default;
+        };
+        let parsed = value
+            .get_ref()
+            .as_integer()
+            .and_then(|i| i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok());
         match parsed {
             Some(n) if (0..=i64::from(max)).contains(&n) => u32::try_from(n).unwrap_or(default),
             _ => {
@@ -155,11 +195,17 @@ impl<'s> Compiler<'_, 's> {
     }
 
     fn boolean(&mut self, table: &DeTable<'_>, key: &str, what: &str, default: bool) -> bool {
-        let Some(value) = get(table, key) else { return default };
+        let Some(value) = get(table, key) else {
+            return default;
+        };
         match value.get_ref().as_bool() {
             Some(b) => b,
             None => {
-                self.sink.error(&value.span(), format!("`{key}` in {what} must be true or false"), None);
+                self.sink.error(
+                    &value.span(),
+                    format!("`{key}` in {what} must be true or false"),
+                    None,
+                );
                 default
             }
         }
@@ -175,14 +221,22 @@ impl<'s> Compiler<'_, 's> {
                     match item.get_ref() {
                         DeValue::String(s) => out.push((s.as_ref(), item.span())),
                         other => {
-                            self.sink.error(&item.span(), format!("{what} must be a string, not {}", other.type_str()), None);
+                            self.sink.error(
+                                &item.span(),
+                                format!("{what} must be a string, not {}", other.type_str()),
+                                None,
+                            );
                         }
                     }
                 }
                 out
             }
             other => {
-                self.sink.error(&value.span(), format!("{what} must be a list of strings, not {}", other.type_str()), None);
+                self.sink.error(
+                    &value.span(),
+                    format!("{what} must be a list of strings, not {}", other.type_str()),
+                    None,
+                );
                 Vec::new()
             }
         }
@@ -193,7 +247,10 @@ impl<'s> Compiler<'_, 's> {
             self.sink.error(
                 span,
                 format!("`{text}` in {what} is not a target"),
-                Some(format!("write kind:name, e.g. group:salute; kinds are {}", Target::KINDS.join(", "))),
+                Some(format!(
+                    "write kind:name, e.g. group:salute; kinds are {}",
+                    Target::KINDS.join(", ")
+                )),
             );
             return None;
         };
@@ -212,7 +269,8 @@ impl<'s> Compiler<'_, 's> {
             let hint = suggest(name, names.keys().map(String::as_str))
                 .map(|h| format!("{h} (or define [{table}.{name}])"))
                 .or_else(|| Some(format!("define it in [{table}.{name}]")));
-            self.sink.error(span, format!("unknown {kind} `{name}` in {what}"), hint);
+            self.sink
+                .error(span, format!("unknown {kind} `{name}` in {what}"), hint);
             return None;
         }
         let name = name.to_owned();
@@ -225,22 +283,39 @@ impl<'s> Compiler<'_, 's> {
             "extension" => {
                 if !self.names.extensions.contains(&name) {
                     let hint = suggest(&name, self.names.extensions.iter().map(String::as_str))
-                        .or_else(|| Some(format!("declare it in an [[extensions]] entry with number = \"{name}\"")));
-                    self.sink.error(span, format!("unknown extension `{name}` in {what}"), hint);
+                        .or_else(|| {
+                            Some(format!(
+                                "declare it in an [[extensions]] entry with number = \"{name}\""
+                            ))
+                        });
+                    self.sink
+                        .error(span, format!("unknown extension `{name}` in {what}"), hint);
                     return None;
                 }
                 Target::Extension(name)
             }
             "message" | "hangup" => {
                 if name.is_empty() || name.contains(['/', '\\', ' ']) {
-                    self.sink.error(span, format!("`{text}` in {what} needs a prompt name"), Some(format!("e.g. {kind}:goodbye")));
+                    self.sink.error(
+                        span,
+                        format!("`{text}` in {what} needs a prompt name"),
+                        Some(format!("e.g. {kind}:goodbye")),
+                    );
                     return None;
                 }
-                if kind == "message" { Target::Message(name) } else { Target::Hangup(name) }
+                if kind == "message" {
+                    Target::Message(name)
+                } else {
+                    Target::Hangup(name)
+                }
             }
             other => {
                 let hint = suggest(other, Target::KINDS.iter().copied());
-                self.sink.error(span, format!("unknown target kind `{other}` in {what}"), hint);
+                self.sink.error(
+                    span,
+                    format!("unknown target kind `{other}` in {what}"),
+                    hint,
+                );
                 return None;
             }
         })
@@ -258,9 +333,12 @@ impl<'s> Compiler<'_, 's> {
                 let db = jiff::tz::db();
                 let names: Vec<String> = db.available().map(|n| n.as_str().to_owned()).collect();
                 let hint = crate::diagnostic::closest(name, names.iter().map(String::as_str))
-                    .map(|best| format!("did you mean `{best}`? (zones are IANA names; never silently UTC)"))
+                    .map(|best| {
+                        format!("did you mean `{best}`? (zones are IANA names; never silently UTC)")
+                    })
                     .or_else(|| Some("use an IANA zone name such as Europe/Rome".to_owned()));
-                self.sink.error(span, format!("unknown time zone `{name}`"), hint);
+                self.sink
+                    .error(span, format!("unknown time zone `{name}`"), hint);
                 None
             }
         }
@@ -270,13 +348,23 @@ impl<'s> Compiler<'_, 's> {
         let mut out = Vec::new();
         for (text, span) in self.strings(value, what) {
             match parse_shift(text) {
-                Ok(ShiftSpec::Weekly { days, range }) => out.push(WeeklySpec { days, range, label: text.trim().to_owned(), span }),
+                Ok(ShiftSpec::Weekly { days, range }) => out.push(WeeklySpec {
+                    days,
+                    range,
+                    label: text.trim().to_owned(),
+                    span,
+                }),
                 Ok(_) => self.sink.error(
                     &span,
                     format!("`{text}` in {what} is not a weekly pattern"),
-                    Some("hours are weekly, e.g. `Mon-Fri 09:00-18:00`; closures go in `holidays`".to_owned()),
+                    Some(
+                        "hours are weekly, e.g. `Mon-Fri 09:00-18:00`; closures go in `holidays`"
+                            .to_owned(),
+                    ),
                 ),
-                Err((message, hint)) => self.sink.error(&span, format!("{message} in {what}"), hint),
+                Err((message, hint)) => {
+                    self.sink.error(&span, format!("{message} in {what}"), hint)
+                }
             }
         }
         out
@@ -289,7 +377,11 @@ impl<'s> Compiler<'_, 's> {
             let origin: Arc<str> = self.sink.origin(&spec.span).into();
             for day in 0..7 {
                 if spec.days & (1 << day) != 0 {
-                    hours.by_start_day[day].push(Interval { range: spec.range, label: label.clone(), origin: origin.clone() });
+                    hours.by_start_day[day].push(Interval {
+                        range: spec.range,
+                        label: label.clone(),
+                        origin: origin.clone(),
+                    });
                 }
             }
         }
@@ -310,12 +402,28 @@ impl<'s> Compiler<'_, 's> {
             let _ = span;
         }
         let mut tables: HashMap<&str, Vec<(String, Span, &Value<'_>)>> = HashMap::new();
-        for key in ["menus", "groups", "queues", "voicemail", "external", "calendars"] {
-            let Some((value, _)) = own.get(key) else { continue };
-            let Some(table) = self.table(value, &format!("[{key}]")) else { continue };
-            let items: Vec<(String, Span, &Value<'_>)> =
-                entries(table).into_iter().map(|(k, s, v)| (k.to_owned(), s, v)).collect();
-            let names: BTreeMap<String, Span> = items.iter().map(|(k, s, _)| (k.clone(), s.clone())).collect();
+        for key in [
+            "menus",
+            "groups",
+            "queues",
+            "voicemail",
+            "external",
+            "calendars",
+        ] {
+            let Some((value, _)) = own.get(key) else {
+                continue;
+            };
+            let Some(table) = self.table(value, &format!("[{key}]")) else {
+                continue;
+            };
+            let items: Vec<(String, Span, &Value<'_>)> = entries(table)
+                .into_iter()
+                .map(|(k, s, v)| (k.to_owned(), s, v))
+                .collect();
+            let names: BTreeMap<String, Span> = items
+                .iter()
+                .map(|(k, s, _)| (k.clone(), s.clone()))
+                .collect();
             match key {
                 "menus" => self.names.menus = names,
                 "groups" => self.names.groups = names,
@@ -336,7 +444,11 @@ impl<'s> Compiler<'_, 's> {
         if let Some((value, _)) = own.get("service")
             && let Some(table) = self.table(value, "[service]")
         {
-            self.check_keys(table, "[service]", &["name", "timezone", "calendar", "direct_dial"]);
+            self.check_keys(
+                table,
+                "[service]",
+                &["name", "timezone", "calendar", "direct_dial"],
+            );
             service_name = self.opt_string(table, "name", "[service]").map(|(s, _)| s);
             if let Some((name, span)) = self.opt_string(table, "timezone", "[service]") {
                 tz_name = name;
@@ -348,7 +460,11 @@ impl<'s> Compiler<'_, 's> {
                 } else {
                     let hint = suggest(&name, self.names.calendars.keys().map(String::as_str))
                         .or_else(|| Some(format!("define it in [calendars.{name}]")));
-                    self.sink.error(&span, format!("unknown calendar `{name}` in [service]"), hint);
+                    self.sink.error(
+                        &span,
+                        format!("unknown calendar `{name}` in [service]"),
+                        hint,
+                    );
                 }
             }
             direct_dial = self.boolean(table, "direct_dial", "[service]", true);
@@ -373,13 +489,18 @@ impl<'s> Compiler<'_, 's> {
             match value.get_ref() {
                 DeValue::Array(items) => {
                     for item in items {
-                        if let Some(rule) = self.number(item, default_calendar.as_deref(), &numbers) {
+                        if let Some(rule) = self.number(item, default_calendar.as_deref(), &numbers)
+                        {
                             numbers.push(rule);
                             number_spans.push(item.span());
                         }
                     }
                 }
-                _ => self.sink.error(span, "`numbers` must be an array of tables: write [[numbers]]", None),
+                _ => self.sink.error(
+                    span,
+                    "`numbers` must be an array of tables: write [[numbers]]",
+                    None,
+                ),
             }
         }
 
@@ -405,50 +526,85 @@ impl<'s> Compiler<'_, 's> {
         let mut queues = BTreeMap::new();
         for (name, span, value) in tables.remove("queues").unwrap_or_default() {
             let what = format!("[queues.{name}]");
-            let Some(table) = self.table(value, &what) else { continue };
+            let Some(table) = self.table(value, &what) else {
+                continue;
+            };
             self.check_keys(table, &what, &["group", "prompt", "max_wait", "overflow"]);
             let group = match self.opt_string(table, "group", &what) {
                 Some((group, gspan)) => {
                     if !self.names.groups.contains_key(&group) {
                         let hint = suggest(&group, self.names.groups.keys().map(String::as_str));
-                        self.sink.error(&gspan, format!("unknown group `{group}` in {what}"), hint);
+                        self.sink
+                            .error(&gspan, format!("unknown group `{group}` in {what}"), hint);
                     }
                     group
                 }
                 None => {
-                    self.sink.error(&span, format!("{what} needs a `group` whose members answer it"), Some("e.g. group = \"spesa\"".to_owned()));
+                    self.sink.error(
+                        &span,
+                        format!("{what} needs a `group` whose members answer it"),
+                        Some("e.g. group = \"spesa\"".to_owned()),
+                    );
                     String::new()
                 }
             };
             let prompt = self.opt_string(table, "prompt", &what).map(|(s, _)| s);
             let max_wait_secs = self.uint(table, "max_wait", &what, 300, 86_400);
             let overflow = self.opt_target(table, "overflow", &what);
-            queues.insert(name.clone(), Queue { name, group, prompt, max_wait_secs, overflow });
+            queues.insert(
+                name.clone(),
+                Queue {
+                    name,
+                    group,
+                    prompt,
+                    max_wait_secs,
+                    overflow,
+                },
+            );
         }
 
         // [voicemail.NAME]
         let mut voicemail = BTreeMap::new();
         for (name, _, value) in tables.remove("voicemail").unwrap_or_default() {
             let what = format!("[voicemail.{name}]");
-            let Some(table) = self.table(value, &what) else { continue };
+            let Some(table) = self.table(value, &what) else {
+                continue;
+            };
             self.check_keys(table, &what, &["prompt", "max_message"]);
             let prompt = self.opt_string(table, "prompt", &what).map(|(s, _)| s);
             let max_message_secs = self.uint(table, "max_message", &what, 120, 3600);
-            voicemail.insert(name.clone(), VoicemailBox { name, prompt, max_message_secs });
+            voicemail.insert(
+                name.clone(),
+                VoicemailBox {
+                    name,
+                    prompt,
+                    max_message_secs,
+                },
+            );
         }
 
         // [external.NAME]
         let mut external = BTreeMap::new();
         for (name, span, value) in tables.remove("external").unwrap_or_default() {
             let what = format!("[external.{name}]");
-            let Some(table) = self.table(value, &what) else { continue };
+            let Some(table) = self.table(value, &what) else {
+                continue;
+            };
             self.check_keys(table, &what, &["number", "trunk"]);
             let number = self.opt_string(table, "number", &what).map(|(s, _)| s);
             if number.is_none() {
-                self.sink.error(&span, format!("{what} needs a `number` to dial"), None);
+                self.sink
+                    .error(&span, format!("{what} needs a `number` to dial"), None);
             }
             let trunk = self.opt_string(table, "trunk", &what).map(|(s, _)| s);
-            external.insert(name.clone(), External { name, number: number.unwrap_or_default(), trunk });
+            external.insert(
+                name.clone(),
+                External {
+                    name,
+                    number: number.unwrap_or_default(),
+                    trunk,
+                },
+            );
         }
 
         // [emergency]
@@ -468,7 +624,14 @@ impl<'s> Compiler<'_, 's> {
             }
         }
 
-        self.check_graph(&numbers, &number_spans, &menus, &groups, &group_spans, &queues);
+        self.check_graph(
+            &numbers,
+            &number_spans,
+            &menus,
+            &groups,
+            &group_spans,
+            &queues,
+        );
         self.check_coverage(&groups, &group_spans, &calendars);
 
         let tz = tz?;
@@ -492,7 +655,9 @@ impl<'s> Compiler<'_, 's> {
 
     fn read_extensions(&mut self, value: &Value<'_>) {
         // The switch validates this table; we only learn the numbers.
-        let DeValue::Array(items) = value.get_ref() else { return };
+        let DeValue::Array(items) = value.get_ref() else {
+            return;
+        };
         for item in items {
             if let DeValue::Table(table) = item.get_ref()
                 && let Some(DeValue::String(number)) = get(table, "number").map(|v| v.get_ref())
@@ -502,10 +667,27 @@ impl<'s> Compiler<'_, 's> {
         }
     }
 
-    fn calendar(&mut self, name: &str, span: &Span, value: &Value<'_>, service_tz: Option<&TimeZone>, service_tz_name: &str) -> Option<Calendar> {
+    fn calendar(
+        &mut self,
+        name: &str,
+        span: &Span,
+        value: &Value<'_>,
+        service_tz: Option<&TimeZone>,
+        service_tz_name: &str,
+    ) -> Option<Calendar> {
         let what = format!("[calendars.{name}]");
         let table = self.table(value, &what)?;
-        self.check_keys(table, &what, &["timezone", "open", "emergency_open", "national_holidays", "holidays"]);
+        self.check_keys(
+            table,
+            &what,
+            &[
+                "timezone",
+                "open",
+                "emergency_open",
+                "national_holidays",
+                "holidays",
+            ],
+        );
         let (tz, tz_name) = match self.opt_string(table, "timezone", &what) {
             Some((tz_name, tz_span)) => (self.time_zone(&tz_name, &tz_span), tz_name),
             None => (service_tz.cloned(), service_tz_name.to_owned()),
@@ -516,7 +698,11 @@ impl<'s> Compiler<'_, 's> {
                 self.weekly_hours(&specs)
             }
             None => {
-                self.sink.error(span, format!("{what} needs `open` hours"), Some("e.g. open = [\"Mon-Fri 09:00-18:00\"]".to_owned()));
+                self.sink.error(
+                    span,
+                    format!("{what} needs `open` hours"),
+                    Some("e.g. open = [\"Mon-Fri 09:00-18:00\"]".to_owned()),
+                );
                 WeeklyHours::default()
             }
         };
@@ -529,7 +715,11 @@ impl<'s> Compiler<'_, 's> {
             Some((s, _)) if s == "it" => true,
             Some((s, _)) if s == "none" => false,
             Some((s, sspan)) => {
-                self.sink.error(&sspan, format!("unknown national holiday set `{s}` in {what}"), Some("use \"it\" (Italy) or \"none\"".to_owned()));
+                self.sink.error(
+                    &sspan,
+                    format!("unknown national holiday set `{s}` in {what}"),
+                    Some("use \"it\" (Italy) or \"none\"".to_owned()),
+                );
                 true
             }
         };
@@ -539,7 +729,11 @@ impl<'s> Compiler<'_, 's> {
             let items: Vec<&Value<'_>> = match list.get_ref() {
                 DeValue::Array(items) => items.iter().collect(),
                 _ => {
-                    self.sink.error(&list.span(), format!("{hwhat} must be a list of {{ date = ..., name = ... }}"), None);
+                    self.sink.error(
+                        &list.span(),
+                        format!("{hwhat} must be a list of {{ date = ..., name = ... }}"),
+                        None,
+                    );
                     Vec::new()
                 }
             };
@@ -549,12 +743,24 @@ impl<'s> Compiler<'_, 's> {
                 }
             }
         }
-        Some(Calendar { name: name.to_owned(), tz: tz?, tz_name, open, emergency_open, national_holidays, holidays })
+        Some(Calendar {
+            name: name.to_owned(),
+            tz: tz?,
+            tz_name,
+            open,
+            emergency_open,
+            national_holidays,
+            holidays,
+        })
     }
 
     fn holiday(&mut self, item: &Value<'_>, what: &str) -> Option<Holiday> {
         let table = self.table(item, &format!("an entry of {what}"))?;
-        self.check_keys(table, &format!("a holiday of {what}"), &["date", "easter", "name"]);
+        self.check_keys(
+            table,
+            &format!("a holiday of {what}"),
+            &["date", "easter", "name"],
+        );
         let name = self.opt_string(table, "name", what).map(|(s, _)| s);
         let hint = "write { date = \"06-24\", name = \"...\" } (every year), { date = \"2026-12-24\", name = \"...\" } (once) or { easter = 1, name = \"...\" } (days after Easter Sunday)";
         let when = match (get(table, "date"), get(table, "easter")) {
@@ -568,22 +774,38 @@ impl<'s> Compiler<'_, 's> {
                 {
                     HolidayDate::Yearly { month, day }
                 } else {
-                    self.sink.error(&date.span(), format!("`{text}` is not a date in {what}"), Some(hint.to_owned()));
+                    self.sink.error(
+                        &date.span(),
+                        format!("`{text}` is not a date in {what}"),
+                        Some(hint.to_owned()),
+                    );
                     return None;
                 }
             }
             (None, Some(offset)) => {
-                let offset = match offset.get_ref().as_integer().and_then(|i| i.as_str().parse::<i16>().ok()) {
+                let offset = match offset
+                    .get_ref()
+                    .as_integer()
+                    .and_then(|i| i.as_str().parse::<i16>().ok())
+                {
                     Some(n) if (-100..=100).contains(&n) => n,
                     _ => {
-                        self.sink.error(&offset.span(), format!("`easter` in {what} must be a day offset from -100 to 100"), Some(hint.to_owned()));
+                        self.sink.error(
+                            &offset.span(),
+                            format!("`easter` in {what} must be a day offset from -100 to 100"),
+                            Some(hint.to_owned()),
+                        );
                         return None;
                     }
                 };
                 HolidayDate::Easter(offset)
             }
             _ => {
-                self.sink.error(&item.span(), format!("a holiday in {what} needs exactly one of `date` or `easter`"), Some(hint.to_owned()));
+                self.sink.error(
+                    &item.span(),
+                    format!("a holiday in {what} needs exactly one of `date` or `easter`"),
+                    Some(hint.to_owned()),
+                );
                 return None;
             }
         };
@@ -591,26 +813,59 @@ impl<'s> Compiler<'_, 's> {
         Some(Holiday { when, name })
     }
 
-    fn number(&mut self, item: &Value<'_>, default_calendar: Option<&str>, earlier: &[NumberRule]) -> Option<NumberRule> {
+    fn number(
+        &mut self,
+        item: &Value<'_>,
+        default_calendar: Option<&str>,
+        earlier: &[NumberRule],
+    ) -> Option<NumberRule> {
         let table = self.table(item, "[[numbers]]")?;
-        self.check_keys(table, "[[numbers]]", &["number", "name", "trunk", "calendar", "open", "closed", "emergency"]);
+        self.check_keys(
+            table,
+            "[[numbers]]",
+            &[
+                "number",
+                "name",
+                "trunk",
+                "calendar",
+                "open",
+                "closed",
+                "emergency",
+            ],
+        );
         let Some((number, nspan)) = self.opt_string(table, "number", "[[numbers]]") else {
-            self.sink.error(&item.span(), "[[numbers]] entry needs a `number`", Some("e.g. number = \"800840840\"".to_owned()));
+            self.sink.error(
+                &item.span(),
+                "[[numbers]] entry needs a `number`",
+                Some("e.g. number = \"800840840\"".to_owned()),
+            );
             return None;
         };
         let what = format!("number {number}");
         let name = self.opt_string(table, "name", &what).map(|(s, _)| s);
         let trunk = self.opt_string(table, "trunk", &what).map(|(s, _)| s);
-        if earlier.iter().any(|n| n.number == number && n.trunk == trunk) {
-            self.sink.error(&nspan, format!("number {number} is defined twice"), Some("merge the two [[numbers]] entries".to_owned()));
+        if earlier
+            .iter()
+            .any(|n| n.number == number && n.trunk == trunk)
+        {
+            self.sink.error(
+                &nspan,
+                format!("number {number} is defined twice"),
+                Some("merge the two [[numbers]] entries".to_owned()),
+            );
         }
         let calendar = match self.opt_string(table, "calendar", &what) {
             Some((cal, _)) if cal == "always" => None,
             Some((cal, cspan)) => {
                 if !self.names.calendars.contains_key(&cal) {
                     let hint = suggest(&cal, self.names.calendars.keys().map(String::as_str))
-                        .or_else(|| Some(format!("define it in [calendars.{cal}], or write calendar = \"always\"")));
-                    self.sink.error(&cspan, format!("unknown calendar `{cal}` in {what}"), hint);
+                        .or_else(|| {
+                            Some(format!(
+                                "define it in [calendars.{cal}], or write calendar = \"always\""
+                            ))
+                        });
+                    self.sink
+                        .error(&cspan, format!("unknown calendar `{cal}` in {what}"), hint);
                 }
                 Some(cal)
             }
@@ -618,30 +873,62 @@ impl<'s> Compiler<'_, 's> {
         };
         let open = self.opt_target(table, "open", &what);
         if get(table, "open").is_none() {
-            self.sink.error(&nspan, format!("{what} needs an `open` target"), Some("e.g. open = \"menu:main\"".to_owned()));
+            self.sink.error(
+                &nspan,
+                format!("{what} needs an `open` target"),
+                Some("e.g. open = \"menu:main\"".to_owned()),
+            );
         }
         let closed = self.opt_target(table, "closed", &what);
         if calendar.is_some() && get(table, "closed").is_none() {
             self.sink.error(
                 &nspan,
-                format!("{what} follows calendar `{}` but has no `closed` target", calendar.as_deref().unwrap_or("")),
+                format!(
+                    "{what} follows calendar `{}` but has no `closed` target",
+                    calendar.as_deref().unwrap_or("")
+                ),
                 Some("e.g. closed = \"voicemail:general\", or calendar = \"always\"".to_owned()),
             );
         }
         let emergency = self.opt_target(table, "emergency", &what);
-        Some(NumberRule { number, name, trunk, calendar, open: open?, closed, emergency, origin: self.sink.origin(&nspan) })
+        Some(NumberRule {
+            number,
+            name,
+            trunk,
+            calendar,
+            open: open?,
+            closed,
+            emergency,
+            origin: self.sink.origin(&nspan),
+        })
     }
 
     fn menu(&mut self, name: &str, span: &Span, value: &Value<'_>) -> Option<Menu> {
         let what = format!("[menus.{name}]");
         let table = self.table(value, &what)?;
-        self.check_keys(table, &what, &["prompts", "options", "timeout", "retries", "invalid", "timeout_prompt", "default"]);
-        let prompts = get(table, "prompts").map(|v| self.strings(v, &format!("`prompts` of {what}"))).unwrap_or_default();
+        self.check_keys(
+            table,
+            &what,
+            &[
+                "prompts",
+                "options",
+                "timeout",
+                "retries",
+                "invalid",
+                "timeout_prompt",
+                "default",
+            ],
+        );
+        let prompts = get(table, "prompts")
+            .map(|v| self.strings(v, &format!("`prompts` of {what}")))
+            .unwrap_or_default();
         let prompts = prompts.into_iter().map(|(s, _)| s.to_owned()).collect();
         let timeout_secs = self.uint(table, "timeout", &what, 5, 120);
         let retries = self.uint(table, "retries", &what, 2, 10);
         let invalid_prompt = self.opt_string(table, "invalid", &what).map(|(s, _)| s);
-        let timeout_prompt = self.opt_string(table, "timeout_prompt", &what).map(|(s, _)| s);
+        let timeout_prompt = self
+            .opt_string(table, "timeout_prompt", &what)
+            .map(|(s, _)| s);
         let default = self.opt_target(table, "default", &what);
         if get(table, "default").is_none() {
             self.sink.error(
@@ -652,7 +939,11 @@ impl<'s> Compiler<'_, 's> {
         }
         let mut options = Vec::new();
         match get(table, "options") {
-            None => self.sink.error(span, format!("{what} has no `options`"), Some("add [menus.NAME.options] with 1 = \"group:...\"".to_owned())),
+            None => self.sink.error(
+                span,
+                format!("{what} has no `options`"),
+                Some("add [menus.NAME.options] with 1 = \"group:...\"".to_owned()),
+            ),
             Some(value) => {
                 let owhat = format!("[menus.{name}.options]");
                 if let Some(otable) = self.table(value, &owhat) {
@@ -661,18 +952,29 @@ impl<'s> Compiler<'_, 's> {
                         let digit = match (chars.next(), chars.next()) {
                             (Some(c), None) if c.is_ascii_digit() || c == '*' || c == '#' => c,
                             _ => {
-                                self.sink.error(&kspan, format!("menu option `{key}` in {owhat} is not one key"), Some("options are single keys: 0-9, \"*\" or \"#\"".to_owned()));
+                                self.sink.error(
+                                    &kspan,
+                                    format!("menu option `{key}` in {owhat} is not one key"),
+                                    Some("options are single keys: 0-9, \"*\" or \"#\"".to_owned()),
+                                );
                                 continue;
                             }
                         };
                         let opt_what = format!("option {digit} of menu `{name}`");
                         let (target, prompt) = match ovalue.get_ref() {
-                            DeValue::String(text) => (self.target(text, &ovalue.span(), &opt_what), None),
+                            DeValue::String(text) => {
+                                (self.target(text, &ovalue.span(), &opt_what), None)
+                            }
                             DeValue::Table(t) => {
                                 self.check_keys(t, &opt_what, &["target", "prompt"]);
-                                let prompt = self.opt_string(t, "prompt", &opt_what).map(|(s, _)| s);
+                                let prompt =
+                                    self.opt_string(t, "prompt", &opt_what).map(|(s, _)| s);
                                 if get(t, "target").is_none() {
-                                    self.sink.error(&ovalue.span(), format!("{opt_what} has no `target`"), None);
+                                    self.sink.error(
+                                        &ovalue.span(),
+                                        format!("{opt_what} has no `target`"),
+                                        None,
+                                    );
                                 }
                                 (self.opt_target(t, "target", &opt_what), prompt)
                             }
@@ -682,7 +984,12 @@ impl<'s> Compiler<'_, 's> {
                             }
                         };
                         if let Some(target) = target {
-                            options.push(MenuOption { digit, prompt, target, origin: self.sink.origin(&kspan) });
+                            options.push(MenuOption {
+                                digit,
+                                prompt,
+                                target,
+                                origin: self.sink.origin(&kspan),
+                            });
                         }
                     }
                 }
@@ -701,13 +1008,28 @@ impl<'s> Compiler<'_, 's> {
         })
     }
 
-    fn group(&mut self, name: &str, span: &Span, value: &Value<'_>, default_calendar: Option<&str>) -> Option<HuntGroup> {
+    fn group(
+        &mut self,
+        name: &str,
+        span: &Span,
+        value: &Value<'_>,
+        default_calendar: Option<&str>,
+    ) -> Option<HuntGroup> {
         let what = format!("[groups.{name}]");
         let table = self.table(value, &what)?;
         self.check_keys(
             table,
             &what,
-            &["members", "strategy", "ring_timeout", "timeout", "no_answer", "calendar", "shifts", "emergency_shifts"],
+            &[
+                "members",
+                "strategy",
+                "ring_timeout",
+                "timeout",
+                "no_answer",
+                "calendar",
+                "shifts",
+                "emergency_shifts",
+            ],
         );
         let mut members: Vec<String> = Vec::new();
         match get(table, "members") {
@@ -715,22 +1037,45 @@ impl<'s> Compiler<'_, 's> {
                 for (member, mspan) in self.strings(v, &format!("`members` of {what}")) {
                     let member = member.to_owned();
                     if !self.names.extensions.contains(&member) {
-                        let hint = suggest(&member, self.names.extensions.iter().map(String::as_str))
-                            .or_else(|| Some(format!("declare it in an [[extensions]] entry with number = \"{member}\"")));
-                        self.sink.error(&mspan, format!("unknown extension `{member}` in {what}"), hint);
+                        let hint = suggest(
+                            &member,
+                            self.names.extensions.iter().map(String::as_str),
+                        )
+                        .or_else(|| {
+                            Some(format!(
+                                "declare it in an [[extensions]] entry with number = \"{member}\""
+                            ))
+                        });
+                        self.sink.error(
+                            &mspan,
+                            format!("unknown extension `{member}` in {what}"),
+                            hint,
+                        );
                     } else if members.contains(&member) {
-                        self.sink.error(&mspan, format!("extension `{member}` is listed twice in {what}"), None);
+                        self.sink.error(
+                            &mspan,
+                            format!("extension `{member}` is listed twice in {what}"),
+                            None,
+                        );
                     } else {
                         members.push(member);
                     }
                 }
             }
-            None => self.sink.error(span, format!("{what} has no `members`"), Some("e.g. members = [\"201\", \"202\"]".to_owned())),
+            None => self.sink.error(
+                span,
+                format!("{what} has no `members`"),
+                Some("e.g. members = [\"201\", \"202\"]".to_owned()),
+            ),
         }
         let strategy = match self.opt_string(table, "strategy", &what) {
             None => Strategy::Sequential,
             Some((text, sspan)) => Strategy::parse(&text).unwrap_or_else(|| {
-                self.sink.error(&sspan, format!("unknown strategy `{text}` in {what}"), suggest(&text, Strategy::NAMES.iter().copied()));
+                self.sink.error(
+                    &sspan,
+                    format!("unknown strategy `{text}` in {what}"),
+                    suggest(&text, Strategy::NAMES.iter().copied()),
+                );
                 Strategy::Sequential
             }),
         };
@@ -741,14 +1086,16 @@ impl<'s> Compiler<'_, 's> {
             Some((cal, cspan)) => {
                 if !self.names.calendars.contains_key(&cal) {
                     let hint = suggest(&cal, self.names.calendars.keys().map(String::as_str));
-                    self.sink.error(&cspan, format!("unknown calendar `{cal}` in {what}"), hint);
+                    self.sink
+                        .error(&cspan, format!("unknown calendar `{cal}` in {what}"), hint);
                 }
                 Some(cal)
             }
             None => default_calendar.map(str::to_owned),
         };
         let shifts = get(table, "shifts").and_then(|v| self.roster(name, "shifts", v, &members));
-        let emergency_shifts = get(table, "emergency_shifts").and_then(|v| self.roster(name, "emergency_shifts", v, &members));
+        let emergency_shifts = get(table, "emergency_shifts")
+            .and_then(|v| self.roster(name, "emergency_shifts", v, &members));
         Some(HuntGroup {
             name: name.to_owned(),
             members,
@@ -763,7 +1110,13 @@ impl<'s> Compiler<'_, 's> {
         })
     }
 
-    fn roster(&mut self, group: &str, key: &str, value: &Value<'_>, members: &[String]) -> Option<Roster> {
+    fn roster(
+        &mut self,
+        group: &str,
+        key: &str,
+        value: &Value<'_>,
+        members: &[String],
+    ) -> Option<Roster> {
         let what = format!("[groups.{group}.{key}]");
         let table = self.table(value, &what)?;
         let mut roster = Roster::default();
@@ -774,7 +1127,11 @@ impl<'s> Compiler<'_, 's> {
                 } else {
                     suggest(member, members.iter().map(String::as_str))
                 };
-                self.sink.error(&mspan, format!("`{member}` in {what} is not a member of group `{group}`"), hint);
+                self.sink.error(
+                    &mspan,
+                    format!("`{member}` in {what} is not a member of group `{group}`"),
+                    hint,
+                );
                 continue;
             }
             let mut shifts = MemberShifts::default();
@@ -783,14 +1140,29 @@ impl<'s> Compiler<'_, 's> {
             for (text, span) in self.strings(list, &format!("shifts of {member} in {what}")) {
                 match parse_shift(text) {
                     Ok(ShiftSpec::Weekly { days, range }) => {
-                        weekly.push(WeeklySpec { days, range, label: text.trim().to_owned(), span });
+                        weekly.push(WeeklySpec {
+                            days,
+                            range,
+                            label: text.trim().to_owned(),
+                            span,
+                        });
                     }
                     Ok(ShiftSpec::Extra { first, last, range }) => {
-                        extras.push(ExtraSpec { first, last, range, label: text.trim().to_owned(), span: span.clone() });
+                        extras.push(ExtraSpec {
+                            first,
+                            last,
+                            range,
+                            label: text.trim().to_owned(),
+                            span: span.clone(),
+                        });
                         let label: Arc<str> = text.trim().into();
                         let origin: Arc<str> = self.sink.origin(&span).into();
                         for date in dates(first, last) {
-                            shifts.extra.entry(date).or_default().push(Interval { range, label: label.clone(), origin: origin.clone() });
+                            shifts.extra.entry(date).or_default().push(Interval {
+                                range,
+                                label: label.clone(),
+                                origin: origin.clone(),
+                            });
                         }
                     }
                     Ok(ShiftSpec::Off { first, last, range }) => {
@@ -799,11 +1171,17 @@ impl<'s> Compiler<'_, 's> {
                                 None => {
                                     shifts.off_days.insert(date);
                                 }
-                                Some(range) => shifts.off_ranges.entry(date).or_default().push(range),
+                                Some(range) => {
+                                    shifts.off_ranges.entry(date).or_default().push(range)
+                                }
                             }
                         }
                     }
-                    Err((message, hint)) => self.sink.error(&span, format!("{message} (shift of {member} in {what})"), hint),
+                    Err((message, hint)) => self.sink.error(
+                        &span,
+                        format!("{message} (shift of {member} in {what})"),
+                        hint,
+                    ),
                 }
             }
             self.check_overlaps(member, &what, &weekly);
@@ -850,11 +1228,24 @@ impl<'s> Compiler<'_, 's> {
                 let day = DAY_NAMES[(at / u32::from(DAY_MINUTES)) as usize % 7];
                 let minute = (at % u32::from(DAY_MINUTES)) as u16;
                 let message = if pair.0 == pair.1 {
-                    format!("shift `{}` of {member} in {what} overlaps itself (at {day} {})", first.label, fmt_hhmm(minute))
+                    format!(
+                        "shift `{}` of {member} in {what} overlaps itself (at {day} {})",
+                        first.label,
+                        fmt_hhmm(minute)
+                    )
                 } else {
-                    format!("shift `{}` of {member} in {what} overlaps `{}` (both on {day} {})", second.label, first.label, fmt_hhmm(minute))
+                    format!(
+                        "shift `{}` of {member} in {what} overlaps `{}` (both on {day} {})",
+                        second.label,
+                        first.label,
+                        fmt_hhmm(minute)
+                    )
                 };
-                self.sink.error(&second.span, message, Some("shorten one of them, or merge them into one range".to_owned()));
+                self.sink.error(
+                    &second.span,
+                    message,
+                    Some("shorten one of them, or merge them into one range".to_owned()),
+                );
             }
         }
     }
@@ -887,7 +1278,8 @@ impl<'s> Compiler<'_, 's> {
             }
         }
         occurrences.sort();
-        let mut reported: std::collections::HashSet<(usize, usize)> = std::collections::HashSet::new();
+        let mut reported: std::collections::HashSet<(usize, usize)> =
+            std::collections::HashSet::new();
         for (i, &(start, end, date, idx)) in occurrences.iter().enumerate() {
             for &(other_start, _, _, other_idx) in &occurrences[i + 1..] {
                 if other_start >= end {
@@ -898,7 +1290,10 @@ impl<'s> Compiler<'_, 's> {
                     let (a, b) = (&extras[pair.0], &extras[pair.1]);
                     self.sink.error(
                         &b.span,
-                        format!("extra shift `{}` of {member} in {what} overlaps `{}` on {date}", b.label, a.label),
+                        format!(
+                            "extra shift `{}` of {member} in {what} overlaps `{}` on {date}",
+                            b.label, a.label
+                        ),
                         Some("shorten one of them, or merge them into one range".to_owned()),
                     );
                 }
@@ -912,7 +1307,8 @@ impl<'s> Compiler<'_, 's> {
                             continue;
                         }
                         let (wstart, wend) = minutes(day, spec.range);
-                        if wstart < end && start < wend && reported.insert((usize::MAX - widx, idx)) {
+                        if wstart < end && start < wend && reported.insert((usize::MAX - widx, idx))
+                        {
                             self.sink.error(
                                 &extras[idx].span,
                                 format!(
@@ -929,27 +1325,56 @@ impl<'s> Compiler<'_, 's> {
         }
     }
 
-    fn emergency_window(&mut self, text: &str, span: &Span, tz: &TimeZone) -> Option<EmergencyWindow> {
-        let hint = || Some("write \"2026-03-01 08:00..2026-03-08 20:00\" (local time of the service)".to_owned());
+    fn emergency_window(
+        &mut self,
+        text: &str,
+        span: &Span,
+        tz: &TimeZone,
+    ) -> Option<EmergencyWindow> {
+        let hint = || {
+            Some(
+                "write \"2026-03-01 08:00..2026-03-08 20:00\" (local time of the service)"
+                    .to_owned(),
+            )
+        };
         let Some((a, b)) = text.split_once("..") else {
-            self.sink.error(span, format!("`{text}` is not an emergency window"), hint());
+            self.sink
+                .error(span, format!("`{text}` is not an emergency window"), hint());
             return None;
         };
-        let parse = |s: &str| s.trim().replacen(' ', "T", 1).parse::<jiff::civil::DateTime>().ok();
+        let parse = |s: &str| {
+            s.trim()
+                .replacen(' ', "T", 1)
+                .parse::<jiff::civil::DateTime>()
+                .ok()
+        };
         let (Some(start), Some(end)) = (parse(a), parse(b)) else {
-            self.sink.error(span, format!("`{text}` is not an emergency window"), hint());
+            self.sink
+                .error(span, format!("`{text}` is not an emergency window"), hint());
             return None;
         };
         if end <= start {
-            self.sink.error(span, format!("inverted emergency window `{text}`: it ends before it starts"), hint());
+            self.sink.error(
+                span,
+                format!("inverted emergency window `{text}`: it ends before it starts"),
+                hint(),
+            );
             return None;
         }
         let start = tz.to_ambiguous_timestamp(start).compatible().ok()?;
         let end = tz.to_ambiguous_timestamp(end).compatible().ok()?;
-        Some(EmergencyWindow { start, end, label: text.to_owned(), origin: self.sink.origin(span) })
+        Some(EmergencyWindow {
+            start,
+            end,
+            label: text.to_owned(),
+            origin: self.sink.origin(span),
+        })
     }
 
-    #[allow(clippy::too_many_arguments, reason = "one call site; the parts of the plan being checked")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site; the parts of the plan being checked"
+    )]
     fn check_graph(
         &mut self,
         numbers: &[NumberRule],
@@ -970,13 +1395,27 @@ impl<'s> Compiler<'_, 's> {
         roots.extend(groups.values().filter_map(|g| g.no_answer.as_ref()));
         roots.extend(queues.values().filter_map(|q| q.overflow.as_ref()));
         let mut reached: BTreeSet<&str> = BTreeSet::new();
-        let mut stack: Vec<&str> = roots.iter().filter_map(|t| if let Target::Menu(m) = t { Some(m.as_str()) } else { None }).collect();
+        let mut stack: Vec<&str> = roots
+            .iter()
+            .filter_map(|t| {
+                if let Target::Menu(m) = t {
+                    Some(m.as_str())
+                } else {
+                    None
+                }
+            })
+            .collect();
         while let Some(name) = stack.pop() {
             if !reached.insert(name) {
                 continue;
             }
             if let Some(menu) = menus.get(name) {
-                for t in menu.options.iter().map(|o| &o.target).chain(std::iter::once(&menu.default)) {
+                for t in menu
+                    .options
+                    .iter()
+                    .map(|o| &o.target)
+                    .chain(std::iter::once(&menu.default))
+                {
                     if let Target::Menu(next) = t {
                         stack.push(next);
                     }
@@ -988,8 +1427,12 @@ impl<'s> Compiler<'_, 's> {
                 let span = self.names.menus.get(name).cloned().unwrap_or(0..0);
                 self.sink.error(
                     &span,
-                    format!("menu `{name}` is unreachable: no number, menu, group or queue leads to it"),
-                    Some(format!("point an option or a number at menu:{name}, or delete it")),
+                    format!(
+                        "menu `{name}` is unreachable: no number, menu, group or queue leads to it"
+                    ),
+                    Some(format!(
+                        "point an option or a number at menu:{name}, or delete it"
+                    )),
                 );
             }
         }
@@ -999,10 +1442,17 @@ impl<'s> Compiler<'_, 's> {
         loop {
             let before = exits.len();
             for (name, menu) in menus {
-                let leaves = menu.options.iter().map(|o| &o.target).chain(std::iter::once(&menu.default)).any(|t| match t {
-                    Target::Menu(next) => exits.contains(next.as_str()) || !menus.contains_key(next),
-                    _ => true,
-                });
+                let leaves = menu
+                    .options
+                    .iter()
+                    .map(|o| &o.target)
+                    .chain(std::iter::once(&menu.default))
+                    .any(|t| match t {
+                        Target::Menu(next) => {
+                            exits.contains(next.as_str()) || !menus.contains_key(next)
+                        }
+                        _ => true,
+                    });
                 if leaves {
                     exits.insert(name);
                 }
@@ -1030,7 +1480,10 @@ impl<'s> Compiler<'_, 's> {
                 if chain.contains(&label) {
                     // Report each loop once: from the group with the smallest name in it.
                     let loop_start = chain.iter().position(|l| *l == label).unwrap_or(0);
-                    let smallest = chain[loop_start..].iter().filter_map(|l| l.strip_prefix("group:")).min();
+                    let smallest = chain[loop_start..]
+                        .iter()
+                        .filter_map(|l| l.strip_prefix("group:"))
+                        .min();
                     if chain[0] != label || smallest != Some(name.as_str()) {
                         break;
                     }
@@ -1055,7 +1508,12 @@ impl<'s> Compiler<'_, 's> {
 
     /// Warnings: weekly hours in which a group with a roster has nobody on duty although its
     /// calendar is open (normal roster vs `open`, emergency roster vs `emergency_open`).
-    fn check_coverage(&mut self, groups: &BTreeMap<String, HuntGroup>, group_spans: &BTreeMap<String, Span>, calendars: &BTreeMap<String, Calendar>) {
+    fn check_coverage(
+        &mut self,
+        groups: &BTreeMap<String, HuntGroup>,
+        group_spans: &BTreeMap<String, Span>,
+        calendars: &BTreeMap<String, Calendar>,
+    ) {
         const WEEK: usize = 7 * DAY_MINUTES as usize;
         fn paint(hours: &WeeklyHours, minutes: &mut [bool]) {
             for (day, intervals) in hours.by_start_day.iter().enumerate() {
@@ -1072,13 +1530,21 @@ impl<'s> Compiler<'_, 's> {
             }
         }
         for (name, group) in groups {
-            let Some(calendar) = group.calendar.as_ref().and_then(|c| calendars.get(c)) else { continue };
+            let Some(calendar) = group.calendar.as_ref().and_then(|c| calendars.get(c)) else {
+                continue;
+            };
             let span = group_spans.get(name).cloned().unwrap_or(0..0);
             for (roster, hours, label) in [
                 (group.shifts.as_ref(), Some(&calendar.open), "open"),
-                (group.emergency_shifts.as_ref(), calendar.emergency_open.as_ref().or(Some(&calendar.open)), "open in emergency mode"),
+                (
+                    group.emergency_shifts.as_ref(),
+                    calendar.emergency_open.as_ref().or(Some(&calendar.open)),
+                    "open in emergency mode",
+                ),
             ] {
-                let (Some(roster), Some(hours)) = (roster, hours) else { continue };
+                let (Some(roster), Some(hours)) = (roster, hours) else {
+                    continue;
+                };
                 let mut open = vec![false; WEEK];
                 paint(hours, &mut open);
                 let mut covered = vec![false; WEEK];
@@ -1092,7 +1558,11 @@ impl<'s> Compiler<'_, 's> {
                 while m < WEEK {
                     if open[m] && !covered[m] {
                         let start = m;
-                        while m < WEEK && open[m] && !covered[m] && (m == start || m % DAY_MINUTES as usize != 0) {
+                        while m < WEEK
+                            && open[m]
+                            && !covered[m]
+                            && (m == start || m % DAY_MINUTES as usize != 0)
+                        {
                             m += 1;
                         }
                         let day = DAY_NAMES[start / DAY_MINUTES as usize];
@@ -1104,9 +1574,17 @@ impl<'s> Compiler<'_, 's> {
                     }
                 }
                 if !gaps.is_empty() {
-                    let roster_name = if label == "open" { "shifts" } else { "emergency_shifts" };
+                    let roster_name = if label == "open" {
+                        "shifts"
+                    } else {
+                        "emergency_shifts"
+                    };
                     let shown: Vec<&str> = gaps.iter().take(14).map(String::as_str).collect();
-                    let more = if gaps.len() > 14 { format!(" and {} more", gaps.len() - 14) } else { String::new() };
+                    let more = if gaps.len() > 14 {
+                        format!(" and {} more", gaps.len() - 14)
+                    } else {
+                        String::new()
+                    };
                     self.sink.warning(
                         &span,
                         format!(

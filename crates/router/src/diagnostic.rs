@@ -37,7 +37,11 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.col, severity, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file, self.line, self.col, severity, self.message
+        )?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
         }
@@ -82,7 +86,12 @@ impl<'s> Sink<'s> {
     pub(crate) fn new(file: &str, source: &'s str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(source.match_indices('\n').map(|(idx, _)| idx + 1));
-        Sink { file: file.to_owned(), source, line_starts, diagnostics: Vec::new() }
+        Sink {
+            file: file.to_owned(),
+            source,
+            line_starts,
+            diagnostics: Vec::new(),
+        }
     }
 
     pub(crate) fn file(&self) -> &str {
@@ -92,44 +101,82 @@ impl<'s> Sink<'s> {
     /// 1-based (line, column) of a byte offset.
     pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.source.len());
-        let line_idx = self.line_starts.partition_point(|&start| start <= offset).saturating_sub(1);
+        let line_idx = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .saturating_sub(1);
         let line_start = self.line_starts.get(line_idx).copied().unwrap_or(0);
-        let col = self.source.get(line_start..offset).map_or(offset - line_start, |s| s.chars().count());
+        let col = self
+            .source
+            .get(line_start..offset)
+            .map_or(offset - line_start, |s| s.chars().count());
         (line_idx + 1, col + 1)
     }
 
     /// `file:line` of a span, used in explanations ("which rule").
     pub(crate) fn origin(&self, span: &Range<usize>) -> String {
-        let line = self.line_starts.partition_point(|&start| start <= span.start).max(1);
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= span.start)
+            .max(1);
         format!("{}:{}", self.file, line)
     }
 
-    fn push(&mut self, severity: Severity, span: &Range<usize>, message: String, hint: Option<String>) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        span: &Range<usize>,
+        message: String,
+        hint: Option<String>,
+    ) {
         let (line, col) = self.line_col(span.start);
-        self.diagnostics.push(Diagnostic { severity, file: self.file.clone(), line, col, message, hint });
+        self.diagnostics.push(Diagnostic {
+            severity,
+            file: self.file.clone(),
+            line,
+            col,
+            message,
+            hint,
+        });
     }
 
-    pub(crate) fn error(&mut self, span: &Range<usize>, message: impl Into<String>, hint: Option<String>) {
+    pub(crate) fn error(
+        &mut self,
+        span: &Range<usize>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         self.push(Severity::Error, span, message.into(), hint);
     }
 
-    pub(crate) fn warning(&mut self, span: &Range<usize>, message: impl Into<String>, hint: Option<String>) {
+    pub(crate) fn warning(
+        &mut self,
+        span: &Range<usize>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         self.push(Severity::Warning, span, message.into(), hint);
     }
 
     pub(crate) fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     /// Errors first, each group sorted by position, so output is stable.
     pub(crate) fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.diagnostics.sort_by_key(|d| (d.severity, d.line, d.col));
+        self.diagnostics
+            .sort_by_key(|d| (d.severity, d.line, d.col));
         self.diagnostics
     }
 }
 
 /// The closest candidate within a small edit distance, for "did you mean" hints.
-pub(crate) fn closest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn closest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let word_lower = word.to_lowercase();
     let mut best: Option<(usize, &str)> = None;
     for candidate in candidates {
@@ -157,7 +204,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// "did you mean `x`?" when something is close, else a list of what exists.
-pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str> + Clone) -> Option<String> {
+pub(crate) fn suggest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str> + Clone,
+) -> Option<String> {
     if let Some(best) = closest(word, candidates.clone()) {
         return Some(format!("did you mean `{best}`?"));
     }
@@ -179,14 +229,23 @@ mod tests {
         sink.error(&(9..10), "bad", Some("fix it".to_owned()));
         sink.warning(&(0..1), "meh", None);
         let all = Diagnostics(sink.into_sorted());
-        assert_eq!(all.to_string(), "plan.toml:2:3: error: bad\n  hint: fix it\nplan.toml:1:1: warning: meh");
+        assert_eq!(
+            all.to_string(),
+            "plan.toml:2:3: error: bad\n  hint: fix it\nplan.toml:1:1: warning: meh"
+        );
         assert_eq!(all.errors().count(), 1);
     }
 
     #[test]
     fn suggestions() {
-        assert_eq!(closest("stratgy", ["strategy", "members"]), Some("strategy"));
+        assert_eq!(
+            closest("stratgy", ["strategy", "members"]),
+            Some("strategy")
+        );
         assert_eq!(closest("xyz", ["strategy", "members"]), None);
-        assert_eq!(suggest("zz", ["a", "b"]).as_deref(), Some("expected one of: a, b"));
+        assert_eq!(
+            suggest("zz", ["a", "b"]).as_deref(),
+            Some("expected one of: a, b")
+        );
     }
 }

@@ -51,21 +51,36 @@ impl Plan {
     /// the switch's). A group without shifts has every member on duty. `emergency` is the
     /// runtime switch; scheduled windows apply too.
     pub fn on_duty(&self, group: &str, at: Timestamp, emergency: bool) -> Vec<String> {
-        self.on_duty_detail(group, at, emergency).into_iter().map(|d| d.member).collect()
+        self.on_duty_detail(group, at, emergency)
+            .into_iter()
+            .map(|d| d.member)
+            .collect()
     }
 
     fn on_duty_detail(&self, group: &str, at: Timestamp, emergency: bool) -> Vec<OnDuty> {
-        let Some(group) = self.groups.get(group) else { return Vec::new() };
+        let Some(group) = self.groups.get(group) else {
+            return Vec::new();
+        };
         let local = Local::new(&self.tz, at);
         let emergency = self.emergency_at(at, emergency);
         match group.roster(emergency) {
-            None => group.members.iter().map(|m| OnDuty { member: m.clone(), shift: None }).collect(),
+            None => group
+                .members
+                .iter()
+                .map(|m| OnDuty {
+                    member: m.clone(),
+                    shift: None,
+                })
+                .collect(),
             Some((roster, _)) => group
                 .members
                 .iter()
                 .filter_map(|m| {
                     let shift = roster.members.get(m)?.on_shift(&local)?;
-                    Some(OnDuty { member: m.clone(), shift: Some(shift.label.to_string()) })
+                    Some(OnDuty {
+                        member: m.clone(),
+                        shift: Some(shift.label.to_string()),
+                    })
                 })
                 .collect(),
         }
@@ -73,18 +88,34 @@ impl Plan {
 
     /// The first instant after `at` (within 8 days) at which the members on duty in `group`
     /// change, or `None`.
-    pub fn next_duty_change(&self, group: &str, at: Timestamp, emergency: bool) -> Option<Timestamp> {
+    pub fn next_duty_change(
+        &self,
+        group: &str,
+        at: Timestamp,
+        emergency: bool,
+    ) -> Option<Timestamp> {
         let g = self.groups.get(group)?;
         let until = at.checked_add(SignedDuration::from_hours(24 * 8)).ok()?;
         let now = self.on_duty(group, at, emergency);
-        self.boundaries(g, at, until).into_iter().find(|&t| self.on_duty(group, t, emergency) != now)
+        self.boundaries(g, at, until)
+            .into_iter()
+            .find(|&t| self.on_duty(group, t, emergency) != now)
     }
 
     /// The intervals of the week starting at `from` during which `group` has nobody on duty
     /// although its calendar is open (or at all, when the group has no calendar).
-    pub fn uncovered_hours(&self, group: &str, from: Timestamp, emergency: bool) -> Vec<(Timestamp, Timestamp)> {
-        let Some(g) = self.groups.get(group) else { return Vec::new() };
-        let Ok(until) = from.checked_add(SignedDuration::from_hours(24 * 7)) else { return Vec::new() };
+    pub fn uncovered_hours(
+        &self,
+        group: &str,
+        from: Timestamp,
+        emergency: bool,
+    ) -> Vec<(Timestamp, Timestamp)> {
+        let Some(g) = self.groups.get(group) else {
+            return Vec::new();
+        };
+        let Ok(until) = from.checked_add(SignedDuration::from_hours(24 * 7)) else {
+            return Vec::new();
+        };
         let mut points = vec![from];
         points.extend(self.boundaries(g, from, until));
         points.push(until);
@@ -92,7 +123,8 @@ impl Plan {
         let mut out: Vec<(Timestamp, Timestamp)> = Vec::new();
         for pair in points.windows(2) {
             let (start, end) = (pair[0], pair[1]);
-            let staffed = calendar.is_none_or(|c| c.status(start, self.emergency_at(start, emergency)).0);
+            let staffed =
+                calendar.is_none_or(|c| c.status(start, self.emergency_at(start, emergency)).0);
             if staffed && self.on_duty(group, start, emergency).is_empty() {
                 match out.last_mut() {
                     Some(last) if last.1 == start => last.1 = end,
@@ -111,7 +143,10 @@ impl Plan {
             .values()
             .map(|g| GroupDuty {
                 group: g.name.clone(),
-                roster: g.roster(emergency_on).map_or("no shifts", |(_, name)| name).to_owned(),
+                roster: g
+                    .roster(emergency_on)
+                    .map_or("no shifts", |(_, name)| name)
+                    .to_owned(),
                 on_duty: self.on_duty_detail(&g.name, at, emergency),
                 next_change: if g.shifts.is_some() || g.emergency_shifts.is_some() {
                     self.next_duty_change(&g.name, at, emergency)
@@ -121,7 +156,12 @@ impl Plan {
                 uncovered: self.uncovered_hours(&g.name, at, emergency),
             })
             .collect();
-        DutyReport { at, time_zone: self.tz_name.clone(), emergency: emergency_on, groups }
+        DutyReport {
+            at,
+            time_zone: self.tz_name.clone(),
+            emergency: emergency_on,
+            groups,
+        }
     }
 
     /// Every instant in `(from, until)` at which duty in `group` (or its calendar) may change:
@@ -139,13 +179,34 @@ impl Plan {
             }
         }
         if let Some(calendar) = group.calendar.as_ref().and_then(|c| self.calendars.get(c)) {
-            for interval in calendar.open.by_start_day.iter().chain(calendar.emergency_open.iter().flat_map(|h| h.by_start_day.iter())).flatten() {
+            for interval in calendar
+                .open
+                .by_start_day
+                .iter()
+                .chain(
+                    calendar
+                        .emergency_open
+                        .iter()
+                        .flat_map(|h| h.by_start_day.iter()),
+                )
+                .flatten()
+            {
                 minutes.insert(interval.range.start % DAY_MINUTES);
                 minutes.insert(interval.range.end % DAY_MINUTES);
             }
         }
-        let first = self.tz.to_datetime(from).date().yesterday().unwrap_or(Date::MIN);
-        let last = self.tz.to_datetime(until).date().tomorrow().unwrap_or(Date::MAX);
+        let first = self
+            .tz
+            .to_datetime(from)
+            .date()
+            .yesterday()
+            .unwrap_or(Date::MIN);
+        let last = self
+            .tz
+            .to_datetime(until)
+            .date()
+            .tomorrow()
+            .unwrap_or(Date::MAX);
         let mut out: Vec<Timestamp> = Vec::new();
         for date in dates(first, last) {
             let mut day_minutes = minutes.clone();
@@ -172,7 +233,12 @@ impl Plan {
                 out.extend(ambiguous.later().ok());
             }
         }
-        out.extend(self.tz.following(from).map(|t| t.timestamp()).take_while(|&t| t < until));
+        out.extend(
+            self.tz
+                .following(from)
+                .map(|t| t.timestamp())
+                .take_while(|&t| t < until),
+        );
         for window in &self.emergency_windows {
             out.push(window.start);
             out.push(window.end);

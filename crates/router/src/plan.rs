@@ -5,9 +5,9 @@
 //! `Send + Sync`; the switch shares it behind an `Arc` and swaps in a new one on reload.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
-use std::fmt;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -66,8 +66,16 @@ impl Target {
     }
 
     /// The target kinds, as written in the dialplan.
-    pub const KINDS: &'static [&'static str] =
-        &["menu", "group", "queue", "extension", "voicemail", "external", "message", "hangup"];
+    pub const KINDS: &'static [&'static str] = &[
+        "menu",
+        "group",
+        "queue",
+        "extension",
+        "voicemail",
+        "external",
+        "message",
+        "hangup",
+    ];
 }
 
 impl fmt::Display for Target {
@@ -100,7 +108,13 @@ pub enum Strategy {
 
 impl Strategy {
     /// Names as written in the dialplan.
-    pub const NAMES: &'static [&'static str] = &["ring-all", "sequential", "round-robin", "least-recent", "fewest-calls"];
+    pub const NAMES: &'static [&'static str] = &[
+        "ring-all",
+        "sequential",
+        "round-robin",
+        "least-recent",
+        "fewest-calls",
+    ];
 
     pub(crate) fn parse(text: &str) -> Option<Strategy> {
         Some(match text {
@@ -277,19 +291,27 @@ pub(crate) struct WeeklyHours {
 impl WeeklyHours {
     /// The interval covering this wall-clock reading: one starting today, or one that started
     /// yesterday and crosses midnight.
-    pub(crate) fn covering(&self, local: &Local, skip_today: bool, skip_yesterday: bool) -> Option<&Interval> {
+    pub(crate) fn covering(
+        &self,
+        local: &Local,
+        skip_today: bool,
+        skip_yesterday: bool,
+    ) -> Option<&Interval> {
         if !skip_today
-            && let Some(i) = self.by_start_day[local.day_idx].iter().find(|i| i.range.contains(local.minute))
+            && let Some(i) = self.by_start_day[local.day_idx]
+                .iter()
+                .find(|i| i.range.contains(local.minute))
         {
             return Some(i);
         }
         if !skip_yesterday {
             let yesterday = (local.day_idx + 6) % 7;
-            return self.by_start_day[yesterday].iter().find(|i| i.range.contains(local.minute + DAY_MINUTES));
+            return self.by_start_day[yesterday]
+                .iter()
+                .find(|i| i.range.contains(local.minute + DAY_MINUTES));
         }
         None
     }
-
 }
 
 /// A local wall-clock reading, computed once per decision.
@@ -307,7 +329,12 @@ impl Local {
         let date = dt.date();
         // hour and minute are 0..=23 and 0..=59.
         let minute = dt.hour() as u16 * 60 + dt.minute() as u16;
-        Local { date, yesterday: date.yesterday().unwrap_or(date), day_idx: day_idx(date.weekday()), minute }
+        Local {
+            date,
+            yesterday: date.yesterday().unwrap_or(date),
+            day_idx: day_idx(date.weekday()),
+            minute,
+        }
     }
 }
 
@@ -373,7 +400,10 @@ impl MemberShifts {
     /// The shift this member is on at this reading, if any. Absences win over shifts.
     pub(crate) fn on_shift(&self, local: &Local) -> Option<&Interval> {
         if !self.off_ranges.is_empty() {
-            let today = self.off_ranges.get(&local.date).is_some_and(|rs| rs.iter().any(|r| r.contains(local.minute)));
+            let today = self
+                .off_ranges
+                .get(&local.date)
+                .is_some_and(|rs| rs.iter().any(|r| r.contains(local.minute)));
             let yesterday = self
                 .off_ranges
                 .get(&local.yesterday)
@@ -383,21 +413,27 @@ impl MemberShifts {
             }
         }
         if !self.extra.is_empty() {
-            if let Some(i) = self.extra.get(&local.date).and_then(|is| is.iter().find(|i| i.range.contains(local.minute))) {
-                return Some(i);
-            }
             if let Some(i) = self
                 .extra
-                .get(&local.yesterday)
-                .and_then(|is| is.iter().find(|i| i.range.contains(local.minute + DAY_MINUTES)))
+                .get(&local.date)
+                .and_then(|is| is.iter().find(|i| i.range.contains(local.minute)))
             {
+                return Some(i);
+            }
+            if let Some(i) = self.extra.get(&local.yesterday).and_then(|is| {
+                is.iter()
+                    .find(|i| i.range.contains(local.minute + DAY_MINUTES))
+            }) {
                 return Some(i);
             }
         }
         let (skip_today, skip_yesterday) = if self.off_days.is_empty() {
             (false, false)
         } else {
-            (self.off_days.contains(&local.date), self.off_days.contains(&local.yesterday))
+            (
+                self.off_days.contains(&local.date),
+                self.off_days.contains(&local.yesterday),
+            )
         };
         self.weekly.covering(local, skip_today, skip_yesterday)
     }
@@ -447,7 +483,9 @@ impl Calendar {
                 HolidayDate::Once(d) => d == date,
                 HolidayDate::Easter(offset) => {
                     let easter = easter_sunday(date.year());
-                    easter.checked_add(jiff::Span::new().days(offset)).is_ok_and(|d| d == date)
+                    easter
+                        .checked_add(jiff::Span::new().days(offset))
+                        .is_ok_and(|d| d == date)
                 }
             };
             if hit {
@@ -465,19 +503,57 @@ impl Calendar {
         let local = Local::new(&self.tz, at);
         if emergency && let Some(hours) = &self.emergency_open {
             return match hours.covering(&local, false, false) {
-                Some(i) => (true, format!("calendar `{}` is open: emergency hours `{}` ({})", self.name, i.label, i.origin)),
-                None => (false, format!("calendar `{}` is closed: outside its emergency hours", self.name)),
+                Some(i) => (
+                    true,
+                    format!(
+                        "calendar `{}` is open: emergency hours `{}` ({})",
+                        self.name, i.label, i.origin
+                    ),
+                ),
+                None => (
+                    false,
+                    format!(
+                        "calendar `{}` is closed: outside its emergency hours",
+                        self.name
+                    ),
+                ),
             };
         }
         if let Some(name) = self.holiday(local.date) {
-            return (false, format!("calendar `{}` is closed: {} is a holiday, {}", self.name, local.date, name));
+            return (
+                false,
+                format!(
+                    "calendar `{}` is closed: {} is a holiday, {}",
+                    self.name, local.date, name
+                ),
+            );
         }
         match self.open.covering(&local, false, false) {
-            Some(i) => (true, format!("calendar `{}` is open: hours `{}` in {} ({})", self.name, i.label, self.tz_name, i.origin)),
+            Some(i) => (
+                true,
+                format!(
+                    "calendar `{}` is open: hours `{}` in {} ({})",
+                    self.name, i.label, self.tz_name, i.origin
+                ),
+            ),
             None => {
-                let hours: Vec<&str> =
-                    self.open.by_start_day.iter().flatten().map(|i| &*i.label).collect::<BTreeSet<_>>().into_iter().collect();
-                (false, format!("calendar `{}` is closed: outside its hours `{}`", self.name, hours.join("`, `")))
+                let hours: Vec<&str> = self
+                    .open
+                    .by_start_day
+                    .iter()
+                    .flatten()
+                    .map(|i| &*i.label)
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                (
+                    false,
+                    format!(
+                        "calendar `{}` is closed: outside its hours `{}`",
+                        self.name,
+                        hours.join("`, `")
+                    ),
+                )
             }
         }
     }
@@ -574,7 +650,11 @@ impl Plan {
         let mut target = Target::Menu(menu.to_owned());
         for digit in digits.chars() {
             let Target::Menu(name) = &target else { break };
-            let option = self.menus.get(name).and_then(|m| m.option(digit)).ok_or(digit)?;
+            let option = self
+                .menus
+                .get(name)
+                .and_then(|m| m.option(digit))
+                .ok_or(digit)?;
             target = option.target.clone();
         }
         Ok(target)
@@ -582,10 +662,16 @@ impl Plan {
 
     /// Whether emergency mode is on: the runtime switch or a scheduled window.
     pub fn emergency_at(&self, at: Timestamp, runtime: bool) -> bool {
-        runtime || self.emergency_windows.iter().any(|w| w.start <= at && at < w.end)
+        runtime
+            || self
+                .emergency_windows
+                .iter()
+                .any(|w| w.start <= at && at < w.end)
     }
 
     pub(crate) fn emergency_window(&self, at: Timestamp) -> Option<&EmergencyWindow> {
-        self.emergency_windows.iter().find(|w| w.start <= at && at < w.end)
+        self.emergency_windows
+            .iter()
+            .find(|w| w.start <= at && at < w.end)
     }
 }

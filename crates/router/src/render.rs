@@ -9,7 +9,9 @@ use crate::route::Decision;
 
 /// `Mon 2026-03-02 10:00 +01:00`: a wall-clock reading with its offset.
 pub(crate) fn local_label(tz: &TimeZone, at: Timestamp) -> String {
-    at.to_zoned_datetime(tz.clone()).strftime("%a %Y-%m-%d %H:%M %:z").to_string()
+    at.to_zoned_datetime(tz.clone())
+        .strftime("%a %Y-%m-%d %H:%M %:z")
+        .to_string()
 }
 
 impl Decision {
@@ -32,8 +34,19 @@ impl Decision {
     /// The decision and why, for people.
     pub fn explain_text(&self) -> String {
         let mut out = format!("target: {}\n", self.target);
-        let ring = if self.ring.is_empty() { "(nobody)".to_owned() } else { self.ring.join(", ") };
-        out.push_str(&format!("ring: {ring}{}\n", if self.ring_all && self.ring.len() > 1 { " (all at once)" } else { "" }));
+        let ring = if self.ring.is_empty() {
+            "(nobody)".to_owned()
+        } else {
+            self.ring.join(", ")
+        };
+        out.push_str(&format!(
+            "ring: {ring}{}\n",
+            if self.ring_all && self.ring.len() > 1 {
+                " (all at once)"
+            } else {
+                ""
+            }
+        ));
         if let Some(no_answer) = &self.no_answer {
             out.push_str(&format!("no answer: {no_answer}\n"));
         }
@@ -70,7 +83,11 @@ impl DutyReport {
             "on duty at {} ({}){}\n",
             local_label(&tz, self.at),
             self.time_zone,
-            if self.emergency { ", emergency mode" } else { "" }
+            if self.emergency {
+                ", emergency mode"
+            } else {
+                ""
+            }
         );
         for g in &self.groups {
             let members = if g.on_duty.is_empty() {
@@ -85,7 +102,10 @@ impl DutyReport {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let next = g.next_change.map(|t| format!("; changes {}", local_label(&tz, t))).unwrap_or_default();
+            let next = g
+                .next_change
+                .map(|t| format!("; changes {}", local_label(&tz, t)))
+                .unwrap_or_default();
             out.push_str(&format!("{}: {members} [{}]{next}\n", g.group, g.roster));
             if !g.uncovered.is_empty() {
                 let gaps: Vec<String> = g
@@ -93,7 +113,10 @@ impl DutyReport {
                     .iter()
                     .map(|(a, b)| format!("{} to {}", local_label(&tz, *a), local_label(&tz, *b)))
                     .collect();
-                out.push_str(&format!("  nobody on duty while open in the coming week: {}\n", gaps.join("; ")));
+                out.push_str(&format!(
+                    "  nobody on duty while open in the coming week: {}\n",
+                    gaps.join("; ")
+                ));
             }
         }
         out

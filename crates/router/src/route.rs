@@ -20,7 +20,10 @@ impl Default for MemberState {
     /// Registered and idle: what the router assumes for a member missing from
     /// [`CallFacts::members`] (e.g. in `centralino route` what-if runs).
     fn default() -> Self {
-        MemberState { registered: true, busy: false }
+        MemberState {
+            registered: true,
+            busy: false,
+        }
     }
 }
 
@@ -95,7 +98,12 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn new(target: Target, emergency: bool, number: Option<String>, reasons: Vec<String>) -> Decision {
+    fn new(
+        target: Target,
+        emergency: bool,
+        number: Option<String>,
+        reasons: Vec<String>,
+    ) -> Decision {
         Decision {
             target,
             ring: Vec::new(),
@@ -125,20 +133,34 @@ pub fn route(plan: &Plan, facts: &CallFacts, at: Timestamp, state: &mut Strategy
         "at {} ({}){}",
         crate::render::local_label(&plan.tz, at),
         plan.tz_name,
-        facts.caller.as_deref().map(|c| format!(", call from {c}")).unwrap_or_default()
+        facts
+            .caller
+            .as_deref()
+            .map(|c| format!(", call from {c}"))
+            .unwrap_or_default()
     ));
     let emergency = plan.emergency_at(at, facts.emergency);
     if facts.emergency {
         reasons.push("emergency mode is on (runtime switch)".to_owned());
     } else if let Some(window) = plan.emergency_window(at) {
-        reasons.push(format!("emergency mode is on: scheduled window `{}` ({})", window.label, window.origin));
+        reasons.push(format!(
+            "emergency mode is on: scheduled window `{}` ({})",
+            window.label, window.origin
+        ));
     }
 
     let number = match_number(plan, facts);
     let entry = match number {
         Some(rule) => {
-            let label = rule.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
-            reasons.push(format!("dialled {} matches number {}{label} ({})", facts.dialled, rule.number, rule.origin));
+            let label = rule
+                .name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default();
+            reasons.push(format!(
+                "dialled {} matches number {}{label} ({})",
+                facts.dialled, rule.number, rule.origin
+            ));
             entry_target(plan, rule, at, emergency, &mut reasons)
         }
         None if plan.direct_dial && plan.extensions.contains(&facts.dialled) => {
@@ -149,8 +171,16 @@ pub fn route(plan: &Plan, facts: &CallFacts, at: Timestamp, state: &mut Strategy
             Target::Extension(facts.dialled.clone())
         }
         None => {
-            reasons.push(format!("dialled {} matches no [[numbers]] entry and no extension", facts.dialled));
-            return Decision::new(Target::Hangup("not-in-service".to_owned()), emergency, None, reasons);
+            reasons.push(format!(
+                "dialled {} matches no [[numbers]] entry and no extension",
+                facts.dialled
+            ));
+            return Decision::new(
+                Target::Hangup("not-in-service".to_owned()),
+                emergency,
+                None,
+                reasons,
+            );
         }
     };
     let number = number.map(|r| r.number.clone());
@@ -160,13 +190,21 @@ pub fn route(plan: &Plan, facts: &CallFacts, at: Timestamp, state: &mut Strategy
     let mut digits = facts.digits.chars();
     for digit in digits.by_ref() {
         let Target::Menu(menu_name) = &target else {
-            reasons.push(format!("digits `{digit}{}` ignored: {target} is not a menu", digits.as_str()));
+            reasons.push(format!(
+                "digits `{digit}{}` ignored: {target} is not a menu",
+                digits.as_str()
+            ));
             break;
         };
-        let Some(menu) = plan.menus.get(menu_name) else { break };
+        let Some(menu) = plan.menus.get(menu_name) else {
+            break;
+        };
         match menu.option(digit) {
             Some(option) => {
-                reasons.push(format!("digit {digit} in menu `{}` → {} ({})", menu.name, option.target, option.origin));
+                reasons.push(format!(
+                    "digit {digit} in menu `{}` → {} ({})",
+                    menu.name, option.target, option.origin
+                ));
                 target = option.target.clone();
             }
             None => {
@@ -191,7 +229,9 @@ pub fn route(plan: &Plan, facts: &CallFacts, at: Timestamp, state: &mut Strategy
             menu.default
         ));
     }
-    resolve(plan, target, facts, &local, at, emergency, number, reasons, state)
+    resolve(
+        plan, target, facts, &local, at, emergency, number, reasons, state,
+    )
 }
 
 fn match_number<'p>(plan: &'p Plan, facts: &CallFacts) -> Option<&'p NumberRule> {
@@ -205,10 +245,23 @@ fn match_number<'p>(plan: &'p Plan, facts: &CallFacts) -> Option<&'p NumberRule>
     })
 }
 
-fn entry_target(plan: &Plan, rule: &NumberRule, at: Timestamp, emergency: bool, reasons: &mut Vec<String>) -> Target {
+fn entry_target(
+    plan: &Plan,
+    rule: &NumberRule,
+    at: Timestamp,
+    emergency: bool,
+    reasons: &mut Vec<String>,
+) -> Target {
     let Some(calendar) = rule.calendar.as_ref().and_then(|c| plan.calendars.get(c)) else {
-        reasons.push(format!("number {} has no calendar: always open", rule.number));
-        return if emergency { rule.emergency.clone().unwrap_or_else(|| rule.open.clone()) } else { rule.open.clone() };
+        reasons.push(format!(
+            "number {} has no calendar: always open",
+            rule.number
+        ));
+        return if emergency {
+            rule.emergency.clone().unwrap_or_else(|| rule.open.clone())
+        } else {
+            rule.open.clone()
+        };
     };
     let (open, why) = calendar.status(at, emergency);
     reasons.push(why);
@@ -231,7 +284,10 @@ fn entry_target(plan: &Plan, rule: &NumberRule, at: Timestamp, emergency: bool, 
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "internal; the pieces of one decision")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "internal; the pieces of one decision"
+)]
 fn resolve(
     plan: &Plan,
     mut target: Target,
@@ -246,17 +302,23 @@ fn resolve(
     for _ in 0..MAX_HOPS {
         match &target {
             Target::Group(name) => {
-                let Some(group) = plan.groups.get(name) else { break };
+                let Some(group) = plan.groups.get(name) else {
+                    break;
+                };
                 let ring = ring_list(group, facts, local, emergency, at, state, &mut reasons);
                 if ring.is_empty()
                     && let Some(next) = &group.no_answer
                 {
-                    reasons.push(format!("nobody in group `{name}` can take the call → {next} (no_answer)"));
+                    reasons.push(format!(
+                        "nobody in group `{name}` can take the call → {next} (no_answer)"
+                    ));
                     target = next.clone();
                     continue;
                 }
                 if ring.is_empty() {
-                    reasons.push(format!("nobody in group `{name}` can take the call and it has no no_answer target"));
+                    reasons.push(format!(
+                        "nobody in group `{name}` can take the call and it has no no_answer target"
+                    ));
                 }
                 let mut decision = Decision::new(target.clone(), emergency, number, reasons);
                 decision.ring = ring;
@@ -267,14 +329,25 @@ fn resolve(
                 return decision;
             }
             Target::Queue(name) => {
-                let Some(queue) = plan.queues.get(name) else { break };
+                let Some(queue) = plan.queues.get(name) else {
+                    break;
+                };
                 let mut ring = Vec::new();
                 if let Some(group) = plan.groups.get(&queue.group) {
                     // Queue callers wait for busy members too: only shift and registration count.
                     let roster = group.roster(emergency);
                     for member in &group.members {
-                        let on = roster.is_none_or(|(r, _)| r.members.get(member).is_some_and(|s| s.on_shift(local).is_some()));
-                        let registered = facts.members.get(member).copied().unwrap_or_default().registered;
+                        let on = roster.is_none_or(|(r, _)| {
+                            r.members
+                                .get(member)
+                                .is_some_and(|s| s.on_shift(local).is_some())
+                        });
+                        let registered = facts
+                            .members
+                            .get(member)
+                            .copied()
+                            .unwrap_or_default()
+                            .registered;
                         if on && registered {
                             ring.push(member.clone());
                         }
@@ -284,8 +357,16 @@ fn resolve(
                     "queue `{name}` waits up to {} s for group `{}` ({} on duty){}",
                     queue.max_wait_secs,
                     queue.group,
-                    if ring.is_empty() { "nobody".to_owned() } else { ring.join(", ") },
-                    queue.overflow.as_ref().map(|o| format!(", then {o}")).unwrap_or_default()
+                    if ring.is_empty() {
+                        "nobody".to_owned()
+                    } else {
+                        ring.join(", ")
+                    },
+                    queue
+                        .overflow
+                        .as_ref()
+                        .map(|o| format!(", then {o}"))
+                        .unwrap_or_default()
                 ));
                 let mut decision = Decision::new(target.clone(), emergency, number, reasons);
                 decision.ring = ring;
@@ -297,7 +378,9 @@ fn resolve(
                 let member = facts.members.get(ext).copied().unwrap_or_default();
                 let mut decision = Decision::new(target.clone(), emergency, number, reasons);
                 if !member.registered {
-                    decision.reasons.push(format!("extension {ext} is not registered"));
+                    decision
+                        .reasons
+                        .push(format!("extension {ext} is not registered"));
                 } else {
                     if member.busy {
                         decision.reasons.push(format!("extension {ext} is busy (rung anyway: call waiting is the phone's choice)"));
@@ -312,7 +395,11 @@ fn resolve(
                     decision.reasons.push(format!(
                         "external `{name}`: dial {}{}",
                         external.number,
-                        external.trunk.as_deref().map(|t| format!(" through trunk {t}")).unwrap_or_default()
+                        external
+                            .trunk
+                            .as_deref()
+                            .map(|t| format!(" through trunk {t}"))
+                            .unwrap_or_default()
                     ));
                     decision.external = Some(external.clone());
                 }
@@ -321,7 +408,9 @@ fn resolve(
             Target::Voicemail(name) => {
                 let mut decision = Decision::new(target.clone(), emergency, number, reasons);
                 if let Some(prompt) = plan.voicemail.get(name).and_then(|v| v.prompt.as_deref()) {
-                    decision.reasons.push(format!("voicemail box `{name}` greets with prompt `{prompt}`"));
+                    decision.reasons.push(format!(
+                        "voicemail box `{name}` greets with prompt `{prompt}`"
+                    ));
                 }
                 return decision;
             }
@@ -347,7 +436,10 @@ fn ring_list(
     for (idx, member) in group.members.iter().enumerate() {
         if let Some((roster, roster_name)) = roster {
             match roster.members.get(member).and_then(|s| s.on_shift(local)) {
-                Some(shift) => notes.push(format!("{member} on shift `{}` ({roster_name}, {})", shift.label, shift.origin)),
+                Some(shift) => notes.push(format!(
+                    "{member} on shift `{}` ({roster_name}, {})",
+                    shift.label, shift.origin
+                )),
                 None => {
                     notes.push(format!("{member} off shift ({roster_name})"));
                     continue;
@@ -369,7 +461,10 @@ fn ring_list(
         state.groups.insert(group.name.clone(), Default::default());
     }
     // Inserted just above when missing.
-    let group_state = state.groups.get_mut(&group.name).expect("group state exists");
+    let group_state = state
+        .groups
+        .get_mut(&group.name)
+        .expect("group state exists");
     let n_members = group.members.len().max(1);
     match group.strategy {
         Strategy::RingAll | Strategy::Sequential => {}
@@ -378,10 +473,20 @@ fn ring_list(
             available.sort_by_key(|&idx| (idx + n_members - start) % n_members);
         }
         Strategy::LeastRecent => {
-            available.sort_by_key(|&idx| (group_state.last_call.get(&group.members[idx]).copied(), idx));
+            available
+                .sort_by_key(|&idx| (group_state.last_call.get(&group.members[idx]).copied(), idx));
         }
         Strategy::FewestCalls => {
-            available.sort_by_key(|&idx| (group_state.n_calls.get(&group.members[idx]).copied().unwrap_or(0), idx));
+            available.sort_by_key(|&idx| {
+                (
+                    group_state
+                        .n_calls
+                        .get(&group.members[idx])
+                        .copied()
+                        .unwrap_or(0),
+                    idx,
+                )
+            });
         }
     }
     if let Some(&first) = available.first() {
@@ -390,7 +495,10 @@ fn ring_list(
         group_state.last_call.insert(member.clone(), at);
         *group_state.n_calls.entry(member.clone()).or_default() += 1;
     }
-    let ring: Vec<String> = available.iter().map(|&idx| group.members[idx].clone()).collect();
+    let ring: Vec<String> = available
+        .iter()
+        .map(|&idx| group.members[idx].clone())
+        .collect();
     reasons.push(format!(
         "group `{}` ({}, {}{}): {}",
         group.name,
@@ -400,7 +508,11 @@ fn ring_list(
             Some((_, name)) => format!(", {name}"),
             None => ", no shifts: all members on duty".to_owned(),
         },
-        if notes.is_empty() { "all members available".to_owned() } else { notes.join("; ") }
+        if notes.is_empty() {
+            "all members available".to_owned()
+        } else {
+            notes.join("; ")
+        }
     ));
     if !ring.is_empty() {
         reasons.push(format!("ring {}", ring.join(", ")));

@@ -51,13 +51,22 @@ pub(crate) fn parse_hhmm(text: &str) -> Option<u16> {
 
 /// Formats minutes after midnight as `HH:MM` (`24:00` and beyond roll to the next day's reading).
 pub(crate) fn fmt_hhmm(minutes: u16) -> String {
-    let minutes = if minutes > DAY_MINUTES { minutes - DAY_MINUTES } else { minutes };
+    let minutes = if minutes > DAY_MINUTES {
+        minutes - DAY_MINUTES
+    } else {
+        minutes
+    };
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 /// Parses `HH:MM-HH:MM`; an end not after the start crosses midnight.
 pub(crate) fn parse_range(text: &str) -> Result<MinuteRange, ParseError> {
-    let hint = || Some("write times as HH:MM-HH:MM, e.g. 09:00-13:30 or 22:00-06:00 (crosses midnight)".to_owned());
+    let hint = || {
+        Some(
+            "write times as HH:MM-HH:MM, e.g. 09:00-13:30 or 22:00-06:00 (crosses midnight)"
+                .to_owned(),
+        )
+    };
     let Some((a, b)) = text.split_once('-') else {
         return Err((format!("`{text}` is not a time range"), hint()));
     };
@@ -65,7 +74,10 @@ pub(crate) fn parse_range(text: &str) -> Result<MinuteRange, ParseError> {
         return Err((format!("`{text}` is not a time range"), hint()));
     };
     if start == DAY_MINUTES {
-        return Err((format!("`{text}` starts at 24:00"), Some("start at 00:00 of the next day".to_owned())));
+        return Err((
+            format!("`{text}` starts at 24:00"),
+            Some("start at 00:00 of the next day".to_owned()),
+        ));
     }
     if start == end {
         return Err((
@@ -88,7 +100,9 @@ fn parse_day(text: &str) -> Option<usize> {
         ["sat", "saturday", "sab"],
         ["sun", "sunday", "dom"],
     ];
-    names.iter().position(|aliases| aliases.iter().any(|a| a.eq_ignore_ascii_case(text)))
+    names
+        .iter()
+        .position(|aliases| aliases.iter().any(|a| a.eq_ignore_ascii_case(text)))
 }
 
 /// Parses a weekday set: `Mon-Fri`, `Sat,Sun`, `Mon,Wed-Fri`, `daily`. Bit 0 is Monday.
@@ -107,14 +121,24 @@ pub(crate) fn parse_days(text: &str) -> Result<u8, ParseError> {
         };
         match item.split_once('-') {
             Some((a, b)) => {
-                let (Some(a), Some(b)) = (parse_day(a), parse_day(b)) else { return Err(bad()) };
+                let (Some(a), Some(b)) = (parse_day(a), parse_day(b)) else {
+                    return Err(bad());
+                };
                 if b < a {
                     return Err((
                         format!("inverted day range `{}`", item.trim()),
                         Some(format!(
                             "weeks start on Monday: write `{},{}`",
-                            if a == 6 { "Sun".to_owned() } else { format!("{}-Sun", DAY_NAMES[a]) },
-                            if b == 0 { "Mon".to_owned() } else { format!("Mon-{}", DAY_NAMES[b]) }
+                            if a == 6 {
+                                "Sun".to_owned()
+                            } else {
+                                format!("{}-Sun", DAY_NAMES[a])
+                            },
+                            if b == 0 {
+                                "Mon".to_owned()
+                            } else {
+                                format!("Mon-{}", DAY_NAMES[b])
+                            }
                         )),
                     ));
                 }
@@ -123,7 +147,9 @@ pub(crate) fn parse_days(text: &str) -> Result<u8, ParseError> {
                 }
             }
             None => {
-                let Some(day) = parse_day(item) else { return Err(bad()) };
+                let Some(day) = parse_day(item) else {
+                    return Err(bad());
+                };
                 mask |= 1 << day;
             }
         }
@@ -163,7 +189,9 @@ pub(crate) fn parse_date(text: &str) -> Option<Date> {
         return None;
     }
     let number = |range: std::ops::Range<usize>| -> Option<i16> {
-        b[range].iter().try_fold(0i16, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i16::from(c - b'0')))
+        b[range].iter().try_fold(0i16, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + i16::from(c - b'0'))
+        })
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     Date::new(year, i8::try_from(month).ok()?, i8::try_from(day).ok()?).ok()
@@ -173,16 +201,26 @@ pub(crate) fn parse_date(text: &str) -> Option<Date> {
 pub(crate) fn parse_date_range(text: &str) -> Result<(Date, Date), ParseError> {
     let parse = |s: &str| -> Result<Date, ParseError> {
         parse_date(s.trim()).ok_or_else(|| {
-            (format!("`{}` is not a date", s.trim()), Some("write dates as YYYY-MM-DD, ranges as 2026-08-03..2026-08-14".to_owned()))
+            (
+                format!("`{}` is not a date", s.trim()),
+                Some("write dates as YYYY-MM-DD, ranges as 2026-08-03..2026-08-14".to_owned()),
+            )
         })
     };
     match text.split_once("..") {
         Some((a, b)) => {
             let (first, last) = (parse(a)?, parse(b)?);
             if last < first {
-                return Err((format!("inverted date range `{text}`: it ends before it starts"), Some(format!("write `{last}..{first}`"))));
+                return Err((
+                    format!("inverted date range `{text}`: it ends before it starts"),
+                    Some(format!("write `{last}..{first}`")),
+                ));
             }
-            if first.until(last).map(|span| span.get_days() > 400).unwrap_or(true) {
+            if first
+                .until(last)
+                .map(|span| span.get_days() > 400)
+                .unwrap_or(true)
+            {
                 return Err((format!("date range `{text}` is longer than 400 days"), None));
             }
             Ok((first, last))
@@ -214,10 +252,18 @@ pub(crate) enum ShiftSpec {
     /// `Mon-Fri 09:00-13:30`: every week on these days.
     Weekly { days: u8, range: MinuteRange },
     /// `2026-03-14 09:00-12:00` (or a date range): an extra shift on these dates.
-    Extra { first: Date, last: Date, range: MinuteRange },
+    Extra {
+        first: Date,
+        last: Date,
+        range: MinuteRange,
+    },
     /// `off 2026-03-10` (whole days: cancels the shifts starting then) or
     /// `off 2026-03-10 09:00-11:00` (that wall-clock range only).
-    Off { first: Date, last: Date, range: Option<MinuteRange> },
+    Off {
+        first: Date,
+        last: Date,
+        range: Option<MinuteRange>,
+    },
 }
 
 /// Parses one shift string (see [`ShiftSpec`]).
@@ -251,7 +297,10 @@ pub(crate) fn parse_shift(text: &str) -> Result<ShiftSpec, ParseError> {
         let (first, last) = parse_date_range(first_word)?;
         Ok(ShiftSpec::Extra { first, last, range })
     } else {
-        Ok(ShiftSpec::Weekly { days: parse_days(first_word)?, range })
+        Ok(ShiftSpec::Weekly {
+            days: parse_days(first_word)?,
+            range,
+        })
     }
 }
 
@@ -326,8 +375,20 @@ mod tests {
 
     #[test]
     fn ranges_and_days() {
-        assert_eq!(parse_range("22:00-06:00").unwrap(), MinuteRange { start: 1320, end: 1800 });
-        assert_eq!(parse_range("00:00-24:00").unwrap(), MinuteRange { start: 0, end: 1440 });
+        assert_eq!(
+            parse_range("22:00-06:00").unwrap(),
+            MinuteRange {
+                start: 1320,
+                end: 1800
+            }
+        );
+        assert_eq!(
+            parse_range("00:00-24:00").unwrap(),
+            MinuteRange {
+                start: 0,
+                end: 1440
+            }
+        );
         assert!(parse_range("09:00-09:00").is_err());
         assert!(parse_range("9-10").is_err());
         assert_eq!(parse_days("Mon-Fri").unwrap(), 0b1_1111);
@@ -336,7 +397,11 @@ mod tests {
         assert_eq!(fmt_days(0b101_1111), "Mon-Fri,Sun");
         assert_eq!(
             parse_shift("off 2026-08-03..2026-08-05").unwrap(),
-            ShiftSpec::Off { first: Date::constant(2026, 8, 3), last: Date::constant(2026, 8, 5), range: None }
+            ShiftSpec::Off {
+                first: Date::constant(2026, 8, 3),
+                last: Date::constant(2026, 8, 5),
+                range: None
+            }
         );
     }
 }

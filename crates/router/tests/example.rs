@@ -3,8 +3,15 @@
 use router::{CallFacts, StrategyState, compile, route};
 
 fn decide(at: &str, digits: &str, emergency: bool) -> (String, Vec<String>) {
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml")).expect("example");
-    let plan = compile("example.toml", &source).map_err(|d| d.to_string()).expect("compiles").plan;
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dialplans/example.toml"
+    ))
+    .expect("example");
+    let plan = compile("example.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("compiles")
+        .plan;
     let facts = CallFacts {
         dialled: "800840840".into(),
         trunk: Some("provider".into()),
@@ -12,43 +19,122 @@ fn decide(at: &str, digits: &str, emergency: bool) -> (String, Vec<String>) {
         emergency,
         ..Default::default()
     };
-    let d = route(&plan, &facts, at.parse().expect("RFC 3339"), &mut StrategyState::default());
+    let d = route(
+        &plan,
+        &facts,
+        at.parse().expect("RFC 3339"),
+        &mut StrategyState::default(),
+    );
     (d.target.to_string(), d.ring)
 }
 
 #[test]
 fn example_service() {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    assert_eq!(decide("2026-03-02T10:00:00+01:00", "", false), ("menu:main".into(), s(&[])));
-    assert_eq!(decide("2026-03-02T10:00:00+01:00", "4", false), ("group:salute".into(), s(&["204"])));
-    assert_eq!(decide("2026-03-02T09:00:00Z", "4", false), ("group:salute".into(), s(&["204"])));
-    assert_eq!(decide("2026-03-02T13:30:00+01:00", "4", false), ("group:salute".into(), s(&["205"])));
-    assert_eq!(decide("2026-03-02T10:00:00+01:00", "2", false), ("group:spesa".into(), s(&["201", "202"])));
-    assert_eq!(decide("2026-03-02T10:00:00+01:00", "3", false), ("group:assistenza".into(), s(&["202", "203"])));
-    assert_eq!(decide("2026-03-02T10:00:00+01:00", "5", false), ("group:ascolto".into(), s(&["203", "205"])));
-    assert_eq!(decide("2026-03-02T10:00:00+01:00", "1", false), ("message:info".into(), s(&[])));
-    assert_eq!(decide("2026-03-02T20:00:00+01:00", "", false).0, "voicemail:general");
-    assert_eq!(decide("2026-03-02T20:00:00+01:00", "4", false).0, "voicemail:general");
-    assert_eq!(decide("2026-03-02T18:00:00+01:00", "", false).0, "voicemail:general");
-    assert_eq!(decide("2026-06-24T10:00:00+02:00", "", false).0, "voicemail:general"); // patron saint
-    assert_eq!(decide("2026-04-06T10:00:00+02:00", "", false).0, "voicemail:general"); // Easter Monday
-    assert_eq!(decide("2026-12-25T10:00:00+01:00", "", false).0, "voicemail:general");
+    assert_eq!(
+        decide("2026-03-02T10:00:00+01:00", "", false),
+        ("menu:main".into(), s(&[]))
+    );
+    assert_eq!(
+        decide("2026-03-02T10:00:00+01:00", "4", false),
+        ("group:salute".into(), s(&["204"]))
+    );
+    assert_eq!(
+        decide("2026-03-02T09:00:00Z", "4", false),
+        ("group:salute".into(), s(&["204"]))
+    );
+    assert_eq!(
+        decide("2026-03-02T13:30:00+01:00", "4", false),
+        ("group:salute".into(), s(&["205"]))
+    );
+    assert_eq!(
+        decide("2026-03-02T10:00:00+01:00", "2", false),
+        ("group:spesa".into(), s(&["201", "202"]))
+    );
+    assert_eq!(
+        decide("2026-03-02T10:00:00+01:00", "3", false),
+        ("group:assistenza".into(), s(&["202", "203"]))
+    );
+    assert_eq!(
+        decide("2026-03-02T10:00:00+01:00", "5", false),
+        ("group:ascolto".into(), s(&["203", "205"]))
+    );
+    assert_eq!(
+        decide("2026-03-02T10:00:00+01:00", "1", false),
+        ("message:info".into(), s(&[]))
+    );
+    assert_eq!(
+        decide("2026-03-02T20:00:00+01:00", "", false).0,
+        "voicemail:general"
+    );
+    assert_eq!(
+        decide("2026-03-02T20:00:00+01:00", "4", false).0,
+        "voicemail:general"
+    );
+    assert_eq!(
+        decide("2026-03-02T18:00:00+01:00", "", false).0,
+        "voicemail:general"
+    );
+    assert_eq!(
+        decide("2026-06-24T10:00:00+02:00", "", false).0,
+        "voicemail:general"
+    ); // patron saint
+    assert_eq!(
+        decide("2026-04-06T10:00:00+02:00", "", false).0,
+        "voicemail:general"
+    ); // Easter Monday
+    assert_eq!(
+        decide("2026-12-25T10:00:00+01:00", "", false).0,
+        "voicemail:general"
+    );
     // Emergency: H24, every day, emergency roster for salute.
-    assert_eq!(decide("2026-03-01T23:00:00+01:00", "4", true), ("group:salute".into(), s(&["204"])));
-    assert_eq!(decide("2026-03-01T05:59:00+01:00", "4", true), ("group:salute".into(), s(&["204"])));
-    assert_eq!(decide("2026-03-01T06:00:00+01:00", "4", true), ("group:salute".into(), s(&["205"])));
-    assert_eq!(decide("2026-12-25T21:59:00+01:00", "4", true), ("group:salute".into(), s(&["205"])));
+    assert_eq!(
+        decide("2026-03-01T23:00:00+01:00", "4", true),
+        ("group:salute".into(), s(&["204"]))
+    );
+    assert_eq!(
+        decide("2026-03-01T05:59:00+01:00", "4", true),
+        ("group:salute".into(), s(&["204"]))
+    );
+    assert_eq!(
+        decide("2026-03-01T06:00:00+01:00", "4", true),
+        ("group:salute".into(), s(&["205"]))
+    );
+    assert_eq!(
+        decide("2026-12-25T21:59:00+01:00", "4", true),
+        ("group:salute".into(), s(&["205"]))
+    );
     assert_eq!(decide("2026-03-02T20:00:00+01:00", "", true).0, "menu:main");
 }
 
 #[test]
 fn direct_inward_dialling_ignores_hours() {
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml")).expect("example");
-    let plan = compile("example.toml", &source).map_err(|d| d.to_string()).expect("compiles").plan;
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dialplans/example.toml"
+    ))
+    .expect("example");
+    let plan = compile("example.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("compiles")
+        .plan;
     for ext in ["201", "202", "203", "204", "205"] {
-        for at in ["2026-03-02T10:00:00+01:00", "2026-03-02T23:00:00+01:00", "2026-12-25T03:00:00+01:00"] {
-            let facts = CallFacts { dialled: ext.into(), trunk: Some("provider".into()), ..Default::default() };
-            let d = route(&plan, &facts, at.parse().expect("RFC 3339"), &mut StrategyState::default());
+        for at in [
+            "2026-03-02T10:00:00+01:00",
+            "2026-03-02T23:00:00+01:00",
+            "2026-12-25T03:00:00+01:00",
+        ] {
+            let facts = CallFacts {
+                dialled: ext.into(),
+                trunk: Some("provider".into()),
+                ..Default::default()
+            };
+            let d = route(
+                &plan,
+                &facts,
+                at.parse().expect("RFC 3339"),
+                &mut StrategyState::default(),
+            );
             assert_eq!(d.target.to_string(), format!("extension:{ext}"));
             assert_eq!(d.ring, [ext]);
         }
@@ -57,18 +143,34 @@ fn direct_inward_dialling_ignores_hours() {
 
 #[test]
 fn menu_and_duty_queries_for_the_ivr() {
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml")).expect("example");
-    let plan = compile("example.toml", &source).map_err(|d| d.to_string()).expect("compiles").plan;
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dialplans/example.toml"
+    ))
+    .expect("example");
+    let plan = compile("example.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("compiles")
+        .plan;
     let main = plan.menu("main").expect("main menu");
     assert_eq!(main.prompts, ["welcome", "main-menu"]);
     assert_eq!(main.options.len(), 5);
-    assert_eq!(main.option('4').map(|o| o.target.to_string()), Some("group:salute".into()));
-    assert_eq!(plan.follow_digits("main", "4").map(|t| t.to_string()), Ok("group:salute".into()));
+    assert_eq!(
+        main.option('4').map(|o| o.target.to_string()),
+        Some("group:salute".into())
+    );
+    assert_eq!(
+        plan.follow_digits("main", "4").map(|t| t.to_string()),
+        Ok("group:salute".into())
+    );
     assert_eq!(plan.follow_digits("main", "7"), Err('7'));
     assert_eq!(plan.primary_number(), Some("800840840"));
     let at = "2026-03-02T10:00:00+01:00".parse().expect("RFC 3339");
     assert_eq!(plan.on_duty("salute", at, false), ["204"]);
-    assert_eq!(plan.next_duty_change("salute", at, false), Some("2026-03-02T13:30:00+01:00".parse().expect("RFC 3339")));
+    assert_eq!(
+        plan.next_duty_change("salute", at, false),
+        Some("2026-03-02T13:30:00+01:00".parse().expect("RFC 3339"))
+    );
     // Coming week from Monday 00:00: salute is covered whenever the office is open.
     let monday = "2026-03-02T00:00:00+01:00".parse().expect("RFC 3339");
     assert!(plan.uncovered_hours("salute", monday, false).is_empty());

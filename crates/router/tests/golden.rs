@@ -5,8 +5,13 @@
 use std::path::{Path, PathBuf};
 
 fn test_data(dir: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("test_data").join(dir);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&root).expect("test_data dir exists").map(|e| e.expect("dir entry").path()).collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("test_data")
+        .join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("test_data dir exists")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
     files.sort();
     files
 }
@@ -21,7 +26,10 @@ fn check(expected_path: &Path, actual: &str) -> Result<(), String> {
     if expected == actual {
         Ok(())
     } else {
-        Err(format!("{}: mismatch\n--- expected\n{expected}\n--- actual\n{actual}", expected_path.display()))
+        Err(format!(
+            "{}: mismatch\n--- expected\n{expected}\n--- actual\n{actual}",
+            expected_path.display()
+        ))
     }
 }
 
@@ -41,10 +49,19 @@ fn check_output(file_name: &str, source: &str) -> String {
 #[test]
 fn check_messages() {
     let mut failures = Vec::new();
-    for path in test_data("check").into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
+    for path in test_data("check")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+    {
         let source = std::fs::read_to_string(&path).expect("readable fixture");
-        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
-        if let Err(e) = check(&path.with_extension("expected"), &check_output(name, &source)) {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name");
+        if let Err(e) = check(
+            &path.with_extension("expected"),
+            &check_output(name, &source),
+        ) {
             failures.push(e);
         }
     }
@@ -71,7 +88,10 @@ fn route_output(calls_path: &Path) -> String {
         None => calls_path.with_extension("toml"),
     };
     let source = std::fs::read_to_string(&plan_path).expect("readable plan");
-    let name = plan_path.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
+    let name = plan_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("utf-8 name");
     let plan = match router::compile(name, &source) {
         Ok(compiled) => compiled.plan,
         Err(d) => return format!("plan refused:\n{d}\n"),
@@ -83,7 +103,10 @@ fn route_output(calls_path: &Path) -> String {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let mut facts = router::CallFacts { dialled: plan.primary_number().unwrap_or_default().to_owned(), ..Default::default() };
+        let mut facts = router::CallFacts {
+            dialled: plan.primary_number().unwrap_or_default().to_owned(),
+            ..Default::default()
+        };
         let mut at = None;
         let mut json = false;
         for word in line.split_whitespace() {
@@ -99,7 +122,11 @@ fn route_output(calls_path: &Path) -> String {
                 "busy" | "unregistered" => {
                     for ext in value.split(',') {
                         let state = facts.members.entry(ext.to_owned()).or_default();
-                        if key == "busy" { state.busy = true } else { state.registered = false }
+                        if key == "busy" {
+                            state.busy = true
+                        } else {
+                            state.registered = false
+                        }
                     }
                 }
                 other => panic!("unknown call field {other}"),
@@ -121,7 +148,10 @@ fn route_output(calls_path: &Path) -> String {
 #[test]
 fn route_explanations() {
     let mut failures = Vec::new();
-    for path in test_data("route").into_iter().filter(|p| p.extension().is_some_and(|e| e == "calls")) {
+    for path in test_data("route")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "calls"))
+    {
         if let Err(e) = check(&path.with_extension("expected"), &route_output(&path)) {
             failures.push(e);
         }
@@ -133,28 +163,140 @@ fn route_explanations() {
 #[test]
 fn examples_table() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(root.join("test_data/route/example.toml")).expect("example fixture");
-    let plan = router::compile("example.toml", &source).map_err(|d| d.to_string()).expect("compiles").plan;
+    let source = std::fs::read_to_string(root.join("test_data/route/example.toml"))
+        .expect("example fixture");
+    let plan = router::compile("example.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("compiles")
+        .plan;
     let cases: &[(&str, &str, &str, &str, bool)] = &[
         // (situation, at, dialled, digits, emergency)
-        ("weekday morning, no digits yet", "2026-03-02T10:00:00+01:00", "800840840", "", false),
-        ("weekday morning, 1 information", "2026-03-02T10:00:00+01:00", "800840840", "1", false),
-        ("weekday morning, 2 grocery/medicine", "2026-03-02T10:00:00+01:00", "800840840", "2", false),
-        ("weekday morning, 3 home assistance", "2026-03-02T10:00:00+01:00", "800840840", "3", false),
-        ("weekday morning, 4 health", "2026-03-02T10:00:00+01:00", "800840840", "4", false),
-        ("weekday afternoon, 4 health", "2026-03-02T14:00:00+01:00", "800840840", "4", false),
-        ("weekday morning, 5 emotional support", "2026-03-02T10:00:00+01:00", "800840840", "5", false),
-        ("weekday evening", "2026-03-02T20:00:00+01:00", "800840840", "4", false),
-        ("Saturday morning", "2026-03-07T10:00:00+01:00", "800840840", "", false),
-        ("patron saint (June 24)", "2026-06-24T10:00:00+02:00", "800840840", "", false),
-        ("Easter Monday 2026", "2026-04-06T10:00:00+02:00", "800840840", "", false),
-        ("St Francis, Oct 4 2027", "2027-10-04T10:00:00+02:00", "800840840", "", false),
-        ("emergency, Sunday 23:00, 4 health", "2026-03-01T23:00:00+01:00", "800840840", "4", true),
-        ("emergency, Saturday 10:00, 4 health", "2026-03-07T10:00:00+01:00", "800840840", "4", true),
-        ("emergency, spring-forward night 03:30", "2026-03-29T03:30:00+02:00", "800840840", "4", true),
-        ("emergency, fall-back night 02:30 (2nd)", "2026-10-25T02:30:00+01:00", "800840840", "4", true),
-        ("direct dial 201 at night", "2026-03-02T23:00:00+01:00", "201", "", false),
-        ("unknown number", "2026-03-02T10:00:00+01:00", "555", "", false),
+        (
+            "weekday morning, no digits yet",
+            "2026-03-02T10:00:00+01:00",
+            "800840840",
+            "",
+            false,
+        ),
+        (
+            "weekday morning, 1 information",
+            "2026-03-02T10:00:00+01:00",
+            "800840840",
+            "1",
+            false,
+        ),
+        (
+            "weekday morning, 2 grocery/medicine",
+            "2026-03-02T10:00:00+01:00",
+            "800840840",
+            "2",
+            false,
+        ),
+        (
+            "weekday morning, 3 home assistance",
+            "2026-03-02T10:00:00+01:00",
+            "800840840",
+            "3",
+            false,
+        ),
+        (
+            "weekday morning, 4 health",
+            "2026-03-02T10:00:00+01:00",
+            "800840840",
+            "4",
+            false,
+        ),
+        (
+            "weekday afternoon, 4 health",
+            "2026-03-02T14:00:00+01:00",
+            "800840840",
+            "4",
+            false,
+        ),
+        (
+            "weekday morning, 5 emotional support",
+            "2026-03-02T10:00:00+01:00",
+            "800840840",
+            "5",
+            false,
+        ),
+        (
+            "weekday evening",
+            "2026-03-02T20:00:00+01:00",
+            "800840840",
+            "4",
+            false,
+        ),
+        (
+            "Saturday morning",
+            "2026-03-07T10:00:00+01:00",
+            "800840840",
+            "",
+            false,
+        ),
+        (
+            "patron saint (June 24)",
+            "2026-06-24T10:00:00+02:00",
+            "800840840",
+            "",
+            false,
+        ),
+        (
+            "Easter Monday 2026",
+            "2026-04-06T10:00:00+02:00",
+            "800840840",
+            "",
+            false,
+        ),
+        (
+            "St Francis, Oct 4 2027",
+            "2027-10-04T10:00:00+02:00",
+            "800840840",
+            "",
+            false,
+        ),
+        (
+            "emergency, Sunday 23:00, 4 health",
+            "2026-03-01T23:00:00+01:00",
+            "800840840",
+            "4",
+            true,
+        ),
+        (
+            "emergency, Saturday 10:00, 4 health",
+            "2026-03-07T10:00:00+01:00",
+            "800840840",
+            "4",
+            true,
+        ),
+        (
+            "emergency, spring-forward night 03:30",
+            "2026-03-29T03:30:00+02:00",
+            "800840840",
+            "4",
+            true,
+        ),
+        (
+            "emergency, fall-back night 02:30 (2nd)",
+            "2026-10-25T02:30:00+01:00",
+            "800840840",
+            "4",
+            true,
+        ),
+        (
+            "direct dial 201 at night",
+            "2026-03-02T23:00:00+01:00",
+            "201",
+            "",
+            false,
+        ),
+        (
+            "unknown number",
+            "2026-03-02T10:00:00+01:00",
+            "555",
+            "",
+            false,
+        ),
     ];
     let mut out = String::from(
         "# Example decisions\n\nProduced by `route` on `dialplans/example.toml` (regenerated by \
@@ -169,12 +311,22 @@ fn examples_table() {
             emergency: *emergency,
             ..Default::default()
         };
-        let decision = router::route(&plan, &facts, at.parse().expect("RFC 3339"), &mut router::StrategyState::default());
+        let decision = router::route(
+            &plan,
+            &facts,
+            at.parse().expect("RFC 3339"),
+            &mut router::StrategyState::default(),
+        );
         let reason = decision
             .reasons
             .iter()
             .rev()
-            .find(|r| r.starts_with("group") || r.starts_with("calendar") || r.starts_with("dialled") || r.starts_with("digit "))
+            .find(|r| {
+                r.starts_with("group")
+                    || r.starts_with("calendar")
+                    || r.starts_with("dialled")
+                    || r.starts_with("digit ")
+            })
             .cloned()
             .unwrap_or_default();
         let reason = reason.replace('|', "\\|");
@@ -183,7 +335,11 @@ fn examples_table() {
             if digits.is_empty() { "–" } else { digits },
             if *emergency { "on" } else { "off" },
             decision.target,
-            if decision.ring.is_empty() { "–".to_owned() } else { decision.ring.join(", ") },
+            if decision.ring.is_empty() {
+                "–".to_owned()
+            } else {
+                decision.ring.join(", ")
+            },
         ));
     }
     check(&root.join("EXAMPLES.md"), &out).expect("EXAMPLES.md is current");
@@ -194,15 +350,28 @@ fn examples_table() {
 #[test]
 fn duty_reports() {
     let mut failures = Vec::new();
-    for path in test_data("duty").into_iter().filter(|p| p.extension().is_some_and(|e| e == "at")) {
+    for path in test_data("duty")
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "at"))
+    {
         let source = std::fs::read_to_string(path.with_extension("toml")).expect("plan beside .at");
-        let plan = router::compile("plan.toml", &source).map_err(|d| d.to_string()).expect("compiles").plan;
+        let plan = router::compile("plan.toml", &source)
+            .map_err(|d| d.to_string())
+            .expect("compiles")
+            .plan;
         let mut out = String::new();
-        for line in std::fs::read_to_string(&path).expect("readable").lines().filter(|l| !l.trim().is_empty()) {
+        for line in std::fs::read_to_string(&path)
+            .expect("readable")
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             let mut words = line.split_whitespace();
             let at: jiff::Timestamp = words.next().expect("instant").parse().expect("RFC 3339");
             let emergency = words.next() == Some("emergency");
-            out.push_str(&format!("## {line}\n{}\n", plan.duty_report(at, emergency).to_text()));
+            out.push_str(&format!(
+                "## {line}\n{}\n",
+                plan.duty_report(at, emergency).to_text()
+            ));
         }
         if let Err(e) = check(&path.with_extension("expected"), &out) {
             failures.push(e);

@@ -9,8 +9,15 @@ use proptest::prelude::*;
 use router::{CallFacts, MemberState, Plan, StrategyState, Target, compile, route};
 
 fn example() -> Plan {
-    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml")).expect("example");
-    compile("example.toml", &source).map_err(|d| d.to_string()).expect("example compiles").plan
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dialplans/example.toml"
+    ))
+    .expect("example");
+    compile("example.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("example compiles")
+        .plan
 }
 
 /// Instants from 1990 to 2100, biased towards the DST nights of Europe/Rome by the generator
@@ -19,8 +26,10 @@ fn instant() -> impl Strategy<Value = Timestamp> {
     prop_oneof![
         (631_152_000i64..4_102_444_800).prop_map(|s| Timestamp::from_second(s).expect("in range")),
         // Around the last Sunday of March and October 2026, minute by minute.
-        (0i64..(3 * 24 * 60)).prop_map(|m| Timestamp::from_second(1_774_656_000 + m * 60).expect("in range")),
-        (0i64..(3 * 24 * 60)).prop_map(|m| Timestamp::from_second(1_792_108_800 + m * 60).expect("in range")),
+        (0i64..(3 * 24 * 60))
+            .prop_map(|m| Timestamp::from_second(1_774_656_000 + m * 60).expect("in range")),
+        (0i64..(3 * 24 * 60))
+            .prop_map(|m| Timestamp::from_second(1_792_108_800 + m * 60).expect("in range")),
     ]
 }
 
@@ -29,7 +38,9 @@ fn member_states() -> impl Strategy<Value = BTreeMap<String, MemberState>> {
         states
             .into_iter()
             .enumerate()
-            .map(|(idx, (registered, busy))| (format!("20{}", idx + 1), MemberState { registered, busy }))
+            .map(|(idx, (registered, busy))| {
+                (format!("20{}", idx + 1), MemberState { registered, busy })
+            })
             .collect()
     })
 }
@@ -177,7 +188,10 @@ fn fair_plan(strategy: &str, n: usize) -> Plan {
         "[[numbers]]\nnumber = \"100\"\nopen = \"group:g\"\n[groups.g]\nmembers = [{}]\nstrategy = \"{strategy}\"\n",
         members.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")
     ));
-    compile("fair.toml", &source).map_err(|d| d.to_string()).expect("compiles").plan
+    compile("fair.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("compiles")
+        .plan
 }
 
 #[test]
@@ -187,14 +201,20 @@ fn strategies_are_fair_over_many_calls() {
         let mut state = StrategyState::default();
         let mut firsts: BTreeMap<String, usize> = BTreeMap::new();
         for call in 0..10_000i64 {
-            let facts = CallFacts { dialled: "100".into(), ..Default::default() };
+            let facts = CallFacts {
+                dialled: "100".into(),
+                ..Default::default()
+            };
             let at = Timestamp::from_second(call).expect("in range");
             let decision = route(&plan, &facts, at, &mut state);
             assert_eq!(decision.ring.len(), 5);
             *firsts.entry(decision.ring[0].clone()).or_default() += 1;
         }
         assert_eq!(firsts.len(), 5, "{strategy}: {firsts:?}");
-        assert!(firsts.values().all(|&n| n == 2000), "{strategy}: {firsts:?}");
+        assert!(
+            firsts.values().all(|&n| n == 2000),
+            "{strategy}: {firsts:?}"
+        );
     }
 }
 
@@ -204,7 +224,10 @@ fn ring_all_and_sequential_keep_member_order() {
         let plan = fair_plan(strategy, 3);
         let mut state = StrategyState::default();
         for _ in 0..3 {
-            let facts = CallFacts { dialled: "100".into(), ..Default::default() };
+            let facts = CallFacts {
+                dialled: "100".into(),
+                ..Default::default()
+            };
             let decision = route(&plan, &facts, Timestamp::UNIX_EPOCH, &mut state);
             assert_eq!(decision.ring, ["300", "301", "302"]);
             assert_eq!(decision.ring_all, strategy == "ring-all");
@@ -221,12 +244,75 @@ fn generated_plan(shifts: &[(u8, u16, u16)], extra: &str) -> Plan {
     }
     source.push_str("[[numbers]]\nnumber = \"100\"\nopen = \"group:g\"\n\n[groups.g]\nmembers = [\"201\", \"202\", \"203\"]\n\n[groups.g.shifts]\n");
     for (idx, (mask, start_q, len_q)) in shifts.iter().enumerate() {
-        let days: Vec<&str> = (0..7).filter(|d| mask & (1 << d) != 0).map(|d| DAYS[d]).collect();
+        let days: Vec<&str> = (0..7)
+            .filter(|d| mask & (1 << d) != 0)
+            .map(|d| DAYS[d])
+            .collect();
         let start = start_q * 15;
         let end = (start + len_q * 15) % 1440;
-        let end_text = if end == 0 { "24:00".to_owned() } else { format!("{:02}:{:02}", end / 60, end % 60) };
-        source.push_str(&format!("20{} = [\"{} {:02}:{:02}-{}\"]\n", idx + 1, days.join(","), start / 60, start % 60, end_text));
+        let end_text = if end == 0 {
+            "24:00".to_owned()
+        } else {
+            format!("{:02}:{:02}", end / 60, end % 60)
+        };
+        source.push_str(&format!(
+            "20{} = [\"{} {:02}:{:02}-{}\"]\n",
+            idx + 1,
+            days.join(","),
+            start / 60,
+            start % 60,
+            end_text
+        ));
     }
     source.push_str(extra);
-    compile("gen.toml", &source).map_err(|d| d.to_string()).expect("generated plan compiles").plan
+    compile("gen.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("generated plan compiles")
+        .plan
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Config input never panics the compiler: the example with random bytes replaced,
+    /// deleted or inserted either compiles or reports diagnostics with valid positions.
+    #[test]
+    fn compile_never_panics_on_mutated_config(
+        edits in proptest::collection::vec((any::<proptest::sample::Index>(), 0u8..3, proptest::sample::select(&b"\"[]=.,-:0129 \nabc#{}"[..])), 1..8),
+    ) {
+        let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml")).expect("example");
+        let mut bytes = source.into_bytes();
+        for (idx, op, byte) in edits {
+            let at = idx.index(bytes.len().max(1));
+            match op {
+                0 => bytes[at] = byte,
+                1 => { bytes.remove(at); }
+                _ => bytes.insert(at, byte),
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let n_lines = text.lines().count() + 1;
+        if let Err(diagnostics) = compile("mutated.toml", &text) {
+            prop_assert!(diagnostics.errors().count() > 0);
+            for d in &diagnostics.0 {
+                prop_assert!(d.line >= 1 && d.line <= n_lines && d.col >= 1, "{}", d);
+            }
+        }
+    }
+
+    /// Any instant jiff can represent gets a decision (no panic at the ends of time).
+    #[test]
+    fn route_never_panics_at_any_instant(
+        second in Timestamp::MIN.as_second()..=Timestamp::MAX.as_second(),
+        emergency in any::<bool>(),
+        digits in "[0-9]{0,2}",
+    ) {
+        let plan = example();
+        let at = Timestamp::from_second(second).expect("in range");
+        let facts = CallFacts { dialled: "800840840".into(), digits, emergency, ..Default::default() };
+        let decision = route(&plan, &facts, at, &mut StrategyState::default());
+        prop_assert!(!decision.reasons.is_empty());
+        let _ = plan.next_duty_change("salute", at, emergency);
+        let _ = plan.uncovered_hours("salute", at, emergency);
+    }
 }

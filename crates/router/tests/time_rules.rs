@@ -39,7 +39,10 @@ no_answer = \"hangup:nobody\"
 }
 
 fn ring(plan: &router::Plan, at: &str) -> Vec<String> {
-    let facts = CallFacts { dialled: "100".into(), ..Default::default() };
+    let facts = CallFacts {
+        dialled: "100".into(),
+        ..Default::default()
+    };
     route(plan, &facts, ts(at), &mut StrategyState::default()).ring
 }
 
@@ -50,9 +53,15 @@ fn spring_forward_skipped_hour_shortens_a_shift() {
     assert_eq!(ring(&plan, "2026-03-29T00:59:00Z"), Vec::<String>::new()); // 01:59 CET
     assert_eq!(ring(&plan, "2026-03-29T01:00:00Z"), vec!["202"]); // 03:00 CEST
     assert_eq!(ring(&plan, "2026-03-28T01:30:00Z"), vec!["201"]); // 02:30 CET the day before
-    assert!(plan.on_duty("g", ts("2026-03-29T00:30:00Z"), false).is_empty());
+    assert!(
+        plan.on_duty("g", ts("2026-03-29T00:30:00Z"), false)
+            .is_empty()
+    );
     // Duty goes from nobody (01:59 CET) straight to 202 at the jump.
-    assert_eq!(plan.next_duty_change("g", ts("2026-03-29T00:00:00Z"), false), Some(ts("2026-03-29T01:00:00Z")));
+    assert_eq!(
+        plan.next_duty_change("g", ts("2026-03-29T00:00:00Z"), false),
+        Some(ts("2026-03-29T01:00:00Z"))
+    );
 }
 
 #[test]
@@ -65,7 +74,10 @@ fn fall_back_repeated_hour_is_on_duty_at_each_reading() {
     assert_eq!(ring(&plan, "2026-10-25T02:00:00Z"), vec!["202"]); // 03:00 CET
     let gaps = plan.uncovered_hours("g", ts("2026-10-24T22:00:00Z"), false);
     // 00:00-02:00 CEST uncovered (22:00Z-00:00Z), then covered 00:00Z-03:00Z, then uncovered.
-    assert_eq!(gaps.first(), Some(&(ts("2026-10-24T22:00:00Z"), ts("2026-10-25T00:00:00Z"))));
+    assert_eq!(
+        gaps.first(),
+        Some(&(ts("2026-10-24T22:00:00Z"), ts("2026-10-25T00:00:00Z")))
+    );
     assert_eq!(gaps.get(1).map(|g| g.0), Some(ts("2026-10-25T03:00:00Z")));
 }
 
@@ -76,8 +88,14 @@ fn night_shifts_on_dst_nights() {
     assert_eq!(ring(&plan, "2026-03-28T21:00:00Z"), vec!["201"]); // 22:00 CET
     assert_eq!(ring(&plan, "2026-03-29T03:59:00Z"), vec!["201"]); // 05:59 CEST
     assert_eq!(ring(&plan, "2026-03-29T04:00:00Z"), vec!["202"]); // 06:00 CEST
-    assert_eq!(plan.next_duty_change("g", ts("2026-03-28T21:00:00Z"), false), Some(ts("2026-03-29T04:00:00Z")));
-    assert_eq!(plan.next_duty_change("g", ts("2026-10-24T20:00:00Z"), false), Some(ts("2026-10-25T05:00:00Z")));
+    assert_eq!(
+        plan.next_duty_change("g", ts("2026-03-28T21:00:00Z"), false),
+        Some(ts("2026-03-29T04:00:00Z"))
+    );
+    assert_eq!(
+        plan.next_duty_change("g", ts("2026-10-24T20:00:00Z"), false),
+        Some(ts("2026-10-25T05:00:00Z"))
+    );
     assert_eq!(ring(&plan, "2026-10-25T04:59:00Z"), vec!["201"]); // 05:59 CET
 }
 
@@ -96,7 +114,10 @@ fn shifts_crossing_midnight_and_the_year_end() {
     assert_eq!(ring(&plan, "2027-01-02T00:30:00Z"), vec!["201"]); // 01:30 Sat, extra shift from Fri 22:00
     assert_eq!(ring(&plan, "2027-01-02T01:30:00Z"), Vec::<String>::new()); // 02:30 Sat
     // A whole-day absence cancels the night shift that starts that day, past midnight too.
-    let plan = plan_with_shifts("[\"Thu 22:00-06:00\", \"off 2026-12-31\"]", "[\"Sun 10:00-11:00\"]");
+    let plan = plan_with_shifts(
+        "[\"Thu 22:00-06:00\", \"off 2026-12-31\"]",
+        "[\"Sun 10:00-11:00\"]",
+    );
     assert_eq!(ring(&plan, "2027-01-01T02:00:00Z"), Vec::<String>::new());
     assert_eq!(ring(&plan, "2027-01-08T02:00:00Z"), vec!["201"]);
 }
@@ -152,7 +173,11 @@ fn easter_table_1900_2100_and_known_dates() {
         (2100, 3, 28),
     ];
     for (y, m, d) in known {
-        assert_eq!(easter_sunday(y), Date::new(y, m, d).expect("valid"), "Easter {y}");
+        assert_eq!(
+            easter_sunday(y),
+            Date::new(y, m, d).expect("valid"),
+            "Easter {y}"
+        );
     }
 }
 
@@ -162,7 +187,18 @@ fn italian_holidays() {
     assert!(italian_holiday(d(2026, 4, 6)).is_some_and(|n| n.contains("Angelo"))); // Easter Monday
     assert!(italian_holiday(d(2025, 4, 21)).is_some()); // Easter Monday 2025
     assert!(italian_holiday(d(2026, 4, 7)).is_none());
-    for (m, day) in [(1, 1), (1, 6), (4, 25), (5, 1), (6, 2), (8, 15), (11, 1), (12, 8), (12, 25), (12, 26)] {
+    for (m, day) in [
+        (1, 1),
+        (1, 6),
+        (4, 25),
+        (5, 1),
+        (6, 2),
+        (8, 15),
+        (11, 1),
+        (12, 8),
+        (12, 25),
+        (12, 26),
+    ] {
         assert!(italian_holiday(d(2030, m, day)).is_some(), "{m}-{day}");
     }
     assert!(italian_holiday(d(2025, 10, 4)).is_none()); // St Francis: national again from 2026
@@ -185,10 +221,18 @@ open = \"extension:201\"
 closed = \"hangup:closed\"
 "
     );
-    let plan = compile("t.toml", &source).map_err(|d| d.to_string()).expect("valid").plan;
+    let plan = compile("t.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("valid")
+        .plan;
     let target = |at: &str| {
-        let facts = CallFacts { dialled: "100".into(), ..Default::default() };
-        route(&plan, &facts, ts(at), &mut StrategyState::default()).target.to_string()
+        let facts = CallFacts {
+            dialled: "100".into(),
+            ..Default::default()
+        };
+        route(&plan, &facts, ts(at), &mut StrategyState::default())
+            .target
+            .to_string()
     };
     assert_eq!(target("2026-05-25T10:00:00Z"), "hangup:closed"); // Easter 5 April + 50 days
     assert_eq!(target("2027-05-17T10:00:00Z"), "hangup:closed"); // Easter 28 March + 50 days
@@ -199,13 +243,40 @@ closed = \"hangup:closed\"
 
 #[test]
 fn scheduled_emergency_window() {
-    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml")).expect("example");
-    let source = example.replace("windows = []", "windows = [\"2026-03-07 08:00..2026-03-09 00:00\"]");
-    let plan = compile("example.toml", &source).map_err(|d| d.to_string()).expect("valid").plan;
-    let facts = CallFacts { dialled: "800840840".into(), digits: "4".into(), ..Default::default() };
-    let decision = route(&plan, &facts, ts("2026-03-07T10:00:00+01:00"), &mut StrategyState::default());
-    assert_eq!((decision.target.to_string(), decision.ring.clone()), ("group:salute".into(), vec!["205".to_owned()]));
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dialplans/example.toml"
+    ))
+    .expect("example");
+    let source = example.replace(
+        "windows = []",
+        "windows = [\"2026-03-07 08:00..2026-03-09 00:00\"]",
+    );
+    let plan = compile("example.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("valid")
+        .plan;
+    let facts = CallFacts {
+        dialled: "800840840".into(),
+        digits: "4".into(),
+        ..Default::default()
+    };
+    let decision = route(
+        &plan,
+        &facts,
+        ts("2026-03-07T10:00:00+01:00"),
+        &mut StrategyState::default(),
+    );
+    assert_eq!(
+        (decision.target.to_string(), decision.ring.clone()),
+        ("group:salute".into(), vec!["205".to_owned()])
+    );
     assert!(decision.emergency);
-    let decision = route(&plan, &facts, ts("2026-03-07T07:00:00+01:00"), &mut StrategyState::default());
+    let decision = route(
+        &plan,
+        &facts,
+        ts("2026-03-07T07:00:00+01:00"),
+        &mut StrategyState::default(),
+    );
     assert_eq!(decision.target.to_string(), "voicemail:general");
 }

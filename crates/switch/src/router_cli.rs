@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 
 /// Reads and compiles a dialplan; prints every diagnostic to stderr on failure.
 fn load(config: &Path) -> anyhow::Result<router::Plan> {
-    let source = std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let source =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     match router::compile(&config.display().to_string(), &source) {
         Ok(compiled) => {
             for warning in &compiled.warnings {
@@ -19,13 +20,18 @@ fn load(config: &Path) -> anyhow::Result<router::Plan> {
             for diagnostic in &diagnostics.0 {
                 eprintln!("{diagnostic}");
             }
-            bail!("{} has {} error(s)", config.display(), diagnostics.errors().count())
+            bail!(
+                "{} has {} error(s)",
+                config.display(),
+                diagnostics.errors().count()
+            )
         }
     }
 }
 
 fn parse_at(at: &str) -> anyhow::Result<router::Timestamp> {
-    at.parse().with_context(|| format!("--at {at}: expected RFC 3339, e.g. 2026-03-02T10:00:00+01:00"))
+    at.parse()
+        .with_context(|| format!("--at {at}: expected RFC 3339, e.g. 2026-03-02T10:00:00+01:00"))
 }
 
 fn parse_emergency(emergency: Option<&str>) -> anyhow::Result<bool> {
@@ -49,7 +55,10 @@ pub fn route_command(
     let plan = load(config)?;
     let at = parse_at(at)?;
     let facts = router::CallFacts {
-        dialled: dialled.or(plan.primary_number()).unwrap_or("800840840").to_owned(),
+        dialled: dialled
+            .or(plan.primary_number())
+            .unwrap_or("800840840")
+            .to_owned(),
         caller: from.map(str::to_owned),
         digits: digits.unwrap_or_default().to_owned(),
         emergency: parse_emergency(emergency)?,
