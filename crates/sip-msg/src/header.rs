@@ -13,7 +13,9 @@ use crate::uri::{Uri, parse_hostport};
 macro_rules! header_names {
     ($( $variant:ident => $canon:literal $(, $compact:literal)? ;)*) => {
         /// A header name; known names are normalised (compact forms expanded), others kept.
-        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        /// Names compare (and hash) case-insensitively, as RFC 3261 §7.3.1 requires, also
+        /// for `Other` names: `Other("allow-events") == Other("Allow-Events")`.
+        #[derive(Clone, Debug)]
         pub enum HeaderName {
             $(
                 #[doc = concat!("`", $canon, "`")]
@@ -84,6 +86,29 @@ header_names! {
     RSeq => "RSeq";
     RAck => "RAck";
     RetryAfter => "Retry-After";
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), b) | (b, HeaderName::Other(a)) => {
+                a.eq_ignore_ascii_case(b.as_str())
+            }
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+impl Eq for HeaderName {}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Consistent with `eq`: equal names have equal lower-case spellings.
+        for b in self.as_str().bytes() {
+            state.write_u8(b.to_ascii_lowercase());
+        }
+        state.write_u8(0xff);
+    }
 }
 
 impl fmt::Display for HeaderName {
@@ -538,6 +563,28 @@ mod tests {
             a.to_string(),
             "\"Bell, Alexander\" <sip:a.g.bell@example.com>;tag=43"
         );
+    }
+
+    #[test]
+    fn header_names_ignore_case() {
+        // regression: unknown header names compared case-sensitively, so a lookup of
+        // `Allow-Events` missed `allow-events` (Cisco IOS 15.5 capture)
+        let mut h = Headers::default();
+        h.push(HeaderName::parse("allow-events"), "telephone-event");
+        assert_eq!(
+            h.get(&HeaderName::Other("Allow-Events".into())),
+            Some("telephone-event")
+        );
+        assert_eq!(HeaderName::Other("VIA".into()), HeaderName::Via);
+        assert_ne!(HeaderName::Other("v".into()), HeaderName::Via);
+        let set: std::collections::HashSet<HeaderName> = [
+            HeaderName::parse("X-Foo"),
+            HeaderName::parse("x-foo"),
+            HeaderName::Other("Via".into()),
+            HeaderName::Via,
+        ]
+        .into();
+        assert_eq!(set.len(), 2);
     }
 
     #[test]
