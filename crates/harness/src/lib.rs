@@ -10,7 +10,29 @@
 //! minimally (RFC 3261 §17 in spirit, not to the letter): requests other than ACK are resent
 //! every 500 ms until a response arrives; our 2xx to an INVITE is resent until the ACK;
 //! duplicate responses are absorbed (a repeated 2xx or failure to an INVITE gets the ACK again);
-//! a retransmitted request gets our last response again.
+//! a retransmitted request gets our last response again; a CANCEL arriving after our final
+//! response is answered 200 (RFC 3261 §9.2).
+//!
+//! Each agent is driven by the test's own task: it reads its socket only while a method of it
+//! is waiting, so the transcript's times are when a message was handled, not when it arrived.
+//! Messages that arrive while the agent waits for something else are kept and offered to
+//! later waits. Each [`RtpLeg`] collects on a background task, so RTP is never lost to that.
+//!
+//! # Roles and dialogs
+//!
+//! - [`Phone`]: `register` (digest MD5 or SHA-256, `qop=auth`, re-answers `stale=true`),
+//!   `register_ok`, `register_raw`; `wait_invite` gives an incoming [`Call`] whose SDP answer is
+//!   ready; then `ring`, `early_media` (183 + SDP), `answer` (200 + SDP, waits for the ACK),
+//!   `answer_after`, `reject`, `wait_cancel` (200 to CANCEL, 487, waits for the ACK).
+//! - [`Trunk`]: `invite`/`invite_with` (offer PCMU 0, PCMA 8, telephone-event 101) gives an
+//!   outgoing [`Call`]; then `wait_ringing` (180/183, applies early SDP), `wait_answer` (ACKs
+//!   the 2xx, applies the SDP answer), `wait_final`, `cancel`.
+//! - Both (via [`UserAgent`], which they deref to): `hangup` (BYE), `wait_bye`, `reinvite`
+//!   (hold/resume), `send_info_dtmf`, `request_in_dialog`, `options`, `idle`, and the raw
+//!   `send_request`/`send_response`/`send_bytes`/`wait_for` for replaying odd traffic.
+//! - [`Call::rtp`] ([`RtpLeg`]): `send_pattern`, `send_tone` (1 kHz PCMU), `send_stream`,
+//!   `send_dtmf` (RFC 4733 via the media crate's sender), `received`, `wait_received`,
+//!   `received_digits`; [`StreamReport::compare`] checks a relayed stream packet by packet.
 //!
 //! # Typical use
 //!

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::{Call, Phone, StreamReport, Transcript, Trunk, UserAgent};
+use harness::{Call, Phone, RtpLeg, StreamReport, Transcript, Trunk, UserAgent};
 use sip_msg::{HeaderName, Response};
 
 const DOMAIN: &str = "centralino.example";
@@ -973,6 +973,88 @@ async fn phone_holds_and_resumes_and_media_still_flows() {
         .expect("resume is answered");
     assert_eq!(resume.status, 200, "resume re-INVITE accepted");
     check_media(&mut out, &mut inc).await;
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
+
+/// Symmetric RTP: a phone behind NAT sends from another port than its SDP names; the relay
+/// latches to where the phone's RTP really comes from, and ignores a stranger sending to the
+/// same relay port.
+#[tokio::test]
+async fn relay_latches_to_a_phone_behind_nat_and_ignores_strangers() {
+    let switch = Switch::start(18).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
+    // The SDP names a port the phone does not send from (its NAT's mapping differs).
+    let decoy = RtpLeg::bind("decoy", PHONE_IP)
+        .await
+        .expect("bind the decoy");
+    if let Some(m) = inc.local_sdp.as_mut().and_then(|s| s.media.first_mut()) {
+        m.port = decoy.local_addr().port();
+    }
+    phone.ring(&mut inc).await.expect("send 180");
+    phone
+        .answer(&mut inc)
+        .await
+        .expect("answer and get the ACK");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the trunk gets 200");
+    // The phone speaks first, so the relay learns its real address.
+    inc.rtp
+        .send_pattern(2, 5)
+        .await
+        .expect("the phone's first packets");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut stranger = RtpLeg::bind("stranger", PHONE_IP)
+        .await
+        .expect("bind the stranger");
+    stranger.set_remote(inc.rtp.remote());
+    let (a, b, c) = tokio::join!(
+        out.rtp.send_pattern(1, N_PACKETS),
+        inc.rtp.send_pattern(3, N_PACKETS - 5),
+        stranger.send_pattern(9, 20)
+    );
+    a.expect("the trunk sends RTP");
+    b.expect("the phone sends RTP");
+    c.expect("the stranger sends RTP");
+    let n = usize::from(N_PACKETS);
+    let at_phone = inc
+        .rtp
+        .wait_received(n, Duration::from_secs(3))
+        .await
+        .expect("the phone behind NAT receives the trunk's RTP at its real address");
+    out.rtp
+        .wait_received(n, Duration::from_secs(3))
+        .await
+        .expect("the trunk receives the phone's RTP");
+    // A little longer, so a stranger's late packets would show up too.
+    let at_trunk = out.rtp.settle(Duration::from_millis(100)).await;
+    assert!(
+        at_trunk.iter().all(|r| r.ssrc != stranger.ssrc()),
+        "the stranger's RTP must not reach the trunk"
+    );
+    let to_trunk = StreamReport::compare(inc.rtp.sent(), &at_trunk);
+    let to_phone = StreamReport::compare(out.rtp.sent(), &at_phone);
+    assert!(to_trunk.is_exact(), "phone -> trunk: {to_trunk:#?}");
+    assert!(to_phone.is_exact(), "trunk -> phone: {to_phone:#?}");
+    assert!(
+        decoy.received().is_empty(),
+        "after latching nothing goes to the SDP address"
+    );
     trunk
         .hangup(&mut out)
         .await
