@@ -393,6 +393,8 @@ pub struct StreamReport {
     pub n_received: usize,
     /// Sent packets that never arrived.
     pub n_lost: usize,
+    /// Sequence numbers of the lost packets, in sending order.
+    pub lost: Vec<u16>,
     /// Packets that arrived more than once.
     pub n_duplicated: usize,
     /// Arrivals out of sequence order.
@@ -459,10 +461,12 @@ impl StreamReport {
                 ));
             }
         }
-        report.n_lost = sent
+        report.lost = sent
             .iter()
             .filter(|s| !seen.contains_key(&s.sequence_number))
-            .count();
+            .map(|s| s.sequence_number)
+            .collect();
+        report.n_lost = report.lost.len();
         report.n_duplicated = seen.values().filter(|&&n| n > 1).count();
         report
     }

@@ -294,12 +294,14 @@ async fn check_media(out: &mut Call, inc: &mut Call) {
         .rtp
         .wait_received(n, Duration::from_secs(3))
         .await
-        .expect("the phone receives the trunk's RTP");
+        // Short of n: the report below shows which packets are missing.
+        .unwrap_or_else(|_| inc.rtp.received());
     let at_trunk = out
         .rtp
         .wait_received(n, Duration::from_secs(3))
         .await
-        .expect("the trunk receives the phone's RTP");
+        // Short of n: the report below shows which packets are missing.
+        .unwrap_or_else(|_| out.rtp.received());
     let to_phone = StreamReport::compare(out.rtp.sent(), &at_phone);
     let to_trunk = StreamReport::compare(inc.rtp.sent(), &at_trunk);
     assert!(
@@ -1036,11 +1038,9 @@ async fn relay_latches_to_a_phone_behind_nat_and_ignores_strangers() {
         .rtp
         .wait_received(n, Duration::from_secs(3))
         .await
-        .expect("the phone behind NAT receives the trunk's RTP at its real address");
-    out.rtp
-        .wait_received(n, Duration::from_secs(3))
-        .await
-        .expect("the trunk receives the phone's RTP");
+        // Short of n: the report below shows which packets are missing.
+        .unwrap_or_else(|_| inc.rtp.received());
+    let _ = out.rtp.wait_received(n, Duration::from_secs(3)).await;
     // A little longer, so a stranger's late packets would show up too.
     let at_trunk = out.rtp.settle(Duration::from_millis(100)).await;
     assert!(
