@@ -172,10 +172,15 @@ fn fail_unresponsive(sw: &mut Switch, what: &str) -> ! {
     panic!("{what}: {state}\n--- last switch log lines ---\n{}", log_tail(sw, 60));
 }
 
+/// Also fails on a panic in the log: tokio catches a panic in a connection task, so the
+/// process lives on while that connection hangs.
 fn assert_alive_and_answering(sw: &mut Switch, what: &str) {
     if exited(sw).is_some() || !probe(sw) {
         fail_unresponsive(sw, what);
     }
+    let log = sw.log();
+    let panics: Vec<&str> = log.lines().filter(|l| l.contains("panicked")).take(5).collect();
+    assert!(panics.is_empty(), "{what}: the switch log shows a panic:\n{}", panics.join("\n"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,6 +475,17 @@ fn protos_c07_over_tcp_from_the_trunk() {
     eprintln!("PROTOS TCP from {TRUNK}: {} cases in {elapsed:?}, {written} written whole, {closed_by_switch} cut short by the switch, {connect_failures} connect failures", cases.len());
     assert!(elapsed < Duration::from_secs(60), "the TCP pass took {elapsed:?}");
     assert_alive_and_answering(&mut sw, "after the TCP pass");
+    // The cases were read and judged, not just accepted by the kernel.
+    let rejected = sw.metric("centralino_sip_rejected_malformed_total").unwrap_or(0.0);
+    let received = sw.metric("centralino_sip_messages_received_total").unwrap_or(0.0);
+    eprintln!("PROTOS TCP: switch received {received} messages, rejected {rejected} as malformed");
+    assert!(rejected > 1_000.0 && received > 4_000.0, "the switch processed too few TCP cases:\n{}", sw.metrics_text());
+    // Every connection we closed is gone (no leaked connection tasks).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sw.metric("centralino_tcp_connections").unwrap_or(f64::MAX) > 0.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(sw.metric("centralino_tcp_connections"), Some(0.0), "TCP connections left open after the pass");
     // TCP itself still works: an OPTIONS on a new connection is answered on it.
     let mut stream = connect_from(&rt, TRUNK, sw.sip).unwrap_or_else(|e| panic!("TCP connect after the pass: {e}"));
     let port = stream.local_addr().map_or(0, |a| a.port());
