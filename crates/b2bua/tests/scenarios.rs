@@ -698,3 +698,527 @@ fn a_thousand_calls_leave_nothing_behind() {
     assert_eq!(outcomes, [200; 5]);
     let _ = SETTLE;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Edges around the scenarios above
+// ---------------------------------------------------------------------------------------------
+
+/// Both contacts answer 200 at the same instant: the first wins, the second is ACKed and hung
+/// up, and the trunk still sees one 200.
+#[test]
+fn forking_both_answer() {
+    let mut rig = Rig::new();
+    let mut p1 = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let mut p2 = Phone::new(&mut rig, "201", "127.0.0.1:5062", "phone2");
+    p1.register(&mut rig, 3600);
+    p2.register(&mut rig, 3600);
+    let trunk = Caller::trunk(&mut rig);
+    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let leg1 = p1.expect_invite(&mut rig);
+    let leg2 = p2.expect_invite(&mut rig);
+    p1.answer(&mut rig, &leg1, 200);
+    p2.answer(&mut rig, &leg2, 200);
+    rig.expect_request(p1.addr, Method::Ack);
+    rig.expect_request(p2.addr, Method::Ack);
+    let bye = rig.expect_request(p2.addr, Method::Bye);
+    assert_eq!(rig::to_tag(&bye.headers).as_deref(), Some(leg2.tag.as_str()));
+    p2.respond(&mut rig, &bye, 200);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+    assert_eq!(rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite)).len(), 1);
+    rig.advance(secs(10));
+    trunk_hangs_up(&mut rig, &trunk, &p1, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |m| is_response(m, 100, &Method::Invite));
+    rig.assert_quiet(p1.addr, |_| false);
+    rig.assert_quiet(p2.addr, |_| false);
+}
+
+/// One contact is busy, the other rings and answers: busy alone does not end the call.
+#[test]
+fn forking_one_busy_other_answers() {
+    let mut rig = Rig::new();
+    let mut p1 = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let mut p2 = Phone::new(&mut rig, "201", "127.0.0.1:5062", "phone2");
+    p1.register(&mut rig, 3600);
+    p2.register(&mut rig, 3600);
+    let trunk = Caller::trunk(&mut rig);
+    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let leg1 = p1.expect_invite(&mut rig);
+    let leg2 = p2.expect_invite(&mut rig);
+    p1.answer(&mut rig, &leg1, 486);
+    rig.expect_request(p1.addr, Method::Ack);
+    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)).is_none(), "one busy contact is not the final answer");
+    rig.advance(secs(3));
+    p2.answer(&mut rig, &leg2, 180);
+    rig.advance(secs(3));
+    p2.answer(&mut rig, &leg2, 200);
+    rig.expect_request(p2.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+    rig.advance(secs(10));
+    trunk_hangs_up(&mut rig, &trunk, &p2, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(p1.addr, |_| false);
+    rig.assert_quiet(p2.addr, |m| is_request(m, &Method::Invite));
+}
+
+/// Both contacts fail: busy beats unavailable in the caller's answer.
+#[test]
+fn forking_all_fail_busy_wins() {
+    let mut rig = Rig::new();
+    let mut p1 = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let mut p2 = Phone::new(&mut rig, "201", "127.0.0.1:5062", "phone2");
+    p1.register(&mut rig, 3600);
+    p2.register(&mut rig, 3600);
+    let trunk = Caller::trunk(&mut rig);
+    let call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let leg1 = p1.expect_invite(&mut rig);
+    let leg2 = p2.expect_invite(&mut rig);
+    p1.answer(&mut rig, &leg1, 480);
+    p2.answer(&mut rig, &leg2, 486);
+    rig.expect_request(p1.addr, Method::Ack);
+    rig.expect_request(p2.addr, Method::Ack);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 486);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    rig.assert_no_leaks();
+}
+
+/// A fork that has not sent any provisional yet when another answers: the CANCEL waits for
+/// its first 1xx (RFC 3261 §9.1), and goes out then.
+#[test]
+fn forking_cancel_waits_for_provisional() {
+    let mut rig = Rig::new();
+    let mut p1 = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let mut p2 = Phone::new(&mut rig, "201", "127.0.0.1:5062", "phone2");
+    p1.register(&mut rig, 3600);
+    p2.register(&mut rig, 3600);
+    let trunk = Caller::trunk(&mut rig);
+    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let leg1 = p1.expect_invite(&mut rig);
+    let leg2 = p2.expect_invite(&mut rig);
+    p2.answer(&mut rig, &leg2, 200);
+    rig.expect_request(p2.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+    assert!(rig.take(p1.addr, |m| is_request(m, &Method::Cancel)).is_none(), "no CANCEL before a provisional");
+    // Phone 1 was slow: its 180 comes now.
+    rig.take_all(p1.addr, |m| is_request(m, &Method::Invite)); // Timer A resends meanwhile
+    rig.advance(Duration::from_millis(200));
+    p1.answer(&mut rig, &leg1, 180);
+    let cancel = rig.expect_request(p1.addr, Method::Cancel);
+    p1.respond(&mut rig, &cancel, 200);
+    p1.answer(&mut rig, &leg1, 487);
+    rig.expect_request(p1.addr, Method::Ack);
+    rig.advance(secs(10));
+    trunk_hangs_up(&mut rig, &trunk, &p2, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(p1.addr, |m| is_request(m, &Method::Invite));
+    rig.assert_quiet(p2.addr, |_| false);
+}
+
+/// The trunk CANCELs before the phone sent anything; the phone then rings: the switch CANCELs
+/// it as soon as it may (first 1xx).
+#[test]
+fn trunk_cancels_before_phone_provisional() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    trunk.cancel(&mut rig, &call);
+    rig.expect_response(trunk.addr, 200, Method::Cancel);
+    let t = rig.expect_response(trunk.addr, 487, Method::Invite);
+    trunk.ack_failure(&mut rig, &call, &t);
+    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Cancel)).is_none(), "no CANCEL before a provisional");
+    rig.advance(Duration::from_millis(100));
+    phone.answer(&mut rig, &leg, 180);
+    let cancel = rig.expect_request(phone.addr, Method::Cancel);
+    phone.respond(&mut rig, &cancel, 200);
+    phone.answer(&mut rig, &leg, 487);
+    rig.expect_request(phone.addr, Method::Ack);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// The trunk CANCELs before the phone sent anything, and the phone answers 200 straight away:
+/// ACK and BYE the phone, 487 (never 200) to the trunk.
+#[test]
+fn trunk_cancels_then_phone_answers_without_ringing() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    trunk.cancel(&mut rig, &call);
+    rig.expect_response(trunk.addr, 200, Method::Cancel);
+    let t = rig.expect_response(trunk.addr, 487, Method::Invite);
+    trunk.ack_failure(&mut rig, &call, &t);
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let bye = rig.expect_request(phone.addr, Method::Bye);
+    phone.respond(&mut rig, &bye, 200);
+    assert!(rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite)).is_empty());
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// The trunk's CANCEL arrives after the switch already sent 200: the CANCEL has no effect
+/// (RFC 3261 §9.2), the trunk ACKs and the call goes on.
+#[test]
+fn cancel_after_200_has_no_effect() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.cancel(&mut rig, &call);
+    let cancel_resp = rig.expect_final(trunk.addr, Method::Cancel);
+    assert!(cancel_resp.status == 200 || cancel_resp.status == 481, "CANCEL after 2xx: {}", cancel_resp.status);
+    trunk.ack(&mut rig, &mut call, &ok);
+    assert!(rig.received(trunk.addr, |m| is_response(m, 487, &Method::Invite)).is_empty(), "no 487 after a 200");
+    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Cancel) || is_request(m, &Method::Bye)).is_none());
+    rig.advance(secs(10));
+    assert_eq!(rig.sb.n_calls(), 1, "the call goes on");
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// The trunk hangs up before its ACK ever arrives (BYE may precede a lost ACK).
+#[test]
+fn trunk_bye_before_ack() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    call.to_tag = rig::to_tag(&ok.headers);
+    call.remote_target = rig::contact_uri(&ok.headers);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.advance(secs(40));
+    assert!(rig.take_all(trunk.addr, |m| is_request(m, &Method::Bye)).is_empty(), "no BYE back to a caller that hung up");
+    rig.take_all(trunk.addr, |m| is_response(m, 200, &Method::Invite));
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// The phone hangs up right after answering, before the trunk's ACK. RFC 3261 §15: the
+/// switch (the trunk's UAS) must not send BYE before the ACK for its 2xx arrives (or Timer L).
+#[test]
+fn phone_bye_before_trunk_ack_waits_for_ack() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, mut leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    phone.bye(&mut rig, &mut leg);
+    rig.expect_response(phone.addr, 200, Method::Bye);
+    assert!(rig.take(trunk.addr, |m| is_request(m, &Method::Bye)).is_none(), "RFC 3261 §15: BYE to the trunk before its ACK");
+    trunk.ack(&mut rig, &mut call, &ok);
+    let bye = rig.expect_request(trunk.addr, Method::Bye);
+    trunk.respond(&mut rig, &bye, 200);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// The trunk's ACK arrives after the call already ended (the phone hung up at once): the ACK
+/// must still stop the 200 retransmissions (RFC 3261 §13.3.1.4).
+#[test]
+fn late_ack_stops_200_retransmissions() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, mut leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    phone.bye(&mut rig, &mut leg);
+    rig.expect_response(phone.addr, 200, Method::Bye);
+    rig.advance(Duration::from_millis(100));
+    trunk.ack(&mut rig, &mut call, &ok);
+    if let Some(Message::Request(bye)) = rig.take(trunk.addr, |m| is_request(m, &Method::Bye)) {
+        trunk.respond(&mut rig, &bye, 200);
+    }
+    rig.advance(secs(10));
+    let again = rig.take_all(trunk.addr, |m| is_response(m, 200, &Method::Invite));
+    assert!(again.is_empty(), "200 retransmitted {} times after the trunk's ACK", again.len());
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// A BYE that crosses the other side's BYE: each side gets 200 or 481, nothing leaks.
+#[test]
+fn both_hang_up_at_once() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, mut leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    rig.advance(secs(5));
+    trunk.bye(&mut rig, &mut call);
+    phone.bye(&mut rig, &mut leg);
+    rig.expect_response(trunk.addr, 200, Method::Bye);
+    let r = rig.expect_final(phone.addr, Method::Bye);
+    assert!(r.status == 200 || r.status == 481);
+    let bye = rig.expect_request(phone.addr, Method::Bye);
+    phone.respond(&mut rig, &bye, 200);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// The media relay reports silence: the switch hangs up both legs.
+#[test]
+fn media_timeout_ends_call() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    let key = rig.opened[0].0;
+    rig.advance(secs(30));
+    rig.input(b2bua::Input::MediaTimeout { call: key });
+    let a = rig.expect_request(trunk.addr, Method::Bye);
+    let b = rig.expect_request(phone.addr, Method::Bye);
+    trunk.respond(&mut rig, &a, 200);
+    phone.respond(&mut rig, &b, 200);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// The driver could not bind the RTP ports while the phone rang: 480 (or 503) and CANCEL.
+#[test]
+fn media_failed_while_ringing() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    let key = rig.opened[0].0;
+    rig.input(b2bua::Input::MediaFailed { call: key });
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert!(fin.status >= 400);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    let cancel = rig.expect_request(phone.addr, Method::Cancel);
+    phone.respond(&mut rig, &cancel, 200);
+    phone.answer(&mut rig, &leg, 487);
+    rig.expect_request(phone.addr, Method::Ack);
+    rig.assert_no_leaks();
+}
+
+/// Hold from the phone's side: answered by the switch on the B leg.
+#[test]
+fn hold_from_phone() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    let key = rig.opened[0].0;
+    let n = rig.remotes.len();
+    // re-INVITE from the phone, in the B dialog.
+    let inv = &leg.invite;
+    let body = rig::sdp("127.0.0.1", leg.rtp_port, "sendonly").replace("o=peer 1000 1", "o=peer 1000 2");
+    let headers = vec![
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-hold-1;rport".to_owned()),
+        ("Max-Forwards", "70".to_owned()),
+        ("From", format!("{};tag={}", inv.headers.get(&HeaderName::To).unwrap(), leg.tag)),
+        ("To", inv.headers.get(&HeaderName::From).unwrap().to_owned()),
+        ("Call-ID", inv.call_id().unwrap().to_owned()),
+        ("CSeq", "1 INVITE".to_owned()),
+        ("Contact", "<sip:201@127.0.0.1:5061>".to_owned()),
+    ];
+    let target = rig::contact_uri(&inv.headers).unwrap();
+    rig.send(phone.addr, rig::message(&format!("INVITE {target} SIP/2.0"), &headers, &body));
+    let ok = rig.expect_response(phone.addr, 200, Method::Invite);
+    assert_eq!(sdp_summary(&ok.body).2.as_deref(), Some("recvonly"));
+    assert_eq!(sdp_summary(&ok.body).1, rig.opened[0].2, "B-leg port unchanged");
+    let ack_headers = vec![
+        ("Via", "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-hold-ack;rport".to_owned()),
+        ("Max-Forwards", "70".to_owned()),
+        ("From", format!("{};tag={}", inv.headers.get(&HeaderName::To).unwrap(), leg.tag)),
+        ("To", ok.headers.get(&HeaderName::To).unwrap().to_owned()),
+        ("Call-ID", inv.call_id().unwrap().to_owned()),
+        ("CSeq", "1 ACK".to_owned()),
+    ];
+    let target = rig::contact_uri(&ok.headers).unwrap();
+    rig.send(phone.addr, rig::message(&format!("ACK {target} SIP/2.0"), &ack_headers, ""));
+    assert!(rig.remotes[n..].iter().any(|r| r.call == key && r.leg == LegSide::B), "MediaRemote for B after the phone's re-INVITE");
+    rig.advance(secs(40));
+    assert_eq!(rig.sb.n_calls(), 1);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// RFC 4028 §9: a refresher named in the request is copied into the 2xx.
+#[test]
+fn session_timer_refresher_uas_requested() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, _leg, ok) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer")]);
+    let se = ok.headers.get(&HeaderName::SessionExpires).map(|s| s.replace(' ', ""));
+    assert_eq!(se.as_deref(), Some("120;refresher=uas"), "RFC 4028 §9: the UAS copies the refresher the request named");
+}
+
+/// RFC 4028 §9: when the caller does not support timers (a proxy added Session-Expires), the
+/// refresher must be the UAS: the caller will never refresh.
+#[test]
+fn session_timer_caller_without_support() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, _leg, ok) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120")]);
+    let se = ok.headers.get(&HeaderName::SessionExpires).map(|s| s.replace(' ', ""));
+    assert_ne!(se.as_deref(), Some("120;refresher=uac"), "RFC 4028 §9: refresher=uac to a UAC without Supported: timer");
+    // A caller that knows nothing of timers never refreshes: the call must not be cut at 120 s.
+    rig.advance(secs(130));
+    assert_eq!(rig.sb.n_calls(), 1, "call cut by a session timer the caller never agreed to");
+}
+
+/// Session-Expires below 90 s: 422 with Min-SE (RFC 4028 §8.1).
+#[test]
+fn session_timer_too_small_422() {
+    let mut rig = Rig::new();
+    let _phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let call = trunk.invite(&mut rig, EMERGENCY, &[("Session-Expires", "60"), ("Supported", "timer")]);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 422);
+    assert_eq!(fin.headers.get(&HeaderName::MinSe), Some("90"));
+    trunk.ack_failure(&mut rig, &call, &fin);
+    rig.assert_no_leaks();
+}
+
+/// Retransmitted INVITE from the trunk: absorbed, one call, one fork.
+#[test]
+fn trunk_invite_retransmission_absorbed() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    rig.advance(Duration::from_millis(500));
+    rig.send(trunk.addr, call.invite.to_bytes());
+    assert_eq!(rig.sb.n_calls(), 1);
+    assert_eq!(rig.opened.len(), 1);
+    rig.take_all(trunk.addr, |m| is_response(m, 100, &Method::Invite));
+    rig.take_all(phone.addr, |m| is_request(m, &Method::Invite));
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// Requests in a dialog the switch does not know get 481; OPTIONS outside a dialog gets 200.
+#[test]
+fn unknown_dialog_481_and_options() {
+    let mut rig = Rig::new();
+    let trunk = Caller::trunk(&mut rig);
+    let mut ghost = Placed {
+        invite: rig::parse_request(&rig::message(
+            "INVITE sip:800840840@192.0.2.10 SIP/2.0",
+            &[
+                ("Via", "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-ghost".to_owned()),
+                ("From", "<sip:1@127.0.0.2>;tag=g1".to_owned()),
+                ("To", "<sip:800840840@192.0.2.10>".to_owned()),
+                ("Call-ID", "ghost@127.0.0.2".to_owned()),
+                ("CSeq", "1 INVITE".to_owned()),
+            ],
+            "",
+        )),
+        to_tag: Some("nope".into()),
+        remote_target: None,
+        cseq: 1,
+        rtp_port: 40000,
+    };
+    trunk.bye(&mut rig, &mut ghost);
+    rig.expect_response(trunk.addr, 481, Method::Bye);
+    let options = rig::message(
+        "OPTIONS sip:192.0.2.10 SIP/2.0",
+        &[
+            ("Via", "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-opt".to_owned()),
+            ("Max-Forwards", "70".to_owned()),
+            ("From", "<sip:ping@127.0.0.2>;tag=o1".to_owned()),
+            ("To", "<sip:192.0.2.10>".to_owned()),
+            ("Call-ID", "options@127.0.0.2".to_owned()),
+            ("CSeq", "1 OPTIONS".to_owned()),
+        ],
+        "",
+    );
+    rig.send(trunk.addr, options);
+    rig.expect_response(trunk.addr, 200, Method::Options);
+    rig.assert_no_leaks();
+}
+
+/// Direct dial of another extension (202), and a call to a number nobody routes.
+#[test]
+fn direct_dial_other_extension() {
+    let mut rig = Rig::new();
+    let mut p = Phone::new(&mut rig, "202", "127.0.0.1:5065", "phone202");
+    p.register(&mut rig, 3600);
+    let trunk = Caller::trunk(&mut rig);
+    let call = trunk.invite(&mut rig, "202", &[]);
+    let leg = p.expect_invite(&mut rig);
+    assert_eq!(leg.invite.uri_raw, "sip:202@127.0.0.1:5065");
+    p.answer(&mut rig, &leg, 486);
+    rig.expect_request(p.addr, Method::Ack);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 486);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    rig.assert_no_leaks();
+}
+
+/// A number the dialplan does not know: the router says `hangup:not-in-service`, which is a
+/// permanent "no such number" (404), not a "try again later" (480).
+#[test]
+fn unknown_number_404() {
+    let mut rig = Rig::new();
+    let _phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let call = trunk.invite(&mut rig, "555123", &[]);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    rig.assert_no_leaks();
+    assert_eq!(fin.status, 404, "unknown number answered {} {} ({:?})", fin.status, fin.reason, fin.headers.get(&HeaderName::Warning));
+}
+
+/// One seed reproduces a whole run, byte for byte.
+#[test]
+fn same_seed_same_ladder() {
+    fn run() -> Vec<String> {
+        let mut rig = Rig::new();
+        let phone = phone_201(&mut rig);
+        let trunk = Caller::trunk(&mut rig);
+        let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+        rig.advance(secs(3));
+        trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+        rig.assert_no_leaks();
+        let mut all = Vec::new();
+        for at in [trunk.addr, phone.addr] {
+            for r in rig.received(at, |_| true) {
+                all.push(format!("{:?} {}", r.at, String::from_utf8_lossy(&match r.msg {
+                    Message::Request(q) => q.to_bytes(),
+                    Message::Response(p) => p.to_bytes(),
+                })));
+            }
+        }
+        all
+    }
+    assert_eq!(run(), run());
+}
