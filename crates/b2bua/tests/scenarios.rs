@@ -1222,3 +1222,254 @@ fn same_seed_same_ladder() {
     }
     assert_eq!(run(), run());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Extension callers, digest edges, abuse protection
+// ---------------------------------------------------------------------------------------------
+
+/// Extension 202 calls 201: challenged with 407, retried with Proxy-Authorization, rung.
+#[test]
+fn extension_calls_extension_with_digest() {
+    let mut rig = Rig::new();
+    let callee = phone_201(&mut rig);
+    let creds = Phone::new(&mut rig, "202", "127.0.0.1:5065", "phone202");
+    let mut caller = Caller::at(&mut rig, "127.0.0.1:5065", "phone202");
+    caller.user = "202".into();
+    let first = caller.invite(&mut rig, "201", &[]);
+    let challenge = rig.expect_response(caller.addr, 407, Method::Invite);
+    caller.ack_failure(&mut rig, &first, &challenge);
+    let auth = creds.authorization(&challenge, &HeaderName::ProxyAuthenticate, "INVITE", &format!("sip:201@{SWITCH_IP}:5060"));
+    let mut call = caller.invite(&mut rig, "201", &[("Proxy-Authorization", &auth)]);
+    rig.expect_response(caller.addr, 100, Method::Invite);
+    let leg = callee.expect_invite(&mut rig);
+    assert_eq!(user_of(leg.invite.headers.get(&HeaderName::From)).as_deref(), Some("202"));
+    callee.answer(&mut rig, &leg, 200);
+    rig.expect_request(callee.addr, Method::Ack);
+    let ok = rig.expect_response(caller.addr, 200, Method::Invite);
+    caller.ack(&mut rig, &mut call, &ok);
+    rig.advance(secs(20));
+    caller.bye(&mut rig, &mut call);
+    rig.expect_response(caller.addr, 200, Method::Bye);
+    let bye = rig.expect_request(callee.addr, Method::Bye);
+    callee.respond(&mut rig, &bye, 200);
+    rig.assert_no_leaks();
+    rig.assert_quiet(caller.addr, |_| false);
+    rig.assert_quiet(callee.addr, |_| false);
+}
+
+/// A digest answered after the nonce lifetime (300 s) gets a fresh challenge with stale=true.
+#[test]
+fn stale_nonce_gets_stale_challenge() {
+    let mut rig = Rig::new();
+    let phone = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let register = |rig: &mut Rig, cseq: u32, auth: Option<&str>| {
+        let mut headers = vec![
+            ("Via", format!("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-st-{cseq};rport")),
+            ("Max-Forwards", "70".to_owned()),
+            ("From", "<sip:201@centralino.example>;tag=st".to_owned()),
+            ("To", "<sip:201@centralino.example>".to_owned()),
+            ("Call-ID", "stale-1".to_owned()),
+            ("CSeq", format!("{cseq} REGISTER")),
+            ("Contact", "<sip:201@127.0.0.1:5061>".to_owned()),
+            ("Expires", "600".to_owned()),
+        ];
+        if let Some(a) = auth {
+            headers.push(("Authorization", a.to_owned()));
+        }
+        rig.send(addr("127.0.0.1:5061"), rig::message("REGISTER sip:centralino.example SIP/2.0", &headers, ""));
+        rig.expect_final(addr("127.0.0.1:5061"), Method::Register)
+    };
+    let challenge = register(&mut rig, 1, None);
+    assert_eq!(challenge.status, 401);
+    let auth = phone.authorization(&challenge, &HeaderName::WwwAuthenticate, "REGISTER", "sip:centralino.example");
+    rig.advance(secs(301));
+    let again = register(&mut rig, 2, Some(&auth));
+    assert_eq!(again.status, 401);
+    assert!(again.headers.get_all(&HeaderName::WwwAuthenticate).any(|c| c.replace(' ', "").contains("stale=true")), "stale=true expected");
+    assert_eq!(rig.sb.n_bindings(), 0);
+    // The same credentials, fresh nonce: accepted; replayed (same nonce, same nc): refused.
+    let auth = phone.authorization(&again, &HeaderName::WwwAuthenticate, "REGISTER", "sip:centralino.example");
+    assert_eq!(register(&mut rig, 3, Some(&auth)).status, 200);
+    assert_eq!(register(&mut rig, 4, Some(&auth)).status, 401, "a replayed nc must be refused");
+    rig.assert_no_leaks();
+}
+
+/// 20 failed digests in a minute from one address: ignored for 60 s, then answered again.
+#[test]
+fn abusive_source_is_ignored_then_forgiven() {
+    let mut rig = Rig::new();
+    let _phone = phone_201(&mut rig);
+    let stranger = Caller::at(&mut rig, "127.0.0.9:5060", "stranger");
+    let bad = "Digest username=\"201\", realm=\"centralino.example\", nonce=\"bm90LWEtbm9uY2U\", uri=\"sip:201@192.0.2.10:5060\", response=\"00000000000000000000000000000000\", algorithm=MD5";
+    for i in 0..20 {
+        let call = stranger.invite(&mut rig, "201", &[("Proxy-Authorization", bad)]);
+        let fin = rig.expect_final(stranger.addr, Method::Invite);
+        assert!(fin.status == 403 || fin.status == 407, "attempt {i}: {}", fin.status);
+        stranger.ack_failure(&mut rig, &call, &fin);
+    }
+    let ignored = stranger.invite(&mut rig, "201", &[]);
+    assert!(rig.take(stranger.addr, |_| true).is_none(), "a banned source gets no answer");
+    let _ = ignored;
+    rig.advance(secs(61));
+    rig.take_all(stranger.addr, |_| true);
+    let call = stranger.invite(&mut rig, "201", &[]);
+    let fin = rig.expect_final(stranger.addr, Method::Invite);
+    assert_eq!(fin.status, 407, "answered again after the ban");
+    stranger.ack_failure(&mut rig, &call, &fin);
+    rig.assert_no_leaks();
+}
+
+/// The trunk is never penalised, however many bad requests it sends.
+#[test]
+fn trunk_is_never_penalised() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    for i in 0..25 {
+        let bad = rig::message(
+            &format!("INVITE sip:{EMERGENCY}@192.0.2.10 SIP/2.0"),
+            &[
+                ("Via", format!("SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-bad-{i}")),
+                ("Max-Forwards", "70".to_owned()),
+                ("From", "<sip:x@127.0.0.2>;tag=b".to_owned()),
+                ("To", "<sip:y@192.0.2.10>".to_owned()),
+                ("Call-ID", format!("bad-{i}")),
+                ("CSeq", "1 BYE".to_owned()),
+            ],
+            "",
+        );
+        rig.send(trunk.addr, bad);
+        let r = rig.expect_final(trunk.addr, Method::Bye);
+        assert_eq!(r.status, 400);
+    }
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+}
+
+/// Max-Forwards: 0 gets 483; Require of an unknown extension gets 420 with Unsupported.
+#[test]
+fn invite_refusals_483_420() {
+    let mut rig = Rig::new();
+    let _phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let mut placed = trunk.invite(&mut rig, EMERGENCY, &[("Require", "100rel")]);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 420);
+    assert_eq!(fin.headers.get(&HeaderName::Unsupported), Some("100rel"));
+    trunk.ack_failure(&mut rig, &placed, &fin);
+
+    let text = String::from_utf8(trunk_invite_bytes(&mut rig, &trunk, "0")).unwrap();
+    rig.send(trunk.addr, &text);
+    placed.invite = rig::parse_request(text.as_bytes());
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 483);
+    trunk.ack_failure(&mut rig, &placed, &fin);
+    assert!(rig.opened.is_empty());
+    rig.assert_no_leaks();
+}
+
+fn trunk_invite_bytes(rig: &mut Rig, trunk: &Caller, max_forwards: &str) -> Vec<u8> {
+    let n = rig.unique();
+    rig::message(
+        &format!("INVITE sip:{EMERGENCY}@192.0.2.10 SIP/2.0"),
+        &[
+            ("Via", format!("SIP/2.0/UDP {};branch=z9hG4bK-mf-{n}", trunk.addr)),
+            ("Max-Forwards", max_forwards.to_owned()),
+            ("From", format!("<sip:{}@127.0.0.2>;tag=mf-{n}", trunk.user)),
+            ("To", format!("<sip:{EMERGENCY}@192.0.2.10>")),
+            ("Call-ID", format!("mf-{n}")),
+            ("CSeq", "1 INVITE".to_owned()),
+            ("Contact", "<sip:0612345678@127.0.0.2:5060>".to_owned()),
+        ],
+        &rig::sdp("127.0.0.2", 40100, "sendrecv"),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Early media, UPDATE refresh, many calls at once
+// ---------------------------------------------------------------------------------------------
+
+/// 183 with SDP: the trunk gets 183 with the switch's answer, then the 200 carries the same
+/// answer (RFC 3264: one answer per offer).
+#[test]
+fn early_media_183_then_200() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer_with_sdp(&mut rig, &leg, 183);
+    let early = rig.expect_response(trunk.addr, 183, Method::Invite);
+    assert!(!early.body.is_empty(), "183 carries SDP");
+    let key = rig.opened[0].0;
+    assert!(rig.remotes.iter().any(|r| r.call == key && r.leg == LegSide::B && r.rtp == Some(addr(&format!("127.0.0.1:{}", leg.rtp_port)))));
+    rig.advance(secs(4));
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    assert_eq!(ok.body, early.body, "the 200 repeats the early answer");
+    assert_eq!(rig::to_tag(&ok.headers), rig::to_tag(&early.headers), "one dialog with the trunk");
+    trunk.ack(&mut rig, &mut call, &ok);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// The trunk refreshes the session with UPDATE (RFC 4028 allows either method).
+#[test]
+fn session_timer_refreshed_by_update() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, TIMER_HEADERS);
+    rig.advance(secs(60));
+    call.cseq += 1;
+    let update = trunk.in_dialog(&mut rig, &call, Method::Update, call.cseq, &[("Session-Expires", "120;refresher=uac")], "");
+    rig.send(trunk.addr, update.to_bytes());
+    let ok = rig.expect_response(trunk.addr, 200, Method::Update);
+    assert!(ok.headers.get(&HeaderName::SessionExpires).is_some());
+    rig.advance(secs(100));
+    assert_eq!(rig.sb.n_calls(), 1, "UPDATE refreshed the session");
+    let bye_a = rig.wait_for_request(trunk.addr, Method::Bye, secs(30));
+    let bye_b = rig.expect_request(phone.addr, Method::Bye);
+    trunk.respond(&mut rig, &bye_a, 200);
+    phone.respond(&mut rig, &bye_b, 200);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// Twenty calls up at once to one phone: distinct media ports, each hung up from either side.
+#[test]
+fn twenty_calls_at_once() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let mut calls = Vec::new();
+    for _ in 0..20 {
+        calls.push(establish(&mut rig, &trunk, &phone, &[]));
+        rig.advance(Duration::from_millis(300));
+    }
+    assert_eq!(rig.sb.n_calls(), 20);
+    assert_eq!(rig.sb.media_ports_in_use(), 40);
+    let mut ports: Vec<u16> = rig.opened.iter().flat_map(|o| [o.1, o.2]).collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), 40, "every leg has its own port");
+    for (i, (call, leg, _)) in calls.iter_mut().enumerate() {
+        if i % 2 == 0 {
+            trunk_hangs_up(&mut rig, &trunk, &phone, call);
+        } else {
+            phone.bye(&mut rig, leg);
+            rig.expect_response(phone.addr, 200, Method::Bye);
+            let bye = rig.expect_request(trunk.addr, Method::Bye);
+            assert_eq!(bye.call_id(), call.invite.call_id(), "BYE for the right call");
+            trunk.respond(&mut rig, &bye, 200);
+        }
+        rig.advance(Duration::from_millis(700));
+    }
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}

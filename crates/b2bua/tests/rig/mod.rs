@@ -606,7 +606,8 @@ impl Caller {
         rig.send(self.addr, cancel.to_bytes());
     }
 
-    fn in_dialog(&self, rig: &mut Rig, call: &Placed, method: Method, seq: u32, extra: &[(&str, &str)], body: &str) -> Request {
+    /// Builds a request in the call's dialog (not sent).
+    pub fn in_dialog(&self, rig: &mut Rig, call: &Placed, method: Method, seq: u32, extra: &[(&str, &str)], body: &str) -> Request {
         let target = call.remote_target.clone().unwrap_or_else(|| call.invite.uri_raw.clone());
         let to = call.invite.headers.get(&HeaderName::To).unwrap_or_default().to_owned();
         let to = match &call.to_tag {
@@ -784,6 +785,15 @@ impl Phone {
             resp.headers.push(HeaderName::ContentType, "application/sdp");
             resp.body = sdp(&self.addr.ip().to_string(), leg.rtp_port, "sendrecv").into_bytes();
         }
+        rig.send(self.addr, resp.to_bytes());
+    }
+
+    /// Answers the leg's INVITE with `status` and an SDP answer (early media on 183).
+    pub fn answer_with_sdp(&self, rig: &mut Rig, leg: &Leg, status: u16) {
+        let mut resp = leg.invite.make_response(status, reason(status), Some(&leg.tag));
+        resp.headers.push(HeaderName::Contact, format!("<sip:{}@{}>", self.ext, self.addr));
+        resp.headers.push(HeaderName::ContentType, "application/sdp");
+        resp.body = sdp(&self.addr.ip().to_string(), leg.rtp_port, "sendrecv").into_bytes();
         rig.send(self.addr, resp.to_bytes());
     }
 
