@@ -14,6 +14,9 @@ bench_init() {
     WORK="$(mktemp -d "/tmp/centralino-bench-$1.XXXXXX")"
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM
+    # Other work shares this machine: run the bench (and everything it starts from here on)
+    # ahead of it, so that figures measure the elements, not the neighbours. BENCH_NICE=0 to not.
+    renice -n "${BENCH_NICE:--10}" -p $$ >/dev/null 2>&1 || true
 }
 
 bench_cleanup() {

@@ -86,7 +86,10 @@ if [[ " $ONLY " == *" centralino "* ]]; then
         media_run centralino "$n" "$SWITCH_PID" python3 "$BENCH_DIR/sipcalls.py" --switch "127.0.0.1:$SW_PORT"
         k="centralino/$n"
         UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU
-        sleep 1
+        for i in $(seq 1 20); do
+            [[ "$(metric "127.0.0.1:$METRICS_PORT" centralino_calls_active)" == 0 ]] && break
+            sleep 0.5
+        done
         log "switch after hang-up: calls_active=$(metric "127.0.0.1:$METRICS_PORT" centralino_calls_active)" \
             "media_ports_in_use=$(metric "127.0.0.1:$METRICS_PORT" centralino_media_ports_in_use)"
         if grep -qE "WARN|ERROR" "$WORK/switch-$n.log"; then

@@ -250,19 +250,28 @@ while True:
         if s is not sys.stdin:
             pump(0)
 
+def send_bye(c):
+    bye = (f"BYE {c['contact']} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:{args.uac_port};branch={c['bye_branch']}\r\n"
+           f"From: <sip:3351234567@127.0.0.2>;tag={c['tag']}\r\nTo: {c['to']}\r\nCall-ID: {c['cid']}\r\nCSeq: 2 BYE\r\n"
+           "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    c["sent"] = time.time()
+    uac.sendto(bye.encode(), SW)
+
+
 byes = 0
 for c in calls.values():
     if c["state"] != "up":
         continue
-    bye = (f"BYE {c['contact']} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:{args.uac_port};branch={branch()}\r\n"
-           f"From: <sip:3351234567@127.0.0.2>;tag={c['tag']}\r\nTo: {c['to']}\r\nCall-ID: {c['cid']}\r\nCSeq: 2 BYE\r\n"
-           "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
-    uac.sendto(bye.encode(), SW)
+    c["bye_branch"] = branch()
+    send_bye(c)
     byes += 1
     if byes % 50 == 0:
         pump(0.01)
-deadline = time.time() + 5
+deadline = time.time() + 10
 while time.time() < deadline and any(c["state"] == "up" for c in calls.values()):
     pump(0.1)
+    for c in calls.values():  # retransmit BYEs unanswered for 1 s (the same transaction)
+        if c["state"] == "up" and time.time() - c["sent"] > 1:
+            send_bye(c)
 ended = sum(1 for c in calls.values() if c["state"] == "ended")
 print(f"byes={byes} ended={ended}", flush=True)
