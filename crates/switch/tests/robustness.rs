@@ -385,14 +385,123 @@ fn protos_udp_pass(sw: &mut Switch, from: Ipv4Addr, pass: &'static str, per_case
     report
 }
 
+/// What the phone of [`busy_phone`] saw.
+#[derive(Debug, Default)]
+struct PhoneReport {
+    /// Requests by method.
+    requests: BTreeMap<String, usize>,
+    /// Requests from the switch that `sip_msg` refuses (first few, and how many in all).
+    malformed: Vec<String>,
+    n_malformed: usize,
+}
+
+/// Registers extension `ext` from a socket on 127.0.0.1 with a correct digest (MD5, qop=auth).
+fn register_raw(sock: &UdpSocket, to: SocketAddr, ext: &str, password: &str) {
+    let port = sock.local_addr().expect("local address").port();
+    let call_id = format!("phone{}", unique());
+    let uri = format!("sip:{to}");
+    let send = |cseq: u32, auth: &str| {
+        let branch = format!("z9hG4bKreg{}", unique());
+        let msg = format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch}\r\nFrom: <sip:{ext}@{to}>;tag=ph{port}\r\nTo: <sip:{ext}@{to}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{ext}@127.0.0.1:{port}>\r\n{auth}Max-Forwards: 70\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n"
+        );
+        sock.send_to(msg.as_bytes(), to).expect("send REGISTER");
+        wait_for(sock, Duration::from_secs(2), |b| String::from_utf8_lossy(b).contains(&branch)).map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let challenge = send(1, "").and_then(|r| md5_challenge(&r)).expect("an MD5 challenge to the phone's REGISTER");
+    let (realm, nonce) = (&challenge["realm"], &challenge["nonce"]);
+    let ha1 = registrar::ha1_md5(ext, realm, password);
+    let response = registrar::compute_response(registrar::Algorithm::Md5, &ha1, nonce, "REGISTER", &uri, Some(registrar::QopAuth { nc: "00000001", cnonce: "0a4f113b" }));
+    let opaque = challenge.get("opaque").map(|o| format!(", opaque=\"{o}\"")).unwrap_or_default();
+    let auth = format!("Authorization: Digest username=\"{ext}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"0a4f113b\"{opaque}\r\n");
+    let answer = send(2, &auth).unwrap_or_default();
+    assert_eq!(status_of(answer.as_bytes()), Some(200), "phone registration of {ext}: {answer}");
+}
+
+/// A phone registered as `ext` on 127.0.0.1 that answers every INVITE 180 then 486 Busy Here
+/// at once (so calls end without holding media ports), 200 to anything else but ACK, and
+/// checks that every request the switch sends it is well formed: malformed input from the
+/// trunk must never turn into a malformed B-leg request.
+fn busy_phone(sw: &Switch, ext: &str, password: &str) -> (Arc<AtomicBool>, std::thread::JoinHandle<PhoneReport>) {
+    let sock = bind_udp(Ipv4Addr::LOCALHOST);
+    register_raw(&sock, sw.sip, ext, password);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_thread = Arc::clone(&stop);
+    let thread = std::thread::spawn(move || {
+        use sip_msg::{Framing, Message, Method, parse};
+        let mut report = PhoneReport::default();
+        let mut buf = vec![0u8; 65_536];
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+        while !stop_thread.load(Ordering::Relaxed) {
+            let Ok((n, src)) = sock.recv_from(&mut buf) else { continue };
+            let bytes = &buf[..n];
+            let req = match parse(bytes, Framing::Datagram) {
+                Ok(Message::Request(req)) => req,
+                Ok(Message::Response(_)) => continue,
+                Err(e) => {
+                    report.n_malformed += 1;
+                    if report.malformed.len() < 5 {
+                        report.malformed.push(format!("unparseable ({}): {:.300}", e.reason, String::from_utf8_lossy(bytes)));
+                    }
+                    continue;
+                }
+            };
+            if let Err(e) = req.validate() {
+                report.n_malformed += 1;
+                if report.malformed.len() < 5 {
+                    report.malformed.push(format!("invalid ({} {}): {:.300}", e.status, e.reason, String::from_utf8_lossy(bytes)));
+                }
+            }
+            *report.requests.entry(req.method.as_str().to_owned()).or_default() += 1;
+            let tag = "busyphone";
+            let replies = match req.method {
+                Method::Invite => vec![req.make_response(180, "Ringing", Some(tag)), req.make_response(486, "Busy Here", Some(tag))],
+                Method::Ack => vec![],
+                _ => vec![req.make_response(200, "OK", Some(tag))],
+            };
+            for r in replies {
+                let _ = sock.send_to(&r.to_bytes(), src);
+            }
+        }
+        report
+    });
+    (stop, thread)
+}
+
+/// Waits (10 s at most) until the switch holds no call and no media port.
+fn wait_idle(sw: &Switch) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (calls, ports) = (sw.metric("centralino_calls_active"), sw.metric("centralino_media_ports_in_use"));
+        if calls == Some(0.0) && ports == Some(0.0) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("calls_active={calls:?} media_ports_in_use={ports:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn protos_c07_over_udp_from_the_trunk_then_from_a_penalised_source() {
     let base = port_block(SALT);
-    let mut sw = Switch::start("protos-udp", base, base + 10_000, &[]);
+    // RTP ports away from the other tests' ranges: here every well-formed case is a call.
+    let mut sw = Switch::start("protos-udp", base, base + 11_000, &[]);
     let _ = protos_cases(); // unpack and load before the clock starts
+    // Extension 201 is a registered (busy) phone: a well-formed case rings it, so the call
+    // path (B-leg INVITE built from the mutated one, media ports, CANCEL) is exercised too.
+    let (phone_stop, phone) = busy_phone(&sw, "201", "pw201");
 
     let trunk = protos_udp_pass(&mut sw, TRUNK, "t", Duration::from_millis(4));
-    eprintln!("PROTOS UDP from the trunk {TRUNK}: {trunk:?}");
+    phone_stop.store(true, Ordering::Relaxed);
+    let phone = phone.join().expect("phone thread");
+    eprintln!("PROTOS UDP from the trunk {TRUNK}: {trunk:?}\nthe phone saw {:?}, {} malformed", phone.requests, phone.n_malformed);
+    assert!(phone.malformed.is_empty(), "the switch sent the phone {} malformed request(s), e.g.:\n{}", phone.n_malformed, phone.malformed.join("\n"));
+    assert!(phone.requests.get("INVITE").copied().unwrap_or(0) > 1_000, "few PROTOS INVITEs reached the phone: {:?}", phone.requests);
+    if let Err(e) = wait_idle(&sw) {
+        panic!("calls or media ports left after the PROTOS calls: {e}\n{}", sw.metrics_text());
+    }
     assert!(trunk.elapsed < Duration::from_secs(60), "the trunk pass took {:?}", trunk.elapsed);
     // The trunk is never penalised: the switch answered throughout, most cases with 400.
     let answered: usize = trunk.responses.values().sum();
