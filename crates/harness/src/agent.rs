@@ -183,6 +183,8 @@ pub struct UserAgent {
     seen_responses: HashSet<(String, String, u16)>,
     /// ACKs we sent, by "Call-ID CSeq", resent when the response they acknowledge repeats.
     acks: HashMap<String, (Vec<u8>, SocketAddr)>,
+    /// First-line prefixes of messages to lose on sending, each once (fault injection).
+    lose: std::sync::Mutex<Vec<String>>,
 }
 
 impl UserAgent {
@@ -219,6 +221,7 @@ impl UserAgent {
             seen_requests: HashSet::new(),
             seen_responses: HashSet::new(),
             acks: HashMap::new(),
+            lose: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -302,8 +305,26 @@ impl UserAgent {
         }
     }
 
+    /// Loses the next message this agent sends whose first line starts with `prefix` (e.g.
+    /// `"ACK"`, `"SIP/2.0 200"`): it is recorded as lost and not sent; retransmissions are
+    /// sent as usual. For testing the peer's retransmission rules.
+    pub fn lose_next(&mut self, prefix: &str) {
+        self.lose
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(prefix.to_owned());
+    }
+
     /// Sends bytes as they are and records them.
     pub async fn send_bytes(&self, bytes: &[u8], to: SocketAddr) -> Result<(), HarnessError> {
+        {
+            let mut lose = self.lose.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(idx) = lose.iter().position(|p| bytes.starts_with(p.as_bytes())) {
+                lose.remove(idx);
+                self.transcript.record(&self.name, Direction::Lost, to, bytes);
+                return Ok(());
+            }
+        }
         self.transcript
             .record(&self.name, Direction::Sent, to, bytes);
         self.socket

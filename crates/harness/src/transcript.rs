@@ -13,6 +13,8 @@ pub enum Direction {
     Sent,
     /// The agent received it.
     Received,
+    /// The agent was told to lose it: recorded, never sent (see `UserAgent::lose_next`).
+    Lost,
 }
 
 /// One message in the ladder.
@@ -104,6 +106,7 @@ impl Transcript {
             let arrow = match e.direction {
                 Direction::Sent => "-->",
                 Direction::Received => "<--",
+                Direction::Lost => "-x ",
             };
             let _ = writeln!(
                 out,
@@ -125,6 +128,7 @@ impl Transcript {
             let arrow = match e.direction {
                 Direction::Sent => "-->",
                 Direction::Received => "<--",
+                Direction::Lost => "-x ",
             };
             let _ = writeln!(
                 out,

@@ -1061,3 +1061,138 @@ async fn relay_latches_to_a_phone_behind_nat_and_ignores_strangers() {
         .expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
 }
+
+/// RFC 3261 §13.3.1.4: the switch resends its 2xx until the ACK comes; a lost ACK is recovered
+/// by the trunk ACKing the retransmission, and the call goes on.
+#[tokio::test]
+async fn lost_ack_from_the_trunk_is_recovered_by_the_2xx_retransmission() {
+    let switch = Switch::start(19).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
+    phone
+        .answer(&mut inc)
+        .await
+        .expect("answer and get the ACK");
+    trunk.lose_next("ACK");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the trunk gets 200 (its ACK is lost)");
+    trunk
+        .idle(Duration::from_millis(1200))
+        .await
+        .expect("idle while the switch resends the 200");
+    let oks = transcript
+        .entries()
+        .iter()
+        .filter(|e| {
+            e.agent == "trunk"
+                && e.first_line.starts_with("SIP/2.0 200")
+                && e.cseq.ends_with("INVITE")
+        })
+        .count();
+    assert!(
+        oks >= 2,
+        "the switch retransmits its 200 while no ACK arrives"
+    );
+    check_media(&mut out, &mut inc).await;
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
+
+/// A lost 200 to BYE: the switch resends the BYE (Timer E) and takes the repeated 200.
+#[tokio::test]
+async fn lost_200_to_bye_is_recovered_by_the_bye_retransmission() {
+    let switch = Switch::start(20).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let (mut trunk, mut out, mut inc) =
+        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    phone.lose_next("SIP/2.0 200");
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
+    phone
+        .wait_bye(&mut inc)
+        .await
+        .expect("the phone gets BYE (its 200 is lost)");
+    phone
+        .idle(Duration::from_millis(1200))
+        .await
+        .expect("idle while the switch resends the BYE");
+    let byes = transcript
+        .entries()
+        .iter()
+        .filter(|e| e.agent == "phone 201" && e.first_line.starts_with("BYE"))
+        .count();
+    assert!(
+        byes >= 2,
+        "the switch retransmits its BYE while no response arrives"
+    );
+}
+
+/// A retransmitted INVITE (same branch) is the same call, not a second one.
+#[tokio::test]
+async fn retransmitted_invite_does_not_start_a_second_call() {
+    let switch = Switch::start(21).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let again = out.invite.to_bytes();
+    trunk
+        .send_bytes(&again, switch.listen)
+        .await
+        .expect("send the INVITE again");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
+    phone.ring(&mut inc).await.expect("send 180");
+    phone.idle(Duration::from_millis(700)).await.expect("idle");
+    let calls: std::collections::BTreeSet<String> = transcript
+        .entries()
+        .iter()
+        .filter(|e| e.agent == "phone 201" && e.first_line.starts_with("INVITE"))
+        .filter_map(|e| {
+            e.text
+                .lines()
+                .find_map(|l| l.strip_prefix("Call-ID: ").map(str::to_owned))
+        })
+        .collect();
+    assert_eq!(
+        calls.len(),
+        1,
+        "one call reaches the phone, not two: {calls:?}"
+    );
+    phone
+        .answer(&mut inc)
+        .await
+        .expect("answer and get the ACK");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the trunk gets 200");
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
