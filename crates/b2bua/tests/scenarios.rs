@@ -1473,3 +1473,90 @@ fn twenty_calls_at_once() {
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Offer/answer edges and unanswered requests
+// ---------------------------------------------------------------------------------------------
+
+/// The phone answers 200 with an SDP that shares no codec with the offer. The trunk offered
+/// SDP, so a 200 without an answer is a protocol error (RFC 3261 §13.2.1, RFC 3264): the switch
+/// must not forward a body-less 200; it should hang the phone up and fail the caller.
+#[test]
+fn phone_answer_without_common_codec() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    let mut resp = leg.invite.make_response(200, "OK", Some(&leg.tag));
+    resp.headers.push(HeaderName::Contact, "<sip:201@127.0.0.1:5061>");
+    resp.headers.push(HeaderName::ContentType, "application/sdp");
+    resp.body = b"v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n".to_vec();
+    rig.send(phone.addr, resp.to_bytes());
+    rig.expect_request(phone.addr, Method::Ack);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert!(fin.status >= 300 || !fin.body.is_empty(), "200 without SDP answer sent to the trunk");
+    if fin.status >= 300 {
+        trunk.ack_failure(&mut rig, &call, &fin);
+        let bye = rig.expect_request(phone.addr, Method::Bye);
+        phone.respond(&mut rig, &bye, 200);
+    }
+    rig.assert_no_leaks();
+}
+
+/// A re-INVITE without SDP (a common RFC 4028 refresh): the 200 must carry an offer
+/// (RFC 3261 §14.2, RFC 3264 §5), and the ACK then carries the answer.
+#[test]
+fn reinvite_without_sdp_gets_offer() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    rig.advance(secs(10));
+    call.cseq += 1;
+    let reinvite = trunk.in_dialog(&mut rig, &call, Method::Invite, call.cseq, &[], "");
+    rig.send(trunk.addr, reinvite.to_bytes());
+    let ok = rig.expect_final(trunk.addr, Method::Invite);
+    trunk.ack_reinvite(&mut rig, &call);
+    let status = ok.status;
+    let has_offer = !ok.body.is_empty();
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    assert_eq!(status, 200);
+    assert!(has_offer, "200 to an offer-less re-INVITE must carry an SDP offer");
+}
+
+/// The trunk never answers the switch's BYE: Timer F ends the transaction, nothing leaks.
+#[test]
+fn bye_never_answered() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, mut leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    phone.bye(&mut rig, &mut leg);
+    rig.expect_response(phone.addr, 200, Method::Bye);
+    rig.advance(secs(40));
+    let byes = rig.take_all(trunk.addr, |m| is_request(m, &Method::Bye));
+    assert_eq!(byes.len(), 11, "BYE sent then retransmitted on Timer E until Timer F");
+    rig.assert_no_leaks();
+}
+
+/// The switch's ACK for the phone's 200 is lost and the call ends at once; the phone's 200
+/// retransmission must still be ACKed, or the phone keeps a half-open dialog
+/// (RFC 3261 §13.2.2.4: every 2xx retransmission is ACKed).
+#[test]
+fn phone_200_retransmission_after_call_ended_is_acked() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    rig.drop_next(phone.addr, "ACK", 1);
+    phone.answer(&mut rig, &leg, 200);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.advance(Duration::from_millis(500));
+    phone.answer(&mut rig, &leg, 200);
+    let acks = rig.take_all(phone.addr, |m| is_request(m, &Method::Ack));
+    rig.assert_no_leaks();
+    assert_eq!(acks.len(), 1, "the 200 retransmitted after the call ended was not ACKed");
+}
