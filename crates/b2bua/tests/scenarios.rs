@@ -108,6 +108,7 @@ fn basic_call_trunk_hangs_up() {
     // Nothing else reached the peers: no retransmissions of answered requests.
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("basic_call");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -131,6 +132,7 @@ fn phone_hangs_up_first() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("phone_hangs_up_first");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,6 +179,7 @@ fn forking_second_contact_answers() {
     rig.assert_quiet(trunk.addr, |m| is_response(m, 180, &Method::Invite));
     rig.assert_quiet(p1.addr, |_| false);
     rig.assert_quiet(p2.addr, |_| false);
+    rig.check_ladder("forking");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -208,6 +211,7 @@ fn trunk_cancels_while_ringing() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("trunk_cancels");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,6 +248,7 @@ fn cancel_races_the_phones_200() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("cancel_races_200");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,6 +273,7 @@ fn phone_silent_timer_b() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("timer_b");
 }
 
 #[test]
@@ -291,6 +297,7 @@ fn phone_rings_forever_ring_timeout() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("ring_timeout");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,6 +371,7 @@ fn session_timer_expires_without_refresh() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("session_timer_expires");
 }
 
 #[test]
@@ -395,6 +403,7 @@ fn session_timer_refreshed_by_reinvite() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("session_timer_refreshed");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -471,6 +480,7 @@ fn lost_ack_from_trunk_200_is_retransmitted() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("lost_ack");
 }
 
 #[test]
@@ -494,6 +504,7 @@ fn no_ack_from_trunk_ends_call() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("no_ack_timer_l");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -531,6 +542,7 @@ fn hold_from_trunk_answered_recvonly() {
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
+    rig.check_ladder("hold_from_trunk");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,6 +572,7 @@ fn register_challenge_bind_and_remove() {
     assert_eq!(brief.headers.get(&HeaderName::MinExpires), Some("60"));
     assert_eq!(rig.sb.n_bindings(), 0);
     rig.assert_no_leaks();
+    rig.check_ladder("register");
 }
 
 /// `Switchboard::n_bindings` is documented as "registered contacts across all extensions".

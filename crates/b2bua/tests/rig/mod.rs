@@ -171,6 +171,30 @@ impl Rig {
         }
     }
 
+    /// Compares the ladder with `tests/ladders/<name>.txt`; `UPDATE_EXPECT=1` rewrites the file.
+    pub fn check_ladder(&self, name: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ladders").join(format!("{name}.txt"));
+        let actual = format!("{}\n", self.ladder_text());
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            std::fs::create_dir_all(path.parent().expect("has a parent")).expect("create tests/ladders");
+            std::fs::write(&path, &actual).expect("write golden ladder");
+            return;
+        }
+        let expected = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_EXPECT=1 to create it)", path.display()));
+        if expected != actual {
+            let mut diff = String::new();
+            let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+            for i in 0..e.len().max(a.len()) {
+                let (el, al) = (e.get(i).copied().unwrap_or(""), a.get(i).copied().unwrap_or(""));
+                if el != al {
+                    diff.push_str(&format!("line {}:\n  - {el}\n  + {al}\n", i + 1));
+                }
+            }
+            panic!("ladder differs from {} (UPDATE_EXPECT=1 to accept):\n{diff}", path.display());
+        }
+    }
+
     /// The ladder as one string.
     pub fn ladder_text(&self) -> String {
         self.ladder.join("\n")
