@@ -113,8 +113,12 @@ if [[ " $ONLY " == *" centralino "* ]]; then
         -timeout 10 -nostdin "127.0.0.1:$SW_PORT" >"$WORK/register.out" 2>&1 || { cat "$WORK/register.out" >&2; exit 1; }
     ramp centralino "$SWITCH_PID" 127.0.0.2 "127.0.0.1:$SW_PORT" 201
     RATE[centralino]=$BEST_RATE CPS[centralino]=$BEST_CPS US[centralino]=$BEST_US
-    sleep 2
-    log "switch after the ramp: calls_active=$(metric "127.0.0.1:$METRICS_PORT" centralino_calls_active)" \
+    # Leak check: every call of the ramp has ended on the SIPp side; the switch must drain.
+    for i in $(seq 1 "${DRAIN_SECONDS:-40}"); do
+        [[ "$(metric "127.0.0.1:$METRICS_PORT" centralino_calls_active)" == 0 ]] && break
+        sleep 1
+    done
+    log "switch after the ramp (+${i}s): calls_active=$(metric "127.0.0.1:$METRICS_PORT" centralino_calls_active)" \
         "media_ports_in_use=$(metric "127.0.0.1:$METRICS_PORT" centralino_media_ports_in_use)" \
         "RSS=$(awk '/VmRSS/ {print $2, $3}' "/proc/$SWITCH_PID/status")"
     if grep -qE "WARN|ERROR" "$WORK/switch.log"; then
