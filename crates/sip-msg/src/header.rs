@@ -89,6 +89,7 @@ header_names! {
 }
 
 impl PartialEq for HeaderName {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (HeaderName::Other(a), b) | (b, HeaderName::Other(a)) => {

@@ -178,7 +178,10 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
     // A reason phrase in Latin-1 (seen from older gateways) must not make us drop a final
     // response, so the start line is read like header values: non-UTF-8 bytes become U+FFFD.
     // A Request-URI with such bytes then fails `validate` with a 400 that can be sent.
-    let first = String::from_utf8_lossy(first);
+    let first = match std::str::from_utf8(first) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(first),
+    };
     let first = first.as_ref();
 
     // Unfold continuation lines (RFC 3261 §7.3.1) and split name from value. Each value is
@@ -330,17 +333,6 @@ fn with_partial(msg: Message, reason: &'static str) -> ParseError {
     }
 }
 
-/// Headers that may appear at most once (RFC 3261 §7.3.1 and Table 2).
-const SINGLE: &[HeaderName] = &[
-    HeaderName::From,
-    HeaderName::To,
-    HeaderName::CallId,
-    HeaderName::CSeq,
-    HeaderName::MaxForwards,
-    HeaderName::ContentType,
-    HeaderName::Expires,
-];
-
 fn validate_common(h: &Headers) -> Result<(), Invalid> {
     // One pass counts every header that is mandatory or may appear only once.
     const COUNTED: [HeaderName; 8] = [
@@ -355,23 +347,29 @@ fn validate_common(h: &Headers) -> Result<(), Invalid> {
     ];
     let mut counts = [0usize; COUNTED.len()];
     for header in &h.0 {
-        if let Some(i) = COUNTED.iter().position(|n| *n == header.name) {
-            counts[i] += 1;
-        }
+        // `parse` always maps these names to their variants, never to `Other`.
+        let i = match header.name {
+            HeaderName::From => 0,
+            HeaderName::To => 1,
+            HeaderName::CallId => 2,
+            HeaderName::CSeq => 3,
+            HeaderName::Via => 4,
+            HeaderName::MaxForwards => 5,
+            HeaderName::ContentType => 6,
+            HeaderName::Expires => 7,
+            _ => continue,
+        };
+        counts[i] += 1;
     }
-    let count = |name: &HeaderName| {
-        COUNTED
-            .iter()
-            .position(|n| n == name)
-            .map_or(0, |i| counts[i])
-    };
-    for name in &COUNTED[..5] {
-        if count(name) == 0 {
+    // RFC 3261 §8.1.1: From, To, Call-ID, CSeq and Via are mandatory.
+    for (name, n) in COUNTED.iter().zip(counts).take(5) {
+        if n == 0 {
             return Err(invalid(400, format!("missing {name} header")));
         }
     }
-    for name in SINGLE {
-        if count(name) > 1 {
+    // RFC 3261 §7.3.1 and Table 2: all but Via may appear only once.
+    for (name, n) in COUNTED.iter().zip(counts) {
+        if n > 1 && *name != HeaderName::Via {
             return Err(invalid(400, format!("more than one {name} header")));
         }
     }
