@@ -318,10 +318,14 @@ impl UserAgent {
     /// Sends bytes as they are and records them.
     pub async fn send_bytes(&self, bytes: &[u8], to: SocketAddr) -> Result<(), HarnessError> {
         {
-            let mut lose = self.lose.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut lose = self
+                .lose
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Some(idx) = lose.iter().position(|p| bytes.starts_with(p.as_bytes())) {
                 lose.remove(idx);
-                self.transcript.record(&self.name, Direction::Lost, to, bytes);
+                self.transcript
+                    .record(&self.name, Direction::Lost, to, bytes);
                 return Ok(());
             }
         }
@@ -556,6 +560,11 @@ impl UserAgent {
         }
     }
 
+    /// Puts a message back, first in line for the next wait.
+    pub(crate) fn requeue(&mut self, message: Message, from: SocketAddr) {
+        self.backlog.push_front(Inbound { message, from });
+    }
+
     /// Keeps handling retransmissions for `duration` without waiting for anything.
     pub async fn idle(&mut self, duration: Duration) -> Result<(), HarnessError> {
         match self.wait_for_within("nothing", duration, |_| false).await {
@@ -585,7 +594,11 @@ impl UserAgent {
 
     /// Waits for a final response with `branch`, skipping provisionals; stops resending the
     /// request either way.
-    pub async fn wait_final(&mut self, branch: &str, what: &str) -> Result<Response, HarnessError> {
+    pub async fn wait_final_response(
+        &mut self,
+        branch: &str,
+        what: &str,
+    ) -> Result<Response, HarnessError> {
         let result = self.wait_for(what, |m| matches!(m, Message::Response(r) if r.status >= 200 && branch_of_response(r) == branch)).await;
         self.forget_request(branch);
         match result? {
@@ -630,7 +643,7 @@ impl UserAgent {
         self.send_request(&req, server).await?;
         let saved = std::mem::replace(&mut self.timeout, timeout);
         let result = self
-            .wait_final(&branch, "the final response to OPTIONS")
+            .wait_final_response(&branch, "the final response to OPTIONS")
             .await;
         self.timeout = saved;
         result
@@ -643,7 +656,7 @@ impl UserAgent {
         self.send_request(&bye, call.peer).await?;
         call.ended = true;
         let resp = self
-            .wait_final(
+            .wait_final_response(
                 &branch,
                 &format!("the final response to our BYE (Call-ID {})", call.call_id),
             )
@@ -685,7 +698,7 @@ impl UserAgent {
         }
         req.body = body.to_vec();
         self.send_request(&req, call.peer).await?;
-        self.wait_final(&branch, &format!("the final response to our {method}"))
+        self.wait_final_response(&branch, &format!("the final response to our {method}"))
             .await
     }
 
@@ -749,7 +762,7 @@ impl UserAgent {
         req.body = offer.to_bytes();
         self.send_request(&req, call.peer).await?;
         let resp = self
-            .wait_final(&branch, "the final response to our re-INVITE")
+            .wait_final_response(&branch, "the final response to our re-INVITE")
             .await?;
         if (200..300).contains(&resp.status) {
             self.ack_2xx_seq(call, seq).await?;

@@ -65,6 +65,7 @@ mod phone;
 mod rtp;
 mod transcript;
 mod trunk;
+mod uac;
 
 /// The SDP crate the harness builds offers and answers with, for tests that inspect them.
 pub use sdp;

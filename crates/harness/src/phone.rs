@@ -138,11 +138,17 @@ impl Phone {
         (req, branch)
     }
 
-    /// The challenge to answer from a 401: the configured algorithm, else the first we can compute.
+    /// The challenge to answer from a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`):
+    /// the configured algorithm, else the first we can compute.
     pub fn pick_challenge(&self, resp: &Response) -> Option<Challenge> {
+        let header = if resp.status == 407 {
+            HeaderName::ProxyAuthenticate
+        } else {
+            HeaderName::WwwAuthenticate
+        };
         let all: Vec<Challenge> = resp
             .headers
-            .get_all(&HeaderName::WwwAuthenticate)
+            .get_all(&header)
             .filter_map(Challenge::parse)
             .collect();
         match self.algorithm {
@@ -159,23 +165,22 @@ impl Phone {
         let server = self.ua.server();
         self.ua.send_request(&req, server).await?;
         self.ua
-            .wait_final(&branch, "the final response to REGISTER")
+            .wait_final_response(&branch, "the final response to REGISTER")
             .await
     }
 
-    fn answer_challenge(&mut self, challenge: &Challenge) -> String {
+    fn answer_challenge(&mut self, challenge: &Challenge, method: &str, uri: &str) -> String {
         if challenge.nonce != self.last_nonce {
             self.nonce_count = 0;
             self.last_nonce = challenge.nonce.clone();
         }
         self.nonce_count += 1;
-        let uri = format!("sip:{}", self.ua.server());
         authorization(
             challenge,
             &self.username,
             &self.password,
-            "REGISTER",
-            &uri,
+            method,
+            uri,
             self.nonce_count,
             &random_hex(),
         )
@@ -209,7 +214,8 @@ impl Phone {
                     return Ok(resp);
                 }
             }
-            let auth = self.answer_challenge(&challenge);
+            let uri = format!("sip:{}", self.ua.server());
+            let auth = self.answer_challenge(&challenge, "REGISTER", &uri);
             answered = true;
             resp = self.register_once(Some(&auth)).await?;
         }
@@ -235,6 +241,63 @@ impl Phone {
         authorization: Option<&str>,
     ) -> Result<Response, HarnessError> {
         self.register_once(authorization).await
+    }
+
+    /// Calls `number` through the switch as this extension: INVITE, and when the switch
+    /// challenges (407, or 401) the INVITE again with digest credentials (RFC 3261 §22.2).
+    /// Returns once the INVITE is out; then wait as a trunk does ([`UserAgent::wait_ringing`],
+    /// [`UserAgent::wait_answer`] ...).
+    pub async fn call(&mut self, number: &str) -> Result<Call, HarnessError> {
+        let domain = self.ua.domain().to_owned();
+        let extension = self.extension.clone();
+        let mut call = self
+            .ua
+            .place_call(number, &extension, &domain, |_| {})
+            .await?;
+        let branch = call.invite_branch();
+        let (msg, from) = self
+            .ua
+            .wait_for("the first response to our INVITE after 100", |m| {
+                matches!(m, Message::Response(r) if r.status > 100
+                    && r.cseq().is_some_and(|c| c.method == Method::Invite)
+                    && r.top_via().and_then(|v| v.branch().map(str::to_owned)).as_deref() == Some(branch.as_str()))
+            })
+            .await?;
+        let Message::Response(resp) = msg else {
+            unreachable!("the pick accepts only responses")
+        };
+        if resp.status != 407 && resp.status != 401 {
+            // Not challenged: leave the response for the caller's next wait.
+            self.ua.requeue(Message::Response(resp), from);
+            return Ok(call);
+        }
+        call.statuses.push(resp.status);
+        self.ua.forget_request(&branch);
+        let Some(challenge) = self.pick_challenge(&resp) else {
+            return Err(self.ua.unexpected(
+                "a digest challenge we can answer",
+                format!("{} without one", resp.status),
+            ));
+        };
+        let auth = self.answer_challenge(&challenge, "INVITE", &call.invite.uri_raw.clone());
+        let mut invite = call.invite.clone();
+        let (via, _) = self.ua.new_via();
+        invite.headers.set(HeaderName::Via, via);
+        let seq = call.invite.cseq().map_or(1, |c| c.seq) + 1;
+        invite
+            .headers
+            .set(HeaderName::CSeq, format!("{seq} INVITE"));
+        let auth_header = if resp.status == 407 {
+            HeaderName::ProxyAuthorization
+        } else {
+            HeaderName::Authorization
+        };
+        invite.headers.push(auth_header, auth);
+        let server = self.ua.server();
+        self.ua.send_request(&invite, server).await?;
+        call.invite = invite;
+        call.local_cseq = seq;
+        Ok(call)
     }
 
     /// Waits for a new INVITE; binds the call's RTP socket and prepares the SDP answer.

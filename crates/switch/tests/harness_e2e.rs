@@ -1196,3 +1196,46 @@ async fn retransmitted_invite_does_not_start_a_second_call() {
         .expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
 }
+
+/// An extension calls another one: the switch challenges with 407, the phone answers the
+/// challenge, and the call is bridged like a trunk call.
+#[tokio::test]
+async fn extension_202_calls_extension_201_after_a_407_challenge() {
+    let switch = Switch::start(22).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut callee = registered_phone(&switch, &transcript, "201").await;
+    let mut caller = registered_phone(&switch, &transcript, "202").await;
+    let mut out = caller
+        .call("201")
+        .await
+        .expect("INVITE, 407, INVITE with credentials");
+    assert_eq!(
+        out.statuses.first(),
+        Some(&407),
+        "the switch challenges an extension's INVITE"
+    );
+    let mut inc = callee.wait_invite().await.expect("201 gets the INVITE");
+    assert!(
+        inc.invite
+            .from()
+            .is_some_and(|f| f.uri.user() == Some("202")),
+        "the callee sees 202 calling"
+    );
+    callee.ring(&mut inc).await.expect("send 180");
+    assert_eq!(
+        caller
+            .wait_ringing(&mut out)
+            .await
+            .expect("202 hears ringing"),
+        180
+    );
+    callee
+        .answer(&mut inc)
+        .await
+        .expect("answer and get the ACK");
+    caller.wait_answer(&mut out).await.expect("202 gets 200");
+    check_media(&mut out, &mut inc).await;
+    caller.hangup(&mut out).await.expect("202's BYE gets 200");
+    callee.wait_bye(&mut inc).await.expect("201 gets BYE");
+}
