@@ -363,6 +363,29 @@ mod tests {
     }
 
     #[test]
+    fn user_parts_with_reserved_characters() {
+        // regression: RFC 4475 intmeth: `?` and `;` belong to the user part before `@`
+        check(
+            "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
+            "ok sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com",
+        );
+        let u = Uri::parse("sip:a?b@c").unwrap();
+        assert_eq!(
+            (u.user(), u.as_sip().map(|s| s.headers.clone())),
+            (Some("a?b"), Some(None))
+        );
+        // an unescaped `@` in a header value (`?Replaces=id@host`) still parses as headers
+        let u = Uri::parse("sip:bob@biloxi.example.com?Replaces=12345@192.0.2.3").unwrap();
+        let sip = u.as_sip().unwrap();
+        assert_eq!(
+            (sip.user.as_deref(), sip.host.as_str()),
+            (Some("bob"), "biloxi.example.com")
+        );
+        assert_eq!(sip.headers.as_deref(), Some("Replaces=12345@192.0.2.3"));
+        check("sip:a@b@c", "err bad user part");
+    }
+
+    #[test]
     fn uris() {
         check("sip:alice@example.com", "ok sip:alice@example.com");
         check(
