@@ -23,13 +23,16 @@
 //! - [`Phone`]: `register` (digest MD5 or SHA-256, `qop=auth`, re-answers `stale=true`),
 //!   `register_ok`, `register_raw`; `wait_invite` gives an incoming [`Call`] whose SDP answer is
 //!   ready; then `ring`, `early_media` (183 + SDP), `answer` (200 + SDP, waits for the ACK),
-//!   `answer_after`, `reject`, `wait_cancel` (200 to CANCEL, 487, waits for the ACK).
-//! - [`Trunk`]: `invite`/`invite_with` (offer PCMU 0, PCMA 8, telephone-event 101) gives an
-//!   outgoing [`Call`]; then `wait_ringing` (180/183, applies early SDP), `wait_answer` (ACKs
-//!   the 2xx, applies the SDP answer), `wait_final`, `cancel`.
-//! - Both (via [`UserAgent`], which they deref to): `hangup` (BYE), `wait_bye`, `reinvite`
-//!   (hold/resume), `send_info_dtmf`, `request_in_dialog`, `options`, `idle`, and the raw
-//!   `send_request`/`send_response`/`send_bytes`/`wait_for` for replaying odd traffic.
+//!   `answer_after`, `reject`, `wait_cancel` (200 to CANCEL, 487, waits for the ACK). `call`
+//!   places a call as the extension, answering the switch's 407 with digest.
+//! - [`Trunk`]: `invite`/`invite_with` (offer PCMU 0, PCMA 8, telephone-event 101; trusted by
+//!   source address) gives an outgoing [`Call`].
+//! - Both, through the [`UserAgent`] they deref to: for outgoing calls `wait_ringing`
+//!   (180/183, applies early SDP), `wait_answer` (ACKs the 2xx, applies the SDP answer),
+//!   `wait_final`, `cancel`; in any dialog `hangup` (BYE), `wait_bye`, `reinvite`
+//!   (hold/resume), `send_info_dtmf`, `request_in_dialog`; and `options`, `idle`, `lose_next`
+//!   (fault injection), plus the raw `send_request`/`send_response`/`send_bytes`/`wait_for`/
+//!   `wait_final_response` for replaying odd traffic.
 //! - [`Call::rtp`] ([`RtpLeg`]): `send_pattern`, `send_tone` (1 kHz PCMU), `send_stream`,
 //!   `send_dtmf` (RFC 4733 via the media crate's sender), `received`, `wait_received`,
 //!   `received_digits`; [`StreamReport::compare`] checks a relayed stream packet by packet.
