@@ -32,7 +32,10 @@ enum State {
     /// The prompts are over: a digit before `deadline`, else a timeout.
     ExpectDigit { menu: String, deadline: Instant },
     /// A message is playing (no barge-in); then back to `return_to`.
-    ExpectMessageEnd { return_to: String, watchdog: Instant },
+    ExpectMessageEnd {
+        return_to: String,
+        watchdog: Instant,
+    },
     /// Transfer or Hangup emitted: nothing more will happen.
     Ended,
 }
@@ -113,7 +116,8 @@ impl Ivr {
                 self.event(IvrEventKind::Timeout { menu: menu.clone() }, now);
                 self.fail(menu, Failure::Timeout, now);
             }
-            State::ExpectMenuPlaybackEnd { watchdog, .. } | State::ExpectMessageEnd { watchdog, .. }
+            State::ExpectMenuPlaybackEnd { watchdog, .. }
+            | State::ExpectMessageEnd { watchdog, .. }
                 if now >= *watchdog =>
             {
                 warn!("no end of playback within the watchdog; going on without it");
