@@ -230,13 +230,15 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
         headers.0.push(Header { name: n, value: v });
     }
 
-    let mut msg = if let Some(after) = first.strip_prefix("SIP/") {
-        let mut it = after.splitn(3, ' ');
-        let (ver, code, reason) = (
-            it.next().unwrap_or(""),
-            it.next().unwrap_or(""),
-            it.next().unwrap_or(""),
-        );
+    // RFC 3261 §7.1: "SIP" is case-insensitive. Like the request line (below), the status line
+    // tolerates runs of SP/HT between its elements.
+    let status_line = first
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"));
+    let mut msg = if let Some(after) = first.get(4..).filter(|_| status_line) {
+        let (ver, rest) = after.split_once([' ', '\t']).unwrap_or((after, ""));
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let (code, reason) = rest.split_once([' ', '\t']).unwrap_or((rest, ""));
         if ver != "2.0" {
             return Err(perr(
                 ParseErrorKind::BadStartLine,
@@ -732,6 +734,29 @@ mod tests {
         check(
             &m("OPTIONS nobody:x SIP/2.0", "OPTIONS"),
             "request OPTIONS nobody:x -> 416 URI scheme nobody not supported",
+        );
+    }
+
+    #[test]
+    fn status_lines() {
+        let m =
+            |line: &str| format!("{line}\r\n{HEADERS}CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+        check(&m("SIP/2.0 180 Ringing"), "response 180 -> valid");
+        check(&m("SIP/2.0 100 "), "response 100 -> valid");
+        check(&m("SIP/2.0 100"), "response 100 -> valid");
+        check(&m("sip/2.0 200 OK"), "response 200 -> valid");
+        check(&m("SIP/2.0  200  OK"), "response 200 -> valid");
+        check(
+            &m("SIP/2.0 4294967301 x"),
+            "error BadStartLine: bad status code",
+        );
+        check(
+            &m("SIP/2.0 099 x"),
+            "error BadStartLine: status code out of range",
+        );
+        check(
+            &m("SIP/3.0 200 OK"),
+            "error BadStartLine: unsupported SIP version in status line",
         );
     }
 
