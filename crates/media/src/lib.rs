@@ -21,17 +21,21 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod dtmf_detect;
 pub mod g711;
 pub mod packet;
 pub mod ports;
+pub mod prompt;
 pub mod relay;
 mod sequence;
 pub mod telephone_event;
 
+pub use dtmf_detect::{DtmfConfig, DtmfDetector, dtmf_tone};
 pub use packet::{
     BufferTooSmall, InspectError, Packet, PacketKind, RtcpCompound, RtpPacket, inspect, write_rtp,
 };
 pub use ports::{PortAllocator, PortError, PortPair};
+pub use prompt::{Prompt, PromptError, decode_prompt};
 pub use relay::{
     Channel, DropCounts, DropReason, Forward, LegId, LegStats, MediaEvent, Relay, RelayConfig,
 };

@@ -1,0 +1,2 @@
+//! Audio benchmarks (placeholder while written).
+fn main() {}

@@ -1,0 +1,573 @@
+//! Prompts: audio files decoded once at load time into ready 20 ms G.711 frames.
+//!
+//! The switch reads a prompt file and hands its bytes to [`decode_prompt`]; this crate opens no
+//! files. Decoding goes WAV/FLAC/MP3/Ogg-Vorbis → (symphonia 0.6) → mono f32 → (rubato `Fft`,
+//! a band-limited resampler, never sample dropping) → 8 kHz → i16 with clamping → PCMU and PCMA,
+//! each cut into 160-byte frames of 20 ms with the last one padded with silence. The playout
+//! path then copies a ready frame per packet and never decodes, resamples or encodes.
+//!
+//! Do this off the event loop (`spawn_blocking` in the switch): a minute of 44.1 kHz audio
+//! takes milliseconds, not microseconds.
+//!
+//! Undecodable bytes give a [`PromptError`], never a panic: the switch turns it into a config
+//! error naming the file and the dialplan reference.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use rubato::audioadapter_buffers::direct::SequentialSliceOfSlices;
+use rubato::{Fft, FixedSync, Resampler};
+use symphonia::core::codecs::audio::AudioDecoderOptions;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, TrackType};
+use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
+use symphonia::core::meta::MetadataOptions;
+
+use crate::g711::Law;
+
+/// The sample rate of every prompt after decoding: G.711's 8 kHz.
+pub const SAMPLE_RATE: u32 = 8_000;
+/// Samples (and G.711 bytes) in one 20 ms frame at 8 kHz.
+pub const FRAME_SAMPLES: usize = 160;
+/// The duration of one frame (the RTP packetisation time, RFC 3551 §4.5 default).
+pub const FRAME_DURATION: Duration = Duration::from_millis(20);
+/// The longest prompt accepted: bounds memory at load (about 115 MB of f32 for 48 kHz input).
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+
+/// One 20 ms G.711 frame, ready to be an RTP payload.
+pub type Frame = [u8; FRAME_SAMPLES];
+
+/// A decoded prompt: 8 kHz mono PCM and its PCMU and PCMA frames, encoded once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    name: String,
+    pcm: Vec<i16>,
+    pcmu_frames: Vec<Frame>,
+    pcma_frames: Vec<Frame>,
+}
+
+impl Prompt {
+    /// Build a prompt from 8 kHz mono samples: encode both laws and cut 20 ms frames.
+    pub fn from_pcm(name: &str, pcm: Vec<i16>) -> Prompt {
+        let pcmu_frames = frames(Law::Pcmu, &pcm);
+        let pcma_frames = frames(Law::Pcma, &pcm);
+        Prompt { name: name.to_owned(), pcm, pcmu_frames, pcma_frames }
+    }
+
+    /// The prompt's name, as the dialplan refers to it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The audible duration (the samples, without the padding of the last frame).
+    pub fn duration(&self) -> Duration {
+        let samples = u64::try_from(self.pcm.len()).unwrap_or(u64::MAX);
+        Duration::from_micros(samples.saturating_mul(1_000_000) / u64::from(SAMPLE_RATE))
+    }
+
+    /// The 8 kHz mono samples (for tests, mixing and voicemail beeps).
+    pub fn pcm(&self) -> &[i16] {
+        &self.pcm
+    }
+
+    /// The number of 20 ms frames, the last one padded with silence.
+    pub fn n_frames(&self) -> usize {
+        self.pcmu_frames.len()
+    }
+
+    /// All frames for one law.
+    pub fn frames(&self, law: Law) -> &[Frame] {
+        match law {
+            Law::Pcmu => &self.pcmu_frames,
+            Law::Pcma => &self.pcma_frames,
+        }
+    }
+
+    /// Frame `frame_idx` for one law, or `None` past the end.
+    pub fn frame(&self, law: Law, frame_idx: usize) -> Option<&Frame> {
+        self.frames(law).get(frame_idx)
+    }
+}
+
+/// Why a prompt could not be decoded.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PromptError {
+    /// The bytes are not a container or stream symphonia knows (WAV, FLAC, MP3, Ogg).
+    #[error("prompt `{name}`: not a recognised audio file (WAV, FLAC, MP3, Ogg/Vorbis): {reason}")]
+    UnknownFormat {
+        /// The prompt's name.
+        name: String,
+        /// What the prober said.
+        reason: String,
+    },
+    /// The container holds no audio track, or one whose codec we cannot decode (e.g. Opus).
+    #[error("prompt `{name}`: no decodable audio track: {reason}")]
+    Unsupported {
+        /// The prompt's name.
+        name: String,
+        /// Which part is missing or unsupported.
+        reason: String,
+    },
+    /// The stream is damaged: reading or decoding failed and no audio came out.
+    #[error("prompt `{name}`: malformed audio: {reason}")]
+    Malformed {
+        /// The prompt's name.
+        name: String,
+        /// The first error met.
+        reason: String,
+    },
+    /// The file decoded to no samples at all.
+    #[error("prompt `{name}`: the file contains no audio")]
+    Empty {
+        /// The prompt's name.
+        name: String,
+    },
+    /// The file is longer than [`MAX_DURATION`].
+    #[error("prompt `{name}`: longer than {} s", MAX_DURATION.as_secs())]
+    TooLong {
+        /// The prompt's name.
+        name: String,
+    },
+}
+
+/// Decode an audio file's bytes (WAV, FLAC, MP3 or Ogg/Vorbis) into a ready [`Prompt`].
+///
+/// `extension_hint` is the file's extension (`"wav"`, `".mp3"` …) and only speeds up probing.
+/// The audio is downmixed to mono, resampled to 8 kHz and encoded to both G.711 laws.
+pub fn decode_prompt(
+    name: &str,
+    bytes: &[u8],
+    extension_hint: Option<&str>,
+) -> Result<Prompt, PromptError> {
+    // symphonia parses untrusted files. Its own errors come back as `Err`; a bug that panics
+    // inside it must still not take the switch down at reload, so it becomes a `Malformed`.
+    let decoded = catch_unwind(AssertUnwindSafe(|| decode_mono(name, bytes, extension_hint)))
+        .unwrap_or_else(|_| {
+            Err(PromptError::Malformed {
+                name: name.to_owned(),
+                reason: "the decoder failed on this input".to_owned(),
+            })
+        })?;
+    if decoded.samples.is_empty() {
+        return Err(PromptError::Empty { name: name.to_owned() });
+    }
+    let pcm = to_8khz_i16(&decoded.samples, decoded.rate).map_err(|reason| {
+        PromptError::Unsupported { name: name.to_owned(), reason }
+    })?;
+    if pcm.is_empty() {
+        return Err(PromptError::Empty { name: name.to_owned() });
+    }
+    Ok(Prompt::from_pcm(name, pcm))
+}
+
+/// A sine tone, e.g. the voicemail beep: `level_dbfs` is its peak (0 = full scale), with
+/// 5 ms raised-cosine ramps at both ends so it does not click.
+pub fn tone(freq_hz: f32, ms: u32, level_dbfs: f32) -> Prompt {
+    let n = (u64::from(ms) * u64::from(SAMPLE_RATE) / 1000) as usize;
+    let amplitude = 32767.0 * 10f32.powf(level_dbfs.min(0.0) / 20.0);
+    let ramp = (SAMPLE_RATE as usize * 5 / 1000).min(n / 2).max(1);
+    let step = std::f32::consts::TAU * freq_hz / SAMPLE_RATE as f32;
+    let pcm = (0..n)
+        .map(|i| {
+            let edge = i.min(n - 1 - i);
+            let gain = if edge < ramp {
+                0.5 - 0.5 * (std::f32::consts::PI * edge as f32 / ramp as f32).cos()
+            } else {
+                1.0
+            };
+            to_i16(amplitude * gain * (step * i as f32).sin())
+        })
+        .collect();
+    Prompt::from_pcm(&format!("tone-{freq_hz}Hz-{ms}ms"), pcm)
+}
+
+/// Cut `pcm` into 20 ms frames of one law, padding the last with the law's silence.
+fn frames(law: Law, pcm: &[i16]) -> Vec<Frame> {
+    pcm.chunks(FRAME_SAMPLES)
+        .map(|chunk| {
+            let mut frame = [law.silence(); FRAME_SAMPLES];
+            law.encode(chunk, &mut frame);
+            frame
+        })
+        .collect()
+}
+
+/// f32 in [-1, 1] (symphonia's scale) to i16, rounded and clamped.
+fn to_i16(sample: f32) -> i16 {
+    // `as` saturates and maps NaN to 0, which is the clamping we want.
+    sample.round() as i16
+}
+
+struct Mono {
+    samples: Vec<f32>,
+    rate: u32,
+}
+
+fn decode_mono(name: &str, bytes: &[u8], extension_hint: Option<&str>) -> Result<Mono, PromptError> {
+    let unknown = |reason: String| PromptError::UnknownFormat { name: name.to_owned(), reason };
+    let unsupported = |reason: String| PromptError::Unsupported { name: name.to_owned(), reason };
+    let malformed = |reason: String| PromptError::Malformed { name: name.to_owned(), reason };
+
+    let mut hint = Hint::new();
+    if let Some(extension) = extension_hint {
+        hint.with_extension(&extension.trim_start_matches('.').to_ascii_lowercase());
+    }
+    let source = Box::new(Cursor::new(bytes.to_vec()));
+    let stream = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
+    let mut format = symphonia::default::get_probe()
+        .probe(&hint, stream, FormatOptions::default(), MetadataOptions::default())
+        .map_err(|e| unknown(e.to_string()))?;
+    let track = format
+        .default_track(TrackType::Audio)
+        .ok_or_else(|| unsupported("no audio track".to_owned()))?;
+    let track_id = track.id;
+    let params = track
+        .codec_params
+        .as_ref()
+        .and_then(|p| p.audio())
+        .ok_or_else(|| unsupported("the track has no audio codec parameters".to_owned()))?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make_audio_decoder(params, &AudioDecoderOptions::default())
+        .map_err(|e| unsupported(e.to_string()))?;
+
+    let mut mono: Vec<f32> = Vec::new();
+    let mut interleaved: Vec<f32> = Vec::new();
+    let mut rate: Option<u32> = None;
+    let mut first_error: Option<String> = None;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(Some(packet)) => packet,
+            // symphonia 0.6: the end of the stream is `Ok(None)`.
+            Ok(None) => break,
+            // Some readers still report a truncated end as an unexpected EOF.
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break;
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.to_string());
+                break;
+            }
+        };
+        if packet.track_id != track_id {
+            continue;
+        }
+        let buffer = match decoder.decode(&packet) {
+            Ok(buffer) => buffer,
+            // A damaged packet: skip it as players do, but remember why.
+            Err(SymphoniaError::DecodeError(e)) => {
+                first_error.get_or_insert_with(|| e.to_owned());
+                continue;
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| e.to_string());
+                break;
+            }
+        };
+        let spec = buffer.spec();
+        let n_channels = spec.channels().count();
+        let buffer_rate = spec.rate();
+        if n_channels == 0 || buffer_rate == 0 {
+            return Err(malformed("a packet has no channels or a zero sample rate".to_owned()));
+        }
+        match rate {
+            None => rate = Some(buffer_rate),
+            Some(r) if r != buffer_rate => {
+                return Err(unsupported(format!(
+                    "the sample rate changes from {r} Hz to {buffer_rate} Hz"
+                )));
+            }
+            Some(_) => {}
+        }
+        interleaved.resize(buffer.samples_interleaved(), 0.0);
+        buffer.copy_to_slice_interleaved(&mut interleaved);
+        // Downmix: the mean of the channels keeps a mono-in-stereo file at its level.
+        let scale = 1.0 / n_channels as f32;
+        mono.extend(
+            interleaved.chunks_exact(n_channels).map(|frame| frame.iter().sum::<f32>() * scale),
+        );
+        let max_samples = MAX_DURATION.as_secs() as usize * buffer_rate as usize;
+        if mono.len() > max_samples {
+            return Err(PromptError::TooLong { name: name.to_owned() });
+        }
+    }
+    match (rate, first_error) {
+        (Some(rate), _) if !mono.is_empty() => Ok(Mono { samples: mono, rate }),
+        (_, Some(reason)) => Err(malformed(reason)),
+        _ => Ok(Mono { samples: Vec::new(), rate: SAMPLE_RATE }),
+    }
+}
+
+/// Resample mono f32 at `rate` to 8 kHz with rubato's FFT resampler, then scale to i16.
+fn to_8khz_i16(samples: &[f32], rate: u32) -> Result<Vec<i16>, String> {
+    let resampled;
+    let at_8khz: &[f32] = if rate == SAMPLE_RATE {
+        samples
+    } else {
+        // A fixed-ratio, band-limited (anti-aliased) resampler. `process_all` trims the
+        // filter delay, so the output is aligned with the input and has `len * ratio` frames.
+        let mut resampler =
+            Fft::<f32>::new(rate as usize, SAMPLE_RATE as usize, 1024, 1, FixedSync::Input)
+                .map_err(|e| format!("cannot resample {rate} Hz to 8 kHz: {e}"))?;
+        let channels = [samples];
+        let input = SequentialSliceOfSlices::new(&channels[..], 1, samples.len())
+            .map_err(|e| format!("resampler input: {e}"))?;
+        resampled = resampler
+            .process_all(&input, samples.len(), None)
+            .map_err(|e| format!("resampling failed: {e}"))?
+            .take_data();
+        &resampled
+    };
+    Ok(at_8khz.iter().map(|&s| to_i16(s * 32768.0)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 16-bit PCM WAV file in memory.
+    fn wav(rate: u32, channels: u16, interleaved: &[i16]) -> Vec<u8> {
+        let data_len = (interleaved.len() * 2) as u32;
+        let mut out = Vec::with_capacity(44 + interleaved.len() * 2);
+        out.extend_from_slice(b"RIFF");
+        out.extend_from_slice(&(36 + data_len).to_le_bytes());
+        out.extend_from_slice(b"WAVEfmt ");
+        out.extend_from_slice(&16u32.to_le_bytes());
+        out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+        out.extend_from_slice(&channels.to_le_bytes());
+        out.extend_from_slice(&rate.to_le_bytes());
+        out.extend_from_slice(&(rate * u32::from(channels) * 2).to_le_bytes());
+        out.extend_from_slice(&(channels * 2).to_le_bytes());
+        out.extend_from_slice(&16u16.to_le_bytes());
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&data_len.to_le_bytes());
+        for s in interleaved {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        out
+    }
+
+    fn rms(samples: &[i16]) -> f64 {
+        let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        (sum / samples.len() as f64).sqrt()
+    }
+
+    fn db(ratio: f64) -> f64 {
+        20.0 * ratio.log10()
+    }
+
+    /// A 1 kHz tone, `seconds` long, at 44.1 kHz stereo (both channels equal).
+    fn stereo_tone(seconds: f64, amplitude: f64) -> (Vec<i16>, Vec<i16>) {
+        let n = (44_100.0 * seconds) as usize;
+        let mono: Vec<i16> = (0..n)
+            .map(|i| {
+                let t = i as f64 / 44_100.0;
+                (amplitude * (std::f64::consts::TAU * 1000.0 * t).sin()).round() as i16
+            })
+            .collect();
+        let stereo = mono.iter().flat_map(|&s| [s, s]).collect();
+        (mono, stereo)
+    }
+
+    fn check_tone_prompt(prompt: &Prompt, seconds: f64, source_rms: f64) {
+        let expected_frames = (seconds * 50.0).ceil() as i64;
+        let n_frames = prompt.n_frames() as i64;
+        assert!(
+            (n_frames - expected_frames).abs() <= 1,
+            "{}: {n_frames} frames, expected {expected_frames} ± 1",
+            prompt.name()
+        );
+        let duration = prompt.duration().as_secs_f64();
+        assert!((duration - seconds).abs() <= 0.02, "{}: duration {duration} s", prompt.name());
+        assert_eq!(prompt.frames(Law::Pcma).len(), prompt.n_frames());
+        // Skip the edges, where the resampler's filter rings.
+        let pcm = prompt.pcm();
+        let middle = &pcm[400..pcm.len() - 400];
+        let level = db(rms(middle) / source_rms);
+        assert!(level.abs() <= 1.0, "{}: level off by {level:.2} dB", prompt.name());
+        // The G.711 frames decode back to the same level.
+        let mut decoded = vec![0i16; FRAME_SAMPLES];
+        let mut all = Vec::new();
+        for frame in prompt.frames(Law::Pcmu) {
+            Law::Pcmu.decode(frame, &mut decoded);
+            all.extend_from_slice(&decoded);
+        }
+        let level = db(rms(&all[400..pcm.len() - 400]) / source_rms);
+        assert!(level.abs() <= 1.0, "{}: PCMU level off by {level:.2} dB", prompt.name());
+    }
+
+    #[test]
+    fn wav_44k1_stereo_becomes_8k_mono_frames() {
+        let (mono, stereo) = stereo_tone(1.5, 10_000.0);
+        let bytes = wav(44_100, 2, &stereo);
+        let prompt = decode_prompt("tone", &bytes, Some("wav")).expect("a valid WAV");
+        assert_eq!(prompt.name(), "tone");
+        check_tone_prompt(&prompt, 1.5, rms(&mono));
+        // 1.5 s = exactly 75 frames.
+        assert_eq!(prompt.n_frames(), 75);
+    }
+
+    #[test]
+    fn wav_8k_mono_passes_through_unchanged() {
+        let pcm: Vec<i16> = (0..1000).map(|i| ((i * 37) % 2000 - 1000) as i16).collect();
+        let bytes = wav(8000, 1, &pcm);
+        let prompt = decode_prompt("raw", &bytes, None).expect("a valid WAV");
+        assert_eq!(prompt.pcm(), &pcm[..]);
+        // 1000 samples: 6 full frames and a padded 7th.
+        assert_eq!(prompt.n_frames(), 7);
+        let last = prompt.frame(Law::Pcmu, 6).expect("7 frames");
+        assert!(last[40..].iter().all(|&c| c == Law::Pcmu.silence()));
+        let last = prompt.frame(Law::Pcma, 6).expect("7 frames");
+        assert!(last[40..].iter().all(|&c| c == Law::Pcma.silence()));
+        assert_eq!(prompt.frame(Law::Pcmu, 7), None);
+        assert_eq!(prompt.duration(), Duration::from_millis(125));
+    }
+
+    #[test]
+    fn wav_48k_and_16k_resample_to_the_right_length() {
+        for rate in [48_000u32, 16_000, 22_050, 11_025] {
+            let n = rate as usize; // one second
+            let pcm: Vec<i16> = (0..n)
+                .map(|i| {
+                    let t = i as f64 / f64::from(rate);
+                    (8000.0 * (std::f64::consts::TAU * 440.0 * t).sin()) as i16
+                })
+                .collect();
+            let bytes = wav(rate, 1, &pcm);
+            let prompt = decode_prompt("r", &bytes, Some(".WAV")).expect("valid");
+            let n_out = prompt.pcm().len() as i64;
+            assert!((n_out - 8000).abs() <= 2, "{rate} Hz: {n_out} samples");
+        }
+    }
+
+    #[test]
+    fn full_scale_input_is_clamped_not_wrapped() {
+        let pcm: Vec<i16> = (0..44_100)
+            .map(|i| if (i / 20) % 2 == 0 { i16::MAX } else { i16::MIN })
+            .collect();
+        let bytes = wav(44_100, 1, &pcm);
+        let prompt = decode_prompt("square", &bytes, None).expect("valid");
+        // A full-scale square wave overshoots after filtering (Gibbs); clamped samples sit at
+        // the rails instead of wrapping to the opposite sign.
+        let pcm = prompt.pcm();
+        assert!(pcm.iter().any(|&s| s == i16::MAX || s == i16::MIN));
+        assert!(pcm.len() == 8000);
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/test_data/");
+        std::fs::read(format!("{path}{name}")).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+    }
+
+    /// The committed fixtures are made by `test_data/make-fixtures.sh`: a 1 kHz tone at
+    /// -12 dBFS peak, 1 s long, 44.1 kHz stereo (FLAC, Ogg/Vorbis) or 22.05 kHz mono (MP3).
+    #[test]
+    fn flac_ogg_and_mp3_fixtures_decode() {
+        let source_rms = 32768.0 * 10f64.powf(-12.0 / 20.0) / 2f64.sqrt();
+        for (file, ext) in [
+            ("tone-1k.flac", "flac"),
+            ("tone-1k.ogg", "ogg"),
+            ("tone-1k.mp3", "mp3"),
+        ] {
+            let bytes = fixture(file);
+            let prompt = decode_prompt(file, &bytes, Some(ext))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            // MP3 adds encoder delay and padding (up to ~2 frames at 22.05 kHz); allow it.
+            let seconds = prompt.duration().as_secs_f64();
+            assert!((seconds - 1.0).abs() < 0.1, "{file}: {seconds} s");
+            let pcm = prompt.pcm();
+            let middle = &pcm[1200..pcm.len() - 1200];
+            let level = db(rms(middle) / source_rms);
+            assert!(level.abs() <= 1.0, "{file}: level off by {level:.2} dB");
+            // Without the hint too.
+            let again = decode_prompt(file, &bytes, None).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(again.n_frames(), prompt.n_frames());
+        }
+    }
+
+    #[test]
+    fn garbage_gives_a_clear_error() {
+        for (bytes, hint) in [
+            (&b""[..], None),
+            (&b"hello, this is not audio at all"[..], Some("wav")),
+            (&b"RIFF\x10\0\0\0WAVEfmt "[..], Some("wav")),
+            (&b"fLaC\0\0\0\x22"[..], Some("flac")),
+            (&b"OggS\0\x02"[..], Some("ogg")),
+        ] {
+            let err = decode_prompt("bad", bytes, hint).expect_err("garbage is not a prompt");
+            let message = err.to_string();
+            assert!(message.starts_with("prompt `bad`: "), "{message}");
+        }
+        // A WAV header whose data chunk is empty.
+        let bytes = wav(8000, 1, &[]);
+        let err = decode_prompt("silent", &bytes, None).expect_err("no audio");
+        assert!(
+            matches!(err, PromptError::Empty { .. } | PromptError::Malformed { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn truncated_files_never_panic() {
+        let (_, stereo) = stereo_tone(0.2, 8000.0);
+        let mut files = vec![wav(44_100, 2, &stereo)];
+        for name in ["tone-1k.flac", "tone-1k.ogg", "tone-1k.mp3"] {
+            files.push(fixture(name));
+        }
+        for bytes in &files {
+            for cut in (0..bytes.len()).step_by(97) {
+                let _ = decode_prompt("cut", &bytes[..cut], None);
+            }
+        }
+    }
+
+    #[test]
+    fn tone_has_the_asked_frequency_length_and_level() {
+        let beep = tone(1000.0, 300, -6.0);
+        assert_eq!(beep.pcm().len(), 2400);
+        assert_eq!(beep.n_frames(), 15);
+        assert_eq!(beep.duration(), Duration::from_millis(300));
+        let peak = beep.pcm().iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        let expected = 32767.0 * 10f64.powf(-6.0 / 20.0);
+        assert!((f64::from(peak) - expected).abs() < 0.01 * expected, "peak {peak}");
+        // Ramps: starts and ends quietly.
+        assert!(beep.pcm()[0].abs() < 100 && beep.pcm()[2399].abs() < 1000);
+        // 1 kHz at 8 kHz: zero crossings every 4 samples → 600 sign changes in 300 ms.
+        let crossings = beep.pcm()[40..2360]
+            .windows(2)
+            .filter(|w| (w[0] >= 0) != (w[1] >= 0))
+            .count();
+        assert!((575..=585).contains(&crossings), "{crossings} crossings");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_bytes_give_a_prompt_or_an_error(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            hint in proptest::prop_oneof![
+                proptest::strategy::Just(None),
+                proptest::strategy::Just(Some("wav")),
+                proptest::strategy::Just(Some("mp3")),
+                proptest::strategy::Just(Some("flac")),
+                proptest::strategy::Just(Some("ogg")),
+            ],
+        ) {
+            let _ = decode_prompt("fuzz", &bytes, hint);
+        }
+
+        #[test]
+        fn mutated_wav_headers_never_panic(
+            flips in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 1..8),
+        ) {
+            let pcm: Vec<i16> = (0..800).map(|i| (i * 40) as i16).collect();
+            let mut bytes = wav(16_000, 1, &pcm);
+            for (at, value) in flips {
+                bytes[at] = value;
+            }
+            let _ = decode_prompt("fuzz", &bytes, Some("wav"));
+        }
+    }
+}
