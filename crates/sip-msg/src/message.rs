@@ -536,6 +536,9 @@ impl Request {
 
 /// True if `s` is an RFC 1123 date as SIP uses it: `Wed, 27 Dec 2023 20:02:55 GMT`
 /// (RFC 3261 §25.1 `rfc1123-date`; names compared case-insensitively).
+// DEVIATION(RFC 3261 §25.1): a one-digit day is accepted (RFC 1123 §5.2.14 allows it and
+// some phones send it); we do not use Date, so only a clearly wrong one (RFC 4475 baddate:
+// a zone other than GMT) is refused.
 fn is_sip_date(s: &str) -> bool {
     const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     const MONTHS: [&str; 12] = [
@@ -558,7 +561,7 @@ fn is_sip_date(s: &str) -> bool {
     };
     let mut hms = time.split(':');
     DAYS.iter().any(|x| x.eq_ignore_ascii_case(day.trim()))
-        && digits(d, 2)
+        && (digits(d, 2) || digits(d, 1))
         && MONTHS.iter().any(|x| x.eq_ignore_ascii_case(mon))
         && digits(year, 4)
         && (0..3).all(|_| hms.next().is_some_and(|t| digits(t, 2)))
@@ -797,6 +800,10 @@ mod tests {
         check(
             &m("Date: Fri, 1 Jan 2010 16:00 GMT\r\n\r\n"),
             "request OPTIONS sip:a@b -> 400 bad Date header",
+        );
+        check(
+            &m("Date: Fri, 1 Jan 2010 16:00:00 GMT\r\n\r\n"),
+            "request OPTIONS sip:a@b -> valid",
         );
     }
 
