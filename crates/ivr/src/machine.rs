@@ -412,11 +412,7 @@ fn escape_target(plan: &Plan, from: &str) -> Option<Target> {
             .chain(std::iter::once(&menu.default));
         for target in targets {
             match target {
-                Target::Menu(next) => {
-                    if seen.insert(next) {
-                        queue.push_back(next);
-                    }
-                }
+                Target::Menu(next) => queue.extend(seen.insert(next).then_some(next.as_str())),
                 t if leaves(t) => return Some(t.clone()),
                 _ => {}
             }

@@ -206,7 +206,7 @@ struct MenuSpec {
 
 fn target_text((kind, idx): (u8, usize), n_menus: usize) -> String {
     match kind {
-        0 | 1 | 2 => format!("menu:m{}", idx % n_menus),
+        0..=2 => format!("menu:m{}", idx % n_menus),
         3 => "message:msg".into(),
         4 => "hangup:bye".into(),
         5 => "extension:201".into(),
