@@ -1573,3 +1573,86 @@ fn phone_200_retransmission_after_call_ended_is_acked() {
     rig.assert_no_leaks();
     assert_eq!(acks.len(), 1, "the 200 retransmitted after the call ended was not ACKed");
 }
+
+/// The trunk hangs up an early dialog with BYE (RFC 3261 §15: the caller may BYE an early
+/// dialog). The switch must answer the pending INVITE (487, §15.1.2), CANCEL the ringing phone,
+/// and leave no transaction behind.
+#[test]
+fn trunk_bye_in_early_dialog() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    let ringing = rig.expect_response(trunk.addr, 180, Method::Invite);
+    call.to_tag = rig::to_tag(&ringing.headers);
+    call.remote_target = rig::contact_uri(&ringing.headers);
+    rig.advance(secs(3));
+    trunk.bye(&mut rig, &mut call);
+    rig.expect_response(trunk.addr, 200, Method::Bye);
+    let cancel = rig.wait_for(phone.addr, secs(1), |m| is_request(m, &Method::Cancel));
+    if let Some(Message::Request(cancel)) = &cancel {
+        phone.respond(&mut rig, cancel, 200);
+        phone.answer(&mut rig, &leg, 487);
+        rig.expect_request(phone.addr, Method::Ack);
+    }
+    let fin = rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200 && rig::cseq_method(m) == Some(Method::Invite)));
+    if let Some(Message::Response(fin)) = &fin {
+        trunk.ack_failure(&mut rig, &call, fin);
+    }
+    rig.advance(SETTLE);
+    let (n_tx, n_calls) = (rig.sb.n_transactions(), rig.sb.n_calls());
+    assert!(
+        cancel.is_some() && fin.as_ref().is_some_and(|m| matches!(m, Message::Response(r) if r.status == 487)) && n_tx == 0 && n_calls == 0,
+        "after an early-dialog BYE: CANCEL to the phone: {}; final to the trunk's INVITE: {:?}; transactions left after {SETTLE:?}: {n_tx}; calls left: {n_calls}",
+        cancel.is_some(),
+        fin.map(|m| rig::summary(&m)),
+    );
+    rig.assert_no_leaks();
+}
+
+/// REGISTER without Contact lists the bindings; `Contact: *` with `Expires: 0` removes them all.
+#[test]
+fn register_query_and_wildcard_removal() {
+    let mut rig = Rig::new();
+    let mut p1 = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let mut p2 = Phone::new(&mut rig, "201", "127.0.0.1:5062", "phone2");
+    p1.register(&mut rig, 3600);
+    p2.register(&mut rig, 1800);
+    let send = |rig: &mut Rig, cseq: u32, contact: Option<&str>, expires: Option<&str>, auth: Option<&str>| {
+        let mut headers = vec![
+            ("Via", format!("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-q-{cseq};rport")),
+            ("Max-Forwards", "70".to_owned()),
+            ("From", "<sip:201@centralino.example>;tag=q".to_owned()),
+            ("To", "<sip:201@centralino.example>".to_owned()),
+            ("Call-ID", "query-1".to_owned()),
+            ("CSeq", format!("{cseq} REGISTER")),
+        ];
+        if let Some(c) = contact {
+            headers.push(("Contact", c.to_owned()));
+        }
+        if let Some(e) = expires {
+            headers.push(("Expires", e.to_owned()));
+        }
+        if let Some(a) = auth {
+            headers.push(("Authorization", a.to_owned()));
+        }
+        rig.send(addr("127.0.0.1:5061"), rig::message("REGISTER sip:centralino.example SIP/2.0", &headers, ""));
+        rig.expect_final(addr("127.0.0.1:5061"), Method::Register)
+    };
+    let ch = send(&mut rig, 1, None, None, None);
+    assert_eq!(ch.status, 401);
+    let auth = p1.authorization(&ch, &HeaderName::WwwAuthenticate, "REGISTER", "sip:centralino.example");
+    let listed = send(&mut rig, 2, None, None, Some(&auth));
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.headers.values(&HeaderName::Contact).map(|v| v.len()), Some(2), "a query lists both bindings");
+
+    let ch = send(&mut rig, 3, Some("*"), Some("0"), None);
+    let auth = p1.authorization(&ch, &HeaderName::WwwAuthenticate, "REGISTER", "sip:centralino.example");
+    let removed = send(&mut rig, 4, Some("*"), Some("0"), Some(&auth));
+    assert_eq!(removed.status, 200);
+    assert_eq!(rig.deleted.len(), 2, "both bindings deleted");
+    assert_eq!(rig.sb.n_bindings(), 0);
+    let _ = &mut p2;
+    rig.assert_no_leaks();
+}
