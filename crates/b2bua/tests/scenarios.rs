@@ -1656,3 +1656,37 @@ fn register_query_and_wildcard_removal() {
     let _ = &mut p2;
     rig.assert_no_leaks();
 }
+
+/// The phone accepts the CANCEL (200) but never sends the 487: RFC 3261 §9.1 says to give the
+/// INVITE up 64*T1 after the CANCEL, so nothing may stay behind.
+#[test]
+fn cancelled_phone_never_sends_487() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    trunk.cancel(&mut rig, &call);
+    rig.expect_response(trunk.addr, 200, Method::Cancel);
+    let t = rig.expect_response(trunk.addr, 487, Method::Invite);
+    trunk.ack_failure(&mut rig, &call, &t);
+    let cancel = rig.expect_request(phone.addr, Method::Cancel);
+    phone.respond(&mut rig, &cancel, 200);
+    rig.assert_no_leaks();
+}
+
+/// A phone that rings and then goes silent (crashed, unplugged): the ring timeout CANCELs it,
+/// nothing answers the CANCEL or the INVITE; everything must still end.
+#[test]
+fn ringing_phone_vanishes() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    let fin = rig.wait_for(trunk.addr, secs(61), |m| matches!(m, Message::Response(r) if r.status >= 200));
+    let Some(Message::Response(fin)) = fin else { panic!("no final response to the trunk") };
+    assert_eq!(fin.status, 480);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    rig.assert_no_leaks();
+}
