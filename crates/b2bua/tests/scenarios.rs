@@ -1690,3 +1690,48 @@ fn ringing_phone_vanishes() {
     trunk.ack_failure(&mut rig, &call, &fin);
     rig.assert_no_leaks();
 }
+
+/// `Output::MediaRemote` is documented as "`None` while on hold": a trunk that puts the call
+/// on hold (a=sendonly, RFC 3264 §8.4) or a=inactive receives nothing, so the relay must stop
+/// sending to it; resuming gives the address back.
+#[test]
+fn hold_clears_media_remote() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    let key = rig.opened[0].0;
+    let last_a = |rig: &Rig| rig.remotes.iter().rev().find(|r| r.call == key && r.leg == LegSide::A).map(|r| r.rtp);
+    let mut seen = Vec::new();
+    for dir in ["sendonly", "inactive", "sendrecv"] {
+        trunk.reinvite(&mut rig, &mut call, dir, &[]);
+        rig.expect_response(trunk.addr, 200, Method::Invite);
+        trunk.ack_reinvite(&mut rig, &call);
+        seen.push((dir, last_a(&rig).flatten()));
+    }
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    let trunk_rtp = Some(addr(&format!("127.0.0.2:{}", call.rtp_port)));
+    assert_eq!(seen, vec![("sendonly", None), ("inactive", None), ("sendrecv", trunk_rtp)], "MediaRemote for A after hold, inactive, resume");
+}
+
+/// A re-INVITE that moves the trunk's media to a new port updates the A-leg remote.
+#[test]
+fn reinvite_moves_media() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    let key = rig.opened[0].0;
+    call.rtp_port = 41234;
+    trunk.reinvite(&mut rig, &mut call, "sendrecv", &[]);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    assert_eq!(sdp_summary(&ok.body).1, rig.opened[0].1);
+    trunk.ack_reinvite(&mut rig, &call);
+    let last = rig.remotes.iter().rev().find(|r| r.call == key && r.leg == LegSide::A).and_then(|r| r.rtp);
+    assert_eq!(last, Some(addr("127.0.0.2:41234")));
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
