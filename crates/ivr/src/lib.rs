@@ -10,7 +10,8 @@
 //! instants always give the same actions, so tests drive it in virtual time.
 //!
 //! **API boundary:** [`Ivr`] ([`Ivr::new`], [`Ivr::handle`], [`Ivr::poll_action`],
-//! [`Ivr::poll_timeout`], [`Ivr::handle_timeout`], [`Ivr::is_ended`]), [`IvrConfig`],
+//! [`Ivr::poll_timeout`], [`Ivr::handle_timeout`], [`Ivr::is_ended`], [`Ivr::current_menu`]),
+//! [`IvrConfig`],
 //! [`IvrInput`], [`IvrAction`], [`IvrEvent`] / [`IvrEventKind`] and [`IvrError`].
 //!
 //! # The run loop
@@ -143,6 +144,7 @@ pub struct IvrConfig {
     pub max_steps: u32,
     /// How long the IVR waits for [`IvrInput::PlaybackFinished`] before it stops the playback
     /// and goes on by itself, so that a lost event never leaves the caller in silence.
+    /// Anything under 1 s is taken as 1 s, so that the deadline is always in the future.
     pub playback_watchdog: Duration,
 }
 

@@ -237,7 +237,7 @@ impl Ivr {
                     });
                     self.state = State::ExpectMessageEnd {
                         return_to: menu,
-                        watchdog: now + self.config.playback_watchdog,
+                        watchdog: now + self.watchdog(),
                     };
                 }
                 // router docs: a message plays, "then back to the menu that led here, or hang
@@ -289,7 +289,7 @@ impl Ivr {
         });
         self.state = State::ExpectMenuPlaybackEnd {
             menu: name,
-            watchdog: now + self.config.playback_watchdog,
+            watchdog: now + self.watchdog(),
         };
     }
 
@@ -366,6 +366,10 @@ impl Ivr {
         self.end(IvrAction::Hangup {
             prompts: Vec::new(),
         });
+    }
+
+    fn watchdog(&self) -> Duration {
+        self.config.playback_watchdog.max(Duration::from_secs(1))
     }
 
     fn stop_if(&mut self, playing: bool) {
