@@ -31,8 +31,10 @@ pub(crate) enum Purpose {
     Bye,
     /// A CANCEL we sent.
     Cancel,
-    /// The INVITE of a fork whose call has ended: CANCEL it on 1xx, ACK and BYE it on 2xx.
+        /// The INVITE of a fork whose call has ended: CANCEL it on 1xx, ACK and BYE it on 2xx.
     Orphan,
+    /// Our session refresh (UPDATE or re-INVITE) to the caller (RFC 4028 refresher=uas).
+    Refresh,
 }
 
 /// One side of a dialog as seen by the switch (RFC 3261 §12).
@@ -156,8 +158,16 @@ pub(crate) struct Call {
     session_interval: Option<Duration>,
     /// Client transactions whose responses belong to this call.
     client_txs: Vec<ClientTxId>,
-    /// The extension that answered, counted busy until the call ends.
+        /// The extension that answered, counted busy until the call ends.
     busy_extension: Option<String>,
+    /// The phone hung up before the caller ACKed our 200: BYE the caller once it does.
+    bye_a_pending: bool,
+    /// When we must refresh the session ourselves (RFC 4028 refresher=uas).
+    refresh_at: Option<Instant>,
+    /// True if the caller asked us (the UAS) to refresh, or cannot refresh itself.
+    we_refresh: bool,
+    /// When the session expires without a refresh (RFC 4028).
+    session_expiry: Option<Instant>,
     dialled: String,
 }
 
@@ -265,8 +275,23 @@ impl Switchboard {
                 return Err(Refusal::Status(406, "we answer with application/sdp"));
             }
         }
+                let caller_supports_timer = req
+            .headers
+            .values(&HeaderName::Supported)
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case("timer"));
+        let asked_uas = req
+            .headers
+            .get(&HeaderName::SessionExpires)
+            .is_some_and(|v| v.replace(' ', "").to_ascii_lowercase().contains("refresher=uas"));
+                // RFC 4028 §9: we refresh when the caller asks us to. A caller without timer support
+        // gets no session timer at all: it would never refresh, and the media timeout already
+        // ends dead calls.
+        let we_refresh = asked_uas;
         let session_interval = match session_expires(req) {
             SessionTimer::None => None,
+            SessionTimer::Interval(_) if !caller_supports_timer => None,
             SessionTimer::Interval(secs) if secs < MIN_SE => return Err(Refusal::Status(422, "")),
             SessionTimer::Interval(secs) => Some(Duration::from_secs(u64::from(secs))),
             SessionTimer::Malformed => return Err(Refusal::Status(400, "bad Session-Expires")),
@@ -518,7 +543,11 @@ impl Switchboard {
                 scheduled: None,
                 session_interval,
                 client_txs,
-                busy_extension: None,
+                                busy_extension: None,
+                bye_a_pending: false,
+                refresh_at: None,
+                we_refresh,
+                session_expiry: None,
                 dialled,
             },
             true,
@@ -570,6 +599,9 @@ impl Switchboard {
                     "no operator configured for IVR targets",
                 )),
             },
+                        router::Target::Hangup(_) if decision.number.is_none() => {
+                Err(Refusal::Status(404, "the dialled number is not in service"))
+            }
             router::Target::Hangup(_) => Err(Refusal::Status(480, "the dialplan hangs up")),
             _ => Err(Refusal::Status(404, "no route for the dialled number")),
         }
@@ -594,9 +626,78 @@ impl Switchboard {
         let _enter = span.enter();
         let keep = match purpose {
             Purpose::Fork(idx) => self.fork_response(&mut call, idx, resp, now),
+                        Purpose::Refresh => self.refresh_response(&mut call, resp, now),
             Purpose::Bye | Purpose::Cancel | Purpose::Orphan => true,
         };
         self.put_back(call, keep, now);
+    }
+
+    /// The caller answered our session refresh: re-arm the timers, or end a dead dialog.
+    fn refresh_response(&mut self, call: &mut Call, resp: Response, now: Now) -> bool {
+        match resp.status {
+            100..=199 => true,
+            200..=299 => {
+                if is_invite(&resp) {
+                    let local_host = self.local_host();
+                    let cseq = resp.cseq().map_or(1, |c| c.seq);
+                    let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+                    let mut ack = call.a_dialog.request(Method::Ack, &local_host, &branch);
+                    ack.headers.set(HeaderName::CSeq, format!("{cseq} ACK"));
+                    self.send_stateless(call.a_dialog.peer, ack.to_bytes());
+                }
+                self.arm_session_timer(call, now);
+                true
+            }
+            // RFC 4028 §10 (by way of RFC 5057): 408 and 481 mean the dialog is gone.
+            408 | 481 => {
+                self.send_bye_a(call, now);
+                if let Some(w) = call.winner {
+                    self.send_bye_fork(call, w, now);
+                }
+                false
+            }
+            // Anything else: the session expiry decides.
+            _ => true,
+        }
+    }
+
+    /// (Re)starts the RFC 4028 timers once the session is up or was refreshed.
+    fn arm_session_timer(&mut self, call: &mut Call, now: Now) {
+        if let Some(interval) = call.session_interval {
+            call.session_expiry = Some(now.instant + interval);
+            // RFC 4028 §10: the refresher refreshes at half the interval.
+            call.refresh_at = call.we_refresh.then(|| now.instant + interval / 2);
+            call.deadline = call.refresh_at.or(call.session_expiry);
+        }
+    }
+
+    /// Sends our refresh to the caller: UPDATE without a body if it allows UPDATE, else a
+    /// re-INVITE carrying the same SDP (RFC 4028 §7.4, §9).
+    fn send_refresh(&mut self, call: &mut Call, now: Now) {
+        let local_host = self.local_host();
+        let allows_update = call
+            .a_invite
+            .headers
+            .values(&HeaderName::Allow)
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case("UPDATE"));
+        let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+        let method = if allows_update { Method::Update } else { Method::Invite };
+        let mut req = call.a_dialog.request(method.clone(), &local_host, &branch);
+        self.add_contact_request(&mut req, call.a_dialog.peer.transport);
+        if let Some(interval) = call.session_interval {
+            req.headers.push(HeaderName::SessionExpires, format!("{};refresher=uas", interval.as_secs()));
+        }
+        req.headers.push(HeaderName::Supported, "timer");
+        if method == Method::Invite {
+            if let Some(sdp) = &call.a_answer {
+                req.headers.push(HeaderName::ContentType, "application/sdp");
+                req.body = sdp.clone();
+            }
+        }
+        let tx = self.tx.send_request(req, call.a_dialog.peer, now.instant);
+        self.track(call, tx, Purpose::Refresh);
     }
 
     /// A response for a fork whose call has ended: the caller is gone, so the phone must not
@@ -615,6 +716,12 @@ impl Switchboard {
                     let cancel = sip_core::build_cancel(&orphan.invite);
                     let peer = orphan.dialog.peer;
                     let _ = self.tx.send_request(cancel, peer, now.instant);
+                }
+            }
+                        200..=299 if orphan.ack.is_some() => {
+                if let Some((peer, ack)) = &orphan.ack {
+                    let (peer, ack) = (*peer, ack.clone());
+                    self.send_stateless(peer, ack);
                 }
             }
             200..=299 => {
@@ -708,12 +815,10 @@ impl Switchboard {
                 true
             }
             200..=299 => {
-                let fork = &mut call.forks[idx];
-                if fork.state == ForkState::Answered {
+                                let fork = &mut call.forks[idx];
+                if let Some((peer, ack)) = &fork.ack {
                     // 2xx retransmission: our ACK was lost (RFC 3261 §13.2.2.4).
-                    if let Some((peer, ack)) = &fork.ack {
-                        self.send_stateless(*peer, ack.clone());
-                    }
+                    self.send_stateless(*peer, ack.clone());
                     return true;
                 }
                 fork.state = ForkState::Answered;
@@ -731,11 +836,24 @@ impl Switchboard {
                     self.send_bye_fork(call, idx, now);
                     return self.call_still_busy(call);
                 }
+                                let Some(body) = self.answer_for_a(call, &resp.body) else {
+                    // The phone answered with no usable SDP answer: hang it up, as if it had
+                    // refused the offer (488), and let the other forks go on.
+                    debug!(extension = %call.forks[idx].extension, "2xx without a usable SDP answer");
+                    self.send_bye_fork(call, idx, now);
+                    call.forks[idx].final_status = Some(488);
+                    if call.forks.iter().all(|f| f.state == ForkState::Done) {
+                        let mapped = map_failure(call.forks.iter().filter_map(|f| f.final_status));
+                        self.fail_a(call, mapped, now);
+                        return false;
+                    }
+                    return self.call_still_busy(call);
+                };
+                let body = Some(body);
                 call.winner = Some(idx);
                 let extension = call.forks[idx].extension.clone();
                 *self.busy.entry(extension.clone()).or_default() += 1;
                 call.busy_extension = Some(extension);
-                let body = self.answer_for_a(call, &resp.body);
                 for other in 0..call.forks.len() {
                     if other != idx {
                         self.cancel_fork(call, other, now);
@@ -749,20 +867,15 @@ impl Switchboard {
                 }
                 self.add_contact(&mut ok, call.a_dialog.peer.transport);
                 self.add_capabilities(&mut ok);
-                if let Some(interval) = call.session_interval {
-                    // RFC 4028 §9: the caller (uac) refreshes; we end the call if it stops.
+                                if let Some(interval) = call.session_interval {
+                    // RFC 4028 §9: the refresher the caller named, else the caller if it
+                    // supports timers, else us. Whoever refreshes, no refresh ends the call.
+                    let refresher = if call.we_refresh { "uas" } else { "uac" };
                     ok.headers.push(
                         HeaderName::SessionExpires,
-                        format!("{};refresher=uac", interval.as_secs()),
+                        format!("{};refresher={refresher}", interval.as_secs()),
                     );
-                    if call
-                        .a_invite
-                        .headers
-                        .values(&HeaderName::Supported)
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|o| o.eq_ignore_ascii_case("timer"))
-                    {
+                    if !call.we_refresh {
                         ok.headers.push(HeaderName::Require, "timer");
                     }
                 }
@@ -773,7 +886,8 @@ impl Switchboard {
                 self.tx.send_response(call.a_tx, ok, now.instant);
                 call.a_final_sent = true;
                 call.state = CallState::Answered;
-                call.deadline = call.session_interval.map(|i| now.instant + i);
+                                call.deadline = None;
+                self.arm_session_timer(call, now);
                 self.stats.calls_answered += 1;
                 info!(extension = %call.forks[idx].extension, "call answered");
                 true
@@ -835,6 +949,13 @@ impl Switchboard {
         let bytes = answer.to_bytes();
         call.a_answer = Some(bytes.clone());
         Some(bytes)
+    }
+
+        fn add_contact_request(&self, req: &mut Request, transport: Transport) {
+        req.headers.push(
+            HeaderName::Contact,
+            format!("<sip:centralino@{};transport={}>", self.local_host(), transport_name(transport).to_ascii_lowercase()),
+        );
     }
 
     fn add_contact(&self, resp: &mut Response, transport: Transport) {
@@ -966,19 +1087,21 @@ impl Switchboard {
                 *n = n.saturating_sub(1);
             }
         }
+                let born = self.now.map(|n| n.instant);
         for f in call.forks {
             self.by_call_id.remove(&f.dialog.call_id);
-            if matches!(f.state, ForkState::Calling | ForkState::Early) {
+            if let (Some(ack), Some(born)) = (f.ack, born) {
+                // The phone may retransmit its 2xx if our ACK is lost: keep re-ACKing it.
+                self.by_client_tx.insert(f.tx, (call.key, Purpose::Orphan));
+                self.orphans.insert(f.tx, Orphan { invite: f.invite, dialog: f.dialog, cancelled: true, ack: Some(ack) });
+                self.orphan_queue.push_back((born, f.tx));
+                continue;
+            }
+                        if let (true, Some(born)) = (matches!(f.state, ForkState::Calling | ForkState::Early), born) {
                 // The phone may still answer: keep enough to CANCEL, or ACK and BYE, it.
                 self.by_client_tx.insert(f.tx, (call.key, Purpose::Orphan));
-                self.orphans.insert(
-                    f.tx,
-                    Orphan {
-                        invite: f.invite,
-                        dialog: f.dialog,
-                        cancelled: f.cancel_sent,
-                    },
-                );
+                self.orphans.insert(f.tx, Orphan { invite: f.invite, dialog: f.dialog, cancelled: f.cancel_sent, ack: None });
+                self.orphan_queue.push_back((born, f.tx));
             }
         }
     }
@@ -1022,16 +1145,25 @@ impl Switchboard {
         for entry in stale {
             self.deadlines.remove(&entry);
         }
-        for (key, ringing) in due {
-            self.end_call(
-                key,
-                if ringing {
-                    "nobody answered in time"
-                } else {
-                    "session timer expired: no refresh (RFC 4028)"
-                },
-                now,
-            );
+                for (key, ringing) in due {
+            if ringing {
+                self.end_call(key, "nobody answered in time", now);
+                continue;
+            }
+            let Some(mut call) = self.calls.remove(&key) else { continue };
+            if call.refresh_at.is_some_and(|t| t <= now.instant) {
+                call.refresh_at = None;
+                call.deadline = call.session_expiry;
+                self.send_refresh(&mut call, now);
+                self.put_back(call, true, now);
+            } else if call.session_expiry.is_some_and(|t| t <= now.instant) {
+                self.calls.insert(key, call);
+                self.end_call(key, "session timer expired: no refresh (RFC 4028)", now);
+            } else {
+                // Nothing due (e.g. the ACK-wait of a hung-up phone): keep the call.
+                call.deadline = call.refresh_at.or(call.session_expiry);
+                self.put_back(call, true, now);
+            }
         }
     }
 
@@ -1062,6 +1194,14 @@ impl Switchboard {
                     self.fork_response(&mut call, idx, fake, now)
                 }
             }
+                        Purpose::Refresh => {
+                // RFC 4028 §10: no answer to our refresh: the dialog is gone.
+                self.send_bye_a(&mut call, now);
+                if let Some(w) = call.winner {
+                    self.send_bye_fork(&mut call, w, now);
+                }
+                false
+            }
             Purpose::Bye | Purpose::Cancel | Purpose::Orphan => true,
         };
         self.put_back(call, keep, now);
@@ -1082,22 +1222,26 @@ impl Switchboard {
         self.release(call);
     }
 
-    pub(crate) fn on_ack(&mut self, req: Request, _from: Peer, now: Now) {
+        pub(crate) fn on_ack(&mut self, req: Request, _from: Peer, now: Now) {
         let Some(call_id) = req.call_id() else { return };
-        let Some(&key) = self.by_call_id.get(call_id) else {
-            return;
-        };
+        // Even when the call has ended, the ACK stops our 2xx retransmissions (RFC 3261 §13.3.1.4).
         let cseq = req.cseq().map_or(0, |c| c.seq);
         if let Some(id) = self.tx.find_invite_server(call_id, cseq) {
             self.tx.ack_received(id);
         }
-        if let Some(call) = self.calls.get_mut(&key) {
-            if call.state == CallState::Answered && call.a_dialog.call_id == call_id {
-                call.state = CallState::Confirmed;
-                debug!(call = key.0, "caller ACKed: call confirmed");
+        let Some(&key) = self.by_call_id.get(call_id) else { return };
+        let Some(mut call) = self.calls.remove(&key) else { return };
+        let mut keep = true;
+        if call.state == CallState::Answered && call.a_dialog.call_id == call_id {
+            call.state = CallState::Confirmed;
+            debug!(call = key.0, "caller ACKed: call confirmed");
+            if call.bye_a_pending {
+                // The phone hung up before the caller's ACK: now the BYE may go (RFC 3261 §15).
+                self.send_bye_a(&mut call, now);
+                keep = false;
             }
         }
-        let _ = now;
+        self.put_back(call, keep, now);
     }
 
     pub(crate) fn on_ack_timeout(&mut self, id: ServerTxId, now: Now) {
@@ -1107,8 +1251,10 @@ impl Switchboard {
                 .get(&key)
                 .is_some_and(|c| c.state == CallState::Answered)
             {
-                // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the dialog with BYE.
+                                // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the dialog with BYE.
                 self.end_call(key, "caller never ACKed the 200", now);
+            } else if self.calls.get(&key).is_some_and(|c| c.bye_a_pending) {
+                self.end_call(key, "caller never ACKed the 200; the phone had hung up", now);
             }
         }
     }
@@ -1153,10 +1299,25 @@ impl Switchboard {
                 self.tx.send_response(id, resp, now.instant);
                 info!(?side, "hang-up");
                 match side {
-                    LegSide::A => {
-                        if let Some(w) = call.winner {
-                            self.send_bye_fork(&mut call, w, now);
+                                        LegSide::A => match call.winner {
+                        Some(w) => self.send_bye_fork(&mut call, w, now),
+                        None => {
+                            // BYE in an early dialog (RFC 3261 §15): stop the phones ringing
+                            // and end the INVITE with 487 (§15.1.2).
+                            for idx in 0..call.forks.len() {
+                                self.cancel_fork(&mut call, idx, now);
+                            }
+                            self.fail_a(&mut call, 487, now);
                         }
+                    },
+                                        LegSide::B if call.state == CallState::Answered => {
+                        // RFC 3261 §15: no BYE to the caller before its ACK for our 2xx.
+                        call.bye_a_pending = true;
+                        if let Some(w) = call.winner {
+                            call.forks[w].state = ForkState::Done;
+                        }
+                        self.calls.insert(call.key, call);
+                        return;
                     }
                     LegSide::B => self.send_bye_a(&mut call, now),
                 }
@@ -1164,10 +1325,8 @@ impl Switchboard {
             }
             Method::Invite | Method::Update => {
                 self.session_refresh(&mut call, id, &req, side, from, now);
-                if side == LegSide::A {
-                    if let Some(interval) = call.session_interval {
-                        call.deadline = Some(now.instant + interval);
-                    }
+                                if side == LegSide::A {
+                    self.arm_session_timer(&mut call, now);
                 }
                 true
             }
@@ -1221,10 +1380,11 @@ impl Switchboard {
         );
         self.add_capabilities(&mut resp);
         if let (LegSide::A, Some(interval)) = (side, call.session_interval) {
-            // RFC 4028 §9: a refresh keeps the interval and the caller as refresher.
+                        // RFC 4028 §9: a refresh keeps the interval and the refresher.
+            let refresher = if call.we_refresh { "uas" } else { "uac" };
             resp.headers.push(
                 HeaderName::SessionExpires,
-                format!("{};refresher=uac", interval.as_secs()),
+                format!("{};refresher={refresher}", interval.as_secs()),
             );
         }
         if !req.body.is_empty() {
@@ -1255,6 +1415,17 @@ impl Switchboard {
                     return;
                 }
             }
+        }
+                if req.body.is_empty() && req.method == Method::Invite {
+            // RFC 3264 §8 / RFC 3261 §14.2: an offer-less re-INVITE gets our offer in the 200;
+            // the answer comes in the ACK. We offer what the session already uses.
+            let origin = match side {
+                LegSide::A => &mut call.a_origin,
+                LegSide::B => &mut call.b_origin,
+            };
+            let offer = sdp::offer(&CodecPolicy::default(), local, origin, sdp::Direction::SendRecv);
+            resp.headers.push(HeaderName::ContentType, "application/sdp");
+            resp.body = offer.to_bytes();
         }
         self.tx.send_response(id, resp, now.instant);
     }
@@ -1291,7 +1462,13 @@ pub(crate) struct Orphan {
     invite: Request,
     dialog: Dialog,
     cancelled: bool,
+    /// Our ACK, for a fork that had answered: resent on every 2xx retransmission.
+    /// Orphans are forgotten after [`ORPHAN_LIFETIME`] (see `Switchboard::orphan_queue`).
+    ack: Option<(Peer, Vec<u8>)>,
 }
+
+/// How long a fork's INVITE transaction can still deliver responses: 64*T1 (RFC 3261 §17.1.1.2).
+pub(crate) const ORPHAN_LIFETIME: Duration = Duration::from_secs(40);
 
 /// The smallest session interval we accept (RFC 4028 §5: Min-SE at least 90 s).
 const MIN_SE: u32 = 90;
@@ -1333,8 +1510,10 @@ fn map_failure(statuses: impl Iterator<Item = u16>) -> u16 {
     let statuses: Vec<u16> = statuses.collect();
     if statuses.iter().any(|&s| s == 486 || s == 600) {
         486
-    } else if statuses.iter().any(|&s| s == 603) {
+        } else if statuses.iter().any(|&s| s == 603) {
         603
+    } else if !statuses.is_empty() && statuses.iter().all(|&s| s == 488 || s == 606) {
+        488
     } else {
         480
     }

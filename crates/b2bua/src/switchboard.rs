@@ -168,7 +168,9 @@ pub struct Switchboard {
     pub(crate) by_server_tx: HashMap<ServerTxId, CallKey>,
     pub(crate) by_client_tx: HashMap<ClientTxId, (CallKey, Purpose)>,
     pub(crate) by_call_id: HashMap<String, CallKey>,
-    pub(crate) orphans: HashMap<ClientTxId, Orphan>,
+        pub(crate) orphans: HashMap<ClientTxId, Orphan>,
+    /// Orphans in the order they were made, to forget them in O(1).
+    pub(crate) orphan_queue: VecDeque<(Instant, ClientTxId)>,
     /// Call deadlines (ring timeout, session expiry), earliest first.
     pub(crate) deadlines: BTreeSet<(Instant, CallKey)>,
     /// Calls in progress per answering extension.
@@ -182,7 +184,7 @@ pub struct Switchboard {
     pub(crate) strategy: router::StrategyState,
     next_call: u64,
     penalties: HashMap<IpAddr, Penalty>,
-    now: Option<Now>,
+    pub(crate) now: Option<Now>,
 }
 
 impl Switchboard {
@@ -212,7 +214,8 @@ impl Switchboard {
             by_server_tx: HashMap::new(),
             by_client_tx: HashMap::new(),
             by_call_id: HashMap::new(),
-            orphans: HashMap::new(),
+                        orphans: HashMap::new(),
+            orphan_queue: VecDeque::new(),
             deadlines: BTreeSet::new(),
             busy: HashMap::new(),
             registrar_deadline: None,
@@ -258,7 +261,12 @@ impl Switchboard {
     }
 
     /// Registered contacts across all extensions.
-    pub fn n_bindings(&self) -> usize {
+        pub fn n_bindings(&self) -> usize {
+        self.registrar.binding_count()
+    }
+
+    /// Extensions with at least one registered contact.
+    pub fn n_registered_extensions(&self) -> usize {
         self.registrar.registered_count()
     }
 
@@ -289,7 +297,17 @@ impl Switchboard {
                     let expired = self.registrar.expire(now.instant);
                     self.persist(expired);
                 }
-                self.call_timers(now);
+                                self.call_timers(now);
+                                // Forget orphaned forks whose transactions have surely ended (oldest first).
+                while let Some(&(born, id)) = self.orphan_queue.front() {
+                    if now.instant.duration_since(born) < crate::call::ORPHAN_LIFETIME {
+                        break;
+                    }
+                    self.orphan_queue.pop_front();
+                    if self.orphans.remove(&id).is_some() {
+                        self.by_client_tx.remove(&id);
+                    }
+                }
             }
             Input::MediaTimeout { call } => self.end_call(call, "media timeout", now),
             Input::MediaFailed { call } => {

@@ -56,10 +56,11 @@ pub fn render(sb: &b2bua::Switchboard, tcp_connections: usize, media: &MediaTota
         ("rtp_packets_dropped_total", "Datagrams the relay refused (ended calls).", media.dropped),
         ("media_timeouts_total", "Calls ended because no RTP arrived.", media.timeouts),
     ];
-    let gauges: [(&str, &str, usize); 5] = [
+    let gauges: [(&str, &str, usize); 6] = [
         ("calls_active", "Calls in progress.", sb.n_calls()),
         ("transactions_active", "SIP transactions in progress.", sb.n_transactions()),
-        ("registrations_active", "Extensions with at least one registered contact.", sb.n_bindings()),
+        ("registrations_active", "Registered contacts (bindings).", sb.n_bindings()),
+        ("registered_extensions", "Extensions with at least one registered contact.", sb.n_registered_extensions()),
         ("media_ports_in_use", "RTP port pairs in use.", sb.media_ports_in_use()),
         ("tcp_connections", "Open SIP TCP connections.", tcp_connections),
     ];
