@@ -1735,3 +1735,117 @@ fn reinvite_moves_media() {
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
 }
+
+// ---------------------------------------------------------------------------------------------
+// NAT, TCP, Record-Route, codecs, long calls
+// ---------------------------------------------------------------------------------------------
+
+/// A phone behind NAT registers a private Contact: INVITE and BYE go to the REGISTER's source
+/// address, while the Request-URI stays the Contact.
+#[test]
+fn natted_phone_reached_at_register_source() {
+    let mut rig = Rig::new();
+    let mut phone = Phone::new(&mut rig, "201", "127.0.0.1:40000", "natphone");
+    phone.contact = Some("10.0.0.5:5060".into());
+    phone.register(&mut rig, 3600);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    assert_eq!(leg.invite.uri_raw, "sip:201@10.0.0.5:5060");
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// A phone registered over TCP: every request to it goes over its connection, nothing is
+/// retransmitted, and reliable-transport timers end the transactions.
+#[test]
+fn tcp_phone_call() {
+    let mut rig = Rig::new();
+    let mut phone = Phone::new(&mut rig, "201", "127.0.0.1:5070", "tcpphone");
+    phone.transport = "TCP";
+    rig.use_tcp(phone.addr);
+    phone.register(&mut rig, 3600);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    assert!(leg.invite.top_via().is_some_and(|v| v.transport.eq_ignore_ascii_case("TCP")), "Via says TCP");
+    rig.advance(secs(5));
+    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Invite)).is_none(), "no retransmission over TCP");
+    phone.answer(&mut rig, &leg, 200);
+    rig.expect_request(phone.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    assert!(rig.transports_to(phone.addr).iter().all(|t| *t == sip_core::Transport::Tcp), "everything to the TCP phone over TCP");
+    assert!(rig.transports_to(trunk.addr).iter().all(|t| *t == sip_core::Transport::Udp));
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// Record-Route from the trunk's side is echoed in the 200 and becomes the route set of the
+/// switch's BYE (RFC 3261 §12.1.1, §12.2.1.1).
+#[test]
+fn record_route_from_trunk() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let rr = "<sip:edge.provider.example;lr>";
+    let (_call, mut leg, ok) = establish(&mut rig, &trunk, &phone, &[("Record-Route", rr)]);
+    assert_eq!(ok.headers.get(&HeaderName::RecordRoute), Some(rr));
+    phone.bye(&mut rig, &mut leg);
+    rig.expect_response(phone.addr, 200, Method::Bye);
+    let bye = rig.expect_request(trunk.addr, Method::Bye);
+    assert_eq!(bye.headers.get(&HeaderName::Route), Some(rr));
+    assert_eq!(bye.uri_raw, "sip:0612345678@127.0.0.2:5060");
+    trunk.respond(&mut rig, &bye, 200);
+    rig.assert_no_leaks();
+}
+
+/// An offer with no codec the switch knows: 488, no media opened.
+#[test]
+fn offer_without_known_codec_488() {
+    let mut rig = Rig::new();
+    let _phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let body = "v=0\r\no=t 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let bytes = rig::message(
+        &format!("INVITE sip:{EMERGENCY}@192.0.2.10 SIP/2.0"),
+        &[
+            ("Via", "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-729".to_owned()),
+            ("Max-Forwards", "70".to_owned()),
+            ("From", "<sip:0612345678@127.0.0.2>;tag=729".to_owned()),
+            ("To", format!("<sip:{EMERGENCY}@192.0.2.10>")),
+            ("Call-ID", "g729@127.0.0.2".to_owned()),
+            ("CSeq", "1 INVITE".to_owned()),
+            ("Contact", "<sip:0612345678@127.0.0.2:5060>".to_owned()),
+        ],
+        body,
+    );
+    rig.send(trunk.addr, &bytes);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 488);
+    let placed = Placed { invite: rig::parse_request(&bytes), to_tag: None, remote_target: None, cseq: 1, rtp_port: 40000 };
+    trunk.ack_failure(&mut rig, &placed, &fin);
+    assert!(rig.take(addr("127.0.0.1:5061"), |m| is_request(m, &Method::Invite)).is_none());
+    rig.assert_no_leaks();
+}
+
+/// A two-hour call kept alive by refreshes every 60 s (half the interval, RFC 4028 §10).
+#[test]
+fn two_hour_call_with_refreshes() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, TIMER_HEADERS);
+    for _ in 0..120 {
+        rig.advance(secs(60));
+        trunk.reinvite(&mut rig, &mut call, "sendrecv", &[("Session-Expires", "120;refresher=uac"), ("Supported", "timer")]);
+        rig.expect_response(trunk.addr, 200, Method::Invite);
+        trunk.ack_reinvite(&mut rig, &call);
+    }
+    assert_eq!(rig.sb.n_calls(), 1);
+    assert!(rig.take(trunk.addr, |m| is_request(m, &Method::Bye)).is_none());
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}

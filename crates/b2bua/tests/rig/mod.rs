@@ -96,6 +96,8 @@ pub struct Rig {
     /// Keep the ladder (off for long soak runs, which keep only the last lines).
     pub ladder_limit: Option<usize>,
     counter: u64,
+    tcp_peers: Vec<SocketAddr>,
+    sent_transports: Vec<(SocketAddr, Transport)>,
 }
 
 impl Rig {
@@ -135,6 +137,8 @@ impl Rig {
             deleted: Vec::new(),
             ladder_limit: None,
             counter: 0,
+            tcp_peers: Vec::new(),
+            sent_transports: Vec::new(),
         }
     }
 
@@ -200,15 +204,27 @@ impl Rig {
         self.ladder.join("\n")
     }
 
-    /// A peer sends `bytes` to the switch.
+    /// A peer sends `bytes` to the switch over UDP, or over TCP if the peer was marked so.
     pub fn send(&mut self, from: SocketAddr, bytes: impl AsRef<[u8]>) {
+        let transport = if self.tcp_peers.contains(&from) { Transport::Tcp } else { Transport::Udp };
         let bytes = bytes.as_ref();
         let line = summary_bytes(bytes);
         let name = self.who(from);
-        self.log(format!("{name:>8} -> switch    {line}"));
+        let tcp = if transport == Transport::Tcp { " (tcp)" } else { "" };
+        self.log(format!("{name:>8} -> switch    {line}{tcp}"));
         let now = self.now();
-        self.sb.handle(Input::Message { from: Peer { transport: Transport::Udp, addr: from }, bytes }, now);
+        self.sb.handle(Input::Message { from: Peer { transport, addr: from }, bytes }, now);
         self.drain();
+    }
+
+    /// From now on `peer` talks to the switch over TCP (one connection, identified by `peer`).
+    pub fn use_tcp(&mut self, peer: SocketAddr) {
+        self.tcp_peers.push(peer);
+    }
+
+    /// Transports of every message sent to `at`, in order.
+    pub fn transports_to(&self, at: SocketAddr) -> Vec<Transport> {
+        self.sent_transports.iter().filter(|(a, _)| *a == at).map(|(_, t)| *t).collect()
     }
 
     /// Feeds any other input (media timeout, media failure).
@@ -253,7 +269,11 @@ impl Rig {
                         hit
                     });
                     let name = self.who(to.addr);
-                    self.log(format!("  switch -> {name:<8}  {line}{}", if lost { "   ** LOST **" } else { "" }));
+                    let tcp = if to.transport == Transport::Tcp { " (tcp)" } else { "" };
+                    self.log(format!("  switch -> {name:<8}  {line}{tcp}{}", if lost { "   ** LOST **" } else { "" }));
+                    if self.ladder_limit.is_none() {
+                        self.sent_transports.push((to.addr, to.transport));
+                    }
                     if !lost {
                         let at = self.elapsed;
                         self.inbox.entry(to.addr).or_default().push(Received { at, msg, consumed: false });
@@ -695,6 +715,10 @@ pub struct Phone {
     pub password: String,
     reg_call_id: String,
     reg_cseq: u32,
+    /// The host:port put in Contact (a NATed phone names its private address); `addr` if `None`.
+    pub contact: Option<String>,
+    /// `UDP` or `TCP` in Via and Contact.
+    pub transport: &'static str,
 }
 
 /// A phone's side of an INVITE from the switch.
@@ -720,6 +744,8 @@ impl Phone {
             password: format!("pw{ext}"),
             reg_call_id: format!("reg-{ext}-{}", addr(at).port()),
             reg_cseq: 0,
+            contact: None,
+            transport: "UDP",
         }
     }
 
@@ -727,13 +753,13 @@ impl Phone {
         self.reg_cseq += 1;
         let ext = &self.ext;
         let mut headers = vec![
-            ("Via", format!("SIP/2.0/UDP {};branch=z9hG4bK-reg-{};rport", self.addr, rig.unique())),
+            ("Via", format!("SIP/2.0/{} {};branch=z9hG4bK-reg-{};rport", self.transport, self.addr, rig.unique())),
             ("Max-Forwards", "70".to_owned()),
             ("From", format!("<sip:{ext}@centralino.example>;tag=reg-{}", self.addr.port())),
             ("To", format!("<sip:{ext}@centralino.example>")),
             ("Call-ID", self.reg_call_id.clone()),
             ("CSeq", format!("{} REGISTER", self.reg_cseq)),
-            ("Contact", format!("<sip:{ext}@{}>", self.addr)),
+            ("Contact", self.contact_value()),
             ("Expires", expires.to_string()),
             ("User-Agent", "rig-phone".to_owned()),
         ];
@@ -741,6 +767,13 @@ impl Phone {
             headers.push(("Authorization", a));
         }
         message("REGISTER sip:centralino.example SIP/2.0", &headers, "")
+    }
+
+    /// This phone's Contact header value.
+    pub fn contact_value(&self) -> String {
+        let hostport = self.contact.clone().unwrap_or_else(|| self.addr.to_string());
+        let transport = if self.transport == "TCP" { ";transport=tcp" } else { "" };
+        format!("<sip:{}@{hostport}{transport}>", self.ext)
     }
 
     /// Sends REGISTER without credentials, answers the 401 with an MD5 digest, and returns
@@ -803,7 +836,7 @@ impl Phone {
     pub fn answer(&self, rig: &mut Rig, leg: &Leg, status: u16) {
         let mut resp = leg.invite.make_response(status, reason(status), Some(&leg.tag));
         if status < 300 && status > 100 {
-            resp.headers.push(HeaderName::Contact, format!("<sip:{}@{}>", self.ext, self.addr));
+            resp.headers.push(HeaderName::Contact, self.contact_value());
         }
         if (200..300).contains(&status) {
             resp.headers.push(HeaderName::ContentType, "application/sdp");
@@ -834,7 +867,7 @@ impl Phone {
         let target = contact_uri(&inv.headers).expect("the switch's INVITE has a Contact");
         let from = format!("{};tag={}", inv.headers.get(&HeaderName::To).unwrap_or_default(), leg.tag);
         let headers = vec![
-            ("Via", format!("SIP/2.0/UDP {};branch=z9hG4bK-ph-{};rport", self.addr, rig.unique())),
+            ("Via", format!("SIP/2.0/{} {};branch=z9hG4bK-ph-{};rport", self.transport, self.addr, rig.unique())),
             ("Max-Forwards", "70".to_owned()),
             ("From", from),
             ("To", inv.headers.get(&HeaderName::From).unwrap_or_default().to_owned()),
