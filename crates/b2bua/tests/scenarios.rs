@@ -1849,3 +1849,62 @@ fn two_hour_call_with_refreshes() {
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
 }
+
+/// `refresher=uas`: the switch refreshes the session itself at half the interval (re-INVITE
+/// with the current SDP, the trunk not allowing UPDATE), keeps the call past the interval, and
+/// ends both legs when a refresh gets 481 (RFC 4028 §10).
+#[test]
+fn session_timer_switch_refreshes_with_reinvite() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, _leg, ok) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer")]);
+    assert_eq!(ok.headers.get(&HeaderName::SessionExpires).map(|s| s.replace(' ', "")).as_deref(), Some("120;refresher=uas"));
+    let answered = rig.elapsed;
+    let mut last = answered;
+    for round in 0..2 {
+        let refresh = rig.wait_for_request(trunk.addr, Method::Invite, secs(70));
+        let gap = rig.elapsed - last;
+        assert!(gap >= secs(40) && gap <= secs(70), "refresh {round} after {gap:?}, expected about SE/2");
+        assert_eq!(rig::to_tag(&refresh.headers), NameAddr::parse(call.invite.headers.get(&HeaderName::From).unwrap()).unwrap().tag().map(str::to_owned));
+        assert!(!refresh.body.is_empty(), "a refreshing re-INVITE carries the session's SDP");
+        assert_eq!(sdp_summary(&refresh.body).1, rig.opened[0].1, "same A-leg port");
+        trunk.answer_refresh(&mut rig, &call, &refresh);
+        rig.expect_request(trunk.addr, Method::Ack);
+        last = rig.elapsed;
+    }
+    assert!(rig.elapsed - answered >= secs(120));
+    assert_eq!(rig.sb.n_calls(), 1, "refreshed by the switch itself");
+    let refresh = rig.wait_for_request(trunk.addr, Method::Invite, secs(70));
+    trunk.respond(&mut rig, &refresh, 481);
+    rig.expect_request(trunk.addr, Method::Ack); // the transaction's ACK for a non-2xx
+    let bye_b = rig.wait_for_request(phone.addr, Method::Bye, secs(1));
+    phone.respond(&mut rig, &bye_b, 200);
+    if let Some(Message::Request(bye_a)) = rig.take(trunk.addr, |m| is_request(m, &Method::Bye)) {
+        trunk.respond(&mut rig, &bye_a, 200);
+    }
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// The same with a trunk that allows UPDATE: the refresh is an UPDATE (no SDP needed); a
+/// trunk that stops answering ends the call when the refresh times out.
+#[test]
+fn session_timer_switch_refreshes_with_update() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, _leg, _) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer"), ("Allow", "UPDATE")]);
+    let refresh = rig.wait_for_request(trunk.addr, Method::Update, secs(70));
+    trunk.answer_refresh(&mut rig, &call, &refresh);
+    rig.advance(secs(40));
+    assert_eq!(rig.sb.n_calls(), 1);
+    // The trunk vanishes: the next UPDATE is never answered.
+    let _unanswered = rig.wait_for_request(trunk.addr, Method::Update, secs(30));
+    let bye_b = rig.wait_for_request(phone.addr, Method::Bye, secs(90));
+    phone.respond(&mut rig, &bye_b, 200);
+    rig.take_all(trunk.addr, |m| is_request(m, &Method::Update) || is_request(m, &Method::Bye));
+    rig.assert_no_leaks();
+    rig.assert_quiet(phone.addr, |_| false);
+}

@@ -698,6 +698,22 @@ impl Caller {
         rig.send(self.addr, req.to_bytes());
     }
 
+    /// Answers the switch's re-INVITE or UPDATE with 200: Contact, and an SDP answer if the
+    /// request carried an offer.
+    pub fn answer_refresh(&self, rig: &mut Rig, call: &Placed, req: &Request) {
+        let mut resp = req.make_response(200, "OK", None);
+        resp.headers.push(HeaderName::Contact, format!("<sip:{}@{}>", self.user, self.addr));
+        if let Some(se) = req.headers.get(&HeaderName::SessionExpires) {
+            resp.headers.push(HeaderName::SessionExpires, se.to_owned());
+            resp.headers.push(HeaderName::Require, "timer");
+        }
+        if !req.body.is_empty() {
+            resp.headers.push(HeaderName::ContentType, "application/sdp");
+            resp.body = sdp(&self.addr.ip().to_string(), call.rtp_port, "sendrecv").into_bytes();
+        }
+        rig.send(self.addr, resp.to_bytes());
+    }
+
     /// Answers a request the switch sent (BYE, re-INVITE ...).
     pub fn respond(&self, rig: &mut Rig, req: &Request, status: u16) {
         let resp = req.make_response(status, reason(status), None);
@@ -909,6 +925,7 @@ pub fn reason(status: u16) -> &'static str {
         183 => "Session Progress",
         200 => "OK",
         480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
         486 => "Busy Here",
         487 => "Request Terminated",
         603 => "Decline",
