@@ -1239,3 +1239,95 @@ async fn extension_202_calls_extension_201_after_a_407_challenge() {
     caller.hangup(&mut out).await.expect("202's BYE gets 200");
     callee.wait_bye(&mut inc).await.expect("201 gets BYE");
 }
+
+/// INVITEs the switch cannot serve get a final answer at once, never silence.
+#[tokio::test]
+async fn unserviceable_invites_get_final_answers() {
+    let switch = Switch::start(23).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    registered_phone(&switch, &transcript, "201").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
+    let cases: [(&str, &str, fn(&mut sip_msg::Request), u16); 4] = [
+        (
+            "Max-Forwards: 0",
+            "800840840",
+            |r| r.headers.set(HeaderName::MaxForwards, "0"),
+            483,
+        ),
+        (
+            "Require: an unknown extension",
+            "800840840",
+            |r| r.headers.push(HeaderName::Require, "100rel-foo"),
+            420,
+        ),
+        (
+            "no SDP offer",
+            "800840840",
+            |r| {
+                r.body.clear();
+                r.headers.remove(&HeaderName::ContentType);
+            },
+            488,
+        ),
+        ("a number nobody serves", "999999", |_| {}, 404),
+    ];
+    for (what, number, edit, expected) in cases {
+        let mut out = trunk.invite_with(number, edit).await.expect("send INVITE");
+        let resp = trunk
+            .wait_final(&mut out)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: no final answer: {e}"));
+        assert_eq!(
+            resp.status, expected,
+            "{what}: {} {}",
+            resp.status, resp.reason
+        );
+        if expected == 420 {
+            assert_eq!(
+                resp.headers.get(&HeaderName::Unsupported),
+                Some("100rel-foo"),
+                "420 lists the unsupported option"
+            );
+        }
+    }
+}
+
+/// Refreshing a registration (same Call-ID, higher CSeq) keeps one binding: one INVITE.
+#[tokio::test]
+async fn refreshed_registration_keeps_one_binding() {
+    let switch = Switch::start(24).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let refreshed = phone.register_ok().await.expect("refresh");
+    assert_eq!(
+        refreshed.headers.get_all(&HeaderName::Contact).count(),
+        1,
+        "one contact bound after the refresh"
+    );
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = phone
+        .wait_invite()
+        .await
+        .expect("the phone gets the INVITE");
+    phone.ring(&mut inc).await.expect("send 180");
+    phone.idle(Duration::from_millis(300)).await.expect("idle");
+    let invites = transcript
+        .entries()
+        .iter()
+        .filter(|e| e.agent == "phone 201" && e.first_line.starts_with("INVITE"))
+        .count();
+    assert_eq!(invites, 1, "one binding, one fork");
+    let (cancel_resp, _) = trunk.cancel(&mut out).await.expect("CANCEL");
+    assert_eq!(cancel_resp.status, 200);
+    phone
+        .wait_cancel(&mut inc)
+        .await
+        .expect("the phone is cancelled");
+}
