@@ -1908,3 +1908,28 @@ fn session_timer_switch_refreshes_with_update() {
     rig.assert_no_leaks();
     rig.assert_quiet(phone.addr, |_| false);
 }
+
+/// Offer-less re-INVITE, continued: the trunk's answer comes in the ACK (RFC 3264 §4,
+/// RFC 3261 §13.2.1) and may move its media; the relay must learn the new address from it.
+#[test]
+fn answer_in_ack_updates_media_remote() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    let key = rig.opened[0].0;
+    rig.advance(secs(10));
+    call.cseq += 1;
+    let reinvite = trunk.in_dialog(&mut rig, &call, Method::Invite, call.cseq, &[], "");
+    rig.send(trunk.addr, reinvite.to_bytes());
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    let (ip, port, _) = sdp_summary(&ok.body);
+    assert_eq!((ip, port), (Some(SWITCH_IP.parse().unwrap()), rig.opened[0].1), "the offer names the A-leg port");
+    let answer = rig::sdp("127.0.0.2", 41500, "sendrecv").replace("RTP/AVP 0 8 101", "RTP/AVP 0 101").replace("a=rtpmap:8 PCMA/8000\r\n", "");
+    let ack = trunk.in_dialog(&mut rig, &call, Method::Ack, call.cseq, &[], &answer);
+    rig.send(trunk.addr, ack.to_bytes());
+    let last = rig.remotes.iter().rev().find(|r| r.call == key && r.leg == LegSide::A).and_then(|r| r.rtp);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    assert_eq!(last, Some(addr("127.0.0.2:41500")), "MediaRemote from the answer in the ACK");
+}
