@@ -1933,3 +1933,148 @@ fn answer_in_ack_updates_media_remote() {
     rig.assert_no_leaks();
     assert_eq!(last, Some(addr("127.0.0.2:41500")), "MediaRemote from the answer in the ACK");
 }
+
+// ---------------------------------------------------------------------------------------------
+// A seeded mix of every behaviour above, back to back
+// ---------------------------------------------------------------------------------------------
+
+/// Plays one call of `kind` between the trunk and phone 201 (at 127.0.0.1:5061), to the end.
+fn play(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
+    let final_of = |rig: &mut Rig| rig.wait_for(trunk.addr, secs(70), |m| matches!(m, Message::Response(r) if r.status >= 200 && rig::cseq_method(m) == Some(Method::Invite)));
+    match kind {
+        // answered; the trunk hangs up
+        0 => {
+            let (mut call, _, _) = establish(rig, trunk, phone, &[]);
+            rig.advance(secs(20));
+            trunk_hangs_up(rig, trunk, phone, &mut call);
+        }
+        // answered; the phone hangs up
+        1 => {
+            let (_call, mut leg, _) = establish(rig, trunk, phone, &[]);
+            rig.advance(secs(15));
+            phone.bye(rig, &mut leg);
+            rig.expect_response(phone.addr, 200, Method::Bye);
+            let bye = rig.expect_request(trunk.addr, Method::Bye);
+            trunk.respond(rig, &bye, 200);
+        }
+        // cancelled while ringing
+        2 => {
+            let (call, leg) = ring(rig, trunk, phone, &[]);
+            phone.answer(rig, &leg, 180);
+            rig.advance(secs(4));
+            trunk.cancel(rig, &call);
+            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no 487") };
+            assert_eq!(fin.status, 487);
+            trunk.ack_failure(rig, &call, &fin);
+            let cancel = rig.expect_request(phone.addr, Method::Cancel);
+            phone.respond(rig, &cancel, 200);
+            phone.answer(rig, &leg, 487);
+        }
+        // CANCEL crosses the phone's 200
+        3 => {
+            let (call, leg) = ring(rig, trunk, phone, &[]);
+            phone.answer(rig, &leg, 180);
+            trunk.cancel(rig, &call);
+            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no 487") };
+            trunk.ack_failure(rig, &call, &fin);
+            let cancel = rig.expect_request(phone.addr, Method::Cancel);
+            phone.answer(rig, &leg, 200);
+            phone.respond(rig, &cancel, 200);
+            let bye = rig.expect_request(phone.addr, Method::Bye);
+            phone.respond(rig, &bye, 200);
+        }
+        // busy or decline
+        4 | 5 => {
+            let (call, leg) = ring(rig, trunk, phone, &[]);
+            phone.answer(rig, &leg, if kind == 4 { 486 } else { 603 });
+            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no final") };
+            trunk.ack_failure(rig, &call, &fin);
+        }
+        // the phone never answers: Timer B
+        6 => {
+            let (call, _leg) = ring(rig, trunk, phone, &[]);
+            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no final after Timer B") };
+            trunk.ack_failure(rig, &call, &fin);
+        }
+        // the phone rings forever: ring timeout, CANCEL, 487
+        7 => {
+            let (call, leg) = ring(rig, trunk, phone, &[]);
+            phone.answer(rig, &leg, 180);
+            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no final after the ring timeout") };
+            trunk.ack_failure(rig, &call, &fin);
+            let cancel = rig.expect_request(phone.addr, Method::Cancel);
+            phone.respond(rig, &cancel, 200);
+            phone.answer(rig, &leg, 487);
+        }
+        // the trunk never ACKs: Timer L ends both legs
+        8 => {
+            let (_call, leg) = ring(rig, trunk, phone, &[]);
+            phone.answer(rig, &leg, 200);
+            let bye_b = rig.wait_for_request(phone.addr, Method::Bye, secs(40));
+            phone.respond(rig, &bye_b, 200);
+            if let Some(Message::Request(bye_a)) = rig.wait_for(trunk.addr, secs(1), |m| is_request(m, &Method::Bye)) {
+                trunk.respond(rig, &bye_a, 200);
+            }
+        }
+        // session timer without refresh
+        9 => {
+            let (_call, _leg, _) = establish(rig, trunk, phone, TIMER_HEADERS);
+            let bye_a = rig.wait_for_request(trunk.addr, Method::Bye, secs(130));
+            trunk.respond(rig, &bye_a, 200);
+            let bye_b = rig.expect_request(phone.addr, Method::Bye);
+            phone.respond(rig, &bye_b, 200);
+        }
+        // hold and resume, then the trunk hangs up
+        10 => {
+            let (mut call, _, _) = establish(rig, trunk, phone, &[]);
+            for dir in ["sendonly", "sendrecv"] {
+                rig.advance(secs(5));
+                trunk.reinvite(rig, &mut call, dir, &[]);
+                rig.expect_response(trunk.addr, 200, Method::Invite);
+                trunk.ack_reinvite(rig, &call);
+            }
+            trunk_hangs_up(rig, trunk, phone, &mut call);
+        }
+        // the phone hangs up before the trunk's ACK
+        _ => {
+            let (mut call, mut leg) = ring(rig, trunk, phone, &[]);
+            phone.answer(rig, &leg, 200);
+            let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+            phone.bye(rig, &mut leg);
+            rig.expect_response(phone.addr, 200, Method::Bye);
+            rig.advance(Duration::from_millis(50));
+            trunk.ack(rig, &mut call, &ok);
+            let bye = rig.wait_for_request(trunk.addr, Method::Bye, secs(1));
+            trunk.respond(rig, &bye, 200);
+        }
+    }
+}
+
+#[test]
+fn seeded_mix_of_calls_leaves_nothing_behind() {
+    let mut rig = Rig::new();
+    rig.ladder_limit = Some(300);
+    let mut phone = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let trunk = Caller::trunk(&mut rig);
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut registered_at: Option<Duration> = None;
+    let mut counts = [0u32; 12];
+    for i in 0..600 {
+        if registered_at.is_none_or(|t| rig.elapsed - t > secs(1800)) {
+            phone.register(&mut rig, 3600);
+            registered_at = Some(rig.elapsed);
+        }
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let kind = ((state >> 33) % 12) as u32;
+        counts[kind as usize] += 1;
+        rig.ladder.push(format!("---- call {i}: kind {kind}"));
+        play(&mut rig, &trunk, &phone, kind);
+        rig.advance(rig::SETTLE);
+        assert_eq!(rig.sb.n_calls(), 0, "call {i} (kind {kind}) left a call");
+        assert_eq!(rig.sb.n_transactions(), 0, "call {i} (kind {kind}) left transactions");
+        assert_eq!(rig.sb.media_ports_in_use(), 0, "call {i} (kind {kind}) left media ports");
+        rig.clear_inboxes();
+    }
+    assert!(counts.iter().all(|&c| c > 20), "every kind played: {counts:?}");
+    rig.assert_no_leaks();
+}
