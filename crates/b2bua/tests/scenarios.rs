@@ -2078,3 +2078,72 @@ fn seeded_mix_of_calls_leaves_nothing_behind() {
     assert!(counts.iter().all(|&c| c > 20), "every kind played: {counts:?}");
     rig.assert_no_leaks();
 }
+
+/// One fork answers with an unusable SDP while another still rings: that fork is hung up and
+/// the call goes on with the other; the trunk gets one 200 with a real answer.
+#[test]
+fn forking_unusable_answer_then_good_answer() {
+    let mut rig = Rig::new();
+    let mut p1 = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    let mut p2 = Phone::new(&mut rig, "201", "127.0.0.1:5062", "phone2");
+    p1.register(&mut rig, 3600);
+    p2.register(&mut rig, 3600);
+    let trunk = Caller::trunk(&mut rig);
+    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let leg1 = p1.expect_invite(&mut rig);
+    let leg2 = p2.expect_invite(&mut rig);
+    p2.answer(&mut rig, &leg2, 180);
+    let mut resp = leg1.invite.make_response(200, "OK", Some(&leg1.tag));
+    resp.headers.push(HeaderName::Contact, "<sip:201@127.0.0.1:5061>");
+    resp.headers.push(HeaderName::ContentType, "application/sdp");
+    resp.body = b"v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n".to_vec();
+    rig.send(p1.addr, resp.to_bytes());
+    rig.expect_request(p1.addr, Method::Ack);
+    let bye = rig.expect_request(p1.addr, Method::Bye);
+    p1.respond(&mut rig, &bye, 200);
+    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)).is_none(), "the other fork still rings");
+    rig.advance(secs(2));
+    p2.answer(&mut rig, &leg2, 200);
+    rig.expect_request(p2.addr, Method::Ack);
+    let ok = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(ok.status, 200);
+    assert!(!ok.body.is_empty(), "200 with an SDP answer");
+    trunk.ack(&mut rig, &mut call, &ok);
+    trunk_hangs_up(&mut rig, &trunk, &p2, &mut call);
+    rig.assert_no_leaks();
+}
+
+/// RFC 4028 §10: only a timeout, 408 or 481 to our refresh ends the session; any other error
+/// (here 500) leaves it up until it expires or a later refresh works.
+#[test]
+fn refresh_answered_500_keeps_session() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, _leg, _) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer")]);
+    let refresh = rig.wait_for_request(trunk.addr, Method::Invite, secs(70));
+    trunk.respond(&mut rig, &refresh, 500);
+    rig.expect_request(trunk.addr, Method::Ack);
+    rig.advance(secs(1));
+    assert_eq!(rig.sb.n_calls(), 1, "a 500 to a refresh does not end the session (RFC 4028 §10)");
+    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Bye)).is_none());
+    // The session then either gets refreshed again or expires at 120 s: both end cleanly.
+    let next = rig.wait_for(trunk.addr, secs(61), |m| is_request(m, &Method::Invite) || is_request(m, &Method::Bye));
+    match next {
+        Some(Message::Request(again)) if again.method == Method::Invite => {
+            trunk.answer_refresh(&mut rig, &call, &again);
+            rig.expect_request(trunk.addr, Method::Ack);
+            assert_eq!(rig.sb.n_calls(), 1);
+            let mut call = call;
+            trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+        }
+        Some(Message::Request(bye)) => {
+            assert!(rig.elapsed <= secs(120), "expired late: {:?}", rig.elapsed);
+            trunk.respond(&mut rig, &bye, 200);
+            let bye_b = rig.expect_request(phone.addr, Method::Bye);
+            phone.respond(&mut rig, &bye_b, 200);
+        }
+        other => panic!("neither a new refresh nor expiry: {other:?}"),
+    }
+    rig.assert_no_leaks();
+}
