@@ -194,8 +194,8 @@ impl UserAgent {
             .headers
             .push(HeaderName::CSeq, format!("{seq} CANCEL"));
         let branch = call.invite_branch();
-        let server = self.server();
-        self.send_request(&cancel, server).await?;
+        // RFC 3261 §9.1: the CANCEL goes where the INVITE went.
+        self.send_request(&cancel, call.peer).await?;
         let (msg, _) = self
             .wait_for("the final response to our CANCEL", |m| matches!(m, Message::Response(r) if r.status >= 200 && r.cseq().is_some_and(|c| c.method == Method::Cancel) && r.top_via().and_then(|v| v.branch().map(str::to_owned)).as_deref() == Some(branch.as_str())))
             .await?;
