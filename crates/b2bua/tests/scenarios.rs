@@ -2147,3 +2147,27 @@ fn refresh_answered_500_keeps_session() {
     }
     rig.assert_no_leaks();
 }
+
+/// Glare: the trunk's re-INVITE arrives while the switch's own refresh re-INVITE on the same
+/// dialog is still pending: RFC 3261 §14.2 says answer 491; the pending one then completes.
+#[test]
+fn reinvite_glare_gets_491() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer")]);
+    let refresh = rig.wait_for_request(trunk.addr, Method::Invite, secs(70));
+    let ours = trunk.reinvite(&mut rig, &mut call, "sendonly", &[]);
+    let glare = rig.expect_final(trunk.addr, Method::Invite);
+    if glare.status == 491 {
+        // ACK for a non-2xx: same branch, hop by hop (RFC 3261 §17.1.1.3).
+        rig.send(trunk.addr, sip_core::build_ack_for_non_2xx(&ours, &glare).to_bytes());
+    } else {
+        trunk.ack_reinvite(&mut rig, &call);
+    }
+    trunk.answer_refresh(&mut rig, &call, &refresh);
+    rig.expect_request(trunk.addr, Method::Ack);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+    assert_eq!(glare.status, 491, "re-INVITE glare answered {} {}", glare.status, glare.reason);
+}
