@@ -5,6 +5,7 @@
 //! peer at its destination; the script takes what it expects from there. Every message either
 //! way is written to the SIP ladder, which is printed whenever a scenario panics (see the
 //! `Drop` impl), so a failing assertion shows the whole exchange with virtual timestamps.
+//! `RIG_LADDER=1 cargo test -p b2bua --test scenarios NAME -- --nocapture` prints it always.
 #![allow(dead_code, reason = "each test binary uses a different part of the rig")]
 
 use std::collections::HashMap;
@@ -469,7 +470,7 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("RIG_LADDER").is_some() {
             eprintln!("\n===== SIP ladder (virtual seconds) =====\n{}\n========================================", self.ladder_text());
         }
     }
