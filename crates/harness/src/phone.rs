@@ -26,6 +26,7 @@ pub struct Phone {
     username: String,
     password: String,
     algorithm: Option<Algorithm>,
+    codecs: CodecPolicy,
     expires: u32,
     register_call_id: String,
     register_from_tag: String,
@@ -71,6 +72,7 @@ impl Phone {
             username: extension.to_owned(),
             password: password.to_owned(),
             algorithm: None,
+            codecs: CodecPolicy::default(),
             expires: 3600,
             register_call_id: format!("{}@harness", random_hex()),
             register_from_tag: random_hex(),
@@ -83,6 +85,13 @@ impl Phone {
     /// Answers only challenges with this algorithm (default: the first challenge offered).
     pub fn with_algorithm(mut self, algorithm: Algorithm) -> Phone {
         self.algorithm = Some(algorithm);
+        self
+    }
+
+    /// Answers offers with these codecs only, in this order of preference (default: PCMU,
+    /// PCMA, telephone-event).
+    pub fn with_codecs(mut self, codecs: CodecPolicy) -> Phone {
+        self.codecs = codecs;
         self
     }
 
@@ -333,7 +342,7 @@ impl Phone {
             u64::from_str_radix(&random_hex()[..12], 16).unwrap_or(1),
             local.ip,
         );
-        let (answer, negotiated) = sdp::answer(&offer, &CodecPolicy::default(), local, &mut origin)
+        let (answer, negotiated) = sdp::answer(&offer, &self.codecs, local, &mut origin)
             .map_err(|e| {
                 self.ua
                     .protocol(format!("cannot answer the SDP offer: {e}"))

@@ -1331,3 +1331,37 @@ async fn refreshed_registration_keeps_one_binding() {
         .await
         .expect("the phone is cancelled");
 }
+
+/// A phone that speaks only A-law: the switch answers the trunk with PCMA too (no
+/// transcoding), and the relay passes payload type 8 through.
+#[tokio::test]
+async fn pcma_only_phone_gets_pcma_end_to_end() {
+    use harness::sdp::{Codec, CodecPolicy};
+    let switch = Switch::start(25).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let policy =
+        CodecPolicy::new(vec![Codec::Pcma, Codec::TelephoneEvent]).expect("a policy with audio");
+    let mut phone = Phone::bind("201", "pw201", PHONE_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the phone")
+        .with_codecs(policy);
+    phone.register_ok().await.expect("the phone registers");
+    let (mut trunk, mut out, mut inc) =
+        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    assert_eq!(inc.rtp.payload_type, 8, "the phone chose PCMA");
+    assert_eq!(
+        out.rtp.payload_type, 8,
+        "the switch answered the trunk with the phone's codec"
+    );
+    check_media(&mut out, &mut inc).await;
+    assert!(
+        inc.rtp.received().iter().all(|r| r.payload_type == 8),
+        "PCMA arrives as PCMA"
+    );
+    trunk
+        .hangup(&mut out)
+        .await
+        .expect("the trunk's BYE gets 200");
+    phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+}
