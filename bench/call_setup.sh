@@ -46,13 +46,15 @@ stop_uas() {
 run_step() {
     local name="$1" rate="$2" calls="$3" mid="$4" ip="$5" target="$6" service="$7"
     start_uas "$calls"
-    local t0=0 t1=0
+    local t0=0 t1=0 d0
+    d0="$(udp_drops)"
     if [[ "$mid" != - ]]; then t0="$(cpu_ticks "$mid")"; fi
     # -d 0: BYE right after the ACK. -recv_timeout: a lost message fails the call in 10 s.
     sipp -sn uac -d 0 -s "$service" -i "$ip" -p "$UAC_PORT" -mp 16000 \
         -r "$rate" -rp 1000 -m "$calls" -l 30000 -timeout 60 -recv_timeout 10000 \
         -buff_size 4194304 -nostdin "$target" >"$WORK/uac-$name-$rate.out" 2>&1 || true
     if [[ "$mid" != - ]]; then t1="$(cpu_ticks "$mid")"; fi
+    STEP_DROPS="$(($(udp_drops) - d0)) (sockets since start: $(sock_drops "$SW_PORT" "$K_PORT" "$UAS_PORT" "$UAC_PORT"))"
     stop_uas
     read -r STEP_OK STEP_BAD STEP_CPS < <(sipp_stats "$WORK/uac-$name-$rate.out")
     # Calls never finished count as failed too.
@@ -78,7 +80,7 @@ ramp() {
             if [[ "$mid" != - ]] && ((ok > 0)); then
                 us="$(awk -v t="$ticks" -v hz="$HZ" -v n="$ok" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
             fi
-            log "$name: -r $rate: $ok ok, $bad failed, achieved $cps cps, middle CPU $us µs/call"
+            log "$name: -r $rate: $ok ok, $bad failed, achieved $cps cps, middle CPU $us µs/call, UDP rcvbuf drops $STEP_DROPS"
             if ((bad == 0)); then break; fi
             sleep 3
         done

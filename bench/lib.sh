@@ -17,10 +17,20 @@ bench_init() {
     # Other work shares this machine: run the bench (and everything it starts from here on)
     # ahead of it, so that figures measure the elements, not the neighbours. BENCH_NICE=0 to not.
     renice -n "${BENCH_NICE:--10}" -p $$ >/dev/null 2>&1 || true
+    # Opt-in: a larger default UDP receive buffer for sockets created during the run (the
+    # switch does not size its own; Kamailio and SIPp -buff_size do). Restored on exit.
+    if [[ -n "${RMEM_DEFAULT:-}" ]]; then
+        SAVED_RMEM_DEFAULT="$(cat /proc/sys/net/core/rmem_default)"
+        echo "$RMEM_DEFAULT" >/proc/sys/net/core/rmem_default
+        log "net.core.rmem_default = $RMEM_DEFAULT for this run (was $SAVED_RMEM_DEFAULT)"
+    fi
 }
 
 bench_cleanup() {
     local pid
+    if [[ -n "${SAVED_RMEM_DEFAULT:-}" ]]; then
+        echo "$SAVED_RMEM_DEFAULT" >/proc/sys/net/core/rmem_default || true
+    fi
     for pid in "${BENCH_PIDS[@]:-}"; do
         [[ -n "$pid" ]] || continue
         kill -TERM "$pid" 2>/dev/null || true
@@ -169,6 +179,18 @@ sipp_stats() {
         /Elapsed Time/ { el = $3 }
         END { print (ok == "" ? 0 : ok), (bad == "" ? "?" : bad), (rate == "" ? 0 : rate) }
     ' "$1"
+}
+
+# System-wide UDP receive-buffer drops (RcvbufErrors in /proc/net/snmp).
+udp_drops() { awk '/^Udp:/ { n++; if (n == 2) print $6 }' /proc/net/snmp; }
+
+# Per-socket drop counters (ss skmem d<N>) of the UDP sockets on 127.x:PORT ..., as "port:drops".
+sock_drops() {
+    local p out=""
+    for p in "$@"; do
+        out+=" $p:$(ss -uamn "sport = :$p" 2>/dev/null | grep -o ',d[0-9]*)' | head -1 | tr -dc 0-9)"
+    done
+    echo "${out# }"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }

@@ -29,7 +29,7 @@ bench_init register
 ramp() {
     local name="$1" mid="$2" target="$3"
     BEST_RATE=0 BEST_CPS=0 BEST_US="n/a"
-    local rate calls tries ok bad cps t0 t1 us out
+    local rate calls tries ok bad cps t0 t1 us out d0 drops
     for rate in $RATES; do
         calls=$((rate * STEP_SECONDS))
         if ((calls > MAX_CALLS)); then calls=$MAX_CALLS; fi
@@ -38,16 +38,18 @@ ramp() {
             wait_quiet
             out="$WORK/reg-$name-$rate-$tries.out"
             t0="$(cpu_ticks "$mid")"
+            d0="$(udp_drops)"
             sipp -sf "$BENCH_DIR/register_inf.xml" -inf "$WORK/users.csv" -key contact_port "$CONTACT_PORT" \
                 -i 127.0.0.1 -p "$UAC_PORT" -r "$rate" -rp 1000 -m "$calls" -l 30000 \
                 -timeout 60 -recv_timeout 10000 -buff_size 4194304 -nostdin "$target" >"$out" 2>&1 || true
             t1="$(cpu_ticks "$mid")"
+            drops="$(($(udp_drops) - d0)) (sockets since start: $(sock_drops "$SW_PORT" "$K_PORT" "$UAC_PORT"))"
             read -r ok bad cps < <(sipp_stats "$out")
             if [[ "$bad" == "?" ]]; then bad=$calls; fi
             if ((ok + bad < calls)); then bad=$((calls - ok)); fi
             us="n/a"
             if ((ok > 0)); then us="$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="$ok" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"; fi
-            log "$name: -r $rate: $ok ok, $bad failed, achieved $cps/s, server CPU $us µs/registration"
+            log "$name: -r $rate: $ok ok, $bad failed, achieved $cps/s, server CPU $us µs/registration, UDP rcvbuf drops $drops"
             if ((bad == 0)); then break; fi
             sleep 3
         done
