@@ -1365,3 +1365,52 @@ async fn pcma_only_phone_gets_pcma_end_to_end() {
         .expect("the trunk's BYE gets 200");
     phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
 }
+
+/// A captured Authorization replayed as is (same nonce, nc and cnonce) must not register
+/// again (RFC 7616 §3.3: the server should check nc to stop replays).
+#[tokio::test]
+async fn replayed_authorization_is_refused() {
+    let switch = Switch::start(26).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = Phone::bind("201", "pw201", PHONE_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the phone");
+    let challenge_resp = phone.register_raw(None).await.expect("a 401");
+    assert_eq!(challenge_resp.status, 401);
+    let challenge = phone
+        .pick_challenge(&challenge_resp)
+        .expect("a digest challenge");
+    let auth = harness::authorization(
+        &challenge,
+        "201",
+        "pw201",
+        "REGISTER",
+        &format!("sip:{}", switch.listen),
+        1,
+        "0a4f113b",
+    );
+    let first = phone
+        .register_raw(Some(&auth))
+        .await
+        .expect("a final response");
+    assert_eq!(first.status, 200, "the genuine REGISTER succeeds");
+    let mut attacker = Phone::bind(
+        "201",
+        "unknown",
+        PHONE_IP,
+        switch.listen,
+        DOMAIN,
+        &transcript,
+    )
+    .await
+    .expect("bind the attacker");
+    let replay = attacker
+        .register_raw(Some(&auth))
+        .await
+        .expect("a final response");
+    assert_ne!(
+        replay.status, 200,
+        "a replayed Authorization (same nc and cnonce) must not register the attacker's contact"
+    );
+}
