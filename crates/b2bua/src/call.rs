@@ -884,8 +884,10 @@ impl Switchboard {
                     ok.body = body;
                 }
                 self.tx.send_response(call.a_tx, ok, now.instant);
-                call.a_final_sent = true;
+                                call.a_final_sent = true;
                 call.state = CallState::Answered;
+                // Media flows from now on: the relay's media timeout starts.
+                self.out.push_back(Output::MediaHold { call: call.key, on_hold: false });
                                 call.deadline = None;
                 self.arm_session_timer(call, now);
                 self.stats.calls_answered += 1;
@@ -1398,13 +1400,17 @@ impl Switchboard {
                 LegSide::B => &mut call.b_origin,
             };
             match sdp::answer(&offer, &CodecPolicy::default(), local, origin) {
-                Ok((answer, neg)) => {
+                                Ok((answer, neg)) => {
+                    // A peer on hold (sendonly, inactive, c=0.0.0.0) receives nothing: the
+                    // relay stops sending to it, and no media timeout runs (RFC 3264 §8.4).
+                    let receives = neg.direction.sends();
                     self.out.push_back(Output::MediaRemote {
                         call: call.key,
                         leg: side,
-                        rtp: neg.remote,
+                        rtp: if receives { neg.remote } else { None },
                         rtcp: neg.remote_rtcp,
                     });
+                    self.out.push_back(Output::MediaHold { call: call.key, on_hold: neg.remote_hold || !receives });
                     resp.headers
                         .push(HeaderName::ContentType, "application/sdp");
                     resp.body = answer.to_bytes();

@@ -95,6 +95,14 @@ pub enum Output {
         /// Peer RTCP address.
         rtcp: Option<SocketAddr>,
     },
+        /// Whether the relay's media timeout is suspended: while the phones ring (no media
+    /// expected yet) and while a leg holds the call. Media opens on hold.
+    MediaHold {
+        /// Which call.
+        call: CallKey,
+        /// True to suspend the media timeout.
+        on_hold: bool,
+    },
     /// Stop relaying and close the call's sockets.
     CloseMedia {
         /// Which call.
@@ -379,6 +387,7 @@ impl Switchboard {
                     self.penalise(from.addr.ip(), now.instant);
                     return;
                 }
+                                let req = stamp_received(req, from);
                 self.tx.handle_request(req, from, now.instant);
             }
             Message::Response(resp) => {
@@ -686,6 +695,36 @@ impl Switchboard {
             IpAddr::V6(ip) => format!("[{ip}]:{}", self.settings.sip_port),
         }
     }
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581 §4: the top Via of a received request learns where it really
+/// came from (`received` when the sent-by host differs, `rport` filled in when asked), so every
+/// response carries it back.
+fn stamp_received(mut req: Request, from: Peer) -> Request {
+    let Some(pos) = req.headers.0.iter().position(|h| h.name == HeaderName::Via) else { return req };
+    let Some(values) = sip_msg::syntax::split_top_level(&req.headers.0[pos].value, b',') else { return req };
+    let Some((first, rest)) = values.split_first() else { return req };
+    let Ok(mut via) = sip_msg::Via::parse(first) else { return req };
+    let ip = from.addr.ip().to_string();
+    let host = via.host.trim_start_matches('[').trim_end_matches(']');
+    let mut changed = false;
+    if host != ip {
+        via.set_param("received", Some(&ip));
+        changed = true;
+    }
+    if via.has_param("rport") && via.param("rport").is_none() {
+        via.set_param("rport", Some(&from.addr.port().to_string()));
+        changed = true;
+    }
+    if changed {
+        let mut value = via.to_string();
+        for r in rest {
+            value.push_str(", ");
+            value.push_str(r.trim());
+        }
+        req.headers.0[pos].value = value;
+    }
+    req
 }
 
 /// Wall-clock Unix seconds (never negative for any instant a switch runs at).

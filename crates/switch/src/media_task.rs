@@ -18,6 +18,8 @@ pub enum MediaCommand {
         rtp: Option<SocketAddr>,
         rtcp: Option<SocketAddr>,
     },
+        /// Suspend (true) or run (false) the media timeout.
+    Hold(bool),
     /// Stop and close the sockets.
     Close,
 }
@@ -61,7 +63,9 @@ pub async fn relay(
 ) {
     let start = tokio::time::Instant::now().into_std();
     let config = RelayConfig { media_timeout: timeout, ..RelayConfig::default() };
-    let mut relay = Relay::new(config, start);
+        let mut relay = Relay::new(config, start);
+    // Until the call is answered no media is expected: the timeout waits.
+    relay.set_hold(true, start);
     let timed_out = run(&mut relay, &sockets, commands).await;
     on_end(MediaSummary { timed_out, a: relay.stats(LegId::A), b: relay.stats(LegId::B) });
 }
@@ -84,7 +88,8 @@ async fn run(
         let [b0, b1, b2, b3] = &mut bufs;
         tokio::select! {
             cmd = commands.recv() => match cmd {
-                Some(MediaCommand::Remote { leg, rtp, rtcp }) => relay.set_remote(leg, rtp, rtcp),
+                                Some(MediaCommand::Remote { leg, rtp, rtcp }) => relay.set_remote(leg, rtp, rtcp),
+                Some(MediaCommand::Hold(on_hold)) => relay.set_hold(on_hold, std::time::Instant::now()),
                 Some(MediaCommand::Close) | None => return false,
             },
             r = sockets[0].recv_from(b0) => forward(relay, sockets, legs[0], r, b0),

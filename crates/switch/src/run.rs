@@ -192,6 +192,11 @@ async fn main_loop(
                         let _ = m.send(MediaCommand::Remote { leg, rtp, rtcp });
                     }
                 }
+                                Output::MediaHold { call, on_hold } => {
+                    if let Some(m) = media.get(&call) {
+                        let _ = m.send(MediaCommand::Hold(on_hold));
+                    }
+                }
                 Output::CloseMedia { call } => {
                     if let Some(m) = media.remove(&call) {
                         let _ = m.send(MediaCommand::Close);
