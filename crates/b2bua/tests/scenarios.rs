@@ -2171,3 +2171,141 @@ fn reinvite_glare_gets_491() {
     rig.assert_no_leaks();
     assert_eq!(glare.status, 491, "re-INVITE glare answered {} {}", glare.status, glare.reason);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hunt groups (the example's groups, reached by pointing the emergency number at them)
+// ---------------------------------------------------------------------------------------------
+
+/// A number that reaches a group directly, added to the example by [`rig_routing_to`].
+const GROUP_NUMBER: &str = "800222";
+
+/// The example plus number 800222 routed straight to `target` while open.
+fn rig_routing_to(target: &str) -> Rig {
+    let text = format!(
+        "{}\n[[numbers]]\nnumber = \"{GROUP_NUMBER}\"\ntrunk = \"provider\"\nopen = \"{target}\"\nclosed = \"voicemail:general\"\n",
+        Rig::example_text()
+    );
+    Rig::with_config(&text, 7)
+}
+
+fn registered(rig: &mut Rig, ext: &str, at: &str) -> Phone {
+    let mut p = Phone::new(rig, ext, at, &format!("phone{ext}"));
+    p.register(rig, 3600);
+    p
+}
+
+/// ring-all group `spesa` (201, 202): both ring; while 201 is in a call only 202 rings; once
+/// that call ends, both ring again (the busy count goes back down).
+#[test]
+fn ring_all_group_skips_busy_member_and_recovers() {
+    let mut rig = rig_routing_to("group:spesa");
+    let p201 = registered(&mut rig, "201", "127.0.0.1:5061");
+    let p202 = registered(&mut rig, "202", "127.0.0.1:5062");
+    let trunk = Caller::trunk(&mut rig);
+
+    let mut first = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
+    let a = p201.expect_invite(&mut rig);
+    let b = p202.expect_invite(&mut rig);
+    p202.answer(&mut rig, &b, 180);
+    p201.answer(&mut rig, &a, 200);
+    rig.expect_request(p201.addr, Method::Ack);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut first, &ok);
+    let cancel = rig.expect_request(p202.addr, Method::Cancel);
+    p202.respond(&mut rig, &cancel, 200);
+    p202.answer(&mut rig, &b, 487);
+    rig.expect_request(p202.addr, Method::Ack);
+
+    rig.advance(secs(5));
+    let second = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
+    let b2 = p202.expect_invite(&mut rig);
+    assert!(rig.take(p201.addr, |m| is_request(m, &Method::Invite)).is_none(), "201 is busy: only 202 rings");
+    p202.answer(&mut rig, &b2, 486);
+    rig.expect_request(p202.addr, Method::Ack);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    trunk.ack_failure(&mut rig, &second, &fin);
+
+    trunk_hangs_up(&mut rig, &trunk, &p201, &mut first);
+    rig.advance(secs(5));
+    let third = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
+    let a3 = p201.expect_invite(&mut rig);
+    let b3 = p202.expect_invite(&mut rig);
+    for (p, l) in [(&p201, &a3), (&p202, &b3)] {
+        p.answer(&mut rig, l, 486);
+        rig.expect_request(p.addr, Method::Ack);
+    }
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 486);
+    trunk.ack_failure(&mut rig, &third, &fin);
+    rig.assert_no_leaks();
+}
+
+/// `ring_timeout = 25` for the ring-all group `spesa`: after 25 s nobody answering, the phones
+/// stop ringing (CANCEL), instead of the switch's fixed 60 s.
+#[test]
+fn group_ring_timeout_is_honoured() {
+    let mut rig = rig_routing_to("group:spesa");
+    let p201 = registered(&mut rig, "201", "127.0.0.1:5061");
+    let p202 = registered(&mut rig, "202", "127.0.0.1:5062");
+    let trunk = Caller::trunk(&mut rig);
+    let call = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
+    let a = p201.expect_invite(&mut rig);
+    let b = p202.expect_invite(&mut rig);
+    p201.answer(&mut rig, &a, 180);
+    p202.answer(&mut rig, &b, 180);
+    let started = rig.elapsed;
+    let cancel = rig.wait_for_request(p201.addr, Method::Cancel, secs(61));
+    let rang = rig.elapsed - started;
+    p201.respond(&mut rig, &cancel, 200);
+    p201.answer(&mut rig, &a, 487);
+    if let Some(Message::Request(c)) = rig.take(p202.addr, |m| is_request(m, &Method::Cancel)) {
+        p202.respond(&mut rig, &c, 200);
+        p202.answer(&mut rig, &b, 487);
+    }
+    if let Some(Message::Response(fin)) = rig.wait_for(trunk.addr, secs(60), |m| matches!(m, Message::Response(r) if r.status >= 200)) {
+        trunk.ack_failure(&mut rig, &call, &fin);
+    }
+    rig.assert_no_leaks();
+    assert!(rang <= secs(26), "the group rang {rang:?}; its ring_timeout is 25 s");
+}
+
+/// `assistenza` is `least-recent` (not ring-all): the router orders the members, and they
+/// should ring one after the other, not all at once.
+#[test]
+fn hunt_group_rings_one_member_at_a_time() {
+    let mut rig = rig_routing_to("group:assistenza");
+    let p202 = registered(&mut rig, "202", "127.0.0.1:5062");
+    let p203 = registered(&mut rig, "203", "127.0.0.1:5063");
+    let trunk = Caller::trunk(&mut rig);
+    let call = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
+    let rung: Vec<Option<Leg>> = [&p202, &p203]
+        .iter()
+        .map(|p| rig.take(p.addr, |m| is_request(m, &Method::Invite)).map(|m| match m {
+            Message::Request(r) => Leg { invite: r, tag: format!("h-{}", p.ext), cseq: 0, rtp_port: 30100 },
+            _ => unreachable!(),
+        }))
+        .collect();
+    let n = rung.iter().filter(|l| l.is_some()).count();
+    for (p, l) in [&p202, &p203].iter().zip(&rung) {
+        if let Some(l) = l {
+            p.answer(&mut rig, l, 486);
+            rig.expect_request(p.addr, Method::Ack);
+        }
+    }
+    // Whoever rings next is refused too, until the caller gets a final answer.
+    for _ in 0..4 {
+        if let Some(Message::Response(fin)) = rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)) {
+            trunk.ack_failure(&mut rig, &call, &fin);
+            break;
+        }
+        for p in [&p202, &p203] {
+            if let Some(Message::Request(inv)) = rig.take(p.addr, |m| is_request(m, &Method::Invite)) {
+                let l = Leg { invite: inv, tag: format!("h2-{}", p.ext), cseq: 0, rtp_port: 30102 };
+                p.answer(&mut rig, &l, 486);
+                rig.expect_request(p.addr, Method::Ack);
+            }
+        }
+    }
+    rig.assert_no_leaks();
+    assert_eq!(n, 1, "a least-recent group rang {n} members at once");
+}

@@ -94,6 +94,8 @@ pub struct Rig {
     pub saved: Vec<b2bua::BindingRecord>,
     /// Every `DeleteBinding`.
     pub deleted: Vec<b2bua::BindingRecord>,
+    /// Every `MediaHold` (call, on_hold).
+    pub holds: Vec<(CallKey, bool)>,
     /// Keep the ladder (off for long soak runs, which keep only the last lines).
     pub ladder_limit: Option<usize>,
     counter: u64,
@@ -107,9 +109,18 @@ impl Rig {
         Rig::with_seed(7)
     }
 
+    /// The text of `dialplans/example.toml`.
+    pub fn example_text() -> &'static str {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml"))
+    }
+
     /// A switch running the example dialplan with a seed made from `seed`.
     pub fn with_seed(seed: u8) -> Rig {
-        let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml"));
+        Rig::with_config(Rig::example_text(), seed)
+    }
+
+    /// A switch running the configuration `text`.
+    pub fn with_config(text: &str, seed: u8) -> Rig {
         let (config, _warnings) = match Config::compile("example.toml", text) {
             Ok(c) => c,
             Err(errors) => panic!("example dialplan does not compile: {errors:?}"),
@@ -136,6 +147,7 @@ impl Rig {
             remotes: Vec::new(),
             saved: Vec::new(),
             deleted: Vec::new(),
+            holds: Vec::new(),
             ladder_limit: None,
             counter: 0,
             tcp_peers: Vec::new(),
@@ -188,14 +200,8 @@ impl Rig {
         let expected = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_EXPECT=1 to create it)", path.display()));
         if expected != actual {
-            let mut diff = String::new();
             let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-            for i in 0..e.len().max(a.len()) {
-                let (el, al) = (e.get(i).copied().unwrap_or(""), a.get(i).copied().unwrap_or(""));
-                if el != al {
-                    diff.push_str(&format!("line {}:\n  - {el}\n  + {al}\n", i + 1));
-                }
-            }
+            let diff = line_diff(&e, &a);
             panic!("ladder differs from {} (UPDATE_EXPECT=1 to accept):\n{diff}", path.display());
         }
     }
@@ -300,6 +306,13 @@ impl Rig {
                     self.log(format!("   (binding)         delete {} {}", b.aor, b.contact_uri));
                     self.deleted.push(b);
                 }
+                Output::MediaHold { call, on_hold } => {
+                    self.log(format!("   (media)           hold call {} {on_hold}", call.0));
+                    self.holds.push((call, on_hold));
+                }
+                // Outputs added after these tests were written: logged, never lost.
+                #[allow(unreachable_patterns, reason = "keeps the rig compiling while Output grows")]
+                other => self.log(format!("   (output)          {other:?}")),
             }
         }
     }
@@ -474,6 +487,31 @@ impl Drop for Rig {
             eprintln!("\n===== SIP ladder (virtual seconds) =====\n{}\n========================================", self.ladder_text());
         }
     }
+}
+
+/// A minimal line diff (longest common subsequence): `-` expected only, `+` actual only.
+fn line_diff(e: &[&str], a: &[&str]) -> String {
+    let (n, m) = (e.len(), a.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if e[i] == a[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, String::new());
+    while i < n || j < m {
+        if i < n && j < m && e[i] == a[j] {
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            out.push_str(&format!("  + {}\n", a[j]));
+            j += 1;
+        } else {
+            out.push_str(&format!("  - {}\n", e[i]));
+            i += 1;
+        }
+    }
+    out
 }
 
 /// The CSeq method of a message.
