@@ -185,6 +185,10 @@ pub struct UserAgent {
     acks: HashMap<String, (Vec<u8>, SocketAddr)>,
     /// First-line prefixes of messages to lose on sending, each once (fault injection).
     lose: std::sync::Mutex<Vec<String>>,
+    /// Our latest SDP per Call-ID, to answer in-dialog refreshes by ourselves.
+    dialog_sdp: HashMap<String, Vec<u8>>,
+    /// Whether in-dialog UPDATE, re-INVITE, OPTIONS and INFO are answered 200 automatically.
+    auto_answer: bool,
 }
 
 impl UserAgent {
@@ -222,6 +226,8 @@ impl UserAgent {
             seen_responses: HashSet::new(),
             acks: HashMap::new(),
             lose: std::sync::Mutex::new(Vec::new()),
+            dialog_sdp: HashMap::new(),
+            auto_answer: true,
         })
     }
 
@@ -338,6 +344,48 @@ impl UserAgent {
         Ok(())
     }
 
+    /// Answers in-dialog UPDATE, re-INVITE (with our latest SDP), OPTIONS and INFO with 200
+    /// by itself (on by default), so session refreshes never end a scripted call. The
+    /// requests are still handed to waits, for tests that check them.
+    pub fn set_auto_answer(&mut self, on: bool) {
+        self.auto_answer = on;
+    }
+
+    fn remember_sdp(&mut self, headers: &sip_msg::Headers, body: &[u8]) {
+        let is_sdp = headers
+            .get(&HeaderName::ContentType)
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/sdp"));
+        if let (true, false, Some(call_id)) =
+            (is_sdp, body.is_empty(), headers.get(&HeaderName::CallId))
+        {
+            self.dialog_sdp.insert(call_id.to_owned(), body.to_vec());
+        }
+    }
+
+    /// The automatic 200 for an in-dialog refresh or query (see [`UserAgent::set_auto_answer`]).
+    async fn auto_answer(&mut self, req: &Request, from: SocketAddr) -> Result<(), HarnessError> {
+        let mut ok = req.make_response(200, "OK", None);
+        ok.headers.push(
+            HeaderName::Contact,
+            format!("<{}>", self.contact_uri("harness")),
+        );
+        if let Some(se) = req.headers.get(&HeaderName::SessionExpires) {
+            // RFC 4028 §9: the UAS echoes the session interval it accepts.
+            ok.headers.push(HeaderName::SessionExpires, se.to_owned());
+            if se.contains("refresher=uac") {
+                ok.headers.push(HeaderName::Require, "timer");
+            }
+        }
+        let offers = !req.body.is_empty() || req.method == Method::Invite;
+        if matches!(req.method, Method::Invite | Method::Update) && offers {
+            if let Some(sdp) = req.call_id().and_then(|c| self.dialog_sdp.get(c)).cloned() {
+                ok.headers.push(HeaderName::ContentType, "application/sdp");
+                ok.body = sdp;
+            }
+        }
+        self.send_response(req, &ok, from).await
+    }
+
     /// Sends a request; anything but ACK is resent every 500 ms while we wait, until a response
     /// with its branch arrives.
     pub async fn send_request(
@@ -347,6 +395,7 @@ impl UserAgent {
     ) -> Result<(), HarnessError> {
         let bytes = req.to_bytes();
         self.send_bytes(&bytes, to).await?;
+        self.remember_sdp(&req.headers, &req.body);
         let branch = branch_of_request(req);
         if req.method == Method::Invite {
             self.sent_invites.insert(branch.clone(), (req.clone(), to));
@@ -378,6 +427,7 @@ impl UserAgent {
     ) -> Result<(), HarnessError> {
         let bytes = resp.to_bytes();
         self.send_bytes(&bytes, to).await?;
+        self.remember_sdp(&resp.headers, &resp.body);
         let key = (branch_of_request(req), req.method.to_string());
         self.responded.insert(key, (bytes.clone(), to, resp.status));
         if req.method == Method::Invite && (200..300).contains(&resp.status) {
@@ -477,6 +527,16 @@ impl UserAgent {
                         self.send_bytes(&bytes, to).await?;
                     }
                     return Ok(None);
+                }
+                let in_dialog = req.to().is_some_and(|t| t.tag().is_some());
+                if self.auto_answer
+                    && in_dialog
+                    && matches!(
+                        req.method,
+                        Method::Update | Method::Invite | Method::Options | Method::Info
+                    )
+                {
+                    self.auto_answer(&req, from).await?;
                 }
                 if req.method == Method::Cancel {
                     // RFC 3261 §9.2: a CANCEL after our final response to the INVITE has no
@@ -812,4 +872,53 @@ fn ack_for_failure(invite: &Request, resp: &Response) -> Request {
     let seq = invite.cseq().map_or(1, |c| c.seq);
     h.push(HeaderName::CSeq, format!("{seq} ACK"));
     ack
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session refresh inside a dialog is answered 200 by itself, echoing Session-Expires.
+    #[tokio::test]
+    async fn in_dialog_update_is_answered_automatically() {
+        let transcript = Transcript::new();
+        let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let peer_addr = peer.local_addr().expect("addr");
+        let mut ua = UserAgent::bind(
+            "ua",
+            "127.0.0.1".parse().unwrap(),
+            peer_addr,
+            "example",
+            &transcript,
+        )
+        .await
+        .expect("bind");
+        let update = format!(
+            "UPDATE sip:ua@{} SIP/2.0\r\nVia: SIP/2.0/UDP {peer_addr};branch=z9hG4bKu1\r\nFrom: <sip:sw@example>;tag=a\r\nTo: <sip:ua@example>;tag=b\r\nCall-ID: c1\r\nCSeq: 5 UPDATE\r\nSession-Expires: 90;refresher=uac\r\nContent-Length: 0\r\n\r\n",
+            ua.local_addr()
+        );
+        peer.send_to(update.as_bytes(), ua.local_addr())
+            .await
+            .expect("send");
+        ua.idle(Duration::from_millis(200)).await.expect("idle");
+        let mut buf = vec![0u8; 4096];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(1), peer.recv_from(&mut buf))
+            .await
+            .expect("a response")
+            .expect("recv");
+        let Ok(Message::Response(resp)) = sip_msg::parse(&buf[..n], Framing::Datagram) else {
+            panic!("not a response")
+        };
+        assert_eq!(resp.status, 200);
+        assert_eq!(
+            resp.headers.get(&HeaderName::SessionExpires),
+            Some("90;refresher=uac")
+        );
+        assert_eq!(resp.headers.get(&HeaderName::Require), Some("timer"));
+        let (update, _) = ua
+            .wait_request(Method::Update, Some("c1"), "the UPDATE, handed on")
+            .await
+            .expect("kept for waits");
+        assert_eq!(update.cseq().map(|c| c.seq), Some(5));
+    }
 }

@@ -342,8 +342,8 @@ impl Phone {
             u64::from_str_radix(&random_hex()[..12], 16).unwrap_or(1),
             local.ip,
         );
-        let (answer, negotiated) = sdp::answer(&offer, &self.codecs, local, &mut origin)
-            .map_err(|e| {
+        let (answer, negotiated) =
+            sdp::answer(&offer, &self.codecs, local, &mut origin).map_err(|e| {
                 self.ua
                     .protocol(format!("cannot answer the SDP offer: {e}"))
             })?;
