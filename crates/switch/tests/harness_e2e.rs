@@ -1414,3 +1414,74 @@ async fn replayed_authorization_is_refused() {
         "a replayed Authorization (same nc and cnonce) must not register the attacker's contact"
     );
 }
+
+/// Five calls at once, one per extension, each with media both ways: calls and relays do not
+/// mix up their legs.
+#[tokio::test]
+async fn five_concurrent_calls_keep_their_media_apart() {
+    let switch = Switch::start(27).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let listen = switch.listen;
+    let mut tasks = Vec::new();
+    for extension in ["201", "202", "203", "204", "205"] {
+        let transcript = transcript.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut phone = Phone::bind(
+                extension,
+                &format!("pw{extension}"),
+                PHONE_IP,
+                listen,
+                DOMAIN,
+                &transcript,
+            )
+            .await
+            .expect("bind the phone");
+            phone.register_ok().await.expect("the phone registers");
+            let mut trunk = Trunk::bind(TRUNK_IP, listen, DOMAIN, &transcript)
+                .await
+                .expect("bind the trunk");
+            let mut out = trunk.invite(extension).await.expect("send INVITE");
+            let mut inc = phone
+                .wait_invite()
+                .await
+                .expect("the phone gets the INVITE");
+            assert!(
+                inc.invite
+                    .to()
+                    .is_some_and(|t| t.uri.user() == Some(extension)),
+                "{extension} gets its own call"
+            );
+            phone.ring(&mut inc).await.expect("send 180");
+            phone.answer(&mut inc).await.expect("answer");
+            trunk
+                .wait_answer(&mut out)
+                .await
+                .expect("the trunk gets 200");
+            check_media(&mut out, &mut inc).await;
+            trunk
+                .hangup(&mut out)
+                .await
+                .expect("the trunk's BYE gets 200");
+            phone.wait_bye(&mut inc).await.expect("the phone gets BYE");
+        }));
+    }
+    for task in tasks {
+        task.await.expect("a call's script panicked (see above)");
+    }
+}
+
+/// SIGTERM with a call up still ends the switch cleanly (exit code 0).
+#[tokio::test]
+async fn sigterm_with_a_call_up_exits_cleanly() {
+    let mut switch = Switch::start(28).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut phone = registered_phone(&switch, &transcript, "201").await;
+    let (_trunk, _out, _inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    let status = switch.stop();
+    assert!(
+        status.success(),
+        "SIGTERM during a call ends the switch with exit code 0, got {status}"
+    );
+}
