@@ -46,6 +46,7 @@ fn free_tcp_port() -> u16 {
 /// range (32768+) so the harness's own sockets never take them. Tests of one process get
 /// distinct blocks (index < 69); the process id spreads concurrent test processes.
 fn rtp_range(index: u32) -> (u16, u16) {
+    assert!(index < 69, "more switches than RTP blocks: widen rtp_range");
     let block = (std::process::id() % 69 + index) % 69;
     let base = 30_000 + block * 40;
     (base as u16, (base + 39) as u16)
@@ -64,12 +65,15 @@ struct Switch {
 impl Switch {
     /// Writes a config derived from the example dialplan and starts the switch; waits until it
     /// answers OPTIONS.
-    async fn start(index: u32) -> Switch {
-        Switch::start_with(index, "").await
+    async fn start() -> Switch {
+        Switch::start_with("").await
     }
 
     /// [`Switch::start`] with `extra` lines added to the `[switch]` table.
-    async fn start_with(index: u32, extra: &str) -> Switch {
+    async fn start_with(extra: &str) -> Switch {
+        // Each switch of this process gets its own RTP block (see `rtp_range`).
+        static NEXT_INDEX: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let index = NEXT_INDEX.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!(
             "centralino-e2e-{}-{index}-{}",
             std::process::id(),
@@ -321,7 +325,7 @@ async fn check_media(out: &mut Call, inc: &mut Call) {
 
 #[tokio::test]
 async fn operator_number_rings_201_media_both_ways_trunk_hangs_up() {
-    let switch = Switch::start(0).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -337,7 +341,7 @@ async fn operator_number_rings_201_media_both_ways_trunk_hangs_up() {
 
 #[tokio::test]
 async fn operator_number_rings_201_phone_hangs_up() {
-    let switch = Switch::start(1).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -353,7 +357,7 @@ async fn operator_number_rings_201_phone_hangs_up() {
 
 #[tokio::test]
 async fn direct_inward_dial_203_with_sha256_digest() {
-    let switch = Switch::start(2).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = Phone::bind("203", "pw203", PHONE_IP, switch.listen, DOMAIN, &transcript)
@@ -379,7 +383,7 @@ async fn direct_inward_dial_203_with_sha256_digest() {
 
 #[tokio::test]
 async fn nobody_registered_gets_480() {
-    let switch = Switch::start(3).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
@@ -407,7 +411,7 @@ async fn nobody_registered_gets_480() {
 
 #[tokio::test]
 async fn trunk_cancels_while_phone_rings() {
-    let switch = Switch::start(4).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -471,7 +475,7 @@ fn challenge_shape(resp: &Response) -> (u16, String, Vec<String>, Vec<String>, V
 
 #[tokio::test]
 async fn wrong_password_and_unknown_user_get_the_same_401() {
-    let switch = Switch::start(5).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut wrong = Phone::bind(
@@ -527,7 +531,7 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
 
 #[tokio::test]
 async fn registrations_survive_a_restart() {
-    let mut switch = Switch::start(6).await;
+    let mut switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -557,7 +561,7 @@ async fn registrations_survive_a_restart() {
 
 #[tokio::test]
 async fn phone_rejects_busy_and_the_trunk_gets_486() {
-    let switch = Switch::start(7).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -579,7 +583,7 @@ async fn phone_rejects_busy_and_the_trunk_gets_486() {
 
 #[tokio::test]
 async fn phone_answers_late_without_ringing() {
-    let switch = Switch::start(8).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -619,7 +623,7 @@ async fn phone_answers_late_without_ringing() {
 
 #[tokio::test]
 async fn dtmf_rfc4733_crosses_the_relay_and_info_is_answered() {
-    let switch = Switch::start(9).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -685,7 +689,7 @@ async fn dtmf_rfc4733_crosses_the_relay_and_info_is_answered() {
 /// sent to the phone once that response comes.
 #[tokio::test]
 async fn cancel_before_the_phone_rings_still_reaches_the_phone() {
-    let switch = Switch::start(10).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -714,7 +718,7 @@ async fn cancel_before_the_phone_rings_still_reaches_the_phone() {
 /// ACK that 200 and end the phone's dialog with BYE.
 #[tokio::test]
 async fn answer_crossing_cancel_is_acked_and_hung_up() {
-    let switch = Switch::start(11).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -747,7 +751,7 @@ async fn answer_crossing_cancel_is_acked_and_hung_up() {
 
 #[tokio::test]
 async fn early_media_from_the_phone_reaches_the_trunk_before_the_answer() {
-    let switch = Switch::start(12).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -812,7 +816,7 @@ async fn early_media_from_the_phone_reaches_the_trunk_before_the_answer() {
 /// answerable (no RTP flows while ringing).
 #[tokio::test]
 async fn ringing_longer_than_the_media_timeout_is_not_cut_off() {
-    let switch = Switch::start_with(13, "media_timeout_secs = 1\n").await;
+    let switch = Switch::start_with("media_timeout_secs = 1\n").await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -850,7 +854,7 @@ async fn ringing_longer_than_the_media_timeout_is_not_cut_off() {
 
 #[tokio::test]
 async fn silent_answered_call_ends_on_media_timeout() {
-    let switch = Switch::start_with(14, "media_timeout_secs = 1\n").await;
+    let switch = Switch::start_with("media_timeout_secs = 1\n").await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -868,7 +872,7 @@ async fn silent_answered_call_ends_on_media_timeout() {
 
 #[tokio::test]
 async fn two_phones_on_201_ring_and_the_loser_is_cancelled() {
-    let switch = Switch::start(15).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut desk = registered_phone(&switch, &transcript, "201").await;
@@ -919,7 +923,7 @@ async fn two_phones_on_201_ring_and_the_loser_is_cancelled() {
 
 #[tokio::test]
 async fn unregistering_makes_calls_fail_and_too_brief_expiry_gets_423() {
-    let switch = Switch::start(16).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -949,7 +953,7 @@ async fn unregistering_makes_calls_fail_and_too_brief_expiry_gets_423() {
 
 #[tokio::test]
 async fn phone_holds_and_resumes_and_media_still_flows() {
-    let switch = Switch::start(17).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -987,7 +991,7 @@ async fn phone_holds_and_resumes_and_media_still_flows() {
 /// same relay port.
 #[tokio::test]
 async fn relay_latches_to_a_phone_behind_nat_and_ignores_strangers() {
-    let switch = Switch::start(18).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -1066,7 +1070,7 @@ async fn relay_latches_to_a_phone_behind_nat_and_ignores_strangers() {
 /// by the trunk ACKing the retransmission, and the call goes on.
 #[tokio::test]
 async fn lost_ack_from_the_trunk_is_recovered_by_the_2xx_retransmission() {
-    let switch = Switch::start(19).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -1115,7 +1119,7 @@ async fn lost_ack_from_the_trunk_is_recovered_by_the_2xx_retransmission() {
 /// A lost 200 to BYE: the switch resends the BYE (Timer E) and takes the repeated 200.
 #[tokio::test]
 async fn lost_200_to_bye_is_recovered_by_the_bye_retransmission() {
-    let switch = Switch::start(20).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -1148,7 +1152,7 @@ async fn lost_200_to_bye_is_recovered_by_the_bye_retransmission() {
 /// A retransmitted INVITE (same branch) is the same call, not a second one.
 #[tokio::test]
 async fn retransmitted_invite_does_not_start_a_second_call() {
-    let switch = Switch::start(21).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -1201,7 +1205,7 @@ async fn retransmitted_invite_does_not_start_a_second_call() {
 /// challenge, and the call is bridged like a trunk call.
 #[tokio::test]
 async fn extension_202_calls_extension_201_after_a_407_challenge() {
-    let switch = Switch::start(22).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut callee = registered_phone(&switch, &transcript, "201").await;
@@ -1243,7 +1247,7 @@ async fn extension_202_calls_extension_201_after_a_407_challenge() {
 /// INVITEs the switch cannot serve get a final answer at once, never silence.
 #[tokio::test]
 async fn unserviceable_invites_get_final_answers() {
-    let switch = Switch::start(23).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     registered_phone(&switch, &transcript, "201").await;
@@ -1298,7 +1302,7 @@ async fn unserviceable_invites_get_final_answers() {
 /// Refreshing a registration (same Call-ID, higher CSeq) keeps one binding: one INVITE.
 #[tokio::test]
 async fn refreshed_registration_keeps_one_binding() {
-    let switch = Switch::start(24).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
@@ -1337,7 +1341,7 @@ async fn refreshed_registration_keeps_one_binding() {
 #[tokio::test]
 async fn pcma_only_phone_gets_pcma_end_to_end() {
     use harness::sdp::{Codec, CodecPolicy};
-    let switch = Switch::start(25).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let policy =
@@ -1370,7 +1374,7 @@ async fn pcma_only_phone_gets_pcma_end_to_end() {
 /// again (RFC 7616 §3.3: the server should check nc to stop replays).
 #[tokio::test]
 async fn replayed_authorization_is_refused() {
-    let switch = Switch::start(26).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = Phone::bind("201", "pw201", PHONE_IP, switch.listen, DOMAIN, &transcript)
@@ -1419,7 +1423,7 @@ async fn replayed_authorization_is_refused() {
 /// mix up their legs.
 #[tokio::test]
 async fn five_concurrent_calls_keep_their_media_apart() {
-    let switch = Switch::start(27).await;
+    let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let listen = switch.listen;
@@ -1474,7 +1478,7 @@ async fn five_concurrent_calls_keep_their_media_apart() {
 /// SIGTERM with a call up still ends the switch cleanly (exit code 0).
 #[tokio::test]
 async fn sigterm_with_a_call_up_exits_cleanly() {
-    let mut switch = Switch::start(28).await;
+    let mut switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
