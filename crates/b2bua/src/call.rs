@@ -4,6 +4,7 @@
 //! A call is plain owned data; each handler takes the call out of the table, moves it on, and
 //! puts it back unless it ended, so no handler holds two borrows of the Switchboard.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,10 +132,6 @@ enum CallState {
 pub(crate) struct Call {
     key: CallKey,
     /// The snapshot the call started with: a reload never changes a call in progress.
-    #[expect(
-        dead_code,
-        reason = "held so the dialplan outlives a reload; the IVR (issue 5) reads its menus"
-    )]
     config: Arc<Config>,
     a_tx: ServerTxId,
     a_invite: Request,
@@ -164,6 +161,18 @@ pub(crate) struct Call {
     bye_a_pending: bool,
     /// When we must refresh the session ourselves (RFC 4028 refresher=uas).
     refresh_at: Option<Instant>,
+    /// The caller as presented to the phones.
+    caller_user: String,
+    caller_display: Option<String>,
+    max_forwards: u32,
+    /// Members still to ring, in order, when hunting one at a time.
+    hunt: VecDeque<String>,
+    /// Ring every member at once (else hunt one after the other).
+    ring_all: bool,
+    /// How long one member (or, ringing all, everyone) rings.
+    member_timeout: Duration,
+    /// When the group gives up, whoever is ringing.
+    group_deadline: Instant,
     /// True if the caller asked us (the UAS) to refresh, or cannot refresh itself.
     we_refresh: bool,
     /// When the session expires without a refresh (RFC 4028).
@@ -328,7 +337,7 @@ impl Switchboard {
         let dialled = uri.user().unwrap_or_default().to_owned();
 
         // Route: which extensions ring.
-        let extensions = self.route_call(
+        let extensions: RingPlan = self.route_call(
             &config,
             &dialled,
             req,
@@ -336,26 +345,8 @@ impl Switchboard {
             caller_ext.as_deref(),
             now,
         )?;
-        let mut targets = Vec::new();
-        for ext in &extensions {
-            for b in self.registrar.lookup(ext, now.instant) {
-                let r = &b.record;
-                let transport = if r.transport.eq_ignore_ascii_case("tcp") {
-                    Transport::Tcp
-                } else {
-                    Transport::Udp
-                };
-                targets.push((
-                    ext.clone(),
-                    r.contact_uri.clone(),
-                    Peer {
-                        transport,
-                        addr: contact_address(&r.contact_uri, r.received_from, transport),
-                    },
-                ));
-            }
-        }
-        if targets.is_empty() {
+        let plan = extensions;
+        if !plan.extensions.iter().any(|e| self.registrar.lookup(e, now.instant).next().is_some()) {
             return Err(Refusal::Status(480, "nobody to ring is registered"));
         }
 
@@ -395,7 +386,7 @@ impl Switchboard {
             call_id = req.call_id().unwrap_or_default()
         );
         let _enter = span.enter();
-        info!(dialled = %dialled, trunk = ?trunk, caller = ?caller_ext, forks = targets.len(), "call started");
+        info!(dialled = %dialled, trunk = ?trunk, caller = ?caller_ext, ring = ?plan.extensions, ring_all = plan.ring_all, "call started");
         self.stats.calls_started += 1;
 
         let a_from = req.from().ok_or(Refusal::Status(400, "bad From"))?;
@@ -455,105 +446,144 @@ impl Switchboard {
 
         let caller_user = a_from.uri.user().unwrap_or("anonymous").to_owned();
         let caller_display = a_from.display.clone();
-        let offer_bytes = b_offer.to_bytes();
         let max_forwards = req
             .headers
             .get(&HeaderName::MaxForwards)
             .and_then(|m| sip_msg::parse_u32(m, 255))
             .map_or(70, |m| m.saturating_sub(1).min(70));
-        let mut forks = Vec::new();
-        let mut client_txs = Vec::with_capacity(targets.len());
-        let local_host = self.local_host();
-        for (idx, (ext, contact, peer)) in targets.into_iter().enumerate() {
-            let display = caller_display
-                .as_ref()
-                .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
-                .unwrap_or_default();
-            let mut dialog = Dialog {
-                call_id: format!("{}@centralino", self.rng.hex()),
-                local_tag: self.rng.hex(),
-                remote_tag: None,
-                local_uri: format!("{display}<sip:{caller_user}@{}>", config.domain),
-                remote_uri: format!("<sip:{ext}@{}>", config.domain),
-                remote_target: contact,
-                route_set: Vec::new(),
-                local_cseq: 0,
-                peer,
-            };
-            let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
-            let mut invite = dialog.request(Method::Invite, &local_host, &branch);
-            invite
-                .headers
-                .set(HeaderName::MaxForwards, max_forwards.to_string());
-            invite.headers.push(
-                HeaderName::Contact,
-                format!(
-                    "<sip:centralino@{local_host};transport={}>",
-                    transport_name(peer.transport).to_ascii_lowercase()
-                ),
-            );
-            invite.headers.push(
-                HeaderName::Allow,
-                "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE",
-            );
-            invite.headers.push(HeaderName::Supported, "timer");
-            invite.headers.push(HeaderName::UserAgent, "Centralino");
-            invite
-                .headers
-                .push(HeaderName::ContentType, "application/sdp");
-            invite.body = offer_bytes.clone();
-            let tx = self.tx.send_request(invite.clone(), peer, now.instant);
-            self.by_client_tx.insert(tx, (key, Purpose::Fork(idx)));
-            client_txs.push(tx);
-            self.by_call_id.insert(dialog.call_id.clone(), key);
-            forks.push(Fork {
-                extension: ext,
-                tx,
-                invite,
-                dialog,
-                state: ForkState::Calling,
-                cancel_wanted: false,
-                cancel_sent: false,
-                final_status: None,
-                ack: None,
-            });
-        }
-
         self.by_server_tx.insert(id, key);
         self.by_call_id.insert(a_dialog.call_id.clone(), key);
-        self.put_back(
-            Call {
-                key,
-                config,
-                a_tx: id,
-                a_invite: req.clone(),
-                a_dialog,
-                a_offer,
-                a_answer: None,
-                a_final_sent: false,
-                a_origin,
-                b_origin,
-                b_offer,
-                a_ports,
-                b_ports,
-                forks,
-                winner: None,
-                state: CallState::Ringing,
-                deadline: Some(now.instant + RING_TIMEOUT),
-                scheduled: None,
-                session_interval,
-                client_txs,
-                                busy_extension: None,
-                bye_a_pending: false,
-                refresh_at: None,
-                we_refresh,
-                session_expiry: None,
-                dialled,
-            },
-            true,
-            now,
-        );
+        let mut call = Call {
+            key,
+            config,
+            a_tx: id,
+            a_invite: req.clone(),
+            a_dialog,
+            a_offer,
+            a_answer: None,
+            a_final_sent: false,
+            a_origin,
+            b_origin,
+            b_offer,
+            a_ports,
+            b_ports,
+            forks: Vec::new(),
+            winner: None,
+            state: CallState::Ringing,
+            deadline: None,
+            scheduled: None,
+            session_interval,
+            client_txs: Vec::new(),
+            busy_extension: None,
+            bye_a_pending: false,
+            refresh_at: None,
+            we_refresh,
+            session_expiry: None,
+            dialled,
+            caller_user,
+            caller_display,
+            max_forwards,
+            hunt: VecDeque::new(),
+            ring_all: plan.ring_all,
+            member_timeout: plan.member_timeout,
+            group_deadline: now.instant + plan.group_timeout,
+        };
+        if plan.ring_all {
+            self.ring_members(&mut call, &plan.extensions, now);
+            call.deadline = Some(now.instant + plan.member_timeout.min(plan.group_timeout));
+        } else {
+            call.hunt = plan.extensions.into_iter().collect();
+            self.hunt_next(&mut call, now);
+        }
+        self.put_back(call, true, now);
         Ok(())
+    }
+
+    /// Sends INVITEs to every registered contact of `members` (forking, RFC 3261 §16.7 in
+    /// spirit); returns how many forks started.
+    fn ring_members(&mut self, call: &mut Call, members: &[String], now: Now) -> usize {
+        let local_host = self.local_host();
+        let domain = call.config.domain.clone();
+        let offer_bytes = call.b_offer.to_bytes();
+        let mut started = 0;
+        for ext in members {
+            let targets: Vec<(String, Peer)> = self
+                .registrar
+                .lookup(ext, now.instant)
+                .map(|b| {
+                    let r = &b.record;
+                    let transport = if r.transport.eq_ignore_ascii_case("tcp") { Transport::Tcp } else { Transport::Udp };
+                    (r.contact_uri.clone(), Peer { transport, addr: contact_address(&r.contact_uri, r.received_from, transport) })
+                })
+                .collect();
+            for (contact, peer) in targets {
+                let display = call
+                    .caller_display
+                    .as_ref()
+                    .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
+                    .unwrap_or_default();
+                let mut dialog = Dialog {
+                    call_id: format!("{}@centralino", self.rng.hex()),
+                    local_tag: self.rng.hex(),
+                    remote_tag: None,
+                    local_uri: format!("{display}<sip:{}@{domain}>", call.caller_user),
+                    remote_uri: format!("<sip:{ext}@{domain}>"),
+                    remote_target: contact,
+                    route_set: Vec::new(),
+                    local_cseq: 0,
+                    peer,
+                };
+                let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+                let mut invite = dialog.request(Method::Invite, &local_host, &branch);
+                invite.headers.set(HeaderName::MaxForwards, call.max_forwards.to_string());
+                invite.headers.push(
+                    HeaderName::Contact,
+                    format!("<sip:centralino@{local_host};transport={}>", transport_name(peer.transport).to_ascii_lowercase()),
+                );
+                invite.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+                invite.headers.push(HeaderName::Supported, "timer");
+                invite.headers.push(HeaderName::UserAgent, "Centralino");
+                invite.headers.push(HeaderName::ContentType, "application/sdp");
+                invite.body = offer_bytes.clone();
+                let tx = self.tx.send_request(invite.clone(), peer, now.instant);
+                let idx = call.forks.len();
+                self.track(call, tx, Purpose::Fork(idx));
+                self.by_call_id.insert(dialog.call_id.clone(), call.key);
+                call.forks.push(Fork {
+                    extension: ext.clone(),
+                    tx,
+                    invite,
+                    dialog,
+                    state: ForkState::Calling,
+                    cancel_wanted: false,
+                    cancel_sent: false,
+                    final_status: None,
+                    ack: None,
+                });
+                started += 1;
+            }
+        }
+        started
+    }
+
+    /// After every fork of the member ringing now has failed: ring the next one, if hunting.
+    fn hunt_on(&mut self, call: &mut Call, now: Now) -> bool {
+        !call.ring_all && self.hunt_next(call, now)
+    }
+
+    /// Sequential hunting: rings the next member with a registered contact, for the member's
+    /// ring timeout but never past the group's. False when nobody is left to ring.
+    fn hunt_next(&mut self, call: &mut Call, now: Now) -> bool {
+        while now.instant < call.group_deadline {
+            let Some(ext) = call.hunt.pop_front() else { break };
+            if self.ring_members(call, std::slice::from_ref(&ext), now) > 0 {
+                debug!(extension = %ext, "hunting: ringing the next member");
+                call.deadline = Some((now.instant + call.member_timeout).min(call.group_deadline));
+                return true;
+            }
+        }
+        call.deadline = Some(now.instant);
+        false
     }
 
     /// Asks the router which extensions ring for this call.
@@ -565,7 +595,7 @@ impl Switchboard {
         trunk: Option<&str>,
         caller_ext: Option<&str>,
         now: Now,
-    ) -> Result<Vec<String>, Refusal> {
+    ) -> Result<RingPlan, Refusal> {
         let mut facts = router::CallFacts::default();
         facts.dialled = dialled.to_owned();
         facts.caller = req
@@ -582,26 +612,27 @@ impl Switchboard {
         }
         let decision = router::route(&config.plan, &facts, now.wall, &mut self.strategy);
         debug!(target_ = %decision.target, ring = ?decision.ring, reasons = ?decision.reasons, "route decision");
+        let secs = |v: Option<u32>| v.map_or(RING_TIMEOUT, |s| Duration::from_secs(u64::from(s.max(1))));
+        let everyone = |extensions: Vec<String>| RingPlan { extensions, ring_all: true, member_timeout: RING_TIMEOUT, group_timeout: RING_TIMEOUT };
         if !decision.ring.is_empty() {
-            return Ok(decision.ring.clone());
+            // A hunt group: the router chose and ordered the members; the group's timeouts
+            // bound the ringing (issue 4). Its `no_answer` target needs the queue and voicemail
+            // of later issues; until then the caller gets the failure.
+            let group_timeout = secs(decision.timeout_secs.or(decision.ring_timeout_secs));
+            let member_timeout = secs(decision.ring_timeout_secs).min(group_timeout);
+            return Ok(RingPlan { extensions: decision.ring.clone(), ring_all: decision.ring_all, member_timeout, group_timeout });
         }
         match &decision.target {
-            router::Target::Extension(e) => Ok(vec![e.clone()]),
+            router::Target::Extension(e) => Ok(everyone(vec![e.clone()])),
             // DEVIATION(issue 5): until the IVR plays menus, messages and voicemail, those
             // targets ring the configured operator so that no caller is turned away.
-            router::Target::Menu(_)
-            | router::Target::Voicemail(_)
-            | router::Target::Message(_)
-            | router::Target::Queue(_) => match &config.operator {
-                Some(op) => Ok(vec![op.clone()]),
-                None => Err(Refusal::Status(
-                    480,
-                    "no operator configured for IVR targets",
-                )),
-            },
-                        router::Target::Hangup(_) if decision.number.is_none() => {
-                Err(Refusal::Status(404, "the dialled number is not in service"))
+            router::Target::Menu(_) | router::Target::Voicemail(_) | router::Target::Message(_) | router::Target::Queue(_) => {
+                match &config.operator {
+                    Some(op) => Ok(everyone(vec![op.clone()])),
+                    None => Err(Refusal::Status(480, "no operator configured for IVR targets")),
+                }
             }
+            router::Target::Hangup(_) if decision.number.is_none() => Err(Refusal::Status(404, "the dialled number is not in service")),
             router::Target::Hangup(_) => Err(Refusal::Status(480, "the dialplan hangs up")),
             _ => Err(Refusal::Status(404, "no route for the dialled number")),
         }
@@ -842,7 +873,7 @@ impl Switchboard {
                     debug!(extension = %call.forks[idx].extension, "2xx without a usable SDP answer");
                     self.send_bye_fork(call, idx, now);
                     call.forks[idx].final_status = Some(488);
-                    if call.forks.iter().all(|f| f.state == ForkState::Done) {
+                    if call.forks.iter().all(|f| f.state == ForkState::Done) && !self.hunt_on(call, now) {
                         let mapped = map_failure(call.forks.iter().filter_map(|f| f.final_status));
                         self.fail_a(call, mapped, now);
                         return false;
@@ -902,6 +933,7 @@ impl Switchboard {
                 if call.winner.is_none()
                     && !call.a_final_sent
                     && call.forks.iter().all(|f| f.state == ForkState::Done)
+                    && !self.hunt_on(call, now)
                 {
                     let mapped = map_failure(call.forks.iter().filter_map(|f| f.final_status));
                     self.fail_a(call, mapped, now);
@@ -1149,6 +1181,20 @@ impl Switchboard {
         }
                 for (key, ringing) in due {
             if ringing {
+                // Hunting: the member rang long enough; stop it and try the next one.
+                if let Some(mut call) = self.calls.remove(&key) {
+                    let hunting = !call.ring_all && !call.hunt.is_empty() && now.instant < call.group_deadline;
+                    if hunting {
+                        for idx in 0..call.forks.len() {
+                            self.cancel_fork(&mut call, idx, now);
+                        }
+                        if self.hunt_next(&mut call, now) {
+                            self.put_back(call, true, now);
+                            continue;
+                        }
+                    }
+                    self.calls.insert(key, call);
+                }
                 self.end_call(key, "nobody answered in time", now);
                 continue;
             }
@@ -1460,6 +1506,14 @@ fn contact_address(
         }
         _ => received_from,
     }
+}
+
+/// Whom a call rings and for how long, from the router's decision.
+struct RingPlan {
+    extensions: Vec<String>,
+    ring_all: bool,
+    member_timeout: Duration,
+    group_timeout: Duration,
 }
 
 /// What remains of a fork after its call ended, until the phone's final response.
