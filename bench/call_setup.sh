@@ -15,6 +15,10 @@ MAX_CALLS="${MAX_CALLS:-20000}"
 MIN_CALLS="${MIN_CALLS:-5000}"
 STEP_SECONDS="${STEP_SECONDS:-4}"
 ONLY="${ONLY:-direct centralino kamailio}"
+# Wide, as a call without media still takes two port pairs. It overlaps the kernel's ephemeral
+# range and the test suite's port blocks: a port held by another process fails that call
+# ("cannot bind media ports" in the switch log, counted per step below).
+RTP_PORTS="${RTP_PORTS:-20000-59999}"
 
 SW_PORT=15060 METRICS_PORT=15061 UAS_PORT=15070 UAC_PORT=15080 REG_PORT=15081 K_PORT=15090
 
@@ -46,14 +50,16 @@ stop_uas() {
 run_step() {
     local name="$1" rate="$2" calls="$3" mid="$4" ip="$5" target="$6" service="$7"
     start_uas "$calls"
-    local t0=0 t1=0 d0
+    local t0=0 t1=0 d0 b0
     d0="$(udp_drops)"
+    b0="$(grep -c "cannot bind media ports" "$WORK/switch.log" 2>/dev/null || true)"
     if [[ "$mid" != - ]]; then t0="$(cpu_ticks "$mid")"; fi
     # -d 0: BYE right after the ACK. -recv_timeout: a lost message fails the call in 10 s.
     sipp -sn uac -d 0 -s "$service" -i "$ip" -p "$UAC_PORT" -mp 16000 \
         -r "$rate" -rp 1000 -m "$calls" -l 30000 -timeout 60 -recv_timeout 10000 \
         -buff_size 4194304 -nostdin "$target" >"$WORK/uac-$name-$rate.out" 2>&1 || true
     if [[ "$mid" != - ]]; then t1="$(cpu_ticks "$mid")"; fi
+    STEP_BIND=$(($(grep -c "cannot bind media ports" "$WORK/switch.log" 2>/dev/null || true) - ${b0:-0}))
     STEP_DROPS="$(($(udp_drops) - d0)) (sockets since start: $(sock_drops "$SW_PORT" "$K_PORT" "$UAS_PORT" "$UAC_PORT"))"
     stop_uas
     read -r STEP_OK STEP_BAD STEP_CPS < <(sipp_stats "$WORK/uac-$name-$rate.out")
@@ -80,7 +86,7 @@ ramp() {
             if [[ "$mid" != - ]] && ((ok > 0)); then
                 us="$(awk -v t="$ticks" -v hz="$HZ" -v n="$ok" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
             fi
-            log "$name: -r $rate: $ok ok, $bad failed, achieved $cps cps, middle CPU $us µs/call, UDP rcvbuf drops $STEP_DROPS"
+            log "$name: -r $rate: $ok ok, $bad failed, achieved $cps cps, middle CPU $us µs/call, UDP rcvbuf drops $STEP_DROPS, switch media bind failures $STEP_BIND"
             if ((bad == 0)); then break; fi
             sleep 3
         done
@@ -108,7 +114,7 @@ fi
 
 if [[ " $ONLY " == *" centralino "* ]]; then
     log "(b) SIPp UAC (127.0.0.2, trunk) -> centralino -> SIPp UAS (extension 201)"
-    switch_config "$WORK/centralino.toml" "20000-59999" "127.0.0.1:$METRICS_PORT"
+    switch_config "$WORK/centralino.toml" "$RTP_PORTS" "127.0.0.1:$METRICS_PORT"
     start_switch "$WORK/centralino.toml" "127.0.0.1:$SW_PORT" "$WORK/data" "$WORK/switch.log"
     sipp -sf "$REPO/tests/sipp/register.xml" -s 201 -au 201 -ap pw201 \
         -key contact_port "$UAS_PORT" -key expires 3600 -m 1 -p "$REG_PORT" -i 127.0.0.1 \
