@@ -161,6 +161,10 @@ pub(crate) struct Call {
     bye_a_pending: bool,
     /// When we must refresh the session ourselves (RFC 4028 refresher=uas).
     refresh_at: Option<Instant>,
+    /// Our refresh is in flight: a re-INVITE from the caller now is glare (491).
+    refresh_pending: bool,
+    /// Our offer in a 200 to an offer-less re-INVITE; the answer comes in the ACK.
+    pending_offer: Option<(LegSide, SessionDescription)>,
     /// The caller as presented to the phones.
     caller_user: String,
     caller_display: Option<String>,
@@ -477,6 +481,8 @@ impl Switchboard {
             busy_extension: None,
             bye_a_pending: false,
             refresh_at: None,
+            refresh_pending: false,
+            pending_offer: None,
             we_refresh,
             session_expiry: None,
             dialled,
@@ -665,6 +671,9 @@ impl Switchboard {
 
     /// The caller answered our session refresh: re-arm the timers, or end a dead dialog.
     fn refresh_response(&mut self, call: &mut Call, resp: Response, now: Now) -> bool {
+        if resp.status >= 200 {
+            call.refresh_pending = false;
+        }
         match resp.status {
             100..=199 => true,
             200..=299 => {
@@ -728,6 +737,7 @@ impl Switchboard {
             }
         }
         let tx = self.tx.send_request(req, call.a_dialog.peer, now.instant);
+        call.refresh_pending = true;
         self.track(call, tx, Purpose::Refresh);
     }
 
@@ -1280,6 +1290,20 @@ impl Switchboard {
         let Some(&key) = self.by_call_id.get(call_id) else { return };
         let Some(mut call) = self.calls.remove(&key) else { return };
         let mut keep = true;
+        if !req.body.is_empty() {
+            // RFC 3264 §4: the answer to the offer we put in a 200 arrives in the ACK.
+            if let Some((side, offer)) = call.pending_offer.take() {
+                match SessionDescription::parse(&req.body).ok().and_then(|a| sdp::accept_answer(&offer, &a).ok()) {
+                    Some(neg) => self.out.push_back(Output::MediaRemote {
+                        call: key,
+                        leg: side,
+                        rtp: if neg.direction.sends() { neg.remote } else { None },
+                        rtcp: neg.remote_rtcp,
+                    }),
+                    None => debug!(call = key.0, "unusable SDP answer in ACK; media unchanged"),
+                }
+            }
+        }
         if call.state == CallState::Answered && call.a_dialog.call_id == call_id {
             call.state = CallState::Confirmed;
             debug!(call = key.0, "caller ACKed: call confirmed");
@@ -1370,6 +1394,13 @@ impl Switchboard {
                     LegSide::B => self.send_bye_a(&mut call, now),
                 }
                 false
+            }
+            Method::Invite | Method::Update if call.refresh_pending && side == LegSide::A => {
+                // RFC 3261 §14.2 / RFC 3311 §5.2: our own refresh is in progress on this dialog.
+                let mut resp = req.make_response(491, "Request Pending", None);
+                resp.headers.push(HeaderName::RetryAfter, "2");
+                self.tx.send_response(id, resp, now.instant);
+                true
             }
             Method::Invite | Method::Update => {
                 self.session_refresh(&mut call, id, &req, side, from, now);
@@ -1478,6 +1509,7 @@ impl Switchboard {
             let offer = sdp::offer(&CodecPolicy::default(), local, origin, sdp::Direction::SendRecv);
             resp.headers.push(HeaderName::ContentType, "application/sdp");
             resp.body = offer.to_bytes();
+            call.pending_offer = Some((side, offer));
         }
         self.tx.send_response(id, resp, now.instant);
     }
