@@ -2318,3 +2318,67 @@ fn hunt_group_rings_one_member_at_a_time() {
     rig.assert_no_leaks();
     assert_eq!(n, 1, "a least-recent group rang {n} members at once");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Registration and configuration changes during calls, counters
+// ---------------------------------------------------------------------------------------------
+
+/// The phone's registration expires in the middle of a call: the call is unaffected; a new
+/// call then finds nobody (480).
+#[test]
+fn registration_expires_during_call() {
+    let mut rig = Rig::new();
+    let mut phone = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
+    phone.register(&mut rig, 60);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    rig.advance(secs(90));
+    assert_eq!(rig.sb.n_bindings(), 0);
+    assert_eq!(rig.sb.n_calls(), 1, "the call outlives the binding");
+    let second = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 480);
+    trunk.ack_failure(&mut rig, &second, &fin);
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    rig.assert_no_leaks();
+}
+
+/// A reload swaps the configuration: the call in progress keeps going and ends normally; new
+/// calls follow the new plan (here: the trunk's address is gone, so the trunk is challenged).
+#[test]
+fn reload_during_call() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    let text = Rig::example_text().replace("addresses = [\"127.0.0.2\"]", "addresses = [\"127.0.0.3\"]");
+    let (config, _) = b2bua::Config::compile("reloaded.toml", &text).expect("still valid");
+    rig.sb.reload(std::sync::Arc::new(config));
+    rig.advance(secs(10));
+    trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
+    let next = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let fin = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(fin.status, 407, "127.0.0.2 is no longer a trunk");
+    trunk.ack_failure(&mut rig, &next, &fin);
+    rig.assert_no_leaks();
+}
+
+/// The counters add up after a run of mixed calls.
+#[test]
+fn stats_add_up() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    for kind in 0..12 {
+        play(&mut rig, &trunk, &phone, kind);
+        rig.advance(secs(40));
+        rig.clear_inboxes(); // retransmissions the script did not need to take
+    }
+    rig.assert_no_leaks();
+    let stats = rig.sb.stats().clone();
+    assert_eq!(stats.calls_started, 12);
+    assert_eq!(stats.calls_ended, stats.calls_started, "every call that started ended: {stats:?}");
+    assert!(stats.calls_answered <= stats.calls_started);
+    assert_eq!(stats.calls_answered, 6, "answered: kinds 0, 1, 8, 9, 10, 11 ({stats:?})");
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+}
