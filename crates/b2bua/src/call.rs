@@ -1587,7 +1587,7 @@ fn is_invite(resp: &Response) -> bool {
     resp.cseq().is_some_and(|c| c.method == Method::Invite)
 }
 
-fn unsupported_options(req: &Request) -> Vec<String> {
+pub(crate) fn unsupported_options(req: &Request) -> Vec<String> {
     req.headers
         .values(&HeaderName::Require)
         .unwrap_or_default()

@@ -487,7 +487,15 @@ impl Switchboard {
 
     fn on_transaction_event(&mut self, ev: TxEvent, now: Now) {
         match ev {
-            TxEvent::Request { id, request, from } => {
+                        TxEvent::Request { id, request, from } => {
+                // RFC 3261 §8.2.2.3: every request naming an extension we lack gets 420.
+                let unsupported = crate::call::unsupported_options(&request);
+                if !unsupported.is_empty() {
+                    let mut resp = request.make_response(420, "Bad Extension", Some(&self.rng.hex()));
+                    resp.headers.push(HeaderName::Unsupported, unsupported.join(", "));
+                    self.tx.send_response(id, resp, now.instant);
+                    return;
+                }
                 let in_dialog = request
                     .to()
                     .and_then(|t| t.tag().map(str::to_owned))
