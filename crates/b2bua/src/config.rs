@@ -92,7 +92,8 @@ struct RawSwitch {
     min_expires: Option<u32>,
     max_expires: Option<u32>,
     digest_algorithms: Option<Spanned<Vec<String>>>,
-    nonce_lifetime_secs: Option<Spanned<u64>>,
+        nonce_lifetime_secs: Option<Spanned<u64>>,
+    advertise: Option<Spanned<String>>,
     #[serde(default)]
     md5_only_user_agents: Vec<String>,
     /// Where menu, voicemail and message targets ring until the IVR exists (issue 5).
@@ -173,8 +174,10 @@ pub struct Config {
     pub operator: Option<String>,
     /// Digest algorithms offered in challenges, most preferred first (`SHA-256`, `MD5`).
     pub digest_algorithms: Vec<String>,
-    /// How long a digest nonce stays fresh (then `stale=true`).
+        /// How long a digest nonce stays fresh (then `stale=true`).
     pub nonce_lifetime: std::time::Duration,
+    /// The address put in Via, Contact and SDP when listening on an unspecified address.
+    pub advertise: Option<IpAddr>,
     /// User-Agent substrings of clients that fail on any non-MD5 challenge; they get MD5 only.
     pub md5_only_user_agents: Vec<String>,
     /// Extensions by number.
@@ -391,6 +394,13 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
             ));
         }
     }
+        let advertise = switch.advertise.as_ref().and_then(|a| match a.get_ref().parse::<IpAddr>() {
+        Ok(ip) if !ip.is_unspecified() => Some(ip),
+        _ => {
+            errors.push(loc.error(a.span(), format!("advertise `{}` is not a usable IP address", a.get_ref()), Some("the address phones and trunks reach the switch at, e.g. \"192.0.2.1\"")));
+            None
+        }
+    });
     let min_expires = switch.min_expires.unwrap_or(60);
     let max_expires = switch.max_expires.unwrap_or(3600).max(min_expires);
 
@@ -528,7 +538,8 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         max_expires,
         operator,
         digest_algorithms,
-        nonce_lifetime: std::time::Duration::from_secs(nonce_lifetime),
+                nonce_lifetime: std::time::Duration::from_secs(nonce_lifetime),
+        advertise,
         md5_only_user_agents: switch.md5_only_user_agents,
         extensions,
         trunks,
@@ -546,7 +557,8 @@ struct SwitchPart {
     max_expires: u32,
     operator: Option<String>,
     digest_algorithms: Vec<String>,
-    nonce_lifetime: std::time::Duration,
+        nonce_lifetime: std::time::Duration,
+    advertise: Option<IpAddr>,
     md5_only_user_agents: Vec<String>,
     extensions: BTreeMap<String, Extension>,
     trunks: Vec<Trunk>,
@@ -564,7 +576,8 @@ impl SwitchPart {
             max_expires: self.max_expires,
             operator: self.operator,
             digest_algorithms: self.digest_algorithms,
-            nonce_lifetime: self.nonce_lifetime,
+                        nonce_lifetime: self.nonce_lifetime,
+            advertise: self.advertise,
             md5_only_user_agents: self.md5_only_user_agents,
             extensions: self.extensions,
             trunks: self.trunks,

@@ -116,11 +116,13 @@ async fn main_loop(
         .await
         .with_context(|| format!("cannot bind TCP {listen}"))?;
     let local = udp.local_addr()?;
-    let advertised_ip = if listen.ip().is_unspecified() {
-        warn!("listening on an unspecified address: advertising 127.0.0.1 in Via, Contact and SDP");
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        listen.ip()
+        let advertised_ip = match (listen.ip().is_unspecified(), config.advertise) {
+        (false, _) => listen.ip(),
+        (true, Some(ip)) => ip,
+        (true, None) => {
+            warn!("listening on an unspecified address without [switch] advertise: putting 127.0.0.1 in Via, Contact and SDP");
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
     };
     let mut seed = [0u8; 32];
     getrandom(&mut seed);
