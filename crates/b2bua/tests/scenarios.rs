@@ -2382,3 +2382,111 @@ fn stats_add_up() {
     assert_eq!(stats.calls_answered, 6, "answered: kinds 0, 1, 8, 9, 10, 11 ({stats:?})");
     assert_eq!(stats.dropped, 0, "{stats:?}");
 }
+
+/// Hunting one member at a time (`assistenza`: least-recent, 202 and 203, 20 s each): the
+/// first member rings for its ring timeout, is CANCELled, and the next one rings and answers.
+#[test]
+fn hunt_moves_on_after_member_ring_timeout() {
+    let mut rig = rig_routing_to("group:assistenza");
+    let p202 = registered(&mut rig, "202", "127.0.0.1:5062");
+    let p203 = registered(&mut rig, "203", "127.0.0.1:5063");
+    let trunk = Caller::trunk(&mut rig);
+    let mut call = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
+    let (first, second) = if rig.pending(p202.addr).is_empty() { (&p203, &p202) } else { (&p202, &p203) };
+    let leg1 = first.expect_invite(&mut rig);
+    assert!(rig.pending(second.addr).is_empty(), "only one member rings at first");
+    first.answer(&mut rig, &leg1, 180);
+    rig.expect_response(trunk.addr, 180, Method::Invite);
+    let start = rig.elapsed;
+    let cancel = rig.wait_for_request(first.addr, Method::Cancel, secs(30));
+    let rang = rig.elapsed - start;
+    assert!(rang >= secs(19) && rang <= secs(21), "first member rang {rang:?}, its ring timeout is 20 s");
+    first.respond(&mut rig, &cancel, 200);
+    first.answer(&mut rig, &leg1, 487);
+    rig.expect_request(first.addr, Method::Ack);
+    let leg2 = second.expect_invite(&mut rig);
+    second.answer(&mut rig, &leg2, 180);
+    second.answer(&mut rig, &leg2, 200);
+    rig.expect_request(second.addr, Method::Ack);
+    let ok = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(ok.status, 200);
+    trunk.ack(&mut rig, &mut call, &ok);
+    assert!(rig.received(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 300)).is_empty(), "no failure to the trunk while hunting");
+    trunk_hangs_up(&mut rig, &trunk, second, &mut call);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |m| is_response(m, 100, &Method::Invite) || is_response(m, 180, &Method::Invite));
+    rig.assert_quiet(first.addr, |_| false);
+    rig.assert_quiet(second.addr, |_| false);
+}
+
+/// A busy member hands over to the next at once; the trunk sees the busy only when every member
+/// refused.
+#[test]
+fn hunt_moves_on_after_busy_then_all_busy() {
+    let mut rig = rig_routing_to("group:assistenza");
+    let p202 = registered(&mut rig, "202", "127.0.0.1:5062");
+    let p203 = registered(&mut rig, "203", "127.0.0.1:5063");
+    let trunk = Caller::trunk(&mut rig);
+    let call = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
+    let (first, second) = if rig.pending(p202.addr).is_empty() { (&p203, &p202) } else { (&p202, &p203) };
+    let leg1 = first.expect_invite(&mut rig);
+    first.answer(&mut rig, &leg1, 486);
+    rig.expect_request(first.addr, Method::Ack);
+    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 300)).is_none(), "one busy member is not the end");
+    let leg2 = second.expect_invite(&mut rig);
+    second.answer(&mut rig, &leg2, 486);
+    rig.expect_request(second.addr, Method::Ack);
+    let fin = rig.wait_for(trunk.addr, secs(61), |m| matches!(m, Message::Response(r) if r.status >= 200));
+    let Some(Message::Response(fin)) = fin else { panic!("no final response after every member refused") };
+    assert!(fin.status == 486 || fin.status == 480, "all busy: {}", fin.status);
+    trunk.ack_failure(&mut rig, &call, &fin);
+    rig.assert_no_leaks();
+}
+
+/// The whole group rings at most its `timeout` (60 s for assistenza) however members rotate.
+#[test]
+fn hunt_stops_at_group_timeout() {
+    let mut rig = rig_routing_to("group:assistenza");
+    let p202 = registered(&mut rig, "202", "127.0.0.1:5062");
+    let p203 = registered(&mut rig, "203", "127.0.0.1:5063");
+    let trunk = Caller::trunk(&mut rig);
+    let call = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
+    let start = rig.elapsed;
+    // Every member rings (180) and never answers; each CANCEL is answered with 487.
+    let mut fin = None;
+    for _ in 0..200 {
+        for p in [&p202, &p203] {
+            while let Some(Message::Request(r)) = rig.take(p.addr, |m| is_request(m, &Method::Invite) || is_request(m, &Method::Cancel)) {
+                if r.method == Method::Invite {
+                    let leg = Leg { invite: r, tag: format!("g-{}", rig.unique()), cseq: 0, rtp_port: 30200 };
+                    p.answer(&mut rig, &leg, 180);
+                    rig.ladder.push(format!("(phone {} rings)", p.ext));
+                    // Stash the leg in the INVITE's Call-ID for the CANCEL below.
+                    LEGS.with(|l| l.borrow_mut().push(leg));
+                } else {
+                    p.respond(&mut rig, &r, 200);
+                    let cid = r.call_id().unwrap_or_default().to_owned();
+                    let leg = LEGS.with(|l| l.borrow().iter().find(|g| g.invite.call_id() == Some(cid.as_str())).cloned());
+                    if let Some(leg) = leg {
+                        p.answer(&mut rig, &leg, 487);
+                    }
+                }
+            }
+        }
+        rig.take_all(p202.addr, |m| is_request(m, &Method::Ack));
+        rig.take_all(p203.addr, |m| is_request(m, &Method::Ack));
+        if let Some(Message::Response(r)) = rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)) {
+            fin = Some((r, rig.elapsed - start));
+            break;
+        }
+        rig.wait_for(trunk.addr, Duration::from_millis(500), |_| false);
+    }
+    let (fin, after) = fin.expect("a final response to the trunk");
+    trunk.ack_failure(&mut rig, &call, &fin);
+    rig.assert_no_leaks();
+    assert!(after <= secs(61), "the group rang {after:?}; its timeout is 60 s");
+}
+
+thread_local! {
+    static LEGS: std::cell::RefCell<Vec<Leg>> = const { std::cell::RefCell::new(Vec::new()) };
+}
