@@ -2490,3 +2490,30 @@ fn hunt_stops_at_group_timeout() {
 thread_local! {
     static LEGS: std::cell::RefCell<Vec<Leg>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// RFC 3581 / RFC 3261 §18.2.1: a request whose Via sent-by is a private address behind NAT
+/// is answered with `received` and `rport` filled in with the real source.
+#[test]
+fn via_received_and_rport_filled_in() {
+    let mut rig = Rig::new();
+    rig.name(addr("127.0.0.1:40000"), "natphone");
+    let bytes = rig::message(
+        "REGISTER sip:centralino.example SIP/2.0",
+        &[
+            ("Via", "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-nat-1;rport".to_owned()),
+            ("Max-Forwards", "70".to_owned()),
+            ("From", "<sip:201@centralino.example>;tag=n".to_owned()),
+            ("To", "<sip:201@centralino.example>".to_owned()),
+            ("Call-ID", "nat-1".to_owned()),
+            ("CSeq", "1 REGISTER".to_owned()),
+            ("Contact", "<sip:201@10.0.0.5:5060>".to_owned()),
+        ],
+        "",
+    );
+    rig.send(addr("127.0.0.1:40000"), bytes);
+    let r = rig.expect_response(addr("127.0.0.1:40000"), 401, Method::Register);
+    let via = r.top_via().expect("Via");
+    assert_eq!(via.param("received"), Some("127.0.0.1"));
+    assert_eq!(via.param("rport"), Some("40000"));
+    rig.assert_no_leaks();
+}
