@@ -2517,3 +2517,52 @@ fn via_received_and_rport_filled_in() {
     assert_eq!(via.param("rport"), Some("40000"));
     rig.assert_no_leaks();
 }
+
+/// Lost CANCEL and lost 487: the switch retransmits the CANCEL (Timer E) and the 487
+/// (Timer G) until they get through.
+#[test]
+fn lost_cancel_and_lost_487() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    rig.expect_response(trunk.addr, 180, Method::Invite);
+    rig.drop_next(phone.addr, "CANCEL", 1);
+    rig.drop_responses(trunk.addr, 487, Method::Invite, 1);
+    trunk.cancel(&mut rig, &call);
+    rig.expect_response(trunk.addr, 200, Method::Cancel);
+    assert!(rig.pending(phone.addr).is_empty(), "the CANCEL was lost");
+    let cancel = rig.wait_for_request(phone.addr, Method::Cancel, secs(1));
+    phone.respond(&mut rig, &cancel, 200);
+    phone.answer(&mut rig, &leg, 487);
+    rig.expect_request(phone.addr, Method::Ack);
+    let t = rig.wait_for(trunk.addr, secs(1), |m| is_response(m, 487, &Method::Invite));
+    let Some(Message::Response(t)) = t else { panic!("487 not retransmitted") };
+    trunk.ack_failure(&mut rig, &call, &t);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
+
+/// Lost BYE to the phone, and a lost 200 for the trunk's BYE: the switch retransmits its BYE,
+/// and answers the trunk's retransmitted BYE again from the transaction.
+#[test]
+fn lost_bye_and_lost_200_for_bye() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
+    rig.drop_next(phone.addr, "BYE", 1);
+    rig.drop_responses(trunk.addr, 200, Method::Bye, 1);
+    let bye = trunk.bye(&mut rig, &mut call);
+    assert!(rig.pending(trunk.addr).is_empty(), "the 200 was lost");
+    rig.advance(Duration::from_millis(500));
+    rig.send(trunk.addr, bye.to_bytes()); // the trunk retransmits its BYE (Timer E)
+    rig.expect_response(trunk.addr, 200, Method::Bye);
+    let bye_b = rig.wait_for_request(phone.addr, Method::Bye, secs(1));
+    phone.respond(&mut rig, &bye_b, 200);
+    rig.assert_no_leaks();
+    rig.assert_quiet(trunk.addr, |_| false);
+    rig.assert_quiet(phone.addr, |_| false);
+}
