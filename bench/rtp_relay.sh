@@ -55,15 +55,18 @@ media_run() {
     fi
     sleep 1
     wait_quiet
-    local t0 t1 w0 w1
+    local t0 t1 w0 w1 d0
+    d0="$(udp_drops)"
     t0="$(cpu_ticks "$relay")"
     w0="$(date +%s.%N)"
     "$RTPLOAD" "$legs" "$SECONDS_MEDIA" "$PPS" >"$WORK/load-$name-$calls.out"
     w1="$(date +%s.%N)"
     t1="$(cpu_ticks "$relay")"
-    log "$name: rtpload: $(cat "$WORK/load-$name-$calls.out")"
+    # seconds= above 20 means the generator fell behind (starved of CPU) and sent in bursts.
+    log "$name: rtpload: $(cat "$WORK/load-$name-$calls.out"); UDP rcvbuf drops (system) $(($(udp_drops) - d0))"
     R_SENT="$(sed -n 's/.* sent=\([0-9]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
     R_RECV="$(sed -n 's/.* received=\([0-9]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
+    R_GENS="$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
     R_LOSS="$(sed -n 's/.* loss_pct=\([0-9.]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
     R_US="$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="$R_RECV" 'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / hz / n; else print "n/a" }')"
     R_CPU="$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.0f", 100 * t / hz / (b - a) }')"
@@ -76,7 +79,7 @@ media_run() {
     log "$name: $(tail -1 "$out")"
 }
 
-declare -A UP SENT RECV LOSS US CPU
+declare -A UP SENT RECV LOSS US CPU GENS
 
 if [[ " $ONLY " == *" centralino "* ]]; then
     for n in $CALLS; do
@@ -85,7 +88,7 @@ if [[ " $ONLY " == *" centralino "* ]]; then
         start_switch "$WORK/centralino-$n.toml" "127.0.0.1:$SW_PORT" "$WORK/data-$n" "$WORK/switch-$n.log"
         media_run centralino "$n" "$SWITCH_PID" python3 "$BENCH_DIR/sipcalls.py" --switch "127.0.0.1:$SW_PORT"
         k="centralino/$n"
-        UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU
+        UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU GENS[$k]=$R_GENS
         for i in $(seq 1 20); do
             [[ "$(metric "127.0.0.1:$METRICS_PORT" centralino_calls_active)" == 0 ]] && break
             sleep 0.5
@@ -113,7 +116,7 @@ if [[ " $ONLY " == *" rtpengine "* ]]; then
         kill -0 "$RE_PID" 2>/dev/null || { cat "$WORK/rtpengine-$n.log" >&2; exit 1; }
         media_run rtpengine "$n" "$RE_PID" python3 "$BENCH_DIR/ngclient.py" --ng "127.0.0.1:$NG_PORT"
         k="rtpengine/$n"
-        UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU
+        UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU GENS[$k]=$R_GENS
         kill -TERM "$RE_PID" 2>/dev/null || true
         wait "$RE_PID" 2>/dev/null || true
     done
@@ -121,12 +124,12 @@ fi
 
 echo
 echo "RTP relay, $PPS packets/s per leg, $SECONDS_MEDIA s, $(nproc) CPUs, $(date -u +%FT%TZ)"
-printf "%-22s %8s %10s %10s %8s %12s %10s\n" relay calls-up sent relayed loss-% "µs/packet" "CPU %"
+printf "%-22s %8s %10s %10s %8s %12s %10s %10s\n" relay calls-up sent relayed loss-% "µs/packet" "CPU %" "send-s"
 for n in $CALLS; do
     for r in centralino rtpengine; do
         k="$r/$n"
         if [[ -n "${US[$k]:-}" ]]; then
-            printf "%-22s %8s %10s %10s %8s %12s %10s\n" "$r, $n calls" "${UP[$k]}" "${SENT[$k]}" "${RECV[$k]}" "${LOSS[$k]}" "${US[$k]}" "${CPU[$k]}"
+            printf "%-22s %8s %10s %10s %8s %12s %10s %10s\n" "$r, $n calls" "${UP[$k]}" "${SENT[$k]}" "${RECV[$k]}" "${LOSS[$k]}" "${US[$k]}" "${CPU[$k]}" "${GENS[$k]}"
         fi
     done
     if [[ -n "${US[centralino/$n]:-}" && -n "${US[rtpengine/$n]:-}" ]]; then
@@ -136,3 +139,4 @@ for n in $CALLS; do
         echo "  $n calls: ratio centralino/rtpengine CPU per packet = $r (floor: <= 1.00: $verdict)"
     fi
 done
+echo "send-s: how long rtpload took to send ${SECONDS_MEDIA} s of media; longer means the generator was short of CPU and sent in bursts"
