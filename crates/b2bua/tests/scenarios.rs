@@ -2566,3 +2566,126 @@ fn lost_bye_and_lost_200_for_bye() {
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Random loss both ways, with peers that retransmit like RFC 3261 user agents
+// ---------------------------------------------------------------------------------------------
+
+/// Sends `bytes` from `from` and resends them on T1, 2*T1 … T2 (Timers A/E, or a UAS's 2xx
+/// and 3xx-6xx retransmissions) until something `pred` accepts reaches `from`.
+fn until_answered(rig: &mut Rig, from: std::net::SocketAddr, bytes: &[u8], pred: impl Fn(&Message) -> bool) -> Message {
+    let start = rig.elapsed;
+    let mut interval = Duration::from_millis(500);
+    loop {
+        rig.send(from, bytes);
+        if let Some(m) = rig.wait_for(from, interval, &pred) {
+            return m;
+        }
+        interval = (interval * 2).min(secs(4));
+        assert!(rig.elapsed - start < secs(32), "{from}: no answer within 64*T1");
+    }
+}
+
+/// Answers a request the switch retransmits until the answer gets through: `respond` again
+/// whenever another copy arrives within T2 + 1 s.
+fn answer_until_quiet(rig: &mut Rig, at: std::net::SocketAddr, pred: impl Fn(&Message) -> bool, bytes: &[u8]) {
+    loop {
+        rig.take_all(at, &pred);
+        rig.send(at, bytes);
+        if rig.wait_for(at, secs(5), &pred).is_none() {
+            return;
+        }
+    }
+}
+
+fn wait_message(rig: &mut Rig, at: std::net::SocketAddr, what: &str, pred: impl Fn(&Message) -> bool) -> Message {
+    rig.wait_for(at, secs(40), pred).unwrap_or_else(|| panic!("{at} never got {what}"))
+}
+
+/// One call over a lossy network: answered then hung up by either side, or refused busy.
+fn lossy_call(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
+    let mut call = trunk.prepare_invite(rig, EMERGENCY, &[]);
+    let invite = call.invite.to_bytes();
+    until_answered(rig, trunk.addr, &invite, |m| rig::cseq_method(m) == Some(Method::Invite) && matches!(m, Message::Response(_)));
+    let Message::Request(inv) = wait_message(rig, phone.addr, "the INVITE", |m| is_request(m, &Method::Invite)) else { unreachable!() };
+    let leg = Leg { invite: inv, tag: format!("lossy-{}", rig.unique()), cseq: 0, rtp_port: 30300 };
+    phone.answer(rig, &leg, 180);
+    if kind == 2 {
+        let busy = phone.answer_bytes(&leg, 486);
+        until_answered(rig, phone.addr, &busy, |m| is_request(m, &Method::Ack));
+        let Message::Response(fin) = wait_message(rig, trunk.addr, "486", |m| is_response(m, 486, &Method::Invite)) else { unreachable!() };
+        let ack = sip_core::build_ack_for_non_2xx(&call.invite, &fin).to_bytes();
+        answer_until_quiet(rig, trunk.addr, |m| is_response(m, 486, &Method::Invite), &ack);
+        return;
+    }
+    let ok_bytes = phone.answer_bytes(&leg, 200);
+    until_answered(rig, phone.addr, &ok_bytes, |m| is_request(m, &Method::Ack));
+    let Message::Response(ok) = wait_message(rig, trunk.addr, "200", |m| is_response(m, 200, &Method::Invite)) else { unreachable!() };
+    call.to_tag = rig::to_tag(&ok.headers);
+    call.remote_target = rig::contact_uri(&ok.headers);
+    let ack = trunk.in_dialog(rig, &call, Method::Ack, 1, &[], "").to_bytes();
+    answer_until_quiet(rig, trunk.addr, |m| is_response(m, 200, &Method::Invite), &ack);
+    rig.advance(secs(10));
+    // The phone keeps re-ACKed 200s quiet by now; forget retransmissions it saw.
+    rig.take_all(phone.addr, |m| is_request(m, &Method::Ack) || is_request(m, &Method::Invite));
+    if kind == 0 {
+        call.cseq += 1;
+        let bye = trunk.in_dialog(rig, &call, Method::Bye, call.cseq, &[], "").to_bytes();
+        until_answered(rig, trunk.addr, &bye, |m| is_response(m, 200, &Method::Bye));
+        let Message::Request(bye_b) = wait_message(rig, phone.addr, "BYE", |m| is_request(m, &Method::Bye)) else { unreachable!() };
+        let ok = bye_b.make_response(200, "OK", None).to_bytes();
+        answer_until_quiet(rig, phone.addr, |m| is_request(m, &Method::Bye), &ok);
+    } else {
+        let target = rig::contact_uri(&leg.invite.headers).expect("Contact");
+        let headers = vec![
+            ("Via", format!("SIP/2.0/UDP {};branch=z9hG4bK-lb-{};rport", phone.addr, rig.unique())),
+            ("Max-Forwards", "70".to_owned()),
+            ("From", format!("{};tag={}", leg.invite.headers.get(&HeaderName::To).unwrap(), leg.tag)),
+            ("To", leg.invite.headers.get(&HeaderName::From).unwrap().to_owned()),
+            ("Call-ID", leg.invite.call_id().unwrap().to_owned()),
+            ("CSeq", "1 BYE".to_owned()),
+        ];
+        let bye = rig::message(&format!("BYE {target} SIP/2.0"), &headers, "");
+        until_answered(rig, phone.addr, &bye, |m| is_response(m, 200, &Method::Bye));
+        let Message::Request(bye_a) = wait_message(rig, trunk.addr, "BYE", |m| is_request(m, &Method::Bye)) else { unreachable!() };
+        let ok = bye_a.make_response(200, "OK", None).to_bytes();
+        answer_until_quiet(rig, trunk.addr, |m| is_request(m, &Method::Bye), &ok);
+    }
+}
+
+#[test]
+fn calls_over_a_lossy_network() {
+    for (per_mille, seed) in [(100, 42), (250, 7), (300, 99)] {
+        lossy_run(per_mille, seed);
+    }
+}
+
+fn lossy_run(per_mille: u64, seed: u64) {
+    let mut rig = Rig::new();
+    rig.ladder_limit = Some(400);
+    let mut phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    rig.set_loss(per_mille, seed);
+    let mut registered_at = rig.elapsed;
+    for i in 0..150 {
+        if rig.elapsed - registered_at > secs(1800) {
+            // Registration is not what this test is about: refresh it on a clean network.
+            let loss = rig.loss.take();
+            phone.register(&mut rig, 3600);
+            rig.loss = loss;
+            registered_at = rig.elapsed;
+        }
+        rig.ladder.push(format!("---- loss {per_mille}/1000 seed {seed}, call {i}: kind {}", i % 3));
+        lossy_call(&mut rig, &trunk, &phone, i % 3);
+        rig.advance(rig::SETTLE);
+        assert_eq!(rig.sb.n_calls(), 0, "call {i} left a call");
+        assert_eq!(rig.sb.n_transactions(), 0, "call {i} left transactions");
+        assert_eq!(rig.sb.media_ports_in_use(), 0, "call {i} left media ports");
+        rig.clear_inboxes();
+    }
+    assert!(rig.n_lost > 2 * per_mille, "the network lost {} datagrams", rig.n_lost);
+    let stats = rig.sb.stats().clone();
+    assert_eq!(stats.calls_started, 150, "{stats:?}");
+    assert_eq!(stats.calls_ended, 150, "{stats:?}");
+    rig.assert_no_leaks();
+}

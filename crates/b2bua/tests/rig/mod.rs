@@ -101,6 +101,10 @@ pub struct Rig {
     counter: u64,
     tcp_peers: Vec<SocketAddr>,
     sent_transports: Vec<(SocketAddr, Transport)>,
+    /// Random loss: per-mille probability and the state of a seeded LCG (both directions).
+    pub loss: Option<(u64, u64)>,
+    /// Messages lost to random loss so far.
+    pub n_lost: u64,
 }
 
 impl Rig {
@@ -152,6 +156,8 @@ impl Rig {
             counter: 0,
             tcp_peers: Vec::new(),
             sent_transports: Vec::new(),
+            loss: None,
+            n_lost: 0,
         }
     }
 
@@ -211,6 +217,22 @@ impl Rig {
         self.ladder.join("\n")
     }
 
+    /// Loses each datagram, either way, with probability `per_mille`/1000 (seeded, so a run
+    /// is reproducible).
+    pub fn set_loss(&mut self, per_mille: u64, seed: u64) {
+        self.loss = Some((per_mille, seed));
+    }
+
+    fn roll_loss(&mut self) -> bool {
+        let Some((p, state)) = &mut self.loss else { return false };
+        *state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let lost = (*state >> 33) % 1000 < *p;
+        if lost {
+            self.n_lost += 1;
+        }
+        lost
+    }
+
     /// A peer sends `bytes` to the switch over UDP, or over TCP if the peer was marked so.
     pub fn send(&mut self, from: SocketAddr, bytes: impl AsRef<[u8]>) {
         let transport = if self.tcp_peers.contains(&from) { Transport::Tcp } else { Transport::Udp };
@@ -218,6 +240,10 @@ impl Rig {
         let line = summary_bytes(bytes);
         let name = self.who(from);
         let tcp = if transport == Transport::Tcp { " (tcp)" } else { "" };
+        if transport == Transport::Udp && self.roll_loss() {
+            self.log(format!("{name:>8} -> switch    {line}   ** LOST **"));
+            return;
+        }
         self.log(format!("{name:>8} -> switch    {line}{tcp}"));
         let now = self.now();
         self.sb.handle(Input::Message { from: Peer { transport, addr: from }, bytes }, now);
@@ -274,7 +300,7 @@ impl Rig {
                             d.remaining -= 1;
                         }
                         hit
-                    });
+                    }) || (to.transport == Transport::Udp && self.roll_loss());
                     let name = self.who(to.addr);
                     let tcp = if to.transport == Transport::Tcp { " (tcp)" } else { "" };
                     self.log(format!("  switch -> {name:<8}  {line}{tcp}{}", if lost { "   ** LOST **" } else { "" }));
@@ -646,6 +672,13 @@ impl Caller {
 
     /// Sends an INVITE with an SDP offer to `dialled`, with `extra` headers.
     pub fn invite(&self, rig: &mut Rig, dialled: &str, extra: &[(&str, &str)]) -> Placed {
+        let placed = self.prepare_invite(rig, dialled, extra);
+        rig.send(self.addr, placed.invite.to_bytes());
+        placed
+    }
+
+    /// Builds the INVITE `invite` would send, without sending it.
+    pub fn prepare_invite(&self, rig: &mut Rig, dialled: &str, extra: &[(&str, &str)]) -> Placed {
         let n = rig.unique();
         let rtp_port = 40000 + 2 * (n % 1000) as u16;
         let ip = self.addr.ip().to_string();
@@ -664,7 +697,6 @@ impl Caller {
         }
         let bytes = message(&format!("INVITE sip:{dialled}@{SWITCH_IP}:{SWITCH_PORT} SIP/2.0"), &headers, &sdp(&ip, rtp_port, "sendrecv"));
         let invite = parse_request(&bytes);
-        rig.send(self.addr, &bytes);
         Placed { invite, to_tag: None, remote_target: None, cseq: 1, rtp_port }
     }
 
@@ -889,6 +921,12 @@ impl Phone {
 
     /// Answers the leg's INVITE with `status` (with SDP on 2xx).
     pub fn answer(&self, rig: &mut Rig, leg: &Leg, status: u16) {
+        let bytes = self.answer_bytes(leg, status);
+        rig.send(self.addr, bytes);
+    }
+
+    /// The bytes of [`Phone::answer`].
+    pub fn answer_bytes(&self, leg: &Leg, status: u16) -> Vec<u8> {
         let mut resp = leg.invite.make_response(status, reason(status), Some(&leg.tag));
         if status < 300 && status > 100 {
             resp.headers.push(HeaderName::Contact, self.contact_value());
@@ -897,7 +935,7 @@ impl Phone {
             resp.headers.push(HeaderName::ContentType, "application/sdp");
             resp.body = sdp(&self.addr.ip().to_string(), leg.rtp_port, "sendrecv").into_bytes();
         }
-        rig.send(self.addr, resp.to_bytes());
+        resp.to_bytes()
     }
 
     /// Answers the leg's INVITE with `status` and an SDP answer (early media on 183).
