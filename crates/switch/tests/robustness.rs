@@ -43,9 +43,15 @@ const PROTOS_CASES: usize = 4_527;
 /// The first of 100 RTP ports for the switch on `base`: a range of its own, so that two of
 /// this file's switches that bind media at the same time never collide (`base + 10_000`,
 /// as elsewhere, overlaps the next block's range: blocks are 40 ports apart).
+///
+/// The ranges start at 61,000: above Linux's ephemeral ports (32,768-60,999, which this
+/// file's thousands of client sockets use) and above the 20,000-59,999 a local benchmark
+/// switch may hold.
 fn rtp_ports(base: u16) -> u16 {
     let first_base = 20_000 + SALT * 2_000;
-    30_000 + SALT * 2_000 + (base - first_base) / 40 * 100
+    let first = 61_000 + (base - first_base) / 40 * 100;
+    assert!(first < 65_400, "out of RTP ranges for block {base}");
+    first
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,7 +469,8 @@ fn register_raw(sock: &UdpSocket, to: SocketAddr, ext: &str, password: &str) {
 }
 
 /// A phone registered as `ext` on 127.0.0.1 that answers every INVITE 180 then 486 Busy Here
-/// at once (so calls end without holding media ports), 200 to anything else but ACK, and
+/// at once (so calls end without holding media ports; the 486 is retransmitted until the
+/// ACK), 200 to anything else but ACK, and
 /// checks that every request the switch sends it is well formed: malformed input from the
 /// trunk must never turn into a malformed B-leg request.
 fn busy_phone(sw: &Switch, ext: &str, password: &str) -> (Arc<AtomicBool>, std::thread::JoinHandle<PhoneReport>) {
@@ -475,8 +482,27 @@ fn busy_phone(sw: &Switch, ext: &str, password: &str) -> (Arc<AtomicBool>, std::
         use sip_msg::{Framing, Message, Method, parse};
         let mut report = PhoneReport::default();
         let mut buf = vec![0u8; 65_536];
-        let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+        // RFC 3261 §17.2.1: the 486 goes again (Timer G, doubling to T2) until the ACK comes
+        // (or Timer H, 32 s): under load the switch may lose a datagram, as a real phone knows.
+        struct Unacked {
+            call_id: String,
+            cseq: u32,
+            bytes: Vec<u8>,
+            to: SocketAddr,
+            next: Instant,
+            interval: Duration,
+            give_up: Instant,
+        }
+        let mut unacked: Vec<Unacked> = Vec::new();
+        let _ = sock.set_read_timeout(Some(Duration::from_millis(50)));
         while !stop_thread.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            unacked.retain(|u| u.give_up > now);
+            for u in unacked.iter_mut().filter(|u| u.next <= now) {
+                let _ = sock.send_to(&u.bytes, u.to);
+                u.interval = (u.interval * 2).min(Duration::from_secs(4));
+                u.next = now + u.interval;
+            }
             let Ok((n, src)) = sock.recv_from(&mut buf) else { continue };
             let bytes = &buf[..n];
             let req = match parse(bytes, Framing::Datagram) {
@@ -497,14 +523,22 @@ fn busy_phone(sw: &Switch, ext: &str, password: &str) -> (Arc<AtomicBool>, std::
                 }
             }
             *report.requests.entry(req.method.as_str().to_owned()).or_default() += 1;
+            let (call_id, cseq) = (req.call_id().unwrap_or_default().to_owned(), req.cseq().map_or(0, |c| c.seq));
             let tag = "busyphone";
-            let replies = match req.method {
-                Method::Invite => vec![req.make_response(180, "Ringing", Some(tag)), req.make_response(486, "Busy Here", Some(tag))],
-                Method::Ack => vec![],
-                _ => vec![req.make_response(200, "OK", Some(tag))],
-            };
-            for r in replies {
-                let _ = sock.send_to(&r.to_bytes(), src);
+            match req.method {
+                Method::Invite => {
+                    let _ = sock.send_to(&req.make_response(180, "Ringing", Some(tag)).to_bytes(), src);
+                    let busy = req.make_response(486, "Busy Here", Some(tag)).to_bytes();
+                    let _ = sock.send_to(&busy, src);
+                    if !unacked.iter().any(|u| u.call_id == call_id && u.cseq == cseq) {
+                        let interval = Duration::from_millis(500);
+                        unacked.push(Unacked { call_id, cseq, bytes: busy, to: src, next: now + interval, interval, give_up: now + Duration::from_secs(32) });
+                    }
+                }
+                Method::Ack => unacked.retain(|u| !(u.call_id == call_id && u.cseq == cseq)),
+                _ => {
+                    let _ = sock.send_to(&req.make_response(200, "OK", Some(tag)).to_bytes(), src);
+                }
             }
         }
         report
