@@ -175,9 +175,15 @@ impl DtmfDetector {
     /// Feed 8 kHz samples (any count, typically one 20 ms frame) and get the digits that
     /// completed, in order. Digits not taken from the iterator are kept for the next call.
     pub fn push(&mut self, samples: &[i16]) -> impl Iterator<Item = char> + '_ {
-        for &sample in samples {
-            self.window[self.n_filled] = f32::from(sample);
-            self.n_filled += 1;
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let n = (WINDOW - self.n_filled).min(rest.len());
+            let (now, later) = rest.split_at(n);
+            for (slot, &sample) in self.window[self.n_filled..].iter_mut().zip(now) {
+                *slot = f32::from(sample);
+            }
+            self.n_filled += n;
+            rest = later;
             if self.n_filled == WINDOW {
                 let hit = self.analyse();
                 self.on_window(hit);
@@ -249,16 +255,20 @@ impl DtmfDetector {
     /// The verdict on the current window: a digit, or `None`.
     fn analyse(&self) -> Option<char> {
         let window = &self.window;
-        let total: f32 = window.iter().map(|x| x * x).sum();
+        // Eight partial sums: independent chains the compiler can vectorise.
+        let mut partial = [0.0f32; 8];
+        for chunk in window.chunks(8) {
+            for (p, x) in partial.iter_mut().zip(chunk) {
+                *p += x * x;
+            }
+        }
+        let total: f32 = partial.iter().sum();
         let limits = &self.limits;
         // Two tones of at least the minimum level: a quick exit for silence.
         if total < 2.0 * limits.min_tone_energy {
             return None;
         }
-        let mut energy = [0.0f32; 8];
-        for (e, &c) in energy.iter_mut().zip(&self.coefficients.fundamental) {
-            *e = goertzel(window, c);
-        }
+        let energy = goertzel8(window, &self.coefficients.fundamental);
         let (row_idx, row) = strongest(&energy[..4]);
         let (column_idx, column) = strongest(&energy[4..]);
         if row < limits.min_tone_energy || column < limits.min_tone_energy {
@@ -276,8 +286,12 @@ impl DtmfDetector {
         if !clear(&energy[..4], row_idx, row) || !clear(&energy[4..], column_idx, column) {
             return None;
         }
-        let row_harmonic = goertzel(window, self.coefficients.harmonic[row_idx]);
-        let column_harmonic = goertzel(window, self.coefficients.harmonic[4 + column_idx]);
+        // Both harmonics in one SIMD pass (the other lanes idle).
+        let mut harmonic_coefficients = [0.0f32; 8];
+        harmonic_coefficients[0] = self.coefficients.harmonic[row_idx];
+        harmonic_coefficients[1] = self.coefficients.harmonic[4 + column_idx];
+        let harmonics = goertzel8(window, &harmonic_coefficients);
+        let (row_harmonic, column_harmonic) = (harmonics[0], harmonics[1]);
         if row_harmonic > row * limits.row_harmonic
             || column_harmonic > column * limits.column_harmonic
         {
@@ -312,17 +326,26 @@ impl Drop for Drain<'_> {
     }
 }
 
-/// The energy a tone at the filter's frequency puts into the window, via Goertzel:
-/// `2·|X(f)|²/N`, which equals the window energy `A²·N/2` of a sine of peak `A`.
-fn goertzel(window: &[f32], coefficient: f32) -> f32 {
-    let (mut s1, mut s2) = (0.0f32, 0.0f32);
+/// The energy each of eight tones puts into the window, by the Goertzel algorithm:
+/// `2·|X(f)|²/N`, which equals the window energy `A²·N/2` of a sine of peak `A` at `f`.
+/// The eight recurrences run side by side, which the compiler turns into SIMD lanes (about
+/// 8× faster than eight passes).
+fn goertzel8(window: &[f32], coefficients: &[f32; 8]) -> [f32; 8] {
+    let mut s1 = [0.0f32; 8];
+    let mut s2 = [0.0f32; 8];
     for &x in window {
-        let s0 = x + coefficient * s1 - s2;
-        s2 = s1;
-        s1 = s0;
+        for k in 0..8 {
+            let s0 = x + coefficients[k] * s1[k] - s2[k];
+            s2[k] = s1[k];
+            s1[k] = s0;
+        }
     }
-    let power = s1 * s1 + s2 * s2 - coefficient * s1 * s2;
-    2.0 * power / window.len() as f32
+    let scale = 2.0 / window.len() as f32;
+    let mut energy = [0.0f32; 8];
+    for k in 0..8 {
+        energy[k] = scale * (s1[k] * s1[k] + s2[k] * s2[k] - coefficients[k] * s1[k] * s2[k]);
+    }
+    energy
 }
 
 /// The index and energy of the strongest of four tones.
@@ -656,6 +679,19 @@ mod tests {
             }
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn committed_prompts_give_no_digit() {
+        for (key, prompt) in crate::prompt::tests::committed_prompts() {
+            if key.ends_with("/beep") {
+                continue;
+            }
+            let mut pcm = prompt.pcm().to_vec();
+            assert_eq!(detect_all(&pcm), "", "prompts/{key}.wav");
+            pcmu_round_trip(&mut pcm);
+            assert_eq!(detect_all(&pcm), "", "prompts/{key}.wav after PCMU");
+        }
     }
 
     #[test]

@@ -17,7 +17,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use rubato::audioadapter_buffers::direct::SequentialSliceOfSlices;
-use rubato::{Fft, FixedSync, Resampler};
+use rubato::{
+    Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters,
+    SincInterpolationType, WindowFunction,
+};
 use symphonia::core::codecs::audio::AudioDecoderOptions;
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::probe::Hint;
@@ -269,8 +272,15 @@ fn decode_mono(name: &str, bytes: &[u8], extension_hint: Option<&str>) -> Result
         let spec = buffer.spec();
         let n_channels = spec.channels().count();
         let buffer_rate = spec.rate();
-        if n_channels == 0 || buffer_rate == 0 {
-            return Err(malformed("a packet has no channels or a zero sample rate".to_owned()));
+        if n_channels == 0 {
+            return Err(malformed("a packet has no channels".to_owned()));
+        }
+        if !RATES.contains(&buffer_rate) {
+            return Err(unsupported(format!(
+                "sample rate {buffer_rate} Hz is outside {} … {} Hz",
+                RATES.start(),
+                RATES.end()
+            )));
         }
         match rate {
             None => rate = Some(buffer_rate),
@@ -300,20 +310,26 @@ fn decode_mono(name: &str, bytes: &[u8], extension_hint: Option<&str>) -> Result
     }
 }
 
-/// Resample mono f32 at `rate` to 8 kHz with rubato's FFT resampler, then scale to i16.
+/// The lowest and highest source sample rates accepted (covers 8 kHz telephony to 384 kHz).
+const RATES: std::ops::RangeInclusive<u32> = 4_000..=384_000;
+/// Above this FFT length (the source rate over gcd(rate, 8000)) the sinc resampler is used.
+const MAX_FFT_LEN: u32 = 4_096;
+
+/// Resample mono f32 at `rate` to 8 kHz with rubato, then scale to i16.
 fn to_8khz_i16(samples: &[f32], rate: u32) -> Result<Vec<i16>, String> {
+    if !RATES.contains(&rate) {
+        return Err(format!("sample rate {rate} Hz is outside {} … {} Hz", RATES.start(), RATES.end()));
+    }
     let resampled;
     let at_8khz: &[f32] = if rate == SAMPLE_RATE {
         samples
     } else {
-        // A fixed-ratio, band-limited (anti-aliased) resampler. `process_all` trims the
-        // filter delay, so the output is aligned with the input and has `len * ratio` frames.
-        let mut resampler =
-            Fft::<f32>::new(rate as usize, SAMPLE_RATE as usize, 1024, 1, FixedSync::Input)
-                .map_err(|e| format!("cannot resample {rate} Hz to 8 kHz: {e}"))?;
+        let mut resampler = resampler_to_8khz(rate)?;
         let channels = [samples];
         let input = SequentialSliceOfSlices::new(&channels[..], 1, samples.len())
             .map_err(|e| format!("resampler input: {e}"))?;
+        // `process_all` trims the filter delay, so the output is aligned with the input and
+        // has `len · 8000 / rate` frames.
         resampled = resampler
             .process_all(&input, samples.len(), None)
             .map_err(|e| format!("resampling failed: {e}"))?
@@ -323,8 +339,41 @@ fn to_8khz_i16(samples: &[f32], rate: u32) -> Result<Vec<i16>, String> {
     Ok(at_8khz.iter().map(|&s| to_i16(s * 32768.0)).collect())
 }
 
+/// A band-limited (anti-aliased) resampler from `rate` to 8 kHz: rubato's fixed-ratio `Fft`
+/// for the usual rates (44.1, 48, 16, 22.05 kHz …), its sinc interpolator for odd ones whose
+/// exact ratio would need a huge FFT.
+fn resampler_to_8khz(rate: u32) -> Result<Box<dyn Resampler<f32>>, String> {
+    let error = |e: rubato::ResamplerConstructionError| {
+        format!("cannot resample {rate} Hz to 8 kHz: {e}")
+    };
+    let fft_len = rate / gcd(rate, SAMPLE_RATE);
+    if fft_len <= MAX_FFT_LEN {
+        let fft = Fft::<f32>::new(rate as usize, SAMPLE_RATE as usize, 1024, 1, FixedSync::Input)
+            .map_err(error)?;
+        return Ok(Box::new(fft));
+    }
+    let parameters = SincInterpolationParameters {
+        sinc_len: 256,
+        f_cutoff: None,
+        interpolation: SincInterpolationType::Cubic,
+        oversampling_factor: 256,
+        window: WindowFunction::BlackmanHarris2,
+    };
+    let ratio = f64::from(SAMPLE_RATE) / f64::from(rate);
+    let sinc = Async::<f32>::new_sinc(ratio, 1.0, &parameters, 1024, 1, FixedAsync::Input)
+        .map_err(error)?;
+    Ok(Box::new(sinc))
+}
+
+fn gcd(mut a: u32, mut b: u32) -> u32 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A 16-bit PCM WAV file in memory.
@@ -427,7 +476,7 @@ mod tests {
 
     #[test]
     fn wav_48k_and_16k_resample_to_the_right_length() {
-        for rate in [48_000u32, 16_000, 22_050, 11_025] {
+        for rate in [48_000u32, 16_000, 22_050, 11_025, 44_101, 96_000] {
             let n = rate as usize; // one second
             let pcm: Vec<i16> = (0..n)
                 .map(|i| {
@@ -439,6 +488,9 @@ mod tests {
             let prompt = decode_prompt("r", &bytes, Some(".WAV")).expect("valid");
             let n_out = prompt.pcm().len() as i64;
             assert!((n_out - 8000).abs() <= 2, "{rate} Hz: {n_out} samples");
+            let middle = &prompt.pcm()[400..7600];
+            let level = db(rms(middle) / rms(&pcm));
+            assert!(level.abs() <= 1.0, "{rate} Hz: level off by {level:.2} dB");
         }
     }
 
@@ -540,6 +592,57 @@ mod tests {
             .filter(|w| (w[0] >= 0) != (w[1] >= 0))
             .count();
         assert!((575..=585).contains(&crossings), "{crossings} crossings");
+    }
+
+    /// Reads the committed prompt sets (`prompts/<language>/*.wav`, made by
+    /// `scripts/gen-prompts.sh`) of the repository.
+    pub(crate) fn committed_prompts() -> Vec<(String, Prompt)> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../prompts");
+        let mut out = Vec::new();
+        for language in ["it", "en"] {
+            let dir = format!("{root}/{language}");
+            let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
+            for entry in entries {
+                let path = entry.expect("a directory entry").path();
+                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_owned();
+                let bytes = std::fs::read(&path).expect("a readable prompt");
+                let prompt = decode_prompt(&name, &bytes, Some("wav"))
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                out.push((format!("{language}/{name}"), prompt));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn committed_prompt_sets_are_complete_and_decode() {
+        let prompts = committed_prompts();
+        let mut required = vec![
+            "welcome", "main-menu", "option-info", "option-spesa", "option-assistenza",
+            "option-salute", "option-ascolto", "invalid-choice", "no-input", "info",
+            "please-wait", "closed", "not-in-service", "goodbye", "beep", "you-are-caller",
+            "in-line",
+        ];
+        let digits = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+        required.extend(digits);
+        for language in ["it", "en"] {
+            for name in &required {
+                let key = format!("{language}/{name}");
+                let prompt = prompts
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, p)| p)
+                    .unwrap_or_else(|| panic!("prompts/{key}.wav is missing"));
+                assert!(prompt.n_frames() >= 10, "{key}: {} frames", prompt.n_frames());
+                assert!(prompt.duration() < Duration::from_secs(30), "{key} too long");
+                // Normalised by the script: loud enough, not clipped.
+                let peak = prompt.pcm().iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+                assert!((10_000..=32_767).contains(&peak), "{key}: peak {peak}");
+            }
+        }
+        let beep = &prompts.iter().find(|(k, _)| k == "it/beep").expect("beep").1;
+        assert_eq!(beep.duration(), Duration::from_millis(300));
     }
 
     proptest::proptest! {
