@@ -92,9 +92,21 @@ fn prompts(c: &mut Criterion) {
         ("wav_8k_mono", wav(8000, 1), "wav"),
         ("wav_44k1_stereo", wav(44_100, 2), "wav"),
         ("wav_48k_mono", wav(48_000, 1), "wav"),
-        ("flac_44k1_stereo", include_bytes!("../test_data/tone-1k.flac").to_vec(), "flac"),
-        ("ogg_vorbis_44k1_stereo", include_bytes!("../test_data/tone-1k.ogg").to_vec(), "ogg"),
-        ("mp3_22k05_mono", include_bytes!("../test_data/tone-1k.mp3").to_vec(), "mp3"),
+        (
+            "flac_44k1_stereo",
+            include_bytes!("../test_data/tone-1k.flac").to_vec(),
+            "flac",
+        ),
+        (
+            "ogg_vorbis_44k1_stereo",
+            include_bytes!("../test_data/tone-1k.ogg").to_vec(),
+            "ogg",
+        ),
+        (
+            "mp3_22k05_mono",
+            include_bytes!("../test_data/tone-1k.mp3").to_vec(),
+            "mp3",
+        ),
     ];
     for (name, bytes, ext) in &inputs {
         group.bench_function(*name, |b| {

@@ -158,7 +158,10 @@ impl DtmfDetector {
             column_harmonic: ratio(-config.column_harmonic_db),
         };
         DtmfDetector {
-            coefficients: Coefficients { fundamental, harmonic },
+            coefficients: Coefficients {
+                fundamental,
+                harmonic,
+            },
             limits,
             window: [0.0; WINDOW],
             n_filled: 0,
@@ -192,7 +195,10 @@ impl DtmfDetector {
                 self.n_filled = WINDOW - HOP;
             }
         }
-        Drain { detector: self, next_idx: 0 }
+        Drain {
+            detector: self,
+            next_idx: 0,
+        }
     }
 
     /// The digit currently held down, if one has been reported and has not ended yet.
@@ -281,7 +287,10 @@ impl DtmfDetector {
             return None;
         }
         let clear = |group: &[f32], idx: usize, peak: f32| {
-            group.iter().enumerate().all(|(i, &e)| i == idx || e < peak * limits.group_margin)
+            group
+                .iter()
+                .enumerate()
+                .all(|(i, &e)| i == idx || e < peak * limits.group_margin)
         };
         if !clear(&energy[..4], row_idx, row) || !clear(&energy[4..], column_idx, column) {
             return None;
@@ -311,7 +320,9 @@ impl Iterator for Drain<'_> {
     type Item = char;
 
     fn next(&mut self) -> Option<char> {
-        let digit = self.detector.queue[..self.detector.n_queued].get(self.next_idx).copied()?;
+        let digit = self.detector.queue[..self.detector.n_queued]
+            .get(self.next_idx)
+            .copied()?;
         self.next_idx += 1;
         Some(digit)
     }
@@ -350,9 +361,12 @@ fn goertzel8(window: &[f32], coefficients: &[f32; 8]) -> [f32; 8] {
 
 /// The index and energy of the strongest of four tones.
 fn strongest(group: &[f32]) -> (usize, f32) {
-    group.iter().copied().enumerate().fold((0, f32::MIN), |best, (i, e)| {
-        if e > best.1 { (i, e) } else { best }
-    })
+    group.iter().copied().enumerate().fold(
+        (0, f32::MIN),
+        |best, (i, e)| {
+            if e > best.1 { (i, e) } else { best }
+        },
+    )
 }
 
 /// Generate a DTMF digit at 8 kHz: `ms` milliseconds, `level_dbfs` the peak of the sum of the
@@ -385,7 +399,9 @@ pub fn dtmf_tone_with_twist(digit: char, ms: u32, level_dbfs: f32, twist_db: f32
 /// The row and column of a key on the DTMF keypad.
 fn key_position(digit: char) -> Option<(usize, usize)> {
     let digit = digit.to_ascii_uppercase();
-    KEYS.iter().enumerate().find_map(|(r, row)| row.iter().position(|&k| k == digit).map(|c| (r, c)))
+    KEYS.iter()
+        .enumerate()
+        .find_map(|(r, row)| row.iter().position(|&k| k == digit).map(|c| (r, c)))
 }
 
 /// Run a whole signal through a fresh detector in 20 ms frames and collect the digits
@@ -467,9 +483,17 @@ mod tests {
         for level in [-3.0, -10.0, -20.0, -30.0] {
             for on_off in [(100, 100), (40, 40)] {
                 let (mut signal, _) = sequence(ALL, on_off.0, on_off.1, level);
-                assert_eq!(detect_all(&signal), ALL, "clean, {level} dBFS, {on_off:?} ms");
+                assert_eq!(
+                    detect_all(&signal),
+                    ALL,
+                    "clean, {level} dBFS, {on_off:?} ms"
+                );
                 pcmu_round_trip(&mut signal);
-                assert_eq!(detect_all(&signal), ALL, "PCMU, {level} dBFS, {on_off:?} ms");
+                assert_eq!(
+                    detect_all(&signal),
+                    ALL,
+                    "PCMU, {level} dBFS, {on_off:?} ms"
+                );
             }
         }
     }
@@ -489,6 +513,20 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn itu_minimum_timing_at_every_window_alignment() {
+        // The window grid is fixed; shifting the signal by 0…HOP samples covers every way a
+        // 40 ms tone and a 40 ms pause can fall on it.
+        let (base, tone_rms) = sequence(ALL, 40, 40, -20.0);
+        for offset in 0..=HOP {
+            let mut signal = vec![0i16; offset];
+            signal.extend_from_slice(&base);
+            add_noise(&mut signal, tone_rms, 15.0, offset as u64 + 1);
+            pcmu_round_trip(&mut signal);
+            assert_eq!(detect_all(&signal), ALL, "offset {offset}");
         }
     }
 
@@ -586,7 +624,9 @@ mod tests {
                         .map(|f| {
                             // Each note with a few harmonics, as an instrument has.
                             (1..=4)
-                                .map(|h| (std::f64::consts::TAU * f * h as f64 * t).sin() / h as f64)
+                                .map(|h| {
+                                    (std::f64::consts::TAU * f * h as f64 * t).sin() / h as f64
+                                })
                                 .sum::<f64>()
                         })
                         .sum();
@@ -640,9 +680,18 @@ mod tests {
             return;
         }
         let texts = [
-            ("it", "Benvenuti al centro operativo comunale. Per informazioni premere uno. Per la spesa e i farmaci a domicilio premere due. Uno due tre quattro cinque sei sette otto nove zero."),
-            ("en", "Welcome to the municipal operations centre. For information press one. The number you have dialled is not in service. One two three four five six seven eight nine zero star hash."),
-            ("it", "Attenzione! Il servizio è chiuso. Lasciate un messaggio dopo il segnale acustico, grazie."),
+            (
+                "it",
+                "Benvenuti al centro operativo comunale. Per informazioni premere uno. Per la spesa e i farmaci a domicilio premere due. Uno due tre quattro cinque sei sette otto nove zero.",
+            ),
+            (
+                "en",
+                "Welcome to the municipal operations centre. For information press one. The number you have dialled is not in service. One two three four five six seven eight nine zero star hash.",
+            ),
+            (
+                "it",
+                "Attenzione! Il servizio è chiuso. Lasciate un messaggio dopo il segnale acustico, grazie.",
+            ),
         ];
         let dir = std::env::temp_dir().join(format!("centralino-espeak-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -668,14 +717,27 @@ mod tests {
                 let mut pcm = prompt.pcm().to_vec();
                 assert!(pcm.len() > 8000, "speech clip too short: {}", pcm.len());
                 // Loud (peak near full scale) and after PCMU, as a trunk would carry it.
-                let peak = pcm.iter().map(|s| s.unsigned_abs()).max().unwrap_or(1).max(1);
+                let peak = pcm
+                    .iter()
+                    .map(|s| s.unsigned_abs())
+                    .max()
+                    .unwrap_or(1)
+                    .max(1);
                 let gain = 30_000.0 / f64::from(peak);
                 for s in &mut pcm {
                     *s = (f64::from(*s) * gain) as i16;
                 }
-                assert_eq!(detect_all(&pcm), "", "{voice} speech {idx} at speed {speed}");
+                assert_eq!(
+                    detect_all(&pcm),
+                    "",
+                    "{voice} speech {idx} at speed {speed}"
+                );
                 pcmu_round_trip(&mut pcm);
-                assert_eq!(detect_all(&pcm), "", "{voice} speech {idx} at speed {speed}, PCMU");
+                assert_eq!(
+                    detect_all(&pcm),
+                    "",
+                    "{voice} speech {idx} at speed {speed}, PCMU"
+                );
             }
         }
         let _ = std::fs::remove_dir_all(&dir);

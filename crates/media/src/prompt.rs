@@ -56,7 +56,12 @@ impl Prompt {
     pub fn from_pcm(name: &str, pcm: Vec<i16>) -> Prompt {
         let pcmu_frames = frames(Law::Pcmu, &pcm);
         let pcma_frames = frames(Law::Pcma, &pcm);
-        Prompt { name: name.to_owned(), pcm, pcmu_frames, pcma_frames }
+        Prompt {
+            name: name.to_owned(),
+            pcm,
+            pcmu_frames,
+            pcma_frames,
+        }
     }
 
     /// The prompt's name, as the dialplan refers to it.
@@ -147,21 +152,29 @@ pub fn decode_prompt(
 ) -> Result<Prompt, PromptError> {
     // symphonia parses untrusted files. Its own errors come back as `Err`; a bug that panics
     // inside it must still not take the switch down at reload, so it becomes a `Malformed`.
-    let decoded = catch_unwind(AssertUnwindSafe(|| decode_mono(name, bytes, extension_hint)))
-        .unwrap_or_else(|_| {
-            Err(PromptError::Malformed {
-                name: name.to_owned(),
-                reason: "the decoder failed on this input".to_owned(),
-            })
-        })?;
-    if decoded.samples.is_empty() {
-        return Err(PromptError::Empty { name: name.to_owned() });
-    }
-    let pcm = to_8khz_i16(&decoded.samples, decoded.rate).map_err(|reason| {
-        PromptError::Unsupported { name: name.to_owned(), reason }
+    let decoded = catch_unwind(AssertUnwindSafe(|| {
+        decode_mono(name, bytes, extension_hint)
+    }))
+    .unwrap_or_else(|_| {
+        Err(PromptError::Malformed {
+            name: name.to_owned(),
+            reason: "the decoder failed on this input".to_owned(),
+        })
     })?;
+    if decoded.samples.is_empty() {
+        return Err(PromptError::Empty {
+            name: name.to_owned(),
+        });
+    }
+    let pcm =
+        to_8khz_i16(&decoded.samples, decoded.rate).map_err(|reason| PromptError::Unsupported {
+            name: name.to_owned(),
+            reason,
+        })?;
     if pcm.is_empty() {
-        return Err(PromptError::Empty { name: name.to_owned() });
+        return Err(PromptError::Empty {
+            name: name.to_owned(),
+        });
     }
     Ok(Prompt::from_pcm(name, pcm))
 }
@@ -209,10 +222,23 @@ struct Mono {
     rate: u32,
 }
 
-fn decode_mono(name: &str, bytes: &[u8], extension_hint: Option<&str>) -> Result<Mono, PromptError> {
-    let unknown = |reason: String| PromptError::UnknownFormat { name: name.to_owned(), reason };
-    let unsupported = |reason: String| PromptError::Unsupported { name: name.to_owned(), reason };
-    let malformed = |reason: String| PromptError::Malformed { name: name.to_owned(), reason };
+fn decode_mono(
+    name: &str,
+    bytes: &[u8],
+    extension_hint: Option<&str>,
+) -> Result<Mono, PromptError> {
+    let unknown = |reason: String| PromptError::UnknownFormat {
+        name: name.to_owned(),
+        reason,
+    };
+    let unsupported = |reason: String| PromptError::Unsupported {
+        name: name.to_owned(),
+        reason,
+    };
+    let malformed = |reason: String| PromptError::Malformed {
+        name: name.to_owned(),
+        reason,
+    };
 
     let mut hint = Hint::new();
     if let Some(extension) = extension_hint {
@@ -221,7 +247,12 @@ fn decode_mono(name: &str, bytes: &[u8], extension_hint: Option<&str>) -> Result
     let source = Box::new(Cursor::new(bytes.to_vec()));
     let stream = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
     let mut format = symphonia::default::get_probe()
-        .probe(&hint, stream, FormatOptions::default(), MetadataOptions::default())
+        .probe(
+            &hint,
+            stream,
+            FormatOptions::default(),
+            MetadataOptions::default(),
+        )
         .map_err(|e| unknown(e.to_string()))?;
     let track = format
         .default_track(TrackType::Audio)
@@ -296,17 +327,27 @@ fn decode_mono(name: &str, bytes: &[u8], extension_hint: Option<&str>) -> Result
         // Downmix: the mean of the channels keeps a mono-in-stereo file at its level.
         let scale = 1.0 / n_channels as f32;
         mono.extend(
-            interleaved.chunks_exact(n_channels).map(|frame| frame.iter().sum::<f32>() * scale),
+            interleaved
+                .chunks_exact(n_channels)
+                .map(|frame| frame.iter().sum::<f32>() * scale),
         );
         let max_samples = MAX_DURATION.as_secs() as usize * buffer_rate as usize;
         if mono.len() > max_samples {
-            return Err(PromptError::TooLong { name: name.to_owned() });
+            return Err(PromptError::TooLong {
+                name: name.to_owned(),
+            });
         }
     }
     match (rate, first_error) {
-        (Some(rate), _) if !mono.is_empty() => Ok(Mono { samples: mono, rate }),
+        (Some(rate), _) if !mono.is_empty() => Ok(Mono {
+            samples: mono,
+            rate,
+        }),
         (_, Some(reason)) => Err(malformed(reason)),
-        _ => Ok(Mono { samples: Vec::new(), rate: SAMPLE_RATE }),
+        _ => Ok(Mono {
+            samples: Vec::new(),
+            rate: SAMPLE_RATE,
+        }),
     }
 }
 
@@ -318,7 +359,11 @@ const MAX_FFT_LEN: u32 = 4_096;
 /// Resample mono f32 at `rate` to 8 kHz with rubato, then scale to i16.
 fn to_8khz_i16(samples: &[f32], rate: u32) -> Result<Vec<i16>, String> {
     if !RATES.contains(&rate) {
-        return Err(format!("sample rate {rate} Hz is outside {} … {} Hz", RATES.start(), RATES.end()));
+        return Err(format!(
+            "sample rate {rate} Hz is outside {} … {} Hz",
+            RATES.start(),
+            RATES.end()
+        ));
     }
     let resampled;
     let at_8khz: &[f32] = if rate == SAMPLE_RATE {
@@ -343,13 +388,18 @@ fn to_8khz_i16(samples: &[f32], rate: u32) -> Result<Vec<i16>, String> {
 /// for the usual rates (44.1, 48, 16, 22.05 kHz …), its sinc interpolator for odd ones whose
 /// exact ratio would need a huge FFT.
 fn resampler_to_8khz(rate: u32) -> Result<Box<dyn Resampler<f32>>, String> {
-    let error = |e: rubato::ResamplerConstructionError| {
-        format!("cannot resample {rate} Hz to 8 kHz: {e}")
-    };
+    let error =
+        |e: rubato::ResamplerConstructionError| format!("cannot resample {rate} Hz to 8 kHz: {e}");
     let fft_len = rate / gcd(rate, SAMPLE_RATE);
     if fft_len <= MAX_FFT_LEN {
-        let fft = Fft::<f32>::new(rate as usize, SAMPLE_RATE as usize, 1024, 1, FixedSync::Input)
-            .map_err(error)?;
+        let fft = Fft::<f32>::new(
+            rate as usize,
+            SAMPLE_RATE as usize,
+            1024,
+            1,
+            FixedSync::Input,
+        )
+        .map_err(error)?;
         return Ok(Box::new(fft));
     }
     let parameters = SincInterpolationParameters {
@@ -429,13 +479,21 @@ pub(crate) mod tests {
             prompt.name()
         );
         let duration = prompt.duration().as_secs_f64();
-        assert!((duration - seconds).abs() <= 0.02, "{}: duration {duration} s", prompt.name());
+        assert!(
+            (duration - seconds).abs() <= 0.02,
+            "{}: duration {duration} s",
+            prompt.name()
+        );
         assert_eq!(prompt.frames(Law::Pcma).len(), prompt.n_frames());
         // Skip the edges, where the resampler's filter rings.
         let pcm = prompt.pcm();
         let middle = &pcm[400..pcm.len() - 400];
         let level = db(rms(middle) / source_rms);
-        assert!(level.abs() <= 1.0, "{}: level off by {level:.2} dB", prompt.name());
+        assert!(
+            level.abs() <= 1.0,
+            "{}: level off by {level:.2} dB",
+            prompt.name()
+        );
         // The G.711 frames decode back to the same level.
         let mut decoded = vec![0i16; FRAME_SAMPLES];
         let mut all = Vec::new();
@@ -444,7 +502,11 @@ pub(crate) mod tests {
             all.extend_from_slice(&decoded);
         }
         let level = db(rms(&all[400..pcm.len() - 400]) / source_rms);
-        assert!(level.abs() <= 1.0, "{}: PCMU level off by {level:.2} dB", prompt.name());
+        assert!(
+            level.abs() <= 1.0,
+            "{}: PCMU level off by {level:.2} dB",
+            prompt.name()
+        );
     }
 
     #[test]
@@ -497,7 +559,13 @@ pub(crate) mod tests {
     #[test]
     fn full_scale_input_is_clamped_not_wrapped() {
         let pcm: Vec<i16> = (0..44_100)
-            .map(|i| if (i / 20) % 2 == 0 { i16::MAX } else { i16::MIN })
+            .map(|i| {
+                if (i / 20) % 2 == 0 {
+                    i16::MAX
+                } else {
+                    i16::MIN
+                }
+            })
             .collect();
         let bytes = wav(44_100, 1, &pcm);
         let prompt = decode_prompt("square", &bytes, None).expect("valid");
@@ -524,8 +592,8 @@ pub(crate) mod tests {
             ("tone-1k.mp3", "mp3"),
         ] {
             let bytes = fixture(file);
-            let prompt = decode_prompt(file, &bytes, Some(ext))
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let prompt =
+                decode_prompt(file, &bytes, Some(ext)).unwrap_or_else(|e| panic!("{file}: {e}"));
             // MP3 adds encoder delay and padding (up to ~2 frames at 22.05 kHz); allow it.
             let seconds = prompt.duration().as_secs_f64();
             assert!((seconds - 1.0).abs() < 0.1, "{file}: {seconds} s");
@@ -556,9 +624,29 @@ pub(crate) mod tests {
         let bytes = wav(8000, 1, &[]);
         let err = decode_prompt("silent", &bytes, None).expect_err("no audio");
         assert!(
-            matches!(err, PromptError::Empty { .. } | PromptError::Malformed { .. }),
+            matches!(
+                err,
+                PromptError::Empty { .. } | PromptError::Malformed { .. }
+            ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn decoder_panics_become_errors() {
+        // 65535 channels: symphonia-format-riff 0.6.1 computes the block align in u16
+        // (wave/chunks.rs:100) and overflows, a panic in debug builds. It must come back as
+        // an error (or, where it wraps silently, at least not bring the caller down).
+        let pcm: Vec<i16> = (0..800).map(|i| (i * 40) as i16).collect();
+        let mut bytes = wav(8000, 1, &pcm);
+        bytes[22..24].copy_from_slice(&u16::MAX.to_le_bytes());
+        let result = decode_prompt("wide", &bytes, Some("wav"));
+        if cfg!(debug_assertions) {
+            assert!(
+                matches!(result, Err(PromptError::Malformed { .. })),
+                "{result:?}"
+            );
+        }
     }
 
     #[test]
@@ -581,9 +669,17 @@ pub(crate) mod tests {
         assert_eq!(beep.pcm().len(), 2400);
         assert_eq!(beep.n_frames(), 15);
         assert_eq!(beep.duration(), Duration::from_millis(300));
-        let peak = beep.pcm().iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        let peak = beep
+            .pcm()
+            .iter()
+            .map(|s| s.unsigned_abs())
+            .max()
+            .unwrap_or(0);
         let expected = 32767.0 * 10f64.powf(-6.0 / 20.0);
-        assert!((f64::from(peak) - expected).abs() < 0.01 * expected, "peak {peak}");
+        assert!(
+            (f64::from(peak) - expected).abs() < 0.01 * expected,
+            "peak {peak}"
+        );
         // Ramps: starts and ends quietly.
         assert!(beep.pcm()[0].abs() < 100 && beep.pcm()[2399].abs() < 1000);
         // 1 kHz at 8 kHz: zero crossings every 4 samples → 600 sign changes in 300 ms.
@@ -604,7 +700,11 @@ pub(crate) mod tests {
             let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
             for entry in entries {
                 let path = entry.expect("a directory entry").path();
-                let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("?").to_owned();
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("?")
+                    .to_owned();
                 let bytes = std::fs::read(&path).expect("a readable prompt");
                 let prompt = decode_prompt(&name, &bytes, Some("wav"))
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -619,9 +719,22 @@ pub(crate) mod tests {
     fn committed_prompt_sets_are_complete_and_decode() {
         let prompts = committed_prompts();
         let mut required = vec![
-            "welcome", "main-menu", "option-info", "option-spesa", "option-assistenza",
-            "option-salute", "option-ascolto", "invalid-choice", "no-input", "info",
-            "please-wait", "closed", "not-in-service", "goodbye", "beep", "you-are-caller",
+            "welcome",
+            "main-menu",
+            "option-info",
+            "option-spesa",
+            "option-assistenza",
+            "option-salute",
+            "option-ascolto",
+            "invalid-choice",
+            "no-input",
+            "info",
+            "please-wait",
+            "closed",
+            "not-in-service",
+            "goodbye",
+            "beep",
+            "you-are-caller",
             "in-line",
         ];
         let digits = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -634,14 +747,30 @@ pub(crate) mod tests {
                     .find(|(k, _)| *k == key)
                     .map(|(_, p)| p)
                     .unwrap_or_else(|| panic!("prompts/{key}.wav is missing"));
-                assert!(prompt.n_frames() >= 10, "{key}: {} frames", prompt.n_frames());
-                assert!(prompt.duration() < Duration::from_secs(30), "{key} too long");
+                assert!(
+                    prompt.n_frames() >= 10,
+                    "{key}: {} frames",
+                    prompt.n_frames()
+                );
+                assert!(
+                    prompt.duration() < Duration::from_secs(30),
+                    "{key} too long"
+                );
                 // Normalised by the script: loud enough, not clipped.
-                let peak = prompt.pcm().iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+                let peak = prompt
+                    .pcm()
+                    .iter()
+                    .map(|s| s.unsigned_abs())
+                    .max()
+                    .unwrap_or(0);
                 assert!((10_000..=32_767).contains(&peak), "{key}: peak {peak}");
             }
         }
-        let beep = &prompts.iter().find(|(k, _)| k == "it/beep").expect("beep").1;
+        let beep = &prompts
+            .iter()
+            .find(|(k, _)| k == "it/beep")
+            .expect("beep")
+            .1;
         assert_eq!(beep.duration(), Duration::from_millis(300));
     }
 
@@ -659,6 +788,20 @@ pub(crate) mod tests {
             ],
         ) {
             let _ = decode_prompt("fuzz", &bytes, hint);
+        }
+
+        #[test]
+        fn mutated_compressed_fixtures_never_panic(
+            file_idx in 0usize..3,
+            flips in proptest::collection::vec((0usize..20_000, proptest::prelude::any::<u8>()), 1..16),
+        ) {
+            let name = ["tone-1k.flac", "tone-1k.ogg", "tone-1k.mp3"][file_idx];
+            let mut bytes = fixture(name);
+            let len = bytes.len();
+            for (at, value) in flips {
+                bytes[at % len] = value;
+            }
+            let _ = decode_prompt("fuzz", &bytes, None);
         }
 
         #[test]
