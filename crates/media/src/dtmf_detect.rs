@@ -14,7 +14,11 @@
 //! - **purity**: the two tones carry most of the window's energy (`min_tone_ratio`), and each
 //!   stands clear of the other tones in its group, so speech and music, whose energy is spread
 //!   or sits elsewhere, do not qualify;
-//! - **harmonics**: the second harmonic of each tone is weak; voiced speech has strong ones.
+//! - **harmonics**: the second harmonic of each tone is weak; voiced speech has strong ones;
+//! - **frequency**: each tone is nearer its nominal frequency than probes set
+//!   `2 × frequency_tolerance` above and below it, so tones within 2 % are accepted (Q.24:
+//!   must accept ±1.5 %) and those beyond are not (Q.24: must reject ±3.5 %), which a
+//!   12.75 ms window could not resolve by the main filters alone.
 //!
 //! # Timing
 //!
@@ -70,6 +74,8 @@ pub struct DtmfConfig {
     pub row_harmonic_db: f32,
     /// How far the column tone's second harmonic must be below it, in dB.
     pub column_harmonic_db: f32,
+    /// The largest relative deviation of a tone from its nominal frequency (0.02 = 2 %).
+    pub frequency_tolerance: f32,
 }
 
 impl Default for DtmfConfig {
@@ -85,15 +91,19 @@ impl Default for DtmfConfig {
             min_group_margin_db: 6.0,
             row_harmonic_db: 3.0,
             column_harmonic_db: 15.0,
+            frequency_tolerance: 0.02,
         }
     }
 }
 
-/// Goertzel coefficients `2 cos(2πf/fs)` for one frequency and its second harmonic.
+/// Goertzel coefficients `2 cos(2πf/fs)` for each DTMF frequency, its second harmonic and the
+/// probes below and above it.
 #[derive(Clone, Copy, Debug)]
 struct Coefficients {
     fundamental: [f32; 8],
     harmonic: [f32; 8],
+    below: [f32; 8],
+    above: [f32; 8],
 }
 
 /// Thresholds converted once to linear energy ratios.
@@ -141,9 +151,14 @@ impl DtmfDetector {
         let coefficient = |f: f32| 2.0 * (std::f32::consts::TAU * f / SAMPLE_RATE as f32).cos();
         let mut fundamental = [0.0; 8];
         let mut harmonic = [0.0; 8];
+        let mut below = [0.0; 8];
+        let mut above = [0.0; 8];
+        let probe = 2.0 * config.frequency_tolerance.clamp(0.0, 0.2);
         for (idx, f) in ROWS.iter().chain(&COLUMNS).enumerate() {
             fundamental[idx] = coefficient(*f);
             harmonic[idx] = coefficient(2.0 * f);
+            below[idx] = coefficient(f * (1.0 - probe));
+            above[idx] = coefficient(f * (1.0 + probe));
         }
         let ratio = |db: f32| 10f32.powf(db / 10.0);
         // A sine of peak A fills a window with energy A²·N/2 (in i16 units squared).
@@ -161,6 +176,8 @@ impl DtmfDetector {
             coefficients: Coefficients {
                 fundamental,
                 harmonic,
+                below,
+                above,
             },
             limits,
             window: [0.0; WINDOW],
@@ -295,15 +312,34 @@ impl DtmfDetector {
         if !clear(&energy[..4], row_idx, row) || !clear(&energy[4..], column_idx, column) {
             return None;
         }
-        // Both harmonics in one SIMD pass (the other lanes idle).
-        let mut harmonic_coefficients = [0.0f32; 8];
-        harmonic_coefficients[0] = self.coefficients.harmonic[row_idx];
-        harmonic_coefficients[1] = self.coefficients.harmonic[4 + column_idx];
-        let harmonics = goertzel8(window, &harmonic_coefficients);
-        let (row_harmonic, column_harmonic) = (harmonics[0], harmonics[1]);
+        // Both harmonics and the four frequency probes in one SIMD pass.
+        let c = &self.coefficients;
+        let (r, k) = (row_idx, 4 + column_idx);
+        let lanes = [
+            c.harmonic[r],
+            c.harmonic[k],
+            c.below[r],
+            c.above[r],
+            c.below[k],
+            c.above[k],
+            0.0,
+            0.0,
+        ];
+        let [
+            row_harmonic,
+            column_harmonic,
+            row_below,
+            row_above,
+            column_below,
+            column_above,
+            ..,
+        ] = goertzel8(window, &lanes);
         if row_harmonic > row * limits.row_harmonic
             || column_harmonic > column * limits.column_harmonic
         {
+            return None;
+        }
+        if row_below > row || row_above > row || column_below > column || column_above > column {
             return None;
         }
         KEYS.get(row_idx).and_then(|r| r.get(column_idx)).copied()
@@ -581,6 +617,43 @@ mod tests {
         assert_eq!(detect_all(&signal), "");
     }
 
+    /// Both tones of `digit` moved by `deviation` (0.015 = +1.5 %).
+    fn detuned(digit: char, deviation: f64) -> Vec<i16> {
+        let (r, c) = key_position(digit).expect("a key");
+        let (f_row, f_column) = (f64::from(ROWS[r]), f64::from(COLUMNS[c]));
+        (0..800)
+            .map(|i| {
+                let t = i as f64 / 8000.0;
+                let s = (std::f64::consts::TAU * f_row * (1.0 + deviation) * t).sin()
+                    + (std::f64::consts::TAU * f_column * (1.0 + deviation) * t).sin();
+                (5000.0 * s) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frequency_tolerance_accepts_1_5_percent_and_rejects_3_5_percent() {
+        // ITU-T Q.24: accept ±1.5 %, reject ±3.5 %.
+        for digit in ALL.chars() {
+            for deviation in [-0.015, 0.015] {
+                let mut signal = detuned(digit, deviation);
+                pcmu_round_trip(&mut signal);
+                assert_eq!(
+                    detect_all(&signal),
+                    digit.to_string(),
+                    "{digit} at {deviation}"
+                );
+            }
+            for deviation in [-0.035, 0.035, -0.06, 0.06] {
+                assert_eq!(
+                    detect_all(&detuned(digit, deviation)),
+                    "",
+                    "{digit} at {deviation}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn frames_of_any_size_give_the_same_digits() {
         let (signal, _) = sequence("159#0*38", 40, 40, -12.0);
@@ -659,6 +732,35 @@ mod tests {
             assert_eq!(detect_all(&clip), "", "{name}");
             pcmu_round_trip(&mut clip);
             assert_eq!(detect_all(&clip), "", "{name} after PCMU");
+        }
+    }
+
+    #[test]
+    fn every_two_note_interval_of_an_instrument_gives_no_digit() {
+        // Equal-tempered notes C4 … D#7, each with its 2nd and 3rd harmonics as real
+        // instruments have. (Pure sines F5 + E6 and the like are within Q.24's ±1.5 % of a
+        // DTMF pair and are digits by definition.)
+        let notes: Vec<f64> = (0..40)
+            .map(|n| 261.63 * 2f64.powf(n as f64 / 12.0))
+            .collect();
+        for (idx, a) in notes.iter().enumerate() {
+            for b in &notes[idx + 1..] {
+                let signal: Vec<i16> = (0..4000)
+                    .map(|n| {
+                        let t = n as f64 / 8000.0;
+                        let s: f64 = [a, b]
+                            .iter()
+                            .flat_map(|f| {
+                                (1..=3).map(move |h| {
+                                    (std::f64::consts::TAU * *f * h as f64 * t).sin() / h as f64
+                                })
+                            })
+                            .sum();
+                        (6000.0 * s) as i16
+                    })
+                    .collect();
+                assert_eq!(detect_all(&signal), "", "{a:.1} Hz + {b:.1} Hz");
+            }
         }
     }
 
