@@ -258,6 +258,7 @@ fn decode_mono(
         .default_track(TrackType::Audio)
         .ok_or_else(|| unsupported("no audio track".to_owned()))?;
     let track_id = track.id;
+    let declared_frames = track.num_frames;
     let params = track
         .codec_params
         .as_ref()
@@ -270,7 +271,12 @@ fn decode_mono(
     let mut mono: Vec<f32> = Vec::new();
     let mut interleaved: Vec<f32> = Vec::new();
     let mut rate: Option<u32> = None;
-    let mut first_error: Option<String> = None;
+    // Damage anywhere is an error, not a shorter prompt: a clipped announcement on an
+    // emergency line is worse than a config error at load.
+    let damaged = |mono: &[f32], rate: Option<u32>, e: &dyn std::fmt::Display| {
+        let seconds = mono.len() as f64 / f64::from(rate.unwrap_or(SAMPLE_RATE));
+        malformed(format!("after {seconds:.2} s of audio: {e}"))
+    };
     loop {
         let packet = match format.next_packet() {
             Ok(Some(packet)) => packet,
@@ -280,25 +286,14 @@ fn decode_mono(
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 break;
             }
-            Err(e) => {
-                first_error.get_or_insert_with(|| e.to_string());
-                break;
-            }
+            Err(e) => return Err(damaged(&mono, rate, &e)),
         };
         if packet.track_id != track_id {
             continue;
         }
         let buffer = match decoder.decode(&packet) {
             Ok(buffer) => buffer,
-            // A damaged packet: skip it as players do, but remember why.
-            Err(SymphoniaError::DecodeError(e)) => {
-                first_error.get_or_insert_with(|| e.to_owned());
-                continue;
-            }
-            Err(e) => {
-                first_error.get_or_insert_with(|| e.to_string());
-                break;
-            }
+            Err(e) => return Err(damaged(&mono, rate, &e)),
         };
         let spec = buffer.spec();
         let n_channels = spec.channels().count();
@@ -338,17 +333,23 @@ fn decode_mono(
             });
         }
     }
-    match (rate, first_error) {
-        (Some(rate), _) if !mono.is_empty() => Ok(Mono {
-            samples: mono,
-            rate,
-        }),
-        (_, Some(reason)) => Err(malformed(reason)),
-        _ => Ok(Mono {
-            samples: Vec::new(),
-            rate: SAMPLE_RATE,
-        }),
+    // Some readers resynchronise silently past a damaged frame (FLAC does): compare with the
+    // length the container declares. The slack covers codec priming and one MP3 frame.
+    if let Some(declared) = declared_frames {
+        let decoded = mono.len() as u64;
+        if decoded + declared / 200 + 1152 < declared {
+            let rate = f64::from(rate.unwrap_or(SAMPLE_RATE));
+            return Err(malformed(format!(
+                "the file declares {:.2} s of audio but only {:.2} s decode (truncated or damaged)",
+                declared as f64 / rate,
+                decoded as f64 / rate
+            )));
+        }
     }
+    Ok(Mono {
+        samples: mono,
+        rate: rate.unwrap_or(SAMPLE_RATE),
+    })
 }
 
 /// The lowest and highest source sample rates accepted (covers 8 kHz telephony to 384 kHz).
@@ -647,6 +648,27 @@ pub(crate) mod tests {
                 "{result:?}"
             );
         }
+    }
+
+    #[test]
+    fn damage_is_an_error_not_a_shorter_prompt() {
+        // The middle of the FLAC and Ogg fixtures overwritten: FLAC resynchronises silently,
+        // Ogg notices the CRC; both must fail. (MP3 frames carry no checksum: damage there
+        // decodes as noise and cannot be told from audio.)
+        for name in ["tone-1k.flac", "tone-1k.ogg"] {
+            let mut bytes = fixture(name);
+            let mid = bytes.len() / 2;
+            for b in &mut bytes[mid..mid + 200] {
+                *b ^= 0x5a;
+            }
+            let result = decode_prompt(name, &bytes, None);
+            assert!(result.is_err(), "{name}: {result:?}");
+        }
+        // A WAV cut in the middle of its data chunk.
+        let (_, stereo) = stereo_tone(1.0, 8000.0);
+        let bytes = wav(44_100, 2, &stereo);
+        let err = decode_prompt("cut", &bytes[..bytes.len() / 2], None).expect_err("truncated");
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]
