@@ -75,7 +75,8 @@ fn status_of(bytes: &[u8]) -> Option<u16> {
     std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok()
 }
 
-/// The value of the first header named `name` (or its compact form), case-insensitively.
+/// The value of the first header with one of `names` (say the full and the compact form),
+/// compared case-insensitively.
 fn header<'a>(text: &'a str, names: &[&str]) -> Option<&'a str> {
     let head = text.split("\r\n\r\n").next().unwrap_or(text);
     let head = head.split("\n\n").next().unwrap_or(head); // a bare-LF message (RFC 5118 archive variant)
@@ -300,8 +301,9 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 
 /// The values PROTOS substitutes into its templates.
 struct Placeholders {
-    /// `user@host:port` of the target (the switch). `201` is an extension that is not
-    /// registered, so a well-formed INVITE is routed and refused (480) without a call.
+    /// `user@host:port` of the target: extension 201 at the switch. Over UDP a busy phone is
+    /// registered as 201, so a well-formed case becomes a call; over TCP nobody is, so it is
+    /// routed and refused (480).
     to: String,
     /// `user@host` of the sender.
     from: String,
@@ -346,8 +348,8 @@ struct PassReport {
     acks_sent: usize,
     /// Answers from the switch that `sip_msg` itself refuses, by reason, and a few examples.
     /// Mostly a 400 that copies the malformed Via it refuses (RFC 3261 §8.2.6.2 copies Via).
-    n_malformed_responses: BTreeMap<String, usize>,
-    malformed_responses: Vec<String>,
+    malformed_responses_by_reason: BTreeMap<String, usize>,
+    malformed_response_examples: Vec<String>,
     elapsed: Duration,
 }
 
@@ -431,7 +433,7 @@ fn protos_udp_pass(sw: &mut Switch, from: Ipv4Addr, pass: &'static str, per_case
     let (responses, acks, malformed) = reader.join().expect("reader thread");
     report.responses = responses;
     report.acks_sent = acks;
-    (report.n_malformed_responses, report.malformed_responses) = malformed;
+    (report.malformed_responses_by_reason, report.malformed_response_examples) = malformed;
     report
 }
 
