@@ -1,16 +1,19 @@
 //! Prompts: audio files decoded once at load time into ready 20 ms G.711 frames.
 //!
 //! The switch reads a prompt file and hands its bytes to [`decode_prompt`]; this crate opens no
-//! files. Decoding goes WAV/FLAC/MP3/Ogg-Vorbis → (symphonia 0.6) → mono f32 → (rubato `Fft`,
-//! a band-limited resampler, never sample dropping) → 8 kHz → i16 with clamping → PCMU and PCMA,
+//! files. Decoding goes WAV/FLAC/MP3/Ogg-Vorbis → (symphonia 0.6) → mono f32 (mean of the
+//! channels) → (rubato `Fft`, or its sinc interpolator for odd rates: band-limited, never sample
+//! dropping) → 8 kHz → i16 with rounding and clamping → PCMU and PCMA,
 //! each cut into 160-byte frames of 20 ms with the last one padded with silence. The playout
 //! path then copies a ready frame per packet and never decodes, resamples or encodes.
 //!
 //! Do this off the event loop (`spawn_blocking` in the switch): a minute of 44.1 kHz audio
-//! takes milliseconds, not microseconds.
+//! takes milliseconds, not microseconds (see `benches/audio.rs`).
 //!
 //! Undecodable bytes give a [`PromptError`], never a panic: the switch turns it into a config
-//! error naming the file and the dialplan reference.
+//! error naming the file and the dialplan reference. Damage is an error too, not a shorter
+//! prompt: a decode error anywhere, or fewer samples than the container declares. Opus is not
+//! supported (symphonia has no Opus decoder).
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
