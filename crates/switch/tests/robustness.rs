@@ -1063,6 +1063,120 @@ fn torture_messages_get_the_rfc_answer_over_udp() {
     assert!(problems.is_empty(), "{} torture message(s) answered differently from the RFC:\n{}", problems.len(), problems.join("\n"));
 }
 
+/// How a torture message fares over TCP where framing, not the datagram, delimits it
+/// (RFC 4475's stream remarks; the rest behave as over UDP).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum OverTcp {
+    /// As over UDP.
+    Same,
+    /// Content-Length promises more bytes: no answer, the connection stays open.
+    Waits,
+    /// Unframeable: the connection is closed (a 400 first is fine).
+    Closes,
+    /// No stream behaviour is required (no Content-Length or bare LF): anything but a crash.
+    Tolerated,
+}
+
+fn over_tcp(file: &str) -> OverTcp {
+    match file {
+        "rfc4475/clerr.dat" => OverTcp::Waits,
+        "rfc4475/baddn.dat" => OverTcp::Waits, // no empty line after the headers
+        "rfc4475/ncl.dat" | "rfc4475/mcl01.dat" => OverTcp::Closes,
+        "rfc4475/inv2543.dat" | "rfc5118/archive-variant-ipv6-bug-abnf-3-colons.lf.dat" => OverTcp::Tolerated,
+        _ => OverTcp::Same,
+    }
+}
+
+/// What came back on a TCP connection: the responses (split at each `SIP/2.0 ` that starts
+/// a line) and whether the switch closed it.
+fn tcp_answer(bytes: &[u8], closed: bool) -> (Answer, bool) {
+    let starts: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i..].starts_with(b"SIP/2.0 ") && (i == 0 || bytes[i - 1] == b'\n')).collect();
+    let mut datagrams = Vec::new();
+    for (k, &start) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(bytes.len());
+        datagrams.push(bytes[start..end].to_vec());
+    }
+    if starts.is_empty() && !bytes.is_empty() {
+        datagrams.push(bytes.to_vec()); // e.g. a CRLF pong
+    }
+    (Answer { datagrams }, closed)
+}
+
+#[test]
+fn torture_messages_over_tcp_are_framed_or_refused() {
+    let root = shared().join("sip-torture");
+    let messages: Vec<Vec<u8>> = TORTURE.iter().map(|(f, ..)| std::fs::read(root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"))).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let mut problems = Vec::new();
+    let mut table = String::new();
+    for (n, round) in rounds_without_shared_transactions(&messages).iter().enumerate() {
+        let base = port_block(SALT);
+        let mut sw = Switch::start(&format!("torture-tcp{n}"), base, rtp_ports(base), &[]);
+        let mut streams = Vec::new();
+        for &i in round {
+            let mut stream = connect_from(&rt, TRUNK, sw.sip).unwrap_or_else(|e| panic!("connect for {}: {e}", TORTURE[i].0));
+            stream.write_all(&messages[i]).unwrap_or_else(|e| panic!("write {}: {e}", TORTURE[i].0));
+            let _ = stream.set_nonblocking(true);
+            streams.push((i, stream, Vec::new(), false));
+        }
+        // Read until every message that needs an answer has one (3 s at most), and 600 ms
+        // at least, so that a connection that should wait is seen waiting.
+        let quiet = Instant::now() + Duration::from_millis(600);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut buf = [0u8; 16_384];
+        loop {
+            for (_, stream, got, closed) in streams.iter_mut().filter(|s| !s.3) {
+                loop {
+                    match std::io::Read::read(stream, &mut buf) {
+                        Ok(0) => {
+                            *closed = true;
+                            break;
+                        }
+                        Ok(k) => got.extend_from_slice(&buf[..k]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            *closed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            let pending = streams.iter().any(|(i, _, got, closed)| {
+                !closed && over_tcp(TORTURE[*i].0) == OverTcp::Same && !matches!(TORTURE[*i].1, Silence) && tcp_answer(got, false).0.final_status().is_none()
+            });
+            let now = Instant::now();
+            if now >= deadline || (!pending && now >= quiet) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for (i, _, got, closed) in &streams {
+            let (file, expect, why) = TORTURE[*i];
+            let (answer, closed) = tcp_answer(got, *closed);
+            let summary = format!("{}{}", answer.summary(), if closed { ", closed" } else { "" });
+            table.push_str(&format!("  {file:<55} {summary}\n"));
+            let ok = match over_tcp(file) {
+                OverTcp::Same => answer.matches(expect),
+                OverTcp::Waits => answer.final_status().is_none() && !closed,
+                OverTcp::Closes => closed,
+                OverTcp::Tolerated => true,
+            };
+            if !ok {
+                let wanted = match over_tcp(file) {
+                    OverTcp::Same => describe(expect),
+                    OverTcp::Waits => "no answer and the connection kept open (waiting for the body)".to_owned(),
+                    OverTcp::Closes => "the connection closed".to_owned(),
+                    OverTcp::Tolerated => unreachable!("always ok"),
+                };
+                problems.push(format!("{file} over TCP: expected {wanted}, got {summary} ({why})"));
+            }
+        }
+        assert_alive_and_answering(&mut sw, &format!("after the torture messages over TCP (round {n})"));
+    }
+    eprintln!("torture over TCP, first final status per message:\n{table}");
+    assert!(problems.is_empty(), "{} torture message(s) over TCP handled differently from the RFC:\n{}", problems.len(), problems.join("\n"));
+}
+
 /// Splits the lioneagle file into `(name, message)`: line ends normalised to CRLF, records
 /// separated by lines of `=`, each `name = "..."`, empty lines, then the message lines.
 fn lioneagle_records(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
