@@ -62,8 +62,24 @@ media_run() {
     "$RTPLOAD" "$legs" "$SECONDS_MEDIA" "$PPS" >"$WORK/load-$name-$calls.out"
     w1="$(date +%s.%N)"
     t1="$(cpu_ticks "$relay")"
+    # Where datagrams were dropped: per-socket drop counters of rtpload's sockets and of the
+    # relay's sockets for these legs (`ss` skmem d), read before the calls are torn down.
+    R_DROPS="$(ss -uamn | python3 -c '
+import re, sys
+legs = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
+gen = {a for a, _ in legs}; rel = {b for _, b in legs}
+g = r = 0; port = None
+for line in sys.stdin:
+    m = re.search(r"127\.0\.0\.1:(\d+)\s", line)
+    if m: port = int(m.group(1)); continue
+    d = re.search(r",d(\d+)\)", line)
+    if d and port is not None:
+        g += int(d.group(1)) if port in gen else 0
+        r += int(d.group(1)) if port in rel else 0
+        port = None
+print(f"{g} {r}")' "$legs")"
     # seconds= above 20 means the generator fell behind (starved of CPU) and sent in bursts.
-    log "$name: rtpload: $(cat "$WORK/load-$name-$calls.out"); UDP rcvbuf drops (system) $(($(udp_drops) - d0))"
+    log "$name: rtpload: $(cat "$WORK/load-$name-$calls.out"); UDP rcvbuf drops (system) $(($(udp_drops) - d0)); per socket: rtpload ${R_DROPS% *}, relay ${R_DROPS#* }"
     R_SENT="$(sed -n 's/.* sent=\([0-9]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
     R_RECV="$(sed -n 's/.* received=\([0-9]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
     R_GENS="$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
