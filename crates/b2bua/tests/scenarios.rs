@@ -2567,6 +2567,33 @@ fn lost_bye_and_lost_200_for_bye() {
     rig.assert_quiet(phone.addr, |_| false);
 }
 
+/// CANCEL wins the race against the phone's 200, and the switch's ACK for that 200 is lost:
+/// the phone retransmits its 200, and every retransmission must be ACKed again
+/// (RFC 3261 §13.2.2.4), even though the call is gone (the fork is an orphan).
+#[test]
+fn orphan_200_retransmission_is_reacked() {
+    let mut rig = Rig::new();
+    let phone = phone_201(&mut rig);
+    let trunk = Caller::trunk(&mut rig);
+    let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
+    phone.answer(&mut rig, &leg, 180);
+    trunk.cancel(&mut rig, &call);
+    rig.expect_response(trunk.addr, 200, Method::Cancel);
+    let t = rig.expect_response(trunk.addr, 487, Method::Invite);
+    trunk.ack_failure(&mut rig, &call, &t);
+    let cancel = rig.expect_request(phone.addr, Method::Cancel);
+    rig.drop_next(phone.addr, "ACK", 1);
+    phone.answer(&mut rig, &leg, 200);
+    let bye = rig.expect_request(phone.addr, Method::Bye);
+    phone.respond(&mut rig, &cancel, 200);
+    phone.respond(&mut rig, &bye, 200);
+    rig.advance(Duration::from_millis(500));
+    phone.answer(&mut rig, &leg, 200);
+    let acks = rig.take_all(phone.addr, |m| is_request(m, &Method::Ack));
+    rig.assert_no_leaks();
+    assert_eq!(acks.len(), 1, "the orphan fork's 200 retransmission was not ACKed");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Random loss both ways, with peers that retransmit like RFC 3261 user agents
 // ---------------------------------------------------------------------------------------------
@@ -2610,6 +2637,9 @@ fn lossy_call(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
     let Message::Request(inv) = wait_message(rig, phone.addr, "the INVITE", |m| is_request(m, &Method::Invite)) else { unreachable!() };
     let leg = Leg { invite: inv, tag: format!("lossy-{}", rig.unique()), cseq: 0, rtp_port: 30300 };
     phone.answer(rig, &leg, 180);
+    if kind == 3 || kind == 4 {
+        return lossy_cancel(rig, trunk, phone, &mut call, &leg, kind == 4);
+    }
     if kind == 2 {
         let busy = phone.answer_bytes(&leg, 486);
         until_answered(rig, phone.addr, &busy, |m| is_request(m, &Method::Ack));
@@ -2653,6 +2683,91 @@ fn lossy_call(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
     }
 }
 
+/// The trunk CANCELs a ringing call over the lossy network; with `crossing`, the phone answers
+/// 200 right away, so either the CANCEL wins (487 to the trunk, the phone is ACKed and BYEd) or
+/// the 200 does (the trunk gets 200 and hangs up with BYE).
+fn lossy_cancel(rig: &mut Rig, trunk: &Caller, phone: &Phone, call: &mut Placed, leg: &Leg, crossing: bool) {
+    let cancel = sip_core::build_cancel(&call.invite).to_bytes();
+    rig.send(trunk.addr, &cancel);
+    let mut early_bye = None;
+    if crossing {
+        // The phone resends its 200 until the ACK; a BYE also tells it the 200 arrived (see
+        // `orphan_200_retransmission_is_reacked` for the missing re-ACK this tolerates).
+        let ok = phone.answer_bytes(leg, 200);
+        if let Message::Request(r) = until_answered(rig, phone.addr, &ok, |m| is_request(m, &Method::Ack) || is_request(m, &Method::Bye)) {
+            if r.method == Method::Bye {
+                early_bye = Some(r);
+            }
+        }
+    } else {
+        // Until the switch has a provisional it may not CANCEL (RFC 3261 §9.1); a phone answers
+        // INVITE retransmissions with its 180 again, and the CANCEL with 200 and 487.
+        // If every 180 is lost the switch may never CANCEL (RFC 3261 §9.1 needs a provisional):
+        // once its INVITE transaction ended (Timer B, 32 s) the phone is left to give up alone.
+        let mut cancelled = false;
+        for _attempt in 0..10 {
+            match rig.wait_for(phone.addr, secs(5), |m| is_request(m, &Method::Invite) || is_request(m, &Method::Cancel)) {
+                Some(Message::Request(r)) if r.method == Method::Invite => phone.answer(rig, leg, 180),
+                Some(_) => {
+                    cancelled = true;
+                    break;
+                }
+                None => rig.send(trunk.addr, &cancel),
+            }
+        }
+        if cancelled {
+            rig.take_all(phone.addr, |m| is_request(m, &Method::Cancel));
+            let mut cancel_ok = leg.invite.make_response(200, "OK", None);
+            cancel_ok.headers.set(HeaderName::CSeq, format!("{} CANCEL", leg.invite.cseq().map_or(1, |c| c.seq)));
+            rig.send(phone.addr, cancel_ok.to_bytes());
+            let terminated = phone.answer_bytes(leg, 487);
+            until_answered(rig, phone.addr, &terminated, |m| is_request(m, &Method::Ack));
+        } else {
+            rig.ladder.push("(every 180 was lost: the switch could never CANCEL the phone)".to_owned());
+        }
+    }
+    until_answered(rig, trunk.addr, &cancel, |m| rig::cseq_method(m) == Some(Method::Cancel) && matches!(m, Message::Response(r) if r.status >= 200));
+    let Message::Response(fin) = wait_message(rig, trunk.addr, "a final response", |m| matches!(m, Message::Response(r) if r.status >= 200 && rig::cseq_method(m) == Some(Method::Invite))) else { unreachable!() };
+    match fin.status {
+        487 => {
+            let ack = sip_core::build_ack_for_non_2xx(&call.invite, &fin).to_bytes();
+            answer_until_quiet(rig, trunk.addr, |m| is_response(m, 487, &Method::Invite), &ack);
+        }
+        200 => {
+            assert!(crossing, "a 200 for a CANCELled INVITE the phone never answered");
+            call.to_tag = rig::to_tag(&fin.headers);
+            call.remote_target = rig::contact_uri(&fin.headers);
+            let ack = trunk.in_dialog(rig, call, Method::Ack, 1, &[], "").to_bytes();
+            answer_until_quiet(rig, trunk.addr, |m| is_response(m, 200, &Method::Invite), &ack);
+            call.cseq += 1;
+            let bye = trunk.in_dialog(rig, call, Method::Bye, call.cseq, &[], "").to_bytes();
+            until_answered(rig, trunk.addr, &bye, |m| is_response(m, 200, &Method::Bye));
+        }
+        other => panic!("CANCEL answered {other}"),
+    }
+    if crossing {
+        // Either way the phone, which answered, is hung up; CANCELs that reach it get 200.
+        while early_bye.is_none() {
+            match rig.wait_for(phone.addr, secs(40), |m| is_request(m, &Method::Cancel) || is_request(m, &Method::Bye)) {
+                Some(Message::Request(r)) if r.method == Method::Cancel => {
+                    let ok = r.make_response(200, "OK", None).to_bytes();
+                    rig.send(phone.addr, ok);
+                }
+                Some(Message::Request(bye)) => early_bye = Some(bye),
+                _ => panic!("the phone that answered was never hung up"),
+            }
+        }
+        if let Some(bye) = early_bye {
+            let ok = bye.make_response(200, "OK", None).to_bytes();
+            answer_until_quiet(rig, phone.addr, |m| is_request(m, &Method::Bye), &ok);
+        }
+    }
+    // CANCEL retransmissions whose 200 was lost still get answered.
+    while let Some(Message::Request(c)) = rig.wait_for(phone.addr, secs(5), |m| is_request(m, &Method::Cancel)) {
+        rig.send(phone.addr, c.make_response(200, "OK", None).to_bytes());
+    }
+}
+
 #[test]
 fn calls_over_a_lossy_network() {
     for (per_mille, seed) in [(100, 42), (250, 7), (300, 99)] {
@@ -2675,8 +2790,8 @@ fn lossy_run(per_mille: u64, seed: u64) {
             rig.loss = loss;
             registered_at = rig.elapsed;
         }
-        rig.ladder.push(format!("---- loss {per_mille}/1000 seed {seed}, call {i}: kind {}", i % 3));
-        lossy_call(&mut rig, &trunk, &phone, i % 3);
+        rig.ladder.push(format!("---- loss {per_mille}/1000 seed {seed}, call {i}: kind {}", i % 5));
+        lossy_call(&mut rig, &trunk, &phone, i % 5);
         rig.advance(rig::SETTLE);
         assert_eq!(rig.sb.n_calls(), 0, "call {i} left a call");
         assert_eq!(rig.sb.n_transactions(), 0, "call {i} left transactions");

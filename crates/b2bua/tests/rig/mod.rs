@@ -33,6 +33,8 @@ pub const RTP_PORTS: std::ops::RangeInclusive<u16> = 20000..=29999;
 pub const WALL_START: &str = "2026-03-02T09:00:00Z";
 /// Most timeouts handled in one `advance` before the rig calls it a livelock.
 const MAX_STEPS: usize = 100_000;
+/// No scenario runs longer than this in virtual time: a script stuck in a loop fails fast.
+const MAX_VIRTUAL_TIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Parses a socket address written as text.
 pub fn addr(s: &str) -> SocketAddr {
@@ -352,6 +354,7 @@ impl Rig {
     /// Moves virtual time to `target` (since the start), firing every timeout on the way.
     /// Panics after `MAX_STEPS` timeouts: a deadline that never moves on is a livelock.
     pub fn advance_to(&mut self, target: Duration) {
+        assert!(target < MAX_VIRTUAL_TIME, "the scenario ran past {MAX_VIRTUAL_TIME:?} of virtual time: a script loop?");
         for _ in 0..MAX_STEPS {
             match self.sb.poll_timeout() {
                 Some(t) if t <= self.t0 + target => {
@@ -378,6 +381,7 @@ impl Rig {
     /// `at`; takes it. The clock stops at that message, so the script answers at once.
     pub fn wait_for(&mut self, at: SocketAddr, limit: Duration, pred: impl Fn(&Message) -> bool) -> Option<Message> {
         let end = self.elapsed + limit;
+        assert!(end < MAX_VIRTUAL_TIME, "the scenario ran past {MAX_VIRTUAL_TIME:?} of virtual time: a script loop?");
         for _ in 0..MAX_STEPS {
             if let Some(m) = self.take(at, &pred) {
                 return Some(m);
