@@ -22,11 +22,15 @@
 //!
 //! # Timing
 //!
-//! A digit is reported once, when [`ON_WINDOWS`] consecutive windows agree on it: a tone of
-//! 40 ms (the ITU minimum) always contains that many, a blip of under ~25 ms never does. It
-//! stays "down" until [`OFF_WINDOWS`] consecutive windows lack it (a 40 ms pause always has
-//! them, a 10 ms interruption of the tone never has), so a long press is one digit, a line
-//! glitch does not repeat it, and the same digit needs a pause before it counts again.
+//! A digit is reported once, when [`ON_WINDOWS`] consecutive windows agree on it. It stays
+//! "down" until [`OFF_WINDOWS`] consecutive windows lack it, so a long press is one digit, a
+//! line glitch does not repeat it, and the same digit needs a pause before it counts again.
+//! Measured over every alignment of the signal on the window grid (a test pins it):
+//!
+//! | | always | never |
+//! |---|---|---|
+//! | a tone is a digit | ≥ 32 ms (Q.24 minimum: 40 ms) | ≤ 24 ms |
+//! | a pause separates two digits | ≥ 28 ms (Q.24 minimum: 40 ms) | ≤ 20 ms |
 //!
 //! The per-frame path allocates nothing: samples go into a fixed window, digits into a fixed
 //! queue that [`DtmfDetector::push`] drains.
@@ -564,6 +568,30 @@ mod tests {
             pcmu_round_trip(&mut signal);
             assert_eq!(detect_all(&signal), ALL, "offset {offset}");
         }
+    }
+
+    #[test]
+    fn timing_limits_at_every_alignment() {
+        let count = |tone_ms: u32, gap_ms: Option<u32>| {
+            (0..HOP)
+                .filter(|&offset| {
+                    let mut signal = vec![0i16; 300 + offset];
+                    signal.extend(dtmf_tone('5', tone_ms, -10.0));
+                    let mut expect = "5";
+                    if let Some(gap_ms) = gap_ms {
+                        signal.extend(vec![0i16; gap_ms as usize * 8]);
+                        signal.extend(dtmf_tone('5', tone_ms, -10.0));
+                        expect = "55";
+                    }
+                    signal.extend(vec![0i16; 800]);
+                    detect_all(&signal) == expect
+                })
+                .count()
+        };
+        assert_eq!(count(24, None), 0, "24 ms tones");
+        assert_eq!(count(32, None), HOP, "32 ms tones");
+        assert_eq!(count(60, Some(20)), 0, "20 ms pauses");
+        assert_eq!(count(60, Some(28)), HOP, "28 ms pauses");
     }
 
     #[test]
