@@ -9,6 +9,10 @@
 //! - [`ports`]: the [`PortAllocator`] that hands out even RTP ports and their RTCP neighbours.
 //! - [`g711`]: table-driven PCMU/PCMA encode and decode.
 //! - [`telephone_event`]: the RFC 4733 payload, a digit receiver and a digit sender.
+//! - [`prompt`]: audio file bytes (WAV, FLAC, MP3, Ogg/Vorbis) to a [`Prompt`] of ready 20 ms
+//!   PCMU/PCMA frames, decoded, downmixed and resampled to 8 kHz once at load.
+//! - [`dtmf_detect`]: the in-band [`DtmfDetector`] (Goertzel with level, twist, purity,
+//!   harmonic, frequency and timing checks) and the [`dtmf_tone`] generator.
 //!
 //! # What it must not do
 //!
