@@ -62,24 +62,20 @@ media_run() {
     "$RTPLOAD" "$legs" "$SECONDS_MEDIA" "$PPS" >"$WORK/load-$name-$calls.out"
     w1="$(date +%s.%N)"
     t1="$(cpu_ticks "$relay")"
-    # Where datagrams were dropped: per-socket drop counters of rtpload's sockets and of the
-    # relay's sockets for these legs (`ss` skmem d), read before the calls are torn down.
-    R_DROPS="$(ss -uamn | python3 -c '
-import re, sys
-legs = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
-gen = {a for a, _ in legs}; rel = {b for _, b in legs}
-g = r = 0; port = None
-for line in sys.stdin:
-    m = re.search(r"127\.0\.0\.1:(\d+)\s", line)
-    if m: port = int(m.group(1)); continue
-    d = re.search(r",d(\d+)\)", line)
-    if d and port is not None:
-        g += int(d.group(1)) if port in gen else 0
-        r += int(d.group(1)) if port in rel else 0
-        port = None
-print(f"{g} {r}")' "$legs")"
+    # Where datagrams were dropped: rtpload reports its own sockets' drop counters; the relay's
+    # sockets for these legs are read from /proc/net/udp (drops column) before the teardown.
+    R_GDROPS="$(sed -n 's/.* rtpload_socket_drops=\([0-9]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
+    R_RDROPS="$(python3 -c '
+import sys
+rel = {int(l.split()[1]) for l in open(sys.argv[1]) if l.strip()}
+total = 0
+for l in list(open("/proc/net/udp"))[1:]:
+    f = l.split()
+    if int(f[1].rsplit(":", 1)[1], 16) in rel:
+        total += int(f[-1])
+print(total)' "$legs")"
     # seconds= above 20 means the generator fell behind (starved of CPU) and sent in bursts.
-    log "$name: rtpload: $(cat "$WORK/load-$name-$calls.out"); UDP rcvbuf drops (system) $(($(udp_drops) - d0)); per socket: rtpload ${R_DROPS% *}, relay ${R_DROPS#* }"
+    log "$name: rtpload: $(cat "$WORK/load-$name-$calls.out"); UDP rcvbuf drops (system) $(($(udp_drops) - d0)); dropped at rtpload's sockets $R_GDROPS, at the relay's $R_RDROPS"
     R_SENT="$(sed -n 's/.* sent=\([0-9]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
     R_RECV="$(sed -n 's/.* received=\([0-9]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
     R_GENS="$(sed -n 's/.* seconds=\([0-9.]*\).*/\1/p' "$WORK/load-$name-$calls.out")"
@@ -95,7 +91,7 @@ print(f"{g} {r}")' "$legs")"
     log "$name: $(tail -1 "$out")"
 }
 
-declare -A UP SENT RECV LOSS US CPU GENS
+declare -A UP SENT RECV LOSS US CPU GENS GDROP RDROP
 
 if [[ " $ONLY " == *" centralino "* ]]; then
     for n in $CALLS; do
@@ -104,7 +100,7 @@ if [[ " $ONLY " == *" centralino "* ]]; then
         start_switch "$WORK/centralino-$n.toml" "127.0.0.1:$SW_PORT" "$WORK/data-$n" "$WORK/switch-$n.log"
         media_run centralino "$n" "$SWITCH_PID" python3 "$BENCH_DIR/sipcalls.py" --switch "127.0.0.1:$SW_PORT"
         k="centralino/$n"
-        UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU GENS[$k]=$R_GENS
+        UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU GENS[$k]=$R_GENS GDROP[$k]=$R_GDROPS RDROP[$k]=$R_RDROPS
         for i in $(seq 1 20); do
             [[ "$(metric "127.0.0.1:$METRICS_PORT" centralino_calls_active)" == 0 ]] && break
             sleep 0.5
@@ -132,7 +128,7 @@ if [[ " $ONLY " == *" rtpengine "* ]]; then
         kill -0 "$RE_PID" 2>/dev/null || { cat "$WORK/rtpengine-$n.log" >&2; exit 1; }
         media_run rtpengine "$n" "$RE_PID" python3 "$BENCH_DIR/ngclient.py" --ng "127.0.0.1:$NG_PORT"
         k="rtpengine/$n"
-        UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU GENS[$k]=$R_GENS
+        UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU GENS[$k]=$R_GENS GDROP[$k]=$R_GDROPS RDROP[$k]=$R_RDROPS
         kill -TERM "$RE_PID" 2>/dev/null || true
         wait "$RE_PID" 2>/dev/null || true
     done
@@ -140,12 +136,12 @@ fi
 
 echo
 echo "RTP relay, $PPS packets/s per leg, $SECONDS_MEDIA s, $(nproc) CPUs, $(date -u +%FT%TZ)"
-printf "%-22s %8s %10s %10s %8s %12s %10s %10s\n" relay calls-up sent relayed loss-% "µs/packet" "CPU %" "send-s"
+printf "%-22s %8s %10s %10s %8s %12s %8s %8s %12s %12s\n" relay calls-up sent relayed loss-% "µs/packet" "CPU %" "send-s" "drops@load" "drops@relay"
 for n in $CALLS; do
     for r in centralino rtpengine; do
         k="$r/$n"
         if [[ -n "${US[$k]:-}" ]]; then
-            printf "%-22s %8s %10s %10s %8s %12s %10s %10s\n" "$r, $n calls" "${UP[$k]}" "${SENT[$k]}" "${RECV[$k]}" "${LOSS[$k]}" "${US[$k]}" "${CPU[$k]}" "${GENS[$k]}"
+            printf "%-22s %8s %10s %10s %8s %12s %8s %8s %12s %12s\n" "$r, $n calls" "${UP[$k]}" "${SENT[$k]}" "${RECV[$k]}" "${LOSS[$k]}" "${US[$k]}" "${CPU[$k]}" "${GENS[$k]}" "${GDROP[$k]}" "${RDROP[$k]}"
         fi
     done
     if [[ -n "${US[centralino/$n]:-}" && -n "${US[rtpengine/$n]:-}" ]]; then
@@ -155,4 +151,5 @@ for n in $CALLS; do
         echo "  $n calls: ratio centralino/rtpengine CPU per packet = $r (floor: <= 1.00: $verdict)"
     fi
 done
-echo "send-s: how long rtpload took to send ${SECONDS_MEDIA} s of media; longer means the generator was short of CPU and sent in bursts"
+echo "send-s: how long rtpload took to send ${SECONDS_MEDIA} s of media; longer means the generator was short of CPU and sent in bursts;
+drops@load / drops@relay: datagrams the kernel dropped on full receive buffers of rtpload's / the relay's sockets"

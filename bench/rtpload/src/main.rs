@@ -99,13 +99,30 @@ fn main() {
         }
         received += got;
     }
+    let gen_drops = socket_drops(&socks);
     let lost = sent.saturating_sub(received);
     let loss = if sent > 0 { 100.0 * lost as f64 / sent as f64 } else { 0.0 };
     let actual = send_end.duration_since(start).as_secs_f64();
     println!(
-        "legs={n} seconds={actual:.2} sent={sent} received={received} lost={lost} loss_pct={loss:.3} send_errors={send_errors} pps_offered={:.0}",
+        "legs={n} seconds={actual:.2} sent={sent} received={received} lost={lost} loss_pct={loss:.3} send_errors={send_errors} pps_offered={:.0} rtpload_socket_drops={gen_drops}",
         sent as f64 / actual
     );
+}
+
+/// Datagrams the kernel dropped on our sockets (full receive buffer): the `drops` column of
+/// /proc/net/udp for our local ports. Read before the sockets close.
+fn socket_drops(socks: &[UdpSocket]) -> u64 {
+    let ports: std::collections::HashSet<u16> = socks.iter().filter_map(|s| s.local_addr().ok()).map(|a| a.port()).collect();
+    let Ok(table) = std::fs::read_to_string("/proc/net/udp") else { return 0 };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            ports.contains(&port).then(|| f.last()?.parse::<u64>().ok()).flatten()
+        })
+        .sum()
 }
 
 fn drain(poll: &mut Poll, events: &mut Events, socks: &[UdpSocket], buf: &mut [u8], timeout: Option<Duration>) -> u64 {
