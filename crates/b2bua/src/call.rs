@@ -749,25 +749,29 @@ impl Switchboard {
             self.by_client_tx.remove(&id);
             return;
         };
+        let (invite, dialog, cancelled) = match orphan {
+            Orphan::Answered { ack: (peer, ack) } => {
+                if (200..300).contains(&resp.status) {
+                    let (peer, ack) = (*peer, ack.clone());
+                    self.send_stateless(peer, ack);
+                }
+                return;
+            }
+            Orphan::Pending { invite, dialog, cancelled } => (invite, dialog, cancelled),
+        };
         match resp.status {
             100 => {}
             101..=199 => {
-                if !orphan.cancelled {
-                    orphan.cancelled = true;
-                    let cancel = sip_core::build_cancel(&orphan.invite);
-                    let peer = orphan.dialog.peer;
+                if !*cancelled {
+                    *cancelled = true;
+                    let cancel = sip_core::build_cancel(invite);
+                    let peer = dialog.peer;
                     let _ = self.tx.send_request(cancel, peer, now.instant);
-                }
-            }
-                        200..=299 if orphan.ack.is_some() => {
-                if let Some((peer, ack)) = &orphan.ack {
-                    let (peer, ack) = (*peer, ack.clone());
-                    self.send_stateless(peer, ack);
                 }
             }
             200..=299 => {
                 debug!("2xx for a call that has ended: ACK and BYE");
-                let mut dialog = orphan.dialog.clone();
+                let mut dialog = dialog.clone();
                 dialog.remote_tag = resp.to().and_then(|t| t.tag().map(str::to_owned));
                 if let Some(c) = resp
                     .headers
@@ -776,16 +780,17 @@ impl Switchboard {
                 {
                     dialog.remote_target = c.uri.to_string();
                 }
-                let cseq = orphan.invite.cseq().map_or(1, |c| c.seq);
+                let cseq = invite.cseq().map_or(1, |c| c.seq);
                 let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
                 let mut ack = dialog.request(Method::Ack, &local_host, &branch);
                 ack.headers.set(HeaderName::CSeq, format!("{cseq} ACK"));
-                self.send_stateless(dialog.peer, ack.to_bytes());
+                let ack = ack.to_bytes();
+                self.send_stateless(dialog.peer, ack.clone());
                 let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
                 let bye = dialog.request(Method::Bye, &local_host, &branch);
                 let _ = self.tx.send_request(bye, dialog.peer, now.instant);
-                self.orphans.remove(&id);
-                self.by_client_tx.remove(&id);
+                // Keep re-ACKing its 2xx retransmissions until the orphan is forgotten.
+                self.orphans.insert(id, Orphan::Answered { ack: (dialog.peer, ack) });
             }
             _ => {
                 self.orphans.remove(&id);
@@ -1137,15 +1142,15 @@ impl Switchboard {
             if let (Some(ack), Some(born)) = (f.ack, born) {
                 // The phone may retransmit its 2xx if our ACK is lost: keep re-ACKing it.
                 self.by_client_tx.insert(f.tx, (call.key, Purpose::Orphan));
-                self.orphans.insert(f.tx, Orphan { invite: f.invite, dialog: f.dialog, cancelled: true, ack: Some(ack) });
-                self.orphan_queue.push_back((born, f.tx));
+                                self.orphans.insert(f.tx, Orphan::Answered { ack });
+                self.answered_orphan_queue.push_back((born + ANSWERED_ORPHAN_LIFETIME, f.tx));
                 continue;
             }
                         if let (true, Some(born)) = (matches!(f.state, ForkState::Calling | ForkState::Early), born) {
                 // The phone may still answer: keep enough to CANCEL, or ACK and BYE, it.
                 self.by_client_tx.insert(f.tx, (call.key, Purpose::Orphan));
-                self.orphans.insert(f.tx, Orphan { invite: f.invite, dialog: f.dialog, cancelled: f.cancel_sent, ack: None });
-                self.orphan_queue.push_back((born, f.tx));
+                self.orphans.insert(f.tx, Orphan::Pending { invite: f.invite, dialog: f.dialog, cancelled: f.cancel_sent });
+                                self.orphan_queue.push_back((born + ORPHAN_LIFETIME, f.tx));
             }
         }
     }
@@ -1550,17 +1555,43 @@ struct RingPlan {
 
 /// What remains of a fork after its call ended, until the phone's final response.
 #[derive(Debug)]
-pub(crate) struct Orphan {
-    invite: Request,
-    dialog: Dialog,
-    cancelled: bool,
-    /// Our ACK, for a fork that had answered: resent on every 2xx retransmission.
-    /// Orphans are forgotten after [`ORPHAN_LIFETIME`] (see `Switchboard::orphan_queue`).
-    ack: Option<(Peer, Vec<u8>)>,
+pub(crate) enum Orphan {
+    /// The phone answered: only our ACK is kept, to resend on 2xx retransmissions.
+    Answered {
+        /// Where and what.
+        ack: (Peer, Vec<u8>),
+    },
+    /// The phone has not answered yet: enough to CANCEL it, or to ACK and BYE a late 2xx.
+    Pending {
+        invite: Request,
+        dialog: Dialog,
+        cancelled: bool,
+    },
 }
 
 /// How long a fork's INVITE transaction can still deliver responses: 64*T1 (RFC 3261 §17.1.1.2).
-pub(crate) const ORPHAN_LIFETIME: Duration = Duration::from_secs(40);
+const ORPHAN_LIFETIME: Duration = Duration::from_secs(40);
+/// How long we re-ACK an answered fork's 2xx after its call ended: a phone retransmits its 2xx
+/// only while our ACK is lost, at 0.5, 1, 2 and 4 s (RFC 3261 §13.3.1.4); short, because every
+/// answered call leaves one.
+const ANSWERED_ORPHAN_LIFETIME: Duration = Duration::from_secs(8);
+
+impl Switchboard {
+    /// Forgets orphaned forks whose time is up (each queue is in expiry order: O(1) each).
+    pub(crate) fn forget_orphans(&mut self, now: Now) {
+        for queue in [&mut self.orphan_queue, &mut self.answered_orphan_queue] {
+            while let Some(&(until, id)) = queue.front() {
+                if until > now.instant {
+                    break;
+                }
+                queue.pop_front();
+                if self.orphans.remove(&id).is_some() {
+                    self.by_client_tx.remove(&id);
+                }
+            }
+        }
+    }
+}
 
 /// The smallest session interval we accept (RFC 4028 §5: Min-SE at least 90 s).
 const MIN_SE: u32 = 90;

@@ -178,7 +178,9 @@ pub struct Switchboard {
     pub(crate) by_call_id: HashMap<String, CallKey>,
         pub(crate) orphans: HashMap<ClientTxId, Orphan>,
     /// Orphans in the order they were made, to forget them in O(1).
-    pub(crate) orphan_queue: VecDeque<(Instant, ClientTxId)>,
+        pub(crate) orphan_queue: VecDeque<(Instant, ClientTxId)>,
+    /// The same for answered forks, which are kept a shorter time.
+    pub(crate) answered_orphan_queue: VecDeque<(Instant, ClientTxId)>,
     /// Call deadlines (ring timeout, session expiry), earliest first.
     pub(crate) deadlines: BTreeSet<(Instant, CallKey)>,
     /// Calls in progress per answering extension.
@@ -223,7 +225,8 @@ impl Switchboard {
             by_client_tx: HashMap::new(),
             by_call_id: HashMap::new(),
                         orphans: HashMap::new(),
-            orphan_queue: VecDeque::new(),
+                        orphan_queue: VecDeque::new(),
+            answered_orphan_queue: VecDeque::new(),
             deadlines: BTreeSet::new(),
             busy: HashMap::new(),
             registrar_deadline: None,
@@ -306,16 +309,7 @@ impl Switchboard {
                     self.persist(expired);
                 }
                                 self.call_timers(now);
-                                // Forget orphaned forks whose transactions have surely ended (oldest first).
-                while let Some(&(born, id)) = self.orphan_queue.front() {
-                    if now.instant.duration_since(born) < crate::call::ORPHAN_LIFETIME {
-                        break;
-                    }
-                    self.orphan_queue.pop_front();
-                    if self.orphans.remove(&id).is_some() {
-                        self.by_client_tx.remove(&id);
-                    }
-                }
+                                                self.forget_orphans(now);
             }
             Input::MediaTimeout { call } => self.end_call(call, "media timeout", now),
             Input::MediaFailed { call } => {
