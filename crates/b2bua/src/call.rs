@@ -449,7 +449,12 @@ impl Switchboard {
         }
 
         let caller_user = a_from.uri.user().unwrap_or("anonymous").to_owned();
-        let caller_display = a_from.display.clone();
+        // The name shown on the operators' phones: printable, and short whatever the trunk sent.
+        let caller_display = a_from
+            .display
+            .as_ref()
+            .map(|d| d.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+            .filter(|d| !d.is_empty());
         let max_forwards = req
             .headers
             .get(&HeaderName::MaxForwards)

@@ -8,8 +8,10 @@
 //! Architecture invariant: this crate knows no transactions, no time and no sockets, and never
 //! panics or allocates without bound on any input (see `MAX_MESSAGE_SIZE`, `MAX_HEADERS`).
 //!
-//! Header values that are not UTF-8 are kept with U+FFFD replacements: the B2BUA never relays
-//! a header from one leg to the other byte for byte, so nothing is lost that matters.
+//! Header values that are not UTF-8 are kept with each invalid byte replaced by `?` (size
+//! preserving, so an answer that copies such a header never outgrows a datagram): the B2BUA
+//! never relays a header from one leg to the other byte for byte, so nothing is lost that
+//! matters.
 
 mod framing;
 mod header;

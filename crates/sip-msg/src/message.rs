@@ -176,8 +176,8 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
         return Err(perr(ParseErrorKind::TooLarge, "too many header lines"));
     }
     // A reason phrase in Latin-1 (seen from older gateways) must not make us drop a final
-    // response, so the start line is read like header values: non-UTF-8 bytes become U+FFFD.
-    // A Request-URI with such bytes then fails `validate` with a 400 that can be sent.
+    // response, so the start line is read leniently: non-UTF-8 bytes become U+FFFD (never
+    // valid in a URI, so such a Request-URI fails `validate` with a 400 that can be sent).
     let first = match std::str::from_utf8(first) {
         Ok(s) => std::borrow::Cow::Borrowed(s),
         Err(_) => String::from_utf8_lossy(first),
@@ -197,7 +197,7 @@ pub fn parse(bytes: &[u8], framing: Framing) -> Result<Message, ParseError> {
         let offset = line.as_ptr() as usize - bytes.as_ptr() as usize;
         let text = match head_text.and_then(|t| t.get(offset..offset + line.len())) {
             Some(s) => std::borrow::Cow::Borrowed(s),
-            None => String::from_utf8_lossy(line),
+            None => std::borrow::Cow::Owned(lossy_same_size(line)),
         };
         if text.starts_with([' ', '\t']) {
             let (_, v) = current.as_mut().ok_or(perr(
@@ -849,5 +849,33 @@ mod tests {
             msg.headers().get(&HeaderName::Via),
             Some("SIP/2.0/UDP h;branch=z9hG4bK1")
         );
+    }
+}
+
+/// Text of `bytes` with every byte that is not part of valid UTF-8 replaced by `?`.
+///
+/// DEVIATION(RFC 3261 §25.1): header values are kept as text; a Latin-1 display name loses
+/// its accented letters. Unlike U+FFFD (3 bytes), `?` keeps the size, so copying such a header
+/// into a response or a B-leg request can never push it past a datagram's limit.
+fn lossy_same_size(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for _ in chunk.invalid() {
+            out.push('?');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod lossy_tests {
+    use super::lossy_same_size;
+
+    #[test]
+    fn invalid_bytes_become_one_question_mark_each() {
+        assert_eq!(lossy_same_size(b"Jos\xe9 \xc3\xa9"), "Jos? \u{e9}");
+        let latin1 = vec![0xe9u8; 1000];
+        assert_eq!(lossy_same_size(&latin1).len(), 1000);
     }
 }
