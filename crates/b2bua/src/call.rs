@@ -942,7 +942,7 @@ impl Switchboard {
                                 call.deadline = None;
                 self.arm_session_timer(call, now);
                 self.stats.calls_answered += 1;
-                info!(extension = %call.forks[idx].extension, "call answered");
+                debug!(extension = %call.forks[idx].extension, "call answered");
                 true
             }
             _ => {
@@ -1123,7 +1123,13 @@ impl Switchboard {
     /// Frees everything a call holds. Client transactions still running (BYE, CANCEL, 487s)
     /// finish in the transaction layer; their responses then find no call and are dropped.
     fn release(&mut self, call: Call) {
-        info!(call = call.key.0, dialled = %call.dialled, "call ended");
+        info!(
+            call = call.key.0,
+            call_id = %call.a_dialog.call_id,
+            dialled = %call.dialled,
+            answered_by = ?call.busy_extension,
+            "call ended"
+        );
         self.stats.calls_ended += 1;
         self.out.push_back(Output::CloseMedia { call: call.key });
         let _ = self.ports.free(call.a_ports);
@@ -1379,7 +1385,7 @@ impl Switchboard {
             Method::Bye => {
                 let resp = req.make_response(200, "OK", None);
                 self.tx.send_response(id, resp, now.instant);
-                info!(?side, "hang-up");
+                debug!(?side, "hang-up");
                 match side {
                                         LegSide::A => match call.winner {
                         Some(w) => self.send_bye_fork(&mut call, w, now),

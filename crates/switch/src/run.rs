@@ -237,7 +237,7 @@ async fn main_loop(
                 }
                 Wake::MediaEnded(call, summary) => {
                     let (a, b) = (&summary.a, &summary.b);
-                    info!(
+                    debug!(
                         call = call.0, timed_out = summary.timed_out,
                         a_rx = a.received_packets, a_fwd = a.forwarded_packets, a_lost = a.lost,
                         b_rx = b.received_packets, b_fwd = b.forwarded_packets, b_lost = b.lost,
