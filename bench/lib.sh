@@ -31,15 +31,24 @@ bench_cleanup() {
     if [[ -n "${SAVED_RMEM_DEFAULT:-}" ]]; then
         echo "$SAVED_RMEM_DEFAULT" >/proc/sys/net/core/rmem_default || true
     fi
+    # Only our own children still running (a PID already reaped may belong to someone else now).
+    local mine=()
     for pid in "${BENCH_PIDS[@]:-}"; do
         [[ -n "$pid" ]] || continue
-        kill -TERM "$pid" 2>/dev/null || true
+        [[ "$(awk '{ print $4 }' "/proc/$pid/stat" 2>/dev/null)" == "$$" ]] && mine+=("$pid")
     done
-    sleep 0.5
-    for pid in "${BENCH_PIDS[@]:-}"; do
+    for pid in "${mine[@]:-}"; do
+        [[ -n "$pid" ]] && kill -TERM "$pid" 2>/dev/null || true
+    done
+    if ((${#mine[@]})); then sleep 0.5; fi
+    for pid in "${mine[@]:-}"; do
         [[ -n "$pid" ]] || continue
-        # A process started with setsid leads its own group: end the group (e.g. Kamailio's children).
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        # A process started with setsid leads its own group: end the group (Kamailio's workers).
+        if [[ "$(awk '{ print $5 }' "/proc/$pid/stat" 2>/dev/null)" == "$pid" ]]; then
+            kill -KILL -- "-$pid" 2>/dev/null || true
+        else
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
     done
     if [[ -n "${KEEP_WORK:-}" ]]; then
         echo "work files kept in $WORK" >&2
