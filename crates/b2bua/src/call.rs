@@ -32,7 +32,7 @@ pub(crate) enum Purpose {
     Bye,
     /// A CANCEL we sent.
     Cancel,
-        /// The INVITE of a fork whose call has ended: CANCEL it on 1xx, ACK and BYE it on 2xx.
+    /// The INVITE of a fork whose call has ended: CANCEL it on 1xx, ACK and BYE it on 2xx.
     Orphan,
     /// Our session refresh (UPDATE or re-INVITE) to the caller (RFC 4028 refresher=uas).
     Refresh,
@@ -155,7 +155,7 @@ pub(crate) struct Call {
     session_interval: Option<Duration>,
     /// Client transactions whose responses belong to this call.
     client_txs: Vec<ClientTxId>,
-        /// The extension that answered, counted busy until the call ends.
+    /// The extension that answered, counted busy until the call ends.
     busy_extension: Option<String>,
     /// The phone hung up before the caller ACKed our 200: BYE the caller once it does.
     bye_a_pending: bool,
@@ -268,10 +268,10 @@ impl Switchboard {
         if !unsupported_options(req).is_empty() {
             return Err(Refusal::Status(420, ""));
         }
-        if let Some(mf) = req.headers.get(&HeaderName::MaxForwards) {
-            if sip_msg::parse_u32(mf, 255) == Some(0) {
-                return Err(Refusal::Status(483, ""));
-            }
+        if let Some(mf) = req.headers.get(&HeaderName::MaxForwards)
+            && sip_msg::parse_u32(mf, 255) == Some(0)
+        {
+            return Err(Refusal::Status(483, ""));
         }
         if let Some(accept) = req.headers.get(&HeaderName::Accept) {
             let ok = accept
@@ -288,7 +288,7 @@ impl Switchboard {
                 return Err(Refusal::Status(406, "we answer with application/sdp"));
             }
         }
-                let caller_supports_timer = req
+        let caller_supports_timer = req
             .headers
             .values(&HeaderName::Supported)
             .unwrap_or_default()
@@ -297,8 +297,12 @@ impl Switchboard {
         let asked_uas = req
             .headers
             .get(&HeaderName::SessionExpires)
-            .is_some_and(|v| v.replace(' ', "").to_ascii_lowercase().contains("refresher=uas"));
-                // RFC 4028 §9: we refresh when the caller asks us to. A caller without timer support
+            .is_some_and(|v| {
+                v.replace(' ', "")
+                    .to_ascii_lowercase()
+                    .contains("refresher=uas")
+            });
+        // RFC 4028 §9: we refresh when the caller asks us to. A caller without timer support
         // gets no session timer at all: it would never refresh, and the media timeout already
         // ends dead calls.
         let we_refresh = asked_uas;
@@ -350,7 +354,11 @@ impl Switchboard {
             now,
         )?;
         let plan = extensions;
-        if !plan.extensions.iter().any(|e| self.registrar.lookup(e, now.instant).next().is_some()) {
+        if !plan
+            .extensions
+            .iter()
+            .any(|e| self.registrar.lookup(e, now.instant).next().is_some())
+        {
             return Err(Refusal::Status(480, "nobody to ring is registered"));
         }
 
@@ -453,7 +461,12 @@ impl Switchboard {
         let caller_display = a_from
             .display
             .as_ref()
-            .map(|d| d.chars().filter(|c| !c.is_control()).take(64).collect::<String>())
+            .map(|d| {
+                d.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
             .filter(|d| !d.is_empty());
         let max_forwards = req
             .headers
@@ -523,8 +536,18 @@ impl Switchboard {
                 .lookup(ext, now.instant)
                 .map(|b| {
                     let r = &b.record;
-                    let transport = if r.transport.eq_ignore_ascii_case("tcp") { Transport::Tcp } else { Transport::Udp };
-                    (r.contact_uri.clone(), Peer { transport, addr: contact_address(&r.contact_uri, r.received_from, transport) })
+                    let transport = if r.transport.eq_ignore_ascii_case("tcp") {
+                        Transport::Tcp
+                    } else {
+                        Transport::Udp
+                    };
+                    (
+                        r.contact_uri.clone(),
+                        Peer {
+                            transport,
+                            addr: contact_address(&r.contact_uri, r.received_from, transport),
+                        },
+                    )
                 })
                 .collect();
             for (contact, peer) in targets {
@@ -546,15 +569,25 @@ impl Switchboard {
                 };
                 let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
                 let mut invite = dialog.request(Method::Invite, &local_host, &branch);
-                invite.headers.set(HeaderName::MaxForwards, call.max_forwards.to_string());
+                invite
+                    .headers
+                    .set(HeaderName::MaxForwards, call.max_forwards.to_string());
                 invite.headers.push(
                     HeaderName::Contact,
-                    format!("<sip:centralino@{local_host};transport={}>", transport_name(peer.transport).to_ascii_lowercase()),
+                    format!(
+                        "<sip:centralino@{local_host};transport={}>",
+                        transport_name(peer.transport).to_ascii_lowercase()
+                    ),
                 );
-                invite.headers.push(HeaderName::Allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+                invite.headers.push(
+                    HeaderName::Allow,
+                    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE",
+                );
                 invite.headers.push(HeaderName::Supported, "timer");
                 invite.headers.push(HeaderName::UserAgent, "Centralino");
-                invite.headers.push(HeaderName::ContentType, "application/sdp");
+                invite
+                    .headers
+                    .push(HeaderName::ContentType, "application/sdp");
                 invite.body = offer_bytes.clone();
                 let tx = self.tx.send_request(invite.clone(), peer, now.instant);
                 let idx = call.forks.len();
@@ -586,7 +619,9 @@ impl Switchboard {
     /// ring timeout but never past the group's. False when nobody is left to ring.
     fn hunt_next(&mut self, call: &mut Call, now: Now) -> bool {
         while now.instant < call.group_deadline {
-            let Some(ext) = call.hunt.pop_front() else { break };
+            let Some(ext) = call.hunt.pop_front() else {
+                break;
+            };
             if self.ring_members(call, std::slice::from_ref(&ext), now) > 0 {
                 debug!(extension = %ext, "hunting: ringing the next member");
                 call.deadline = Some((now.instant + call.member_timeout).min(call.group_deadline));
@@ -607,13 +642,15 @@ impl Switchboard {
         caller_ext: Option<&str>,
         now: Now,
     ) -> Result<RingPlan, Refusal> {
-        let mut facts = router::CallFacts::default();
-        facts.dialled = dialled.to_owned();
-        facts.caller = req
-            .from()
-            .and_then(|f| f.uri.user().map(str::to_owned))
-            .or(caller_ext.map(str::to_owned));
-        facts.trunk = trunk.map(str::to_owned);
+        let mut facts = router::CallFacts {
+            dialled: dialled.to_owned(),
+            caller: req
+                .from()
+                .and_then(|f| f.uri.user().map(str::to_owned))
+                .or(caller_ext.map(str::to_owned)),
+            trunk: trunk.map(str::to_owned),
+            ..router::CallFacts::default()
+        };
         for ext in config.extensions.keys() {
             let registered = self.registrar.lookup(ext, now.instant).next().is_some();
             let busy = self.busy.get(ext).is_some_and(|n| *n > 0);
@@ -623,27 +660,44 @@ impl Switchboard {
         }
         let decision = router::route(&config.plan, &facts, now.wall, &mut self.strategy);
         debug!(target_ = %decision.target, ring = ?decision.ring, reasons = ?decision.reasons, "route decision");
-        let secs = |v: Option<u32>| v.map_or(RING_TIMEOUT, |s| Duration::from_secs(u64::from(s.max(1))));
-        let everyone = |extensions: Vec<String>| RingPlan { extensions, ring_all: true, member_timeout: RING_TIMEOUT, group_timeout: RING_TIMEOUT };
+        let secs =
+            |v: Option<u32>| v.map_or(RING_TIMEOUT, |s| Duration::from_secs(u64::from(s.max(1))));
+        let everyone = |extensions: Vec<String>| RingPlan {
+            extensions,
+            ring_all: true,
+            member_timeout: RING_TIMEOUT,
+            group_timeout: RING_TIMEOUT,
+        };
         if !decision.ring.is_empty() {
             // A hunt group: the router chose and ordered the members; the group's timeouts
             // bound the ringing (issue 4). Its `no_answer` target needs the queue and voicemail
             // of later issues; until then the caller gets the failure.
             let group_timeout = secs(decision.timeout_secs.or(decision.ring_timeout_secs));
             let member_timeout = secs(decision.ring_timeout_secs).min(group_timeout);
-            return Ok(RingPlan { extensions: decision.ring.clone(), ring_all: decision.ring_all, member_timeout, group_timeout });
+            return Ok(RingPlan {
+                extensions: decision.ring.clone(),
+                ring_all: decision.ring_all,
+                member_timeout,
+                group_timeout,
+            });
         }
         match &decision.target {
             router::Target::Extension(e) => Ok(everyone(vec![e.clone()])),
             // DEVIATION(issue 5): until the IVR plays menus, messages and voicemail, those
             // targets ring the configured operator so that no caller is turned away.
-            router::Target::Menu(_) | router::Target::Voicemail(_) | router::Target::Message(_) | router::Target::Queue(_) => {
-                match &config.operator {
-                    Some(op) => Ok(everyone(vec![op.clone()])),
-                    None => Err(Refusal::Status(480, "no operator configured for IVR targets")),
-                }
+            router::Target::Menu(_)
+            | router::Target::Voicemail(_)
+            | router::Target::Message(_)
+            | router::Target::Queue(_) => match &config.operator {
+                Some(op) => Ok(everyone(vec![op.clone()])),
+                None => Err(Refusal::Status(
+                    480,
+                    "no operator configured for IVR targets",
+                )),
+            },
+            router::Target::Hangup(_) if decision.number.is_none() => {
+                Err(Refusal::Status(404, "the dialled number is not in service"))
             }
-            router::Target::Hangup(_) if decision.number.is_none() => Err(Refusal::Status(404, "the dialled number is not in service")),
             router::Target::Hangup(_) => Err(Refusal::Status(480, "the dialplan hangs up")),
             _ => Err(Refusal::Status(404, "no route for the dialled number")),
         }
@@ -668,7 +722,7 @@ impl Switchboard {
         let _enter = span.enter();
         let keep = match purpose {
             Purpose::Fork(idx) => self.fork_response(&mut call, idx, resp, now),
-                        Purpose::Refresh => self.refresh_response(&mut call, resp, now),
+            Purpose::Refresh => self.refresh_response(&mut call, resp, now),
             Purpose::Bye | Purpose::Cancel | Purpose::Orphan => true,
         };
         self.put_back(call, keep, now);
@@ -728,18 +782,25 @@ impl Switchboard {
             .iter()
             .any(|m| m.eq_ignore_ascii_case("UPDATE"));
         let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
-        let method = if allows_update { Method::Update } else { Method::Invite };
+        let method = if allows_update {
+            Method::Update
+        } else {
+            Method::Invite
+        };
         let mut req = call.a_dialog.request(method.clone(), &local_host, &branch);
         self.add_contact_request(&mut req, call.a_dialog.peer.transport);
         if let Some(interval) = call.session_interval {
-            req.headers.push(HeaderName::SessionExpires, format!("{};refresher=uas", interval.as_secs()));
+            req.headers.push(
+                HeaderName::SessionExpires,
+                format!("{};refresher=uas", interval.as_secs()),
+            );
         }
         req.headers.push(HeaderName::Supported, "timer");
-        if method == Method::Invite {
-            if let Some(sdp) = &call.a_answer {
-                req.headers.push(HeaderName::ContentType, "application/sdp");
-                req.body = sdp.clone();
-            }
+        if method == Method::Invite
+            && let Some(sdp) = &call.a_answer
+        {
+            req.headers.push(HeaderName::ContentType, "application/sdp");
+            req.body = sdp.clone();
         }
         let tx = self.tx.send_request(req, call.a_dialog.peer, now.instant);
         call.refresh_pending = true;
@@ -762,7 +823,11 @@ impl Switchboard {
                 }
                 return;
             }
-            Orphan::Pending { invite, dialog, cancelled } => (invite, dialog, cancelled),
+            Orphan::Pending {
+                invite,
+                dialog,
+                cancelled,
+            } => (invite, dialog, cancelled),
         };
         match resp.status {
             100 => {}
@@ -776,7 +841,7 @@ impl Switchboard {
             }
             200..=299 => {
                 debug!("2xx for a call that has ended: ACK and BYE");
-                let mut dialog = dialog.clone();
+                let mut dialog = Dialog::clone(dialog);
                 dialog.remote_tag = resp.to().and_then(|t| t.tag().map(str::to_owned));
                 if let Some(c) = resp
                     .headers
@@ -795,7 +860,12 @@ impl Switchboard {
                 let bye = dialog.request(Method::Bye, &local_host, &branch);
                 let _ = self.tx.send_request(bye, dialog.peer, now.instant);
                 // Keep re-ACKing its 2xx retransmissions until the orphan is forgotten.
-                self.orphans.insert(id, Orphan::Answered { ack: (dialog.peer, ack) });
+                self.orphans.insert(
+                    id,
+                    Orphan::Answered {
+                        ack: (dialog.peer, ack),
+                    },
+                );
             }
             _ => {
                 self.orphans.remove(&id);
@@ -814,10 +884,10 @@ impl Switchboard {
             return true;
         }
         // Learn the remote tag and target from any response with a To tag (early dialog).
-        if let Some(to) = resp.to() {
-            if fork.dialog.remote_tag.is_none() {
-                fork.dialog.remote_tag = to.tag().map(str::to_owned);
-            }
+        if let Some(to) = resp.to()
+            && fork.dialog.remote_tag.is_none()
+        {
+            fork.dialog.remote_tag = to.tag().map(str::to_owned);
         }
         if status < 300 {
             if let Some(c) = resp
@@ -827,10 +897,10 @@ impl Switchboard {
             {
                 fork.dialog.remote_target = c.uri.to_string();
             }
-            if let Some(rr) = resp.headers.values(&HeaderName::RecordRoute) {
-                if !rr.is_empty() {
-                    fork.dialog.route_set = rr.iter().rev().map(|s| s.to_string()).collect();
-                }
+            if let Some(rr) = resp.headers.values(&HeaderName::RecordRoute)
+                && !rr.is_empty()
+            {
+                fork.dialog.route_set = rr.iter().rev().map(|s| s.to_string()).collect();
             }
         }
         match status {
@@ -866,7 +936,7 @@ impl Switchboard {
                 true
             }
             200..=299 => {
-                                let fork = &mut call.forks[idx];
+                let fork = &mut call.forks[idx];
                 if let Some((peer, ack)) = &fork.ack {
                     // 2xx retransmission: our ACK was lost (RFC 3261 §13.2.2.4).
                     self.send_stateless(*peer, ack.clone());
@@ -887,13 +957,15 @@ impl Switchboard {
                     self.send_bye_fork(call, idx, now);
                     return self.call_still_busy(call);
                 }
-                                let Some(body) = self.answer_for_a(call, &resp.body) else {
+                let Some(body) = self.answer_for_a(call, &resp.body) else {
                     // The phone answered with no usable SDP answer: hang it up, as if it had
                     // refused the offer (488), and let the other forks go on.
                     debug!(extension = %call.forks[idx].extension, "2xx without a usable SDP answer");
                     self.send_bye_fork(call, idx, now);
                     call.forks[idx].final_status = Some(488);
-                    if call.forks.iter().all(|f| f.state == ForkState::Done) && !self.hunt_on(call, now) {
+                    if call.forks.iter().all(|f| f.state == ForkState::Done)
+                        && !self.hunt_on(call, now)
+                    {
                         let mapped = map_failure(call.forks.iter().filter_map(|f| f.final_status));
                         self.fail_a(call, mapped, now);
                         return false;
@@ -918,7 +990,7 @@ impl Switchboard {
                 }
                 self.add_contact(&mut ok, call.a_dialog.peer.transport);
                 self.add_capabilities(&mut ok);
-                                if let Some(interval) = call.session_interval {
+                if let Some(interval) = call.session_interval {
                     // RFC 4028 §9: the refresher the caller named, else the caller if it
                     // supports timers, else us. Whoever refreshes, no refresh ends the call.
                     let refresher = if call.we_refresh { "uas" } else { "uac" };
@@ -935,11 +1007,14 @@ impl Switchboard {
                     ok.body = body;
                 }
                 self.tx.send_response(call.a_tx, ok, now.instant);
-                                call.a_final_sent = true;
+                call.a_final_sent = true;
                 call.state = CallState::Answered;
                 // Media flows from now on: the relay's media timeout starts.
-                self.out.push_back(Output::MediaHold { call: call.key, on_hold: false });
-                                call.deadline = None;
+                self.out.push_back(Output::MediaHold {
+                    call: call.key,
+                    on_hold: false,
+                });
+                call.deadline = None;
                 self.arm_session_timer(call, now);
                 self.stats.calls_answered += 1;
                 debug!(extension = %call.forks[idx].extension, "call answered");
@@ -1005,10 +1080,14 @@ impl Switchboard {
         Some(bytes)
     }
 
-        fn add_contact_request(&self, req: &mut Request, transport: Transport) {
+    fn add_contact_request(&self, req: &mut Request, transport: Transport) {
         req.headers.push(
             HeaderName::Contact,
-            format!("<sip:centralino@{};transport={}>", self.local_host(), transport_name(transport).to_ascii_lowercase()),
+            format!(
+                "<sip:centralino@{};transport={}>",
+                self.local_host(),
+                transport_name(transport).to_ascii_lowercase()
+            ),
         );
     }
 
@@ -1142,26 +1221,37 @@ impl Switchboard {
         if let Some(at) = call.scheduled {
             self.deadlines.remove(&(at, call.key));
         }
-        if let Some(ext) = &call.busy_extension {
-            if let Some(n) = self.busy.get_mut(ext) {
-                *n = n.saturating_sub(1);
-            }
+        if let Some(ext) = &call.busy_extension
+            && let Some(n) = self.busy.get_mut(ext)
+        {
+            *n = n.saturating_sub(1);
         }
-                let born = self.now.map(|n| n.instant);
+        let born = self.now.map(|n| n.instant);
         for f in call.forks {
             self.by_call_id.remove(&f.dialog.call_id);
             if let (Some(ack), Some(born)) = (f.ack, born) {
                 // The phone may retransmit its 2xx if our ACK is lost: keep re-ACKing it.
                 self.by_client_tx.insert(f.tx, (call.key, Purpose::Orphan));
-                                self.orphans.insert(f.tx, Orphan::Answered { ack });
-                self.answered_orphan_queue.push_back((born + ANSWERED_ORPHAN_LIFETIME, f.tx));
+                self.orphans.insert(f.tx, Orphan::Answered { ack });
+                self.answered_orphan_queue
+                    .push_back((born + ANSWERED_ORPHAN_LIFETIME, f.tx));
                 continue;
             }
-                        if let (true, Some(born)) = (matches!(f.state, ForkState::Calling | ForkState::Early), born) {
+            if let (true, Some(born)) = (
+                matches!(f.state, ForkState::Calling | ForkState::Early),
+                born,
+            ) {
                 // The phone may still answer: keep enough to CANCEL, or ACK and BYE, it.
                 self.by_client_tx.insert(f.tx, (call.key, Purpose::Orphan));
-                self.orphans.insert(f.tx, Orphan::Pending { invite: f.invite, dialog: f.dialog, cancelled: f.cancel_sent });
-                                self.orphan_queue.push_back((born + ORPHAN_LIFETIME, f.tx));
+                self.orphans.insert(
+                    f.tx,
+                    Orphan::Pending {
+                        invite: Box::new(f.invite),
+                        dialog: Box::new(f.dialog),
+                        cancelled: f.cancel_sent,
+                    },
+                );
+                self.orphan_queue.push_back((born + ORPHAN_LIFETIME, f.tx));
             }
         }
     }
@@ -1179,10 +1269,10 @@ impl Switchboard {
             self.fail_a(&mut call, 480, now);
         } else {
             self.send_bye_a(&mut call, now);
-            if let Some(w) = call.winner {
-                if call.forks[w].state == ForkState::Answered {
-                    self.send_bye_fork(&mut call, w, now);
-                }
+            if let Some(w) = call.winner
+                && call.forks[w].state == ForkState::Answered
+            {
+                self.send_bye_fork(&mut call, w, now);
             }
         }
         self.release(call);
@@ -1205,11 +1295,13 @@ impl Switchboard {
         for entry in stale {
             self.deadlines.remove(&entry);
         }
-                for (key, ringing) in due {
+        for (key, ringing) in due {
             if ringing {
                 // Hunting: the member rang long enough; stop it and try the next one.
                 if let Some(mut call) = self.calls.remove(&key) {
-                    let hunting = !call.ring_all && !call.hunt.is_empty() && now.instant < call.group_deadline;
+                    let hunting = !call.ring_all
+                        && !call.hunt.is_empty()
+                        && now.instant < call.group_deadline;
                     if hunting {
                         for idx in 0..call.forks.len() {
                             self.cancel_fork(&mut call, idx, now);
@@ -1224,7 +1316,9 @@ impl Switchboard {
                 self.end_call(key, "nobody answered in time", now);
                 continue;
             }
-            let Some(mut call) = self.calls.remove(&key) else { continue };
+            let Some(mut call) = self.calls.remove(&key) else {
+                continue;
+            };
             if call.refresh_at.is_some_and(|t| t <= now.instant) {
                 call.refresh_at = None;
                 call.deadline = call.session_expiry;
@@ -1268,7 +1362,7 @@ impl Switchboard {
                     self.fork_response(&mut call, idx, fake, now)
                 }
             }
-                        Purpose::Refresh => {
+            Purpose::Refresh => {
                 // RFC 4028 §10: no answer to our refresh: the dialog is gone.
                 self.send_bye_a(&mut call, now);
                 if let Some(w) = call.winner {
@@ -1296,24 +1390,35 @@ impl Switchboard {
         self.release(call);
     }
 
-        pub(crate) fn on_ack(&mut self, req: Request, _from: Peer, now: Now) {
+    pub(crate) fn on_ack(&mut self, req: Request, _from: Peer, now: Now) {
         let Some(call_id) = req.call_id() else { return };
         // Even when the call has ended, the ACK stops our 2xx retransmissions (RFC 3261 §13.3.1.4).
         let cseq = req.cseq().map_or(0, |c| c.seq);
         if let Some(id) = self.tx.find_invite_server(call_id, cseq) {
             self.tx.ack_received(id);
         }
-        let Some(&key) = self.by_call_id.get(call_id) else { return };
-        let Some(mut call) = self.calls.remove(&key) else { return };
+        let Some(&key) = self.by_call_id.get(call_id) else {
+            return;
+        };
+        let Some(mut call) = self.calls.remove(&key) else {
+            return;
+        };
         let mut keep = true;
         if !req.body.is_empty() {
             // RFC 3264 §4: the answer to the offer we put in a 200 arrives in the ACK.
             if let Some((side, offer)) = call.pending_offer.take() {
-                match SessionDescription::parse(&req.body).ok().and_then(|a| sdp::accept_answer(&offer, &a).ok()) {
+                match SessionDescription::parse(&req.body)
+                    .ok()
+                    .and_then(|a| sdp::accept_answer(&offer, &a).ok())
+                {
                     Some(neg) => self.out.push_back(Output::MediaRemote {
                         call: key,
                         leg: side,
-                        rtp: if neg.direction.sends() { neg.remote } else { None },
+                        rtp: if neg.direction.sends() {
+                            neg.remote
+                        } else {
+                            None
+                        },
                         rtcp: neg.remote_rtcp,
                     }),
                     None => debug!(call = key.0, "unusable SDP answer in ACK; media unchanged"),
@@ -1339,10 +1444,14 @@ impl Switchboard {
                 .get(&key)
                 .is_some_and(|c| c.state == CallState::Answered)
             {
-                                // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the dialog with BYE.
+                // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the dialog with BYE.
                 self.end_call(key, "caller never ACKed the 200", now);
             } else if self.calls.get(&key).is_some_and(|c| c.bye_a_pending) {
-                self.end_call(key, "caller never ACKed the 200; the phone had hung up", now);
+                self.end_call(
+                    key,
+                    "caller never ACKed the 200; the phone had hung up",
+                    now,
+                );
             }
         }
     }
@@ -1387,7 +1496,7 @@ impl Switchboard {
                 self.tx.send_response(id, resp, now.instant);
                 debug!(?side, "hang-up");
                 match side {
-                                        LegSide::A => match call.winner {
+                    LegSide::A => match call.winner {
                         Some(w) => self.send_bye_fork(&mut call, w, now),
                         None => {
                             // BYE in an early dialog (RFC 3261 §15): stop the phones ringing
@@ -1398,7 +1507,7 @@ impl Switchboard {
                             self.fail_a(&mut call, 487, now);
                         }
                     },
-                                        LegSide::B if call.state == CallState::Answered => {
+                    LegSide::B if call.state == CallState::Answered => {
                         // RFC 3261 §15: no BYE to the caller before its ACK for our 2xx.
                         call.bye_a_pending = true;
                         if let Some(w) = call.winner {
@@ -1420,7 +1529,7 @@ impl Switchboard {
             }
             Method::Invite | Method::Update => {
                 self.session_refresh(&mut call, id, &req, side, from, now);
-                                if side == LegSide::A {
+                if side == LegSide::A {
                     self.arm_session_timer(&mut call, now);
                 }
                 true
@@ -1475,7 +1584,7 @@ impl Switchboard {
         );
         self.add_capabilities(&mut resp);
         if let (LegSide::A, Some(interval)) = (side, call.session_interval) {
-                        // RFC 4028 §9: a refresh keeps the interval and the refresher.
+            // RFC 4028 §9: a refresh keeps the interval and the refresher.
             let refresher = if call.we_refresh { "uas" } else { "uac" };
             resp.headers.push(
                 HeaderName::SessionExpires,
@@ -1493,7 +1602,7 @@ impl Switchboard {
                 LegSide::B => &mut call.b_origin,
             };
             match sdp::answer(&offer, &CodecPolicy::default(), local, origin) {
-                                Ok((answer, neg)) => {
+                Ok((answer, neg)) => {
                     // A peer on hold (sendonly, inactive, c=0.0.0.0) receives nothing: the
                     // relay stops sending to it, and no media timeout runs (RFC 3264 §8.4).
                     let receives = neg.direction.sends();
@@ -1503,7 +1612,10 @@ impl Switchboard {
                         rtp: if receives { neg.remote } else { None },
                         rtcp: neg.remote_rtcp,
                     });
-                    self.out.push_back(Output::MediaHold { call: call.key, on_hold: neg.remote_hold || !receives });
+                    self.out.push_back(Output::MediaHold {
+                        call: call.key,
+                        on_hold: neg.remote_hold || !receives,
+                    });
                     resp.headers
                         .push(HeaderName::ContentType, "application/sdp");
                     resp.body = answer.to_bytes();
@@ -1515,15 +1627,21 @@ impl Switchboard {
                 }
             }
         }
-                if req.body.is_empty() && req.method == Method::Invite {
+        if req.body.is_empty() && req.method == Method::Invite {
             // RFC 3264 §8 / RFC 3261 §14.2: an offer-less re-INVITE gets our offer in the 200;
             // the answer comes in the ACK. We offer what the session already uses.
             let origin = match side {
                 LegSide::A => &mut call.a_origin,
                 LegSide::B => &mut call.b_origin,
             };
-            let offer = sdp::offer(&CodecPolicy::default(), local, origin, sdp::Direction::SendRecv);
-            resp.headers.push(HeaderName::ContentType, "application/sdp");
+            let offer = sdp::offer(
+                &CodecPolicy::default(),
+                local,
+                origin,
+                sdp::Direction::SendRecv,
+            );
+            resp.headers
+                .push(HeaderName::ContentType, "application/sdp");
             resp.body = offer.to_bytes();
             call.pending_offer = Some((side, offer));
         }
@@ -1574,8 +1692,8 @@ pub(crate) enum Orphan {
     },
     /// The phone has not answered yet: enough to CANCEL it, or to ACK and BYE a late 2xx.
     Pending {
-        invite: Request,
-        dialog: Dialog,
+        invite: Box<Request>,
+        dialog: Box<Dialog>,
         cancelled: bool,
     },
 }
@@ -1644,7 +1762,7 @@ fn map_failure(statuses: impl Iterator<Item = u16>) -> u16 {
     let statuses: Vec<u16> = statuses.collect();
     if statuses.iter().any(|&s| s == 486 || s == 600) {
         486
-        } else if statuses.iter().any(|&s| s == 603) {
+    } else if statuses.contains(&603) {
         603
     } else if !statuses.is_empty() && statuses.iter().all(|&s| s == 488 || s == 606) {
         488

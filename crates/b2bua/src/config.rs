@@ -92,7 +92,7 @@ struct RawSwitch {
     min_expires: Option<u32>,
     max_expires: Option<u32>,
     digest_algorithms: Option<Spanned<Vec<String>>>,
-        nonce_lifetime_secs: Option<Spanned<u64>>,
+    nonce_lifetime_secs: Option<Spanned<u64>>,
     advertise: Option<Spanned<String>>,
     #[serde(default)]
     md5_only_user_agents: Vec<String>,
@@ -174,7 +174,7 @@ pub struct Config {
     pub operator: Option<String>,
     /// Digest algorithms offered in challenges, most preferred first (`SHA-256`, `MD5`).
     pub digest_algorithms: Vec<String>,
-        /// How long a digest nonce stays fresh (then `stale=true`).
+    /// How long a digest nonce stays fresh (then `stale=true`).
     pub nonce_lifetime: std::time::Duration,
     /// The address put in Via, Contact and SDP when listening on an unspecified address.
     pub advertise: Option<IpAddr>,
@@ -196,12 +196,20 @@ impl Config {
 
     /// The trunk whose digest user name is `user`.
     pub fn trunk_by_user(&self, user: &str) -> Option<&Trunk> {
-        self.trunks.iter().find(|t| t.credentials.as_ref().is_some_and(|(u, _)| u == user))
+        self.trunks
+            .iter()
+            .find(|t| t.credentials.as_ref().is_some_and(|(u, _)| u == user))
     }
 
     /// Digest credentials of an extension or an authenticating trunk.
     pub fn credentials(&self, user: &str) -> Option<&registrar::Credentials> {
-        self.extensions.get(user).map(|e| &e.credentials).or_else(|| self.trunk_by_user(user).and_then(|t| t.credentials.as_ref().map(|(_, c)| c)))
+        self.extensions
+            .get(user)
+            .map(|e| &e.credentials)
+            .or_else(|| {
+                self.trunk_by_user(user)
+                    .and_then(|t| t.credentials.as_ref().map(|(_, c)| c))
+            })
     }
 
     /// Compiles the file's text. On success returns the snapshot and the warnings; on failure
@@ -281,12 +289,7 @@ fn check_top_level_keys(loc: &Locator<'_>, errors: &mut Vec<ConfigError>) {
         let key = if let Some(rest) = trimmed.strip_prefix('[') {
             in_root = false;
             let rest = rest.strip_prefix('[').unwrap_or(rest);
-            Some(
-                rest.split(|c: char| c == ']' || c == '.')
-                    .next()
-                    .unwrap_or("")
-                    .trim(),
-            )
+            Some(rest.split([']', '.']).next().unwrap_or("").trim())
         } else if in_root && !trimmed.starts_with('#') && trimmed.contains('=') {
             Some(trimmed.split(['=', '.']).next().unwrap_or("").trim())
         } else {
@@ -357,14 +360,14 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         .media_timeout_secs
         .as_ref()
         .map_or(60, |s| *s.get_ref());
-    if let Some(s) = &switch.media_timeout_secs {
-        if *s.get_ref() == 0 || *s.get_ref() > 3600 {
-            errors.push(loc.error(
-                s.span(),
-                "media_timeout_secs must be between 1 and 3600",
-                None,
-            ));
-        }
+    if let Some(s) = &switch.media_timeout_secs
+        && (*s.get_ref() == 0 || *s.get_ref() > 3600)
+    {
+        errors.push(loc.error(
+            s.span(),
+            "media_timeout_secs must be between 1 and 3600",
+            None,
+        ));
     }
     let digest_algorithms = match &switch.digest_algorithms {
         None => vec!["SHA-256".to_owned(), "MD5".to_owned()],
@@ -385,22 +388,29 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         .nonce_lifetime_secs
         .as_ref()
         .map_or(300, |s| *s.get_ref());
-    if let Some(s) = &switch.nonce_lifetime_secs {
-        if *s.get_ref() == 0 || *s.get_ref() > 86_400 {
-            errors.push(loc.error(
-                s.span(),
-                "nonce_lifetime_secs must be between 1 and 86400",
-                None,
-            ));
-        }
+    if let Some(s) = &switch.nonce_lifetime_secs
+        && (*s.get_ref() == 0 || *s.get_ref() > 86_400)
+    {
+        errors.push(loc.error(
+            s.span(),
+            "nonce_lifetime_secs must be between 1 and 86400",
+            None,
+        ));
     }
-        let advertise = switch.advertise.as_ref().and_then(|a| match a.get_ref().parse::<IpAddr>() {
-        Ok(ip) if !ip.is_unspecified() => Some(ip),
-        _ => {
-            errors.push(loc.error(a.span(), format!("advertise `{}` is not a usable IP address", a.get_ref()), Some("the address phones and trunks reach the switch at, e.g. \"192.0.2.1\"")));
-            None
-        }
-    });
+    let advertise = switch
+        .advertise
+        .as_ref()
+        .and_then(|a| match a.get_ref().parse::<IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() => Some(ip),
+            _ => {
+                errors.push(loc.error(
+                    a.span(),
+                    format!("advertise `{}` is not a usable IP address", a.get_ref()),
+                    Some("the address phones and trunks reach the switch at, e.g. \"192.0.2.1\""),
+                ));
+                None
+            }
+        });
     let min_expires = switch.min_expires.unwrap_or(60);
     let max_expires = switch.max_expires.unwrap_or(3600).max(min_expires);
 
@@ -494,24 +504,45 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         let credentials = match (&trunk.username, &trunk.password) {
             (Some(u), Some(p)) => {
                 if extensions.contains_key(u.get_ref()) {
-                    errors.push(loc.error(u.span(), format!("trunk user name `{}` is also an extension", u.get_ref()), None));
+                    errors.push(loc.error(
+                        u.span(),
+                        format!("trunk user name `{}` is also an extension", u.get_ref()),
+                        None,
+                    ));
                 }
-                Some((u.get_ref().clone(), registrar::Credentials::password(p.get_ref().clone())))
+                Some((
+                    u.get_ref().clone(),
+                    registrar::Credentials::password(p.get_ref().clone()),
+                ))
             }
             (None, None) => None,
             _ => {
-                errors.push(loc.error(span.clone(), format!("trunk {} needs both username and password", trunk.name.get_ref()), None));
+                errors.push(loc.error(
+                    span.clone(),
+                    format!(
+                        "trunk {} needs both username and password",
+                        trunk.name.get_ref()
+                    ),
+                    None,
+                ));
                 None
             }
         };
         if trunk.addresses.is_empty() && credentials.is_none() {
             errors.push(loc.error(
                 span,
-                format!("trunk {} has neither addresses nor credentials", trunk.name.get_ref()),
+                format!(
+                    "trunk {} has neither addresses nor credentials",
+                    trunk.name.get_ref()
+                ),
                 Some("add addresses = [\"192.0.2.10\"], or username and password"),
             ));
         }
-        trunks.push(Trunk { name: trunk.name.into_inner(), addresses, credentials });
+        trunks.push(Trunk {
+            name: trunk.name.into_inner(),
+            addresses,
+            credentials,
+        });
     }
 
     let operator = switch.operator.map(|o| {
@@ -538,7 +569,7 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         max_expires,
         operator,
         digest_algorithms,
-                nonce_lifetime: std::time::Duration::from_secs(nonce_lifetime),
+        nonce_lifetime: std::time::Duration::from_secs(nonce_lifetime),
         advertise,
         md5_only_user_agents: switch.md5_only_user_agents,
         extensions,
@@ -557,7 +588,7 @@ struct SwitchPart {
     max_expires: u32,
     operator: Option<String>,
     digest_algorithms: Vec<String>,
-        nonce_lifetime: std::time::Duration,
+    nonce_lifetime: std::time::Duration,
     advertise: Option<IpAddr>,
     md5_only_user_agents: Vec<String>,
     extensions: BTreeMap<String, Extension>,
@@ -576,7 +607,7 @@ impl SwitchPart {
             max_expires: self.max_expires,
             operator: self.operator,
             digest_algorithms: self.digest_algorithms,
-                        nonce_lifetime: self.nonce_lifetime,
+            nonce_lifetime: self.nonce_lifetime,
             advertise: self.advertise,
             md5_only_user_agents: self.md5_only_user_agents,
             extensions: self.extensions,
@@ -591,14 +622,28 @@ mod tests {
     use super::*;
 
     fn example() -> String {
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml")).expect("example")
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../dialplans/example.toml"
+        ))
+        .expect("example")
     }
 
     /// Compiles `source` and renders every diagnostic, one per line.
     fn check(source: &str) -> String {
         match Config::compile("test.toml", source) {
-            Ok((_, warnings)) => warnings.iter().map(|w| format!("{w}\n")).collect::<String>() + "ok",
-            Err(errors) => errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
+            Ok((_, warnings)) => {
+                warnings
+                    .iter()
+                    .map(|w| format!("{w}\n"))
+                    .collect::<String>()
+                    + "ok"
+            }
+            Err(errors) => errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
     }
 
@@ -623,8 +668,16 @@ mod tests {
         for line in out.lines().filter(|l| l.starts_with("test.toml")) {
             let mut parts = line.splitn(4, ':');
             let (_, l, c) = (parts.next(), parts.next(), parts.next());
-            assert!(l.and_then(|l| l.parse::<usize>().ok()).is_some_and(|l| l > 0), "no line in {line}");
-            assert!(c.and_then(|c| c.parse::<usize>().ok()).is_some_and(|c| c > 0), "no column in {line}");
+            assert!(
+                l.and_then(|l| l.parse::<usize>().ok())
+                    .is_some_and(|l| l > 0),
+                "no line in {line}"
+            );
+            assert!(
+                c.and_then(|c| c.parse::<usize>().ok())
+                    .is_some_and(|c| c > 0),
+                "no column in {line}"
+            );
         }
     }
 

@@ -95,7 +95,7 @@ pub enum Output {
         /// Peer RTCP address.
         rtcp: Option<SocketAddr>,
     },
-        /// Whether the relay's media timeout is suspended: while the phones ring (no media
+    /// Whether the relay's media timeout is suspended: while the phones ring (no media
     /// expected yet) and while a leg holds the call. Media opens on hold.
     MediaHold {
         /// Which call.
@@ -176,9 +176,9 @@ pub struct Switchboard {
     pub(crate) by_server_tx: HashMap<ServerTxId, CallKey>,
     pub(crate) by_client_tx: HashMap<ClientTxId, (CallKey, Purpose)>,
     pub(crate) by_call_id: HashMap<String, CallKey>,
-        pub(crate) orphans: HashMap<ClientTxId, Orphan>,
+    pub(crate) orphans: HashMap<ClientTxId, Orphan>,
     /// Orphans in the order they were made, to forget them in O(1).
-        pub(crate) orphan_queue: VecDeque<(Instant, ClientTxId)>,
+    pub(crate) orphan_queue: VecDeque<(Instant, ClientTxId)>,
     /// The same for answered forks, which are kept a shorter time.
     pub(crate) answered_orphan_queue: VecDeque<(Instant, ClientTxId)>,
     /// Call deadlines (ring timeout, session expiry), earliest first.
@@ -215,7 +215,7 @@ impl Switchboard {
         let ports = media::PortAllocator::new(config.rtp_ports.clone())
             .expect("RTP port range validated by Config::compile");
         Switchboard {
-            tx: TransactionLayer::new(settings.timers.clone()),
+            tx: TransactionLayer::new(settings.timers),
             settings,
             config,
             auth,
@@ -224,8 +224,8 @@ impl Switchboard {
             by_server_tx: HashMap::new(),
             by_client_tx: HashMap::new(),
             by_call_id: HashMap::new(),
-                        orphans: HashMap::new(),
-                        orphan_queue: VecDeque::new(),
+            orphans: HashMap::new(),
+            orphan_queue: VecDeque::new(),
             answered_orphan_queue: VecDeque::new(),
             deadlines: BTreeSet::new(),
             busy: HashMap::new(),
@@ -272,7 +272,7 @@ impl Switchboard {
     }
 
     /// Registered contacts across all extensions.
-        pub fn n_bindings(&self) -> usize {
+    pub fn n_bindings(&self) -> usize {
         self.registrar.binding_count()
     }
 
@@ -308,8 +308,8 @@ impl Switchboard {
                     let expired = self.registrar.expire(now.instant);
                     self.persist(expired);
                 }
-                                self.call_timers(now);
-                                                self.forget_orphans(now);
+                self.call_timers(now);
+                self.forget_orphans(now);
             }
             Input::MediaTimeout { call } => self.end_call(call, "media timeout", now),
             Input::MediaFailed { call } => {
@@ -381,7 +381,7 @@ impl Switchboard {
                     self.penalise(from.addr.ip(), now.instant);
                     return;
                 }
-                                let req = stamp_received(req, from);
+                let req = stamp_received(req, from);
                 self.tx.handle_request(req, from, now.instant);
             }
             Message::Response(resp) => {
@@ -481,12 +481,14 @@ impl Switchboard {
 
     fn on_transaction_event(&mut self, ev: TxEvent, now: Now) {
         match ev {
-                        TxEvent::Request { id, request, from } => {
+            TxEvent::Request { id, request, from } => {
                 // RFC 3261 §8.2.2.3: every request naming an extension we lack gets 420.
                 let unsupported = crate::call::unsupported_options(&request);
                 if !unsupported.is_empty() {
-                    let mut resp = request.make_response(420, "Bad Extension", Some(&self.rng.hex()));
-                    resp.headers.push(HeaderName::Unsupported, unsupported.join(", "));
+                    let mut resp =
+                        request.make_response(420, "Bad Extension", Some(&self.rng.hex()));
+                    resp.headers
+                        .push(HeaderName::Unsupported, unsupported.join(", "));
                     self.tx.send_response(id, resp, now.instant);
                     return;
                 }
@@ -703,10 +705,18 @@ impl Switchboard {
 /// came from (`received` when the sent-by host differs, `rport` filled in when asked), so every
 /// response carries it back.
 fn stamp_received(mut req: Request, from: Peer) -> Request {
-    let Some(pos) = req.headers.0.iter().position(|h| h.name == HeaderName::Via) else { return req };
-    let Some(values) = sip_msg::syntax::split_top_level(&req.headers.0[pos].value, b',') else { return req };
-    let Some((first, rest)) = values.split_first() else { return req };
-    let Ok(mut via) = sip_msg::Via::parse(first) else { return req };
+    let Some(pos) = req.headers.0.iter().position(|h| h.name == HeaderName::Via) else {
+        return req;
+    };
+    let Some(values) = sip_msg::syntax::split_top_level(&req.headers.0[pos].value, b',') else {
+        return req;
+    };
+    let Some((first, rest)) = values.split_first() else {
+        return req;
+    };
+    let Ok(mut via) = sip_msg::Via::parse(first) else {
+        return req;
+    };
     let ip = from.addr.ip().to_string();
     let host = via.host.trim_start_matches('[').trim_end_matches(']');
     let mut changed = false;

@@ -20,7 +20,9 @@ mod rig;
 use std::time::Duration;
 
 use b2bua::LegSide;
-use rig::{Caller, Leg, Phone, Placed, Rig, SETTLE, SWITCH_IP, addr, is_request, is_response, sdp_summary};
+use rig::{
+    Caller, Leg, Phone, Placed, Rig, SETTLE, SWITCH_IP, addr, is_request, is_response, sdp_summary,
+};
 use sip_msg::{HeaderName, Message, Method, NameAddr, Response};
 
 const EMERGENCY: &str = "800840840";
@@ -45,7 +47,12 @@ fn ring(rig: &mut Rig, trunk: &Caller, phone: &Phone, extra: &[(&str, &str)]) ->
 }
 
 /// Ring, 180, 200, ACK both ways: an established call.
-fn establish(rig: &mut Rig, trunk: &Caller, phone: &Phone, extra: &[(&str, &str)]) -> (Placed, Leg, Response) {
+fn establish(
+    rig: &mut Rig,
+    trunk: &Caller,
+    phone: &Phone,
+    extra: &[(&str, &str)],
+) -> (Placed, Leg, Response) {
     let (mut call, leg) = ring(rig, trunk, phone, extra);
     phone.answer(rig, &leg, 180);
     rig.expect_response(trunk.addr, 180, Method::Invite);
@@ -86,9 +93,19 @@ fn basic_call_trunk_hangs_up() {
     // on the switch, and the caller's user is kept in From.
     assert_eq!(leg.invite.uri_raw, "sip:201@127.0.0.1:5061");
     let (ip, port, _) = sdp_summary(&leg.invite.body);
-    assert_eq!(ip, Some(SWITCH_IP.parse().unwrap()), "B offer c= must be the switch");
-    assert!(rig::RTP_PORTS.contains(&port) && port % 2 == 0, "B offer port {port} outside the RTP range or odd");
-    assert_eq!(user_of(leg.invite.headers.get(&HeaderName::From)).as_deref(), Some("0612345678"));
+    assert_eq!(
+        ip,
+        Some(SWITCH_IP.parse().unwrap()),
+        "B offer c= must be the switch"
+    );
+    assert!(
+        rig::RTP_PORTS.contains(&port) && port % 2 == 0,
+        "B offer port {port} outside the RTP range or odd"
+    );
+    assert_eq!(
+        user_of(leg.invite.headers.get(&HeaderName::From)).as_deref(),
+        Some("0612345678")
+    );
     assert!(leg.invite.headers.get(&HeaderName::Contact).is_some());
 
     phone.answer(&mut rig, &leg, 180);
@@ -96,10 +113,17 @@ fn basic_call_trunk_hangs_up() {
     phone.answer(&mut rig, &leg, 200);
     let ack = rig.expect_request(phone.addr, Method::Ack);
     assert_eq!(rig::to_tag(&ack.headers).as_deref(), Some(leg.tag.as_str()));
-    assert_eq!(ack.uri_raw, "sip:201@127.0.0.1:5061", "ACK goes to the phone's Contact");
+    assert_eq!(
+        ack.uri_raw, "sip:201@127.0.0.1:5061",
+        "ACK goes to the phone's Contact"
+    );
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
     let (ip, a_port, _) = sdp_summary(&ok.body);
-    assert_eq!(ip, Some(SWITCH_IP.parse().unwrap()), "A answer c= must be the switch");
+    assert_eq!(
+        ip,
+        Some(SWITCH_IP.parse().unwrap()),
+        "A answer c= must be the switch"
+    );
     assert!(rig::RTP_PORTS.contains(&a_port) && a_port != port);
     trunk.ack(&mut rig, &mut call, &ok);
 
@@ -107,9 +131,21 @@ fn basic_call_trunk_hangs_up() {
     assert_eq!(rig.opened.len(), 1);
     let (key, open_a, open_b) = rig.opened[0];
     assert_eq!((open_a, open_b), (a_port, port));
-    let last = |rig: &Rig, side: LegSide| rig.remotes.iter().rev().find(|r| r.call == key && r.leg == side).and_then(|r| r.rtp);
-    assert_eq!(last(&rig, LegSide::A), Some(addr(&format!("127.0.0.2:{}", call.rtp_port))));
-    assert_eq!(last(&rig, LegSide::B), Some(addr(&format!("127.0.0.1:{}", leg.rtp_port))));
+    let last = |rig: &Rig, side: LegSide| {
+        rig.remotes
+            .iter()
+            .rev()
+            .find(|r| r.call == key && r.leg == side)
+            .and_then(|r| r.rtp)
+    };
+    assert_eq!(
+        last(&rig, LegSide::A),
+        Some(addr(&format!("127.0.0.2:{}", call.rtp_port)))
+    );
+    assert_eq!(
+        last(&rig, LegSide::B),
+        Some(addr(&format!("127.0.0.1:{}", leg.rtp_port)))
+    );
     assert_eq!(rig.sb.n_calls(), 1);
 
     rig.advance(secs(30));
@@ -138,8 +174,18 @@ fn phone_hangs_up_first() {
     rig.expect_response(phone.addr, 200, Method::Bye);
     let bye = rig.expect_request(trunk.addr, Method::Bye);
     assert_eq!(bye.call_id(), call.invite.call_id());
-    assert_eq!(rig::to_tag(&bye.headers), NameAddr::parse(call.invite.headers.get(&HeaderName::From).unwrap()).unwrap().tag().map(str::to_owned), "BYE to the trunk: To carries the trunk's tag");
-    assert_eq!(bye.uri_raw, "sip:0612345678@127.0.0.2:5060", "BYE goes to the trunk's Contact");
+    assert_eq!(
+        rig::to_tag(&bye.headers),
+        NameAddr::parse(call.invite.headers.get(&HeaderName::From).unwrap())
+            .unwrap()
+            .tag()
+            .map(str::to_owned),
+        "BYE to the trunk: To carries the trunk's tag"
+    );
+    assert_eq!(
+        bye.uri_raw, "sip:0612345678@127.0.0.2:5060",
+        "BYE goes to the trunk's Contact"
+    );
     trunk.respond(&mut rig, &bye, 200);
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
@@ -215,7 +261,13 @@ fn trunk_cancels_while_ringing() {
 
     let cancel = rig.expect_request(phone.addr, Method::Cancel);
     assert_eq!(cancel.call_id(), leg.invite.call_id());
-    assert_eq!(cancel.top_via().and_then(|v| v.branch().map(str::to_owned)), leg.invite.top_via().and_then(|v| v.branch().map(str::to_owned)), "CANCEL shares the INVITE's branch");
+    assert_eq!(
+        cancel.top_via().and_then(|v| v.branch().map(str::to_owned)),
+        leg.invite
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned)),
+        "CANCEL shares the INVITE's branch"
+    );
     phone.respond(&mut rig, &cancel, 200);
     phone.answer(&mut rig, &leg, 487);
     rig.expect_request(phone.addr, Method::Ack);
@@ -256,7 +308,11 @@ fn cancel_races_the_phones_200() {
     assert_eq!(rig::to_tag(&bye.headers).as_deref(), Some(leg.tag.as_str()));
     phone.respond(&mut rig, &bye, 200);
 
-    assert!(rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite)).is_empty(), "the trunk must never get a 200 for a cancelled INVITE");
+    assert!(
+        rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite))
+            .is_empty(),
+        "the trunk must never get a 200 for a cancelled INVITE"
+    );
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
@@ -274,10 +330,21 @@ fn phone_silent_timer_b() {
     let trunk = Caller::trunk(&mut rig);
     let (call, _leg) = ring(&mut rig, &trunk, &phone, &[]);
     rig.advance(secs(31));
-    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)).is_none(), "no final before Timer B");
+    assert!(
+        rig.take(
+            trunk.addr,
+            |m| matches!(m, Message::Response(r) if r.status >= 200)
+        )
+        .is_none(),
+        "no final before Timer B"
+    );
     rig.advance(Duration::from_millis(1100));
     let fin = rig.expect_final(trunk.addr, Method::Invite);
-    assert!(fin.status == 408 || fin.status == 480, "Timer B should give 408 or 480, got {}", fin.status);
+    assert!(
+        fin.status == 408 || fin.status == 480,
+        "Timer B should give 408 or 480, got {}",
+        fin.status
+    );
     trunk.ack_failure(&mut rig, &call, &fin);
     // Timer A retransmitted the INVITE meanwhile: 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s.
     let invites = rig.take_all(phone.addr, |m| is_request(m, &Method::Invite));
@@ -297,7 +364,14 @@ fn phone_rings_forever_ring_timeout() {
     phone.answer(&mut rig, &leg, 180);
     rig.expect_response(trunk.addr, 180, Method::Invite);
     rig.advance(secs(59));
-    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)).is_none(), "no final before the ring timeout");
+    assert!(
+        rig.take(
+            trunk.addr,
+            |m| matches!(m, Message::Response(r) if r.status >= 200)
+        )
+        .is_none(),
+        "no final before the ring timeout"
+    );
     rig.advance(Duration::from_millis(1100));
     let fin = rig.expect_final(trunk.addr, Method::Invite);
     assert_eq!(fin.status, 480);
@@ -368,7 +442,10 @@ fn session_timer_expires_without_refresh() {
     let trunk = Caller::trunk(&mut rig);
     let (_call, _leg, ok) = establish(&mut rig, &trunk, &phone, TIMER_HEADERS);
     let answered = rig.elapsed;
-    let se = ok.headers.get(&HeaderName::SessionExpires).expect("200 carries Session-Expires");
+    let se = ok
+        .headers
+        .get(&HeaderName::SessionExpires)
+        .expect("200 carries Session-Expires");
     assert_eq!(se.replace(' ', ""), "120;refresher=uac");
 
     rig.advance(secs(80));
@@ -376,7 +453,10 @@ fn session_timer_expires_without_refresh() {
     // RFC 4028 §10: BYE slightly before expiry (at most min(32, SE/3) before); never after.
     let bye_a = rig.wait_for_request(trunk.addr, Method::Bye, secs(45));
     let at = rig.elapsed - answered;
-    assert!(at >= secs(120 - 32) && at <= secs(120), "BYE at {at:?} after answer");
+    assert!(
+        at >= secs(120 - 32) && at <= secs(120),
+        "BYE at {at:?} after answer"
+    );
     let bye_b = rig.expect_request(phone.addr, Method::Bye);
     trunk.respond(&mut rig, &bye_a, 200);
     phone.respond(&mut rig, &bye_b, 200);
@@ -395,20 +475,47 @@ fn session_timer_refreshed_by_reinvite() {
     let answered = rig.elapsed;
 
     rig.advance(secs(100));
-    trunk.reinvite(&mut rig, &mut call, "sendrecv", &[("Session-Expires", "120;refresher=uac"), ("Supported", "timer")]);
+    trunk.reinvite(
+        &mut rig,
+        &mut call,
+        "sendrecv",
+        &[
+            ("Session-Expires", "120;refresher=uac"),
+            ("Supported", "timer"),
+        ],
+    );
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
-    assert_eq!(ok.headers.get(&HeaderName::SessionExpires).map(|s| s.replace(' ', "")).as_deref(), Some("120;refresher=uac"));
+    assert_eq!(
+        ok.headers
+            .get(&HeaderName::SessionExpires)
+            .map(|s| s.replace(' ', ""))
+            .as_deref(),
+        Some("120;refresher=uac")
+    );
     trunk.ack_reinvite(&mut rig, &call);
     let refreshed = rig.elapsed;
 
     rig.advance_to(answered + secs(150));
-    assert_eq!(rig.sb.n_calls(), 1, "the refresh keeps the call past the first 120 s");
-    assert!(rig.take(trunk.addr, |m| is_request(m, &Method::Bye)).is_none());
-    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Bye)).is_none());
+    assert_eq!(
+        rig.sb.n_calls(),
+        1,
+        "the refresh keeps the call past the first 120 s"
+    );
+    assert!(
+        rig.take(trunk.addr, |m| is_request(m, &Method::Bye))
+            .is_none()
+    );
+    assert!(
+        rig.take(phone.addr, |m| is_request(m, &Method::Bye))
+            .is_none()
+    );
 
     let bye_a = rig.wait_for_request(trunk.addr, Method::Bye, secs(100));
     let at = rig.elapsed - refreshed;
-    assert!(at >= secs(120 - 32) && at <= secs(120), "BYE at {at:?} after the refresh");
+    assert!(
+        at >= secs(120 - 32) && at <= secs(120),
+        "BYE at {at:?} after the refresh"
+    );
     let bye_b = rig.expect_request(phone.addr, Method::Bye);
     trunk.respond(&mut rig, &bye_a, 200);
     phone.respond(&mut rig, &bye_b, 200);
@@ -430,7 +537,10 @@ fn lost_invite_to_phone_is_retransmitted() {
     rig.drop_next(phone.addr, "INVITE", 1);
     let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
     rig.expect_response(trunk.addr, 100, Method::Invite);
-    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Invite)).is_none());
+    assert!(
+        rig.take(phone.addr, |m| is_request(m, &Method::Invite))
+            .is_none()
+    );
     rig.advance(Duration::from_millis(500));
     let leg = phone.expect_invite(&mut rig);
     phone.answer(&mut rig, &leg, 200);
@@ -463,7 +573,12 @@ fn lost_200_from_phone_is_reacked() {
     phone.answer(&mut rig, &leg, 200);
     let acks = rig.take_all(phone.addr, |m| is_request(m, &Method::Ack));
     assert_eq!(acks.len(), 1, "a retransmitted 200 is ACKed again");
-    assert_eq!(rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite)).len(), 1, "the phone's retransmission is not forwarded");
+    assert_eq!(
+        rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite))
+            .len(),
+        1,
+        "the phone's retransmission is not forwarded"
+    );
     rig.advance(secs(5));
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
@@ -486,7 +601,11 @@ fn lost_ack_from_trunk_200_is_retransmitted() {
     assert_eq!(again.len(), 3, "200 retransmitted on T1, 2*T1, 4*T1");
     trunk.ack(&mut rig, &mut call, &ok);
     rig.advance(secs(20));
-    assert!(rig.take(trunk.addr, |m| is_response(m, 200, &Method::Invite)).is_none(), "no 200 after the ACK");
+    assert!(
+        rig.take(trunk.addr, |m| is_response(m, 200, &Method::Invite))
+            .is_none(),
+        "no 200 after the ACK"
+    );
     assert_eq!(rig.sb.n_calls(), 1);
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
@@ -506,13 +625,20 @@ fn no_ack_from_trunk_ends_call() {
     rig.expect_response(trunk.addr, 200, Method::Invite);
     rig.advance(secs(31));
     assert_eq!(rig.sb.n_calls(), 1, "still waiting for the ACK at 31 s");
-    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Bye)).is_none());
+    assert!(
+        rig.take(phone.addr, |m| is_request(m, &Method::Bye))
+            .is_none()
+    );
     let bye_b = rig.wait_for_request(phone.addr, Method::Bye, secs(2));
     phone.respond(&mut rig, &bye_b, 200);
     let bye_a = rig.expect_request(trunk.addr, Method::Bye);
     trunk.respond(&mut rig, &bye_a, 200);
     let retransmits = rig.take_all(trunk.addr, |m| is_response(m, 200, &Method::Invite));
-    assert!(retransmits.len() >= 7, "200 retransmitted until Timer L, got {}", retransmits.len());
+    assert!(
+        retransmits.len() >= 7,
+        "200 retransmitted until Timer L, got {}",
+        retransmits.len()
+    );
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
@@ -540,13 +666,25 @@ fn hold_from_trunk_answered_recvonly() {
     assert_eq!(ip, Some(SWITCH_IP.parse().unwrap()));
     assert_eq!(port, rig.opened[0].1, "the A-leg port does not change");
     trunk.ack_reinvite(&mut rig, &call);
-    let updated: Vec<_> = rig.remotes[n_remotes..].iter().filter(|r| r.call == key && r.leg == LegSide::A).cloned().collect();
-    assert_eq!(updated.len(), 1, "one MediaRemote for the A leg after the re-INVITE");
+    let updated: Vec<_> = rig.remotes[n_remotes..]
+        .iter()
+        .filter(|r| r.call == key && r.leg == LegSide::A)
+        .cloned()
+        .collect();
+    assert_eq!(
+        updated.len(),
+        1,
+        "one MediaRemote for the A leg after the re-INVITE"
+    );
 
     rig.advance(secs(10));
     trunk.reinvite(&mut rig, &mut call, "sendrecv", &[]);
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
-    assert_eq!(sdp_summary(&ok.body).2.as_deref(), Some("sendrecv"), "resume answered sendrecv");
+    assert_eq!(
+        sdp_summary(&ok.body).2.as_deref(),
+        Some("sendrecv"),
+        "resume answered sendrecv"
+    );
     trunk.ack_reinvite(&mut rig, &call);
     assert_eq!(rig.sb.n_calls(), 1, "the call continues");
     rig.advance(secs(10));
@@ -566,7 +704,10 @@ fn register_challenge_bind_and_remove() {
     let mut rig = Rig::new();
     let mut phone = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
     let ok = phone.register(&mut rig, 600);
-    let contact = ok.headers.get(&HeaderName::Contact).expect("200 lists the bindings");
+    let contact = ok
+        .headers
+        .get(&HeaderName::Contact)
+        .expect("200 lists the bindings");
     let na = NameAddr::parse(contact).unwrap();
     assert_eq!(na.uri.to_string(), "sip:201@127.0.0.1:5061");
     assert_eq!(na.param("expires"), Some("600"));
@@ -574,7 +715,10 @@ fn register_challenge_bind_and_remove() {
     assert_eq!(rig.saved.len(), 1);
 
     let ok = phone.register(&mut rig, 0);
-    assert!(ok.headers.get(&HeaderName::Contact).is_none(), "no bindings left to list");
+    assert!(
+        ok.headers.get(&HeaderName::Contact).is_none(),
+        "no bindings left to list"
+    );
     assert_eq!(rig.sb.n_bindings(), 0);
     assert_eq!(rig.deleted.len(), 1);
     assert_eq!(rig.deleted[0].contact_uri, "sip:201@127.0.0.1:5061");
@@ -618,7 +762,11 @@ fn wrong_password_is_refused() {
     let mut phone = Phone::new(&mut rig, "203", "127.0.0.1:5064", "phone4");
     phone.password = "wrong".into();
     let r = phone.try_register(&mut rig, 600);
-    assert!(r.status == 401 || r.status == 403, "wrong password: {}", r.status);
+    assert!(
+        r.status == 401 || r.status == 403,
+        "wrong password: {}",
+        r.status
+    );
     assert_eq!(rig.sb.n_bindings(), 0);
     rig.assert_no_leaks();
 }
@@ -631,10 +779,18 @@ fn invite_from_unknown_source_gets_407() {
     let call = stranger.invite(&mut rig, EMERGENCY, &[]);
     let fin = rig.expect_final(stranger.addr, Method::Invite);
     assert_eq!(fin.status, 407);
-    assert!(fin.headers.get_all(&HeaderName::ProxyAuthenticate).any(|c| c.contains("realm=\"centralino.example\"")));
+    assert!(
+        fin.headers
+            .get_all(&HeaderName::ProxyAuthenticate)
+            .any(|c| c.contains("realm=\"centralino.example\""))
+    );
     stranger.ack_failure(&mut rig, &call, &fin);
     assert!(rig.opened.is_empty());
-    assert!(rig.take(addr("127.0.0.1:5061"), |m| is_request(m, &Method::Invite)).is_none(), "nothing rings");
+    assert!(
+        rig.take(addr("127.0.0.1:5061"), |m| is_request(m, &Method::Invite))
+            .is_none(),
+        "nothing rings"
+    );
     rig.assert_no_leaks();
     rig.assert_quiet(stranger.addr, |_| false);
 }
@@ -711,13 +867,21 @@ fn a_thousand_calls_leave_nothing_behind() {
                 phone.respond(&mut rig, &bye, 200);
             }
         }
-        assert_eq!(rig.sb.n_calls(), 0, "call {i} (kind {kind}) still in the table");
+        assert_eq!(
+            rig.sb.n_calls(),
+            0,
+            "call {i} (kind {kind}) still in the table"
+        );
         rig.advance(secs(5));
         if i % 50 == 49 {
             rig.clear_inboxes();
         }
     }
-    assert!(rig.elapsed > secs(3 * 3600), "several virtual hours: {:?}", rig.elapsed);
+    assert!(
+        rig.elapsed > secs(3 * 3600),
+        "several virtual hours: {:?}",
+        rig.elapsed
+    );
     assert_eq!(rig.opened.len(), 1000);
     rig.assert_no_leaks();
     assert_eq!(outcomes, [200; 5]);
@@ -745,11 +909,18 @@ fn forking_both_answer() {
     rig.expect_request(p1.addr, Method::Ack);
     rig.expect_request(p2.addr, Method::Ack);
     let bye = rig.expect_request(p2.addr, Method::Bye);
-    assert_eq!(rig::to_tag(&bye.headers).as_deref(), Some(leg2.tag.as_str()));
+    assert_eq!(
+        rig::to_tag(&bye.headers).as_deref(),
+        Some(leg2.tag.as_str())
+    );
     p2.respond(&mut rig, &bye, 200);
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
     trunk.ack(&mut rig, &mut call, &ok);
-    assert_eq!(rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite)).len(), 1);
+    assert_eq!(
+        rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite))
+            .len(),
+        1
+    );
     rig.advance(secs(10));
     trunk_hangs_up(&mut rig, &trunk, &p1, &mut call);
     rig.assert_no_leaks();
@@ -772,7 +943,14 @@ fn forking_one_busy_other_answers() {
     let leg2 = p2.expect_invite(&mut rig);
     p1.answer(&mut rig, &leg1, 486);
     rig.expect_request(p1.addr, Method::Ack);
-    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)).is_none(), "one busy contact is not the final answer");
+    assert!(
+        rig.take(
+            trunk.addr,
+            |m| matches!(m, Message::Response(r) if r.status >= 200)
+        )
+        .is_none(),
+        "one busy contact is not the final answer"
+    );
     rig.advance(secs(3));
     p2.answer(&mut rig, &leg2, 180);
     rig.advance(secs(3));
@@ -826,7 +1004,11 @@ fn forking_cancel_waits_for_provisional() {
     rig.expect_request(p2.addr, Method::Ack);
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
     trunk.ack(&mut rig, &mut call, &ok);
-    assert!(rig.take(p1.addr, |m| is_request(m, &Method::Cancel)).is_none(), "no CANCEL before a provisional");
+    assert!(
+        rig.take(p1.addr, |m| is_request(m, &Method::Cancel))
+            .is_none(),
+        "no CANCEL before a provisional"
+    );
     // Phone 1 was slow: its 180 comes now.
     rig.take_all(p1.addr, |m| is_request(m, &Method::Invite)); // Timer A resends meanwhile
     rig.advance(Duration::from_millis(200));
@@ -854,7 +1036,11 @@ fn trunk_cancels_before_phone_provisional() {
     rig.expect_response(trunk.addr, 200, Method::Cancel);
     let t = rig.expect_response(trunk.addr, 487, Method::Invite);
     trunk.ack_failure(&mut rig, &call, &t);
-    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Cancel)).is_none(), "no CANCEL before a provisional");
+    assert!(
+        rig.take(phone.addr, |m| is_request(m, &Method::Cancel))
+            .is_none(),
+        "no CANCEL before a provisional"
+    );
     rig.advance(Duration::from_millis(100));
     phone.answer(&mut rig, &leg, 180);
     let cancel = rig.expect_request(phone.addr, Method::Cancel);
@@ -882,7 +1068,10 @@ fn trunk_cancels_then_phone_answers_without_ringing() {
     rig.expect_request(phone.addr, Method::Ack);
     let bye = rig.expect_request(phone.addr, Method::Bye);
     phone.respond(&mut rig, &bye, 200);
-    assert!(rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite)).is_empty());
+    assert!(
+        rig.received(trunk.addr, |m| is_response(m, 200, &Method::Invite))
+            .is_empty()
+    );
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
@@ -901,10 +1090,22 @@ fn cancel_after_200_has_no_effect() {
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
     trunk.cancel(&mut rig, &call);
     let cancel_resp = rig.expect_final(trunk.addr, Method::Cancel);
-    assert!(cancel_resp.status == 200 || cancel_resp.status == 481, "CANCEL after 2xx: {}", cancel_resp.status);
+    assert!(
+        cancel_resp.status == 200 || cancel_resp.status == 481,
+        "CANCEL after 2xx: {}",
+        cancel_resp.status
+    );
     trunk.ack(&mut rig, &mut call, &ok);
-    assert!(rig.received(trunk.addr, |m| is_response(m, 487, &Method::Invite)).is_empty(), "no 487 after a 200");
-    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Cancel) || is_request(m, &Method::Bye)).is_none());
+    assert!(
+        rig.received(trunk.addr, |m| is_response(m, 487, &Method::Invite))
+            .is_empty(),
+        "no 487 after a 200"
+    );
+    assert!(
+        rig.take(phone.addr, |m| is_request(m, &Method::Cancel)
+            || is_request(m, &Method::Bye))
+            .is_none()
+    );
     rig.advance(secs(10));
     assert_eq!(rig.sb.n_calls(), 1, "the call goes on");
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
@@ -927,7 +1128,11 @@ fn trunk_bye_before_ack() {
     call.remote_target = rig::contact_uri(&ok.headers);
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.advance(secs(40));
-    assert!(rig.take_all(trunk.addr, |m| is_request(m, &Method::Bye)).is_empty(), "no BYE back to a caller that hung up");
+    assert!(
+        rig.take_all(trunk.addr, |m| is_request(m, &Method::Bye))
+            .is_empty(),
+        "no BYE back to a caller that hung up"
+    );
     rig.take_all(trunk.addr, |m| is_response(m, 200, &Method::Invite));
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
@@ -947,7 +1152,11 @@ fn phone_bye_before_trunk_ack_waits_for_ack() {
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
     phone.bye(&mut rig, &mut leg);
     rig.expect_response(phone.addr, 200, Method::Bye);
-    assert!(rig.take(trunk.addr, |m| is_request(m, &Method::Bye)).is_none(), "RFC 3261 §15: BYE to the trunk before its ACK");
+    assert!(
+        rig.take(trunk.addr, |m| is_request(m, &Method::Bye))
+            .is_none(),
+        "RFC 3261 §15: BYE to the trunk before its ACK"
+    );
     trunk.ack(&mut rig, &mut call, &ok);
     let bye = rig.expect_request(trunk.addr, Method::Bye);
     trunk.respond(&mut rig, &bye, 200);
@@ -976,7 +1185,11 @@ fn late_ack_stops_200_retransmissions() {
     }
     rig.advance(secs(10));
     let again = rig.take_all(trunk.addr, |m| is_response(m, 200, &Method::Invite));
-    assert!(again.is_empty(), "200 retransmitted {} times after the trunk's ACK", again.len());
+    assert!(
+        again.is_empty(),
+        "200 retransmitted {} times after the trunk's ACK",
+        again.len()
+    );
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
     rig.assert_quiet(phone.addr, |_| false);
@@ -1052,32 +1265,68 @@ fn hold_from_phone() {
     let n = rig.remotes.len();
     // re-INVITE from the phone, in the B dialog.
     let inv = &leg.invite;
-    let body = rig::sdp("127.0.0.1", leg.rtp_port, "sendonly").replace("o=peer 1000 1", "o=peer 1000 2");
+    let body =
+        rig::sdp("127.0.0.1", leg.rtp_port, "sendonly").replace("o=peer 1000 1", "o=peer 1000 2");
     let headers = vec![
-        ("Via", "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-hold-1;rport".to_owned()),
+        (
+            "Via",
+            "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-hold-1;rport".to_owned(),
+        ),
         ("Max-Forwards", "70".to_owned()),
-        ("From", format!("{};tag={}", inv.headers.get(&HeaderName::To).unwrap(), leg.tag)),
+        (
+            "From",
+            format!(
+                "{};tag={}",
+                inv.headers.get(&HeaderName::To).unwrap(),
+                leg.tag
+            ),
+        ),
         ("To", inv.headers.get(&HeaderName::From).unwrap().to_owned()),
         ("Call-ID", inv.call_id().unwrap().to_owned()),
         ("CSeq", "1 INVITE".to_owned()),
         ("Contact", "<sip:201@127.0.0.1:5061>".to_owned()),
     ];
     let target = rig::contact_uri(&inv.headers).unwrap();
-    rig.send(phone.addr, rig::message(&format!("INVITE {target} SIP/2.0"), &headers, &body));
+    rig.send(
+        phone.addr,
+        rig::message(&format!("INVITE {target} SIP/2.0"), &headers, &body),
+    );
     let ok = rig.expect_response(phone.addr, 200, Method::Invite);
     assert_eq!(sdp_summary(&ok.body).2.as_deref(), Some("recvonly"));
-    assert_eq!(sdp_summary(&ok.body).1, rig.opened[0].2, "B-leg port unchanged");
+    assert_eq!(
+        sdp_summary(&ok.body).1,
+        rig.opened[0].2,
+        "B-leg port unchanged"
+    );
     let ack_headers = vec![
-        ("Via", "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-hold-ack;rport".to_owned()),
+        (
+            "Via",
+            "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-hold-ack;rport".to_owned(),
+        ),
         ("Max-Forwards", "70".to_owned()),
-        ("From", format!("{};tag={}", inv.headers.get(&HeaderName::To).unwrap(), leg.tag)),
+        (
+            "From",
+            format!(
+                "{};tag={}",
+                inv.headers.get(&HeaderName::To).unwrap(),
+                leg.tag
+            ),
+        ),
         ("To", ok.headers.get(&HeaderName::To).unwrap().to_owned()),
         ("Call-ID", inv.call_id().unwrap().to_owned()),
         ("CSeq", "1 ACK".to_owned()),
     ];
     let target = rig::contact_uri(&ok.headers).unwrap();
-    rig.send(phone.addr, rig::message(&format!("ACK {target} SIP/2.0"), &ack_headers, ""));
-    assert!(rig.remotes[n..].iter().any(|r| r.call == key && r.leg == LegSide::B), "MediaRemote for B after the phone's re-INVITE");
+    rig.send(
+        phone.addr,
+        rig::message(&format!("ACK {target} SIP/2.0"), &ack_headers, ""),
+    );
+    assert!(
+        rig.remotes[n..]
+            .iter()
+            .any(|r| r.call == key && r.leg == LegSide::B),
+        "MediaRemote for B after the phone's re-INVITE"
+    );
     rig.advance(secs(40));
     assert_eq!(rig.sb.n_calls(), 1);
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
@@ -1092,9 +1341,24 @@ fn session_timer_refresher_uas_requested() {
     let mut rig = Rig::new();
     let phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
-    let (_call, _leg, ok) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer")]);
-    let se = ok.headers.get(&HeaderName::SessionExpires).map(|s| s.replace(' ', ""));
-    assert_eq!(se.as_deref(), Some("120;refresher=uas"), "RFC 4028 §9: the UAS copies the refresher the request named");
+    let (_call, _leg, ok) = establish(
+        &mut rig,
+        &trunk,
+        &phone,
+        &[
+            ("Session-Expires", "120;refresher=uas"),
+            ("Supported", "timer"),
+        ],
+    );
+    let se = ok
+        .headers
+        .get(&HeaderName::SessionExpires)
+        .map(|s| s.replace(' ', ""));
+    assert_eq!(
+        se.as_deref(),
+        Some("120;refresher=uas"),
+        "RFC 4028 §9: the UAS copies the refresher the request named"
+    );
 }
 
 /// RFC 4028 §9: when the caller does not support timers (a proxy added Session-Expires), the
@@ -1105,11 +1369,22 @@ fn session_timer_caller_without_support() {
     let phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
     let (_call, _leg, ok) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120")]);
-    let se = ok.headers.get(&HeaderName::SessionExpires).map(|s| s.replace(' ', ""));
-    assert_ne!(se.as_deref(), Some("120;refresher=uac"), "RFC 4028 §9: refresher=uac to a UAC without Supported: timer");
+    let se = ok
+        .headers
+        .get(&HeaderName::SessionExpires)
+        .map(|s| s.replace(' ', ""));
+    assert_ne!(
+        se.as_deref(),
+        Some("120;refresher=uac"),
+        "RFC 4028 §9: refresher=uac to a UAC without Supported: timer"
+    );
     // A caller that knows nothing of timers never refreshes: the call must not be cut at 120 s.
     rig.advance(secs(130));
-    assert_eq!(rig.sb.n_calls(), 1, "call cut by a session timer the caller never agreed to");
+    assert_eq!(
+        rig.sb.n_calls(),
+        1,
+        "call cut by a session timer the caller never agreed to"
+    );
 }
 
 /// Session-Expires below 90 s: 422 with Min-SE (RFC 4028 §8.1).
@@ -1118,7 +1393,11 @@ fn session_timer_too_small_422() {
     let mut rig = Rig::new();
     let _phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
-    let call = trunk.invite(&mut rig, EMERGENCY, &[("Session-Expires", "60"), ("Supported", "timer")]);
+    let call = trunk.invite(
+        &mut rig,
+        EMERGENCY,
+        &[("Session-Expires", "60"), ("Supported", "timer")],
+    );
     let fin = rig.expect_final(trunk.addr, Method::Invite);
     assert_eq!(fin.status, 422);
     assert_eq!(fin.headers.get(&HeaderName::MinSe), Some("90"));
@@ -1158,7 +1437,10 @@ fn unknown_dialog_481_and_options() {
         invite: rig::parse_request(&rig::message(
             "INVITE sip:800840840@192.0.2.10 SIP/2.0",
             &[
-                ("Via", "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-ghost".to_owned()),
+                (
+                    "Via",
+                    "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-ghost".to_owned(),
+                ),
                 ("From", "<sip:1@127.0.0.2>;tag=g1".to_owned()),
                 ("To", "<sip:800840840@192.0.2.10>".to_owned()),
                 ("Call-ID", "ghost@127.0.0.2".to_owned()),
@@ -1176,7 +1458,10 @@ fn unknown_dialog_481_and_options() {
     let options = rig::message(
         "OPTIONS sip:192.0.2.10 SIP/2.0",
         &[
-            ("Via", "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-opt".to_owned()),
+            (
+                "Via",
+                "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-opt".to_owned(),
+            ),
             ("Max-Forwards", "70".to_owned()),
             ("From", "<sip:ping@127.0.0.2>;tag=o1".to_owned()),
             ("To", "<sip:192.0.2.10>".to_owned()),
@@ -1219,7 +1504,14 @@ fn unknown_number_404() {
     let fin = rig.expect_final(trunk.addr, Method::Invite);
     trunk.ack_failure(&mut rig, &call, &fin);
     rig.assert_no_leaks();
-    assert_eq!(fin.status, 404, "unknown number answered {} {} ({:?})", fin.status, fin.reason, fin.headers.get(&HeaderName::Warning));
+    assert_eq!(
+        fin.status,
+        404,
+        "unknown number answered {} {} ({:?})",
+        fin.status,
+        fin.reason,
+        fin.headers.get(&HeaderName::Warning)
+    );
 }
 
 /// One seed reproduces a whole run, byte for byte.
@@ -1236,10 +1528,14 @@ fn same_seed_same_ladder() {
         let mut all = Vec::new();
         for at in [trunk.addr, phone.addr] {
             for r in rig.received(at, |_| true) {
-                all.push(format!("{:?} {}", r.at, String::from_utf8_lossy(&match r.msg {
-                    Message::Request(q) => q.to_bytes(),
-                    Message::Response(p) => p.to_bytes(),
-                })));
+                all.push(format!(
+                    "{:?} {}",
+                    r.at,
+                    String::from_utf8_lossy(&match r.msg {
+                        Message::Request(q) => q.to_bytes(),
+                        Message::Response(p) => p.to_bytes(),
+                    })
+                ));
             }
         }
         all
@@ -1262,11 +1558,19 @@ fn extension_calls_extension_with_digest() {
     let first = caller.invite(&mut rig, "201", &[]);
     let challenge = rig.expect_response(caller.addr, 407, Method::Invite);
     caller.ack_failure(&mut rig, &first, &challenge);
-    let auth = creds.authorization(&challenge, &HeaderName::ProxyAuthenticate, "INVITE", &format!("sip:201@{SWITCH_IP}:5060"));
+    let auth = creds.authorization(
+        &challenge,
+        &HeaderName::ProxyAuthenticate,
+        "INVITE",
+        &format!("sip:201@{SWITCH_IP}:5060"),
+    );
     let mut call = caller.invite(&mut rig, "201", &[("Proxy-Authorization", &auth)]);
     rig.expect_response(caller.addr, 100, Method::Invite);
     let leg = callee.expect_invite(&mut rig);
-    assert_eq!(user_of(leg.invite.headers.get(&HeaderName::From)).as_deref(), Some("202"));
+    assert_eq!(
+        user_of(leg.invite.headers.get(&HeaderName::From)).as_deref(),
+        Some("202")
+    );
     callee.answer(&mut rig, &leg, 200);
     rig.expect_request(callee.addr, Method::Ack);
     let ok = rig.expect_response(caller.addr, 200, Method::Invite);
@@ -1288,7 +1592,10 @@ fn stale_nonce_gets_stale_challenge() {
     let phone = Phone::new(&mut rig, "201", "127.0.0.1:5061", "phone1");
     let register = |rig: &mut Rig, cseq: u32, auth: Option<&str>| {
         let mut headers = vec![
-            ("Via", format!("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-st-{cseq};rport")),
+            (
+                "Via",
+                format!("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-st-{cseq};rport"),
+            ),
             ("Max-Forwards", "70".to_owned()),
             ("From", "<sip:201@centralino.example>;tag=st".to_owned()),
             ("To", "<sip:201@centralino.example>".to_owned()),
@@ -1300,21 +1607,44 @@ fn stale_nonce_gets_stale_challenge() {
         if let Some(a) = auth {
             headers.push(("Authorization", a.to_owned()));
         }
-        rig.send(addr("127.0.0.1:5061"), rig::message("REGISTER sip:centralino.example SIP/2.0", &headers, ""));
+        rig.send(
+            addr("127.0.0.1:5061"),
+            rig::message("REGISTER sip:centralino.example SIP/2.0", &headers, ""),
+        );
         rig.expect_final(addr("127.0.0.1:5061"), Method::Register)
     };
     let challenge = register(&mut rig, 1, None);
     assert_eq!(challenge.status, 401);
-    let auth = phone.authorization(&challenge, &HeaderName::WwwAuthenticate, "REGISTER", "sip:centralino.example");
+    let auth = phone.authorization(
+        &challenge,
+        &HeaderName::WwwAuthenticate,
+        "REGISTER",
+        "sip:centralino.example",
+    );
     rig.advance(secs(301));
     let again = register(&mut rig, 2, Some(&auth));
     assert_eq!(again.status, 401);
-    assert!(again.headers.get_all(&HeaderName::WwwAuthenticate).any(|c| c.replace(' ', "").contains("stale=true")), "stale=true expected");
+    assert!(
+        again
+            .headers
+            .get_all(&HeaderName::WwwAuthenticate)
+            .any(|c| c.replace(' ', "").contains("stale=true")),
+        "stale=true expected"
+    );
     assert_eq!(rig.sb.n_bindings(), 0);
     // The same credentials, fresh nonce: accepted; replayed (same nonce, same nc): refused.
-    let auth = phone.authorization(&again, &HeaderName::WwwAuthenticate, "REGISTER", "sip:centralino.example");
+    let auth = phone.authorization(
+        &again,
+        &HeaderName::WwwAuthenticate,
+        "REGISTER",
+        "sip:centralino.example",
+    );
     assert_eq!(register(&mut rig, 3, Some(&auth)).status, 200);
-    assert_eq!(register(&mut rig, 4, Some(&auth)).status, 401, "a replayed nc must be refused");
+    assert_eq!(
+        register(&mut rig, 4, Some(&auth)).status,
+        401,
+        "a replayed nc must be refused"
+    );
     rig.assert_no_leaks();
 }
 
@@ -1328,11 +1658,18 @@ fn abusive_source_is_ignored_then_forgiven() {
     for i in 0..20 {
         let call = stranger.invite(&mut rig, "201", &[("Proxy-Authorization", bad)]);
         let fin = rig.expect_final(stranger.addr, Method::Invite);
-        assert!(fin.status == 403 || fin.status == 407, "attempt {i}: {}", fin.status);
+        assert!(
+            fin.status == 403 || fin.status == 407,
+            "attempt {i}: {}",
+            fin.status
+        );
         stranger.ack_failure(&mut rig, &call, &fin);
     }
     stranger.invite(&mut rig, "201", &[]);
-    assert!(rig.take(stranger.addr, |_| true).is_none(), "a banned source gets no answer");
+    assert!(
+        rig.take(stranger.addr, |_| true).is_none(),
+        "a banned source gets no answer"
+    );
     rig.advance(secs(61));
     rig.take_all(stranger.addr, |_| true);
     let call = stranger.invite(&mut rig, "201", &[]);
@@ -1352,7 +1689,10 @@ fn trunk_is_never_penalised() {
         let bad = rig::message(
             &format!("INVITE sip:{EMERGENCY}@192.0.2.10 SIP/2.0"),
             &[
-                ("Via", format!("SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-bad-{i}")),
+                (
+                    "Via",
+                    format!("SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-bad-{i}"),
+                ),
                 ("Max-Forwards", "70".to_owned()),
                 ("From", "<sip:x@127.0.0.2>;tag=b".to_owned()),
                 ("To", "<sip:y@192.0.2.10>".to_owned()),
@@ -1397,7 +1737,10 @@ fn trunk_invite_bytes(rig: &mut Rig, trunk: &Caller, max_forwards: &str) -> Vec<
     rig::message(
         &format!("INVITE sip:{EMERGENCY}@192.0.2.10 SIP/2.0"),
         &[
-            ("Via", format!("SIP/2.0/UDP {};branch=z9hG4bK-mf-{n}", trunk.addr)),
+            (
+                "Via",
+                format!("SIP/2.0/UDP {};branch=z9hG4bK-mf-{n}", trunk.addr),
+            ),
             ("Max-Forwards", max_forwards.to_owned()),
             ("From", format!("<sip:{}@127.0.0.2>;tag=mf-{n}", trunk.user)),
             ("To", format!("<sip:{EMERGENCY}@192.0.2.10>")),
@@ -1425,13 +1768,19 @@ fn early_media_183_then_200() {
     let early = rig.expect_response(trunk.addr, 183, Method::Invite);
     assert!(!early.body.is_empty(), "183 carries SDP");
     let key = rig.opened[0].0;
-    assert!(rig.remotes.iter().any(|r| r.call == key && r.leg == LegSide::B && r.rtp == Some(addr(&format!("127.0.0.1:{}", leg.rtp_port)))));
+    assert!(rig.remotes.iter().any(|r| r.call == key
+        && r.leg == LegSide::B
+        && r.rtp == Some(addr(&format!("127.0.0.1:{}", leg.rtp_port)))));
     rig.advance(secs(4));
     phone.answer(&mut rig, &leg, 200);
     rig.expect_request(phone.addr, Method::Ack);
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
     assert_eq!(ok.body, early.body, "the 200 repeats the early answer");
-    assert_eq!(rig::to_tag(&ok.headers), rig::to_tag(&early.headers), "one dialog with the trunk");
+    assert_eq!(
+        rig::to_tag(&ok.headers),
+        rig::to_tag(&early.headers),
+        "one dialog with the trunk"
+    );
     trunk.ack(&mut rig, &mut call, &ok);
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
@@ -1448,7 +1797,14 @@ fn session_timer_refreshed_by_update() {
     let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, TIMER_HEADERS);
     rig.advance(secs(60));
     call.cseq += 1;
-    let update = trunk.in_dialog(&mut rig, &call, Method::Update, call.cseq, &[("Session-Expires", "120;refresher=uac")], "");
+    let update = trunk.in_dialog(
+        &mut rig,
+        &call,
+        Method::Update,
+        call.cseq,
+        &[("Session-Expires", "120;refresher=uac")],
+        "",
+    );
     rig.send(trunk.addr, update.to_bytes());
     let ok = rig.expect_response(trunk.addr, 200, Method::Update);
     assert!(ok.headers.get(&HeaderName::SessionExpires).is_some());
@@ -1487,7 +1843,11 @@ fn twenty_calls_at_once() {
             phone.bye(&mut rig, leg);
             rig.expect_response(phone.addr, 200, Method::Bye);
             let bye = rig.expect_request(trunk.addr, Method::Bye);
-            assert_eq!(bye.call_id(), call.invite.call_id(), "BYE for the right call");
+            assert_eq!(
+                bye.call_id(),
+                call.invite.call_id(),
+                "BYE for the right call"
+            );
             trunk.respond(&mut rig, &bye, 200);
         }
         rig.advance(Duration::from_millis(700));
@@ -1511,13 +1871,18 @@ fn phone_answer_without_common_codec() {
     let trunk = Caller::trunk(&mut rig);
     let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
     let mut resp = leg.invite.make_response(200, "OK", Some(&leg.tag));
-    resp.headers.push(HeaderName::Contact, "<sip:201@127.0.0.1:5061>");
-    resp.headers.push(HeaderName::ContentType, "application/sdp");
+    resp.headers
+        .push(HeaderName::Contact, "<sip:201@127.0.0.1:5061>");
+    resp.headers
+        .push(HeaderName::ContentType, "application/sdp");
     resp.body = b"v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n".to_vec();
     rig.send(phone.addr, resp.to_bytes());
     rig.expect_request(phone.addr, Method::Ack);
     let fin = rig.expect_final(trunk.addr, Method::Invite);
-    assert!(fin.status >= 300 || !fin.body.is_empty(), "200 without SDP answer sent to the trunk");
+    assert!(
+        fin.status >= 300 || !fin.body.is_empty(),
+        "200 without SDP answer sent to the trunk"
+    );
     if fin.status >= 300 {
         trunk.ack_failure(&mut rig, &call, &fin);
         let bye = rig.expect_request(phone.addr, Method::Bye);
@@ -1545,7 +1910,10 @@ fn reinvite_without_sdp_gets_offer() {
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
     assert_eq!(status, 200);
-    assert!(has_offer, "200 to an offer-less re-INVITE must carry an SDP offer");
+    assert!(
+        has_offer,
+        "200 to an offer-less re-INVITE must carry an SDP offer"
+    );
 }
 
 /// The trunk never answers the switch's BYE: Timer F ends the transaction, nothing leaks.
@@ -1559,7 +1927,11 @@ fn bye_never_answered() {
     rig.expect_response(phone.addr, 200, Method::Bye);
     rig.advance(secs(40));
     let byes = rig.take_all(trunk.addr, |m| is_request(m, &Method::Bye));
-    assert_eq!(byes.len(), 11, "BYE sent then retransmitted on Timer E until Timer F");
+    assert_eq!(
+        byes.len(),
+        11,
+        "BYE sent then retransmitted on Timer E until Timer F"
+    );
     rig.assert_no_leaks();
 }
 
@@ -1581,7 +1953,11 @@ fn phone_200_retransmission_after_call_ended_is_acked() {
     phone.answer(&mut rig, &leg, 200);
     let acks = rig.take_all(phone.addr, |m| is_request(m, &Method::Ack));
     rig.assert_no_leaks();
-    assert_eq!(acks.len(), 1, "the 200 retransmitted after the call ended was not ACKed");
+    assert_eq!(
+        acks.len(),
+        1,
+        "the 200 retransmitted after the call ended was not ACKed"
+    );
 }
 
 /// The trunk hangs up an early dialog with BYE (RFC 3261 §15: the caller may BYE an early
@@ -1613,7 +1989,12 @@ fn trunk_bye_in_early_dialog() {
     rig.advance(SETTLE);
     let (n_tx, n_calls) = (rig.sb.n_transactions(), rig.sb.n_calls());
     assert!(
-        cancel.is_some() && fin.as_ref().is_some_and(|m| matches!(m, Message::Response(r) if r.status == 487)) && n_tx == 0 && n_calls == 0,
+        cancel.is_some()
+            && fin
+                .as_ref()
+                .is_some_and(|m| matches!(m, Message::Response(r) if r.status == 487))
+            && n_tx == 0
+            && n_calls == 0,
         "after an early-dialog BYE: CANCEL to the phone: {}; final to the trunk's INVITE: {:?}; transactions left after {SETTLE:?}: {n_tx}; calls left: {n_calls}",
         cancel.is_some(),
         fin.map(|m| rig::summary(&m)),
@@ -1629,9 +2010,16 @@ fn register_query_and_wildcard_removal() {
     let mut p2 = Phone::new(&mut rig, "201", "127.0.0.1:5062", "phone2");
     p1.register(&mut rig, 3600);
     p2.register(&mut rig, 1800);
-    let send = |rig: &mut Rig, cseq: u32, contact: Option<&str>, expires: Option<&str>, auth: Option<&str>| {
+    let send = |rig: &mut Rig,
+                cseq: u32,
+                contact: Option<&str>,
+                expires: Option<&str>,
+                auth: Option<&str>| {
         let mut headers = vec![
-            ("Via", format!("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-q-{cseq};rport")),
+            (
+                "Via",
+                format!("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-q-{cseq};rport"),
+            ),
             ("Max-Forwards", "70".to_owned()),
             ("From", "<sip:201@centralino.example>;tag=q".to_owned()),
             ("To", "<sip:201@centralino.example>".to_owned()),
@@ -1647,18 +2035,35 @@ fn register_query_and_wildcard_removal() {
         if let Some(a) = auth {
             headers.push(("Authorization", a.to_owned()));
         }
-        rig.send(addr("127.0.0.1:5061"), rig::message("REGISTER sip:centralino.example SIP/2.0", &headers, ""));
+        rig.send(
+            addr("127.0.0.1:5061"),
+            rig::message("REGISTER sip:centralino.example SIP/2.0", &headers, ""),
+        );
         rig.expect_final(addr("127.0.0.1:5061"), Method::Register)
     };
     let ch = send(&mut rig, 1, None, None, None);
     assert_eq!(ch.status, 401);
-    let auth = p1.authorization(&ch, &HeaderName::WwwAuthenticate, "REGISTER", "sip:centralino.example");
+    let auth = p1.authorization(
+        &ch,
+        &HeaderName::WwwAuthenticate,
+        "REGISTER",
+        "sip:centralino.example",
+    );
     let listed = send(&mut rig, 2, None, None, Some(&auth));
     assert_eq!(listed.status, 200);
-    assert_eq!(listed.headers.values(&HeaderName::Contact).map(|v| v.len()), Some(2), "a query lists both bindings");
+    assert_eq!(
+        listed.headers.values(&HeaderName::Contact).map(|v| v.len()),
+        Some(2),
+        "a query lists both bindings"
+    );
 
     let ch = send(&mut rig, 3, Some("*"), Some("0"), None);
-    let auth = p1.authorization(&ch, &HeaderName::WwwAuthenticate, "REGISTER", "sip:centralino.example");
+    let auth = p1.authorization(
+        &ch,
+        &HeaderName::WwwAuthenticate,
+        "REGISTER",
+        "sip:centralino.example",
+    );
     let removed = send(&mut rig, 4, Some("*"), Some("0"), Some(&auth));
     assert_eq!(removed.status, 200);
     assert_eq!(rig.deleted.len(), 2, "both bindings deleted");
@@ -1693,8 +2098,14 @@ fn ringing_phone_vanishes() {
     let trunk = Caller::trunk(&mut rig);
     let (call, leg) = ring(&mut rig, &trunk, &phone, &[]);
     phone.answer(&mut rig, &leg, 180);
-    let fin = rig.wait_for(trunk.addr, secs(61), |m| matches!(m, Message::Response(r) if r.status >= 200));
-    let Some(Message::Response(fin)) = fin else { panic!("no final response to the trunk") };
+    let fin = rig.wait_for(
+        trunk.addr,
+        secs(61),
+        |m| matches!(m, Message::Response(r) if r.status >= 200),
+    );
+    let Some(Message::Response(fin)) = fin else {
+        panic!("no final response to the trunk")
+    };
     assert_eq!(fin.status, 480);
     trunk.ack_failure(&mut rig, &call, &fin);
     rig.assert_no_leaks();
@@ -1710,7 +2121,13 @@ fn hold_clears_media_remote() {
     let trunk = Caller::trunk(&mut rig);
     let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
     let key = rig.opened[0].0;
-    let last_a = |rig: &Rig| rig.remotes.iter().rev().find(|r| r.call == key && r.leg == LegSide::A).map(|r| r.rtp);
+    let last_a = |rig: &Rig| {
+        rig.remotes
+            .iter()
+            .rev()
+            .find(|r| r.call == key && r.leg == LegSide::A)
+            .map(|r| r.rtp)
+    };
     let mut seen = Vec::new();
     for dir in ["sendonly", "inactive", "sendrecv"] {
         trunk.reinvite(&mut rig, &mut call, dir, &[]);
@@ -1721,7 +2138,15 @@ fn hold_clears_media_remote() {
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
     let trunk_rtp = Some(addr(&format!("127.0.0.2:{}", call.rtp_port)));
-    assert_eq!(seen, vec![("sendonly", None), ("inactive", None), ("sendrecv", trunk_rtp)], "MediaRemote for A after hold, inactive, resume");
+    assert_eq!(
+        seen,
+        vec![
+            ("sendonly", None),
+            ("inactive", None),
+            ("sendrecv", trunk_rtp)
+        ],
+        "MediaRemote for A after hold, inactive, resume"
+    );
 }
 
 /// A re-INVITE that moves the trunk's media to a new port updates the A-leg remote.
@@ -1737,7 +2162,12 @@ fn reinvite_moves_media() {
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
     assert_eq!(sdp_summary(&ok.body).1, rig.opened[0].1);
     trunk.ack_reinvite(&mut rig, &call);
-    let last = rig.remotes.iter().rev().find(|r| r.call == key && r.leg == LegSide::A).and_then(|r| r.rtp);
+    let last = rig
+        .remotes
+        .iter()
+        .rev()
+        .find(|r| r.call == key && r.leg == LegSide::A)
+        .and_then(|r| r.rtp);
     assert_eq!(last, Some(addr("127.0.0.2:41234")));
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
@@ -1776,17 +2206,35 @@ fn tcp_phone_call() {
     phone.register(&mut rig, 3600);
     let trunk = Caller::trunk(&mut rig);
     let (mut call, leg) = ring(&mut rig, &trunk, &phone, &[]);
-    assert!(leg.invite.top_via().is_some_and(|v| v.transport.eq_ignore_ascii_case("TCP")), "Via says TCP");
+    assert!(
+        leg.invite
+            .top_via()
+            .is_some_and(|v| v.transport.eq_ignore_ascii_case("TCP")),
+        "Via says TCP"
+    );
     rig.advance(secs(5));
-    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Invite)).is_none(), "no retransmission over TCP");
+    assert!(
+        rig.take(phone.addr, |m| is_request(m, &Method::Invite))
+            .is_none(),
+        "no retransmission over TCP"
+    );
     phone.answer(&mut rig, &leg, 200);
     rig.expect_request(phone.addr, Method::Ack);
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
     trunk.ack(&mut rig, &mut call, &ok);
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
-    assert!(rig.transports_to(phone.addr).iter().all(|t| *t == sip_core::Transport::Tcp), "everything to the TCP phone over TCP");
-    assert!(rig.transports_to(trunk.addr).iter().all(|t| *t == sip_core::Transport::Udp));
+    assert!(
+        rig.transports_to(phone.addr)
+            .iter()
+            .all(|t| *t == sip_core::Transport::Tcp),
+        "everything to the TCP phone over TCP"
+    );
+    assert!(
+        rig.transports_to(trunk.addr)
+            .iter()
+            .all(|t| *t == sip_core::Transport::Udp)
+    );
     rig.assert_quiet(phone.addr, |_| false);
 }
 
@@ -1819,7 +2267,10 @@ fn offer_without_known_codec_488() {
     let bytes = rig::message(
         &format!("INVITE sip:{EMERGENCY}@192.0.2.10 SIP/2.0"),
         &[
-            ("Via", "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-729".to_owned()),
+            (
+                "Via",
+                "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-729".to_owned(),
+            ),
             ("Max-Forwards", "70".to_owned()),
             ("From", "<sip:0612345678@127.0.0.2>;tag=729".to_owned()),
             ("To", format!("<sip:{EMERGENCY}@192.0.2.10>")),
@@ -1832,9 +2283,18 @@ fn offer_without_known_codec_488() {
     rig.send(trunk.addr, &bytes);
     let fin = rig.expect_final(trunk.addr, Method::Invite);
     assert_eq!(fin.status, 488);
-    let placed = Placed { invite: rig::parse_request(&bytes), to_tag: None, remote_target: None, cseq: 1, rtp_port: 40000 };
+    let placed = Placed {
+        invite: rig::parse_request(&bytes),
+        to_tag: None,
+        remote_target: None,
+        cseq: 1,
+        rtp_port: 40000,
+    };
     trunk.ack_failure(&mut rig, &placed, &fin);
-    assert!(rig.take(addr("127.0.0.1:5061"), |m| is_request(m, &Method::Invite)).is_none());
+    assert!(
+        rig.take(addr("127.0.0.1:5061"), |m| is_request(m, &Method::Invite))
+            .is_none()
+    );
     rig.assert_no_leaks();
 }
 
@@ -1847,12 +2307,23 @@ fn two_hour_call_with_refreshes() {
     let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, TIMER_HEADERS);
     for _ in 0..120 {
         rig.advance(secs(60));
-        trunk.reinvite(&mut rig, &mut call, "sendrecv", &[("Session-Expires", "120;refresher=uac"), ("Supported", "timer")]);
+        trunk.reinvite(
+            &mut rig,
+            &mut call,
+            "sendrecv",
+            &[
+                ("Session-Expires", "120;refresher=uac"),
+                ("Supported", "timer"),
+            ],
+        );
         rig.expect_response(trunk.addr, 200, Method::Invite);
         trunk.ack_reinvite(&mut rig, &call);
     }
     assert_eq!(rig.sb.n_calls(), 1);
-    assert!(rig.take(trunk.addr, |m| is_request(m, &Method::Bye)).is_none());
+    assert!(
+        rig.take(trunk.addr, |m| is_request(m, &Method::Bye))
+            .is_none()
+    );
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
@@ -1867,17 +2338,47 @@ fn session_timer_switch_refreshes_with_reinvite() {
     let mut rig = Rig::new();
     let phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
-    let (call, _leg, ok) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer")]);
-    assert_eq!(ok.headers.get(&HeaderName::SessionExpires).map(|s| s.replace(' ', "")).as_deref(), Some("120;refresher=uas"));
+    let (call, _leg, ok) = establish(
+        &mut rig,
+        &trunk,
+        &phone,
+        &[
+            ("Session-Expires", "120;refresher=uas"),
+            ("Supported", "timer"),
+        ],
+    );
+    assert_eq!(
+        ok.headers
+            .get(&HeaderName::SessionExpires)
+            .map(|s| s.replace(' ', ""))
+            .as_deref(),
+        Some("120;refresher=uas")
+    );
     let answered = rig.elapsed;
     let mut last = answered;
     for round in 0..2 {
         let refresh = rig.wait_for_request(trunk.addr, Method::Invite, secs(70));
         let gap = rig.elapsed - last;
-        assert!(gap >= secs(40) && gap <= secs(70), "refresh {round} after {gap:?}, expected about SE/2");
-        assert_eq!(rig::to_tag(&refresh.headers), NameAddr::parse(call.invite.headers.get(&HeaderName::From).unwrap()).unwrap().tag().map(str::to_owned));
-        assert!(!refresh.body.is_empty(), "a refreshing re-INVITE carries the session's SDP");
-        assert_eq!(sdp_summary(&refresh.body).1, rig.opened[0].1, "same A-leg port");
+        assert!(
+            gap >= secs(40) && gap <= secs(70),
+            "refresh {round} after {gap:?}, expected about SE/2"
+        );
+        assert_eq!(
+            rig::to_tag(&refresh.headers),
+            NameAddr::parse(call.invite.headers.get(&HeaderName::From).unwrap())
+                .unwrap()
+                .tag()
+                .map(str::to_owned)
+        );
+        assert!(
+            !refresh.body.is_empty(),
+            "a refreshing re-INVITE carries the session's SDP"
+        );
+        assert_eq!(
+            sdp_summary(&refresh.body).1,
+            rig.opened[0].1,
+            "same A-leg port"
+        );
         trunk.answer_refresh(&mut rig, &call, &refresh);
         rig.expect_request(trunk.addr, Method::Ack);
         last = rig.elapsed;
@@ -1904,7 +2405,16 @@ fn session_timer_switch_refreshes_with_update() {
     let mut rig = Rig::new();
     let phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
-    let (call, _leg, _) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer"), ("Allow", "UPDATE")]);
+    let (call, _leg, _) = establish(
+        &mut rig,
+        &trunk,
+        &phone,
+        &[
+            ("Session-Expires", "120;refresher=uas"),
+            ("Supported", "timer"),
+            ("Allow", "UPDATE"),
+        ],
+    );
     let refresh = rig.wait_for_request(trunk.addr, Method::Update, secs(70));
     trunk.answer_refresh(&mut rig, &call, &refresh);
     rig.advance(secs(40));
@@ -1913,7 +2423,9 @@ fn session_timer_switch_refreshes_with_update() {
     let _unanswered = rig.wait_for_request(trunk.addr, Method::Update, secs(30));
     let bye_b = rig.wait_for_request(phone.addr, Method::Bye, secs(90));
     phone.respond(&mut rig, &bye_b, 200);
-    rig.take_all(trunk.addr, |m| is_request(m, &Method::Update) || is_request(m, &Method::Bye));
+    rig.take_all(trunk.addr, |m| {
+        is_request(m, &Method::Update) || is_request(m, &Method::Bye)
+    });
     rig.assert_no_leaks();
     rig.assert_quiet(phone.addr, |_| false);
 }
@@ -1933,14 +2445,29 @@ fn answer_in_ack_updates_media_remote() {
     rig.send(trunk.addr, reinvite.to_bytes());
     let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
     let (ip, port, _) = sdp_summary(&ok.body);
-    assert_eq!((ip, port), (Some(SWITCH_IP.parse().unwrap()), rig.opened[0].1), "the offer names the A-leg port");
-    let answer = rig::sdp("127.0.0.2", 41500, "sendrecv").replace("RTP/AVP 0 8 101", "RTP/AVP 0 101").replace("a=rtpmap:8 PCMA/8000\r\n", "");
+    assert_eq!(
+        (ip, port),
+        (Some(SWITCH_IP.parse().unwrap()), rig.opened[0].1),
+        "the offer names the A-leg port"
+    );
+    let answer = rig::sdp("127.0.0.2", 41500, "sendrecv")
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 0 101")
+        .replace("a=rtpmap:8 PCMA/8000\r\n", "");
     let ack = trunk.in_dialog(&mut rig, &call, Method::Ack, call.cseq, &[], &answer);
     rig.send(trunk.addr, ack.to_bytes());
-    let last = rig.remotes.iter().rev().find(|r| r.call == key && r.leg == LegSide::A).and_then(|r| r.rtp);
+    let last = rig
+        .remotes
+        .iter()
+        .rev()
+        .find(|r| r.call == key && r.leg == LegSide::A)
+        .and_then(|r| r.rtp);
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
-    assert_eq!(last, Some(addr("127.0.0.2:41500")), "MediaRemote from the answer in the ACK");
+    assert_eq!(
+        last,
+        Some(addr("127.0.0.2:41500")),
+        "MediaRemote from the answer in the ACK"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1949,7 +2476,9 @@ fn answer_in_ack_updates_media_remote() {
 
 /// Plays one call of `kind` between the trunk and phone 201 (at 127.0.0.1:5061), to the end.
 fn play(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
-    let final_of = |rig: &mut Rig| rig.wait_for(trunk.addr, secs(70), |m| matches!(m, Message::Response(r) if r.status >= 200 && rig::cseq_method(m) == Some(Method::Invite)));
+    let final_of = |rig: &mut Rig| {
+        rig.wait_for(trunk.addr, secs(70), |m| matches!(m, Message::Response(r) if r.status >= 200 && rig::cseq_method(m) == Some(Method::Invite)))
+    };
     match kind {
         // answered; the trunk hangs up
         0 => {
@@ -1972,7 +2501,9 @@ fn play(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
             phone.answer(rig, &leg, 180);
             rig.advance(secs(4));
             trunk.cancel(rig, &call);
-            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no 487") };
+            let Some(Message::Response(fin)) = final_of(rig) else {
+                panic!("no 487")
+            };
             assert_eq!(fin.status, 487);
             trunk.ack_failure(rig, &call, &fin);
             let cancel = rig.expect_request(phone.addr, Method::Cancel);
@@ -1984,7 +2515,9 @@ fn play(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
             let (call, leg) = ring(rig, trunk, phone, &[]);
             phone.answer(rig, &leg, 180);
             trunk.cancel(rig, &call);
-            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no 487") };
+            let Some(Message::Response(fin)) = final_of(rig) else {
+                panic!("no 487")
+            };
             trunk.ack_failure(rig, &call, &fin);
             let cancel = rig.expect_request(phone.addr, Method::Cancel);
             phone.answer(rig, &leg, 200);
@@ -1996,20 +2529,26 @@ fn play(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
         4 | 5 => {
             let (call, leg) = ring(rig, trunk, phone, &[]);
             phone.answer(rig, &leg, if kind == 4 { 486 } else { 603 });
-            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no final") };
+            let Some(Message::Response(fin)) = final_of(rig) else {
+                panic!("no final")
+            };
             trunk.ack_failure(rig, &call, &fin);
         }
         // the phone never answers: Timer B
         6 => {
             let (call, _leg) = ring(rig, trunk, phone, &[]);
-            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no final after Timer B") };
+            let Some(Message::Response(fin)) = final_of(rig) else {
+                panic!("no final after Timer B")
+            };
             trunk.ack_failure(rig, &call, &fin);
         }
         // the phone rings forever: ring timeout, CANCEL, 487
         7 => {
             let (call, leg) = ring(rig, trunk, phone, &[]);
             phone.answer(rig, &leg, 180);
-            let Some(Message::Response(fin)) = final_of(rig) else { panic!("no final after the ring timeout") };
+            let Some(Message::Response(fin)) = final_of(rig) else {
+                panic!("no final after the ring timeout")
+            };
             trunk.ack_failure(rig, &call, &fin);
             let cancel = rig.expect_request(phone.addr, Method::Cancel);
             phone.respond(rig, &cancel, 200);
@@ -2021,7 +2560,9 @@ fn play(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
             phone.answer(rig, &leg, 200);
             let bye_b = rig.wait_for_request(phone.addr, Method::Bye, secs(40));
             phone.respond(rig, &bye_b, 200);
-            if let Some(Message::Request(bye_a)) = rig.wait_for(trunk.addr, secs(1), |m| is_request(m, &Method::Bye)) {
+            if let Some(Message::Request(bye_a)) =
+                rig.wait_for(trunk.addr, secs(1), |m| is_request(m, &Method::Bye))
+            {
                 trunk.respond(rig, &bye_a, 200);
             }
         }
@@ -2073,18 +2614,31 @@ fn seeded_mix_of_calls_leaves_nothing_behind() {
             phone.register(&mut rig, 3600);
             registered_at = Some(rig.elapsed);
         }
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let kind = ((state >> 33) % 12) as u32;
         counts[kind as usize] += 1;
         rig.ladder.push(format!("---- call {i}: kind {kind}"));
         play(&mut rig, &trunk, &phone, kind);
         rig.advance(rig::SETTLE);
         assert_eq!(rig.sb.n_calls(), 0, "call {i} (kind {kind}) left a call");
-        assert_eq!(rig.sb.n_transactions(), 0, "call {i} (kind {kind}) left transactions");
-        assert_eq!(rig.sb.media_ports_in_use(), 0, "call {i} (kind {kind}) left media ports");
+        assert_eq!(
+            rig.sb.n_transactions(),
+            0,
+            "call {i} (kind {kind}) left transactions"
+        );
+        assert_eq!(
+            rig.sb.media_ports_in_use(),
+            0,
+            "call {i} (kind {kind}) left media ports"
+        );
         rig.clear_inboxes();
     }
-    assert!(counts.iter().all(|&c| c > 20), "every kind played: {counts:?}");
+    assert!(
+        counts.iter().all(|&c| c > 20),
+        "every kind played: {counts:?}"
+    );
     rig.assert_no_leaks();
 }
 
@@ -2103,14 +2657,23 @@ fn forking_unusable_answer_then_good_answer() {
     let leg2 = p2.expect_invite(&mut rig);
     p2.answer(&mut rig, &leg2, 180);
     let mut resp = leg1.invite.make_response(200, "OK", Some(&leg1.tag));
-    resp.headers.push(HeaderName::Contact, "<sip:201@127.0.0.1:5061>");
-    resp.headers.push(HeaderName::ContentType, "application/sdp");
+    resp.headers
+        .push(HeaderName::Contact, "<sip:201@127.0.0.1:5061>");
+    resp.headers
+        .push(HeaderName::ContentType, "application/sdp");
     resp.body = b"v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n".to_vec();
     rig.send(p1.addr, resp.to_bytes());
     rig.expect_request(p1.addr, Method::Ack);
     let bye = rig.expect_request(p1.addr, Method::Bye);
     p1.respond(&mut rig, &bye, 200);
-    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)).is_none(), "the other fork still rings");
+    assert!(
+        rig.take(
+            trunk.addr,
+            |m| matches!(m, Message::Response(r) if r.status >= 200)
+        )
+        .is_none(),
+        "the other fork still rings"
+    );
     rig.advance(secs(2));
     p2.answer(&mut rig, &leg2, 200);
     rig.expect_request(p2.addr, Method::Ack);
@@ -2129,15 +2692,32 @@ fn refresh_answered_500_keeps_session() {
     let mut rig = Rig::new();
     let phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
-    let (call, _leg, _) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer")]);
+    let (call, _leg, _) = establish(
+        &mut rig,
+        &trunk,
+        &phone,
+        &[
+            ("Session-Expires", "120;refresher=uas"),
+            ("Supported", "timer"),
+        ],
+    );
     let refresh = rig.wait_for_request(trunk.addr, Method::Invite, secs(70));
     trunk.respond(&mut rig, &refresh, 500);
     rig.expect_request(trunk.addr, Method::Ack);
     rig.advance(secs(1));
-    assert_eq!(rig.sb.n_calls(), 1, "a 500 to a refresh does not end the session (RFC 4028 §10)");
-    assert!(rig.take(phone.addr, |m| is_request(m, &Method::Bye)).is_none());
+    assert_eq!(
+        rig.sb.n_calls(),
+        1,
+        "a 500 to a refresh does not end the session (RFC 4028 §10)"
+    );
+    assert!(
+        rig.take(phone.addr, |m| is_request(m, &Method::Bye))
+            .is_none()
+    );
     // The session then either gets refreshed again or expires at 120 s: both end cleanly.
-    let next = rig.wait_for(trunk.addr, secs(61), |m| is_request(m, &Method::Invite) || is_request(m, &Method::Bye));
+    let next = rig.wait_for(trunk.addr, secs(61), |m| {
+        is_request(m, &Method::Invite) || is_request(m, &Method::Bye)
+    });
     match next {
         Some(Message::Request(again)) if again.method == Method::Invite => {
             trunk.answer_refresh(&mut rig, &call, &again);
@@ -2164,13 +2744,24 @@ fn reinvite_glare_gets_491() {
     let mut rig = Rig::new();
     let phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
-    let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[("Session-Expires", "120;refresher=uas"), ("Supported", "timer")]);
+    let (mut call, _leg, _) = establish(
+        &mut rig,
+        &trunk,
+        &phone,
+        &[
+            ("Session-Expires", "120;refresher=uas"),
+            ("Supported", "timer"),
+        ],
+    );
     let refresh = rig.wait_for_request(trunk.addr, Method::Invite, secs(70));
     let ours = trunk.reinvite(&mut rig, &mut call, "sendonly", &[]);
     let glare = rig.expect_final(trunk.addr, Method::Invite);
     if glare.status == 491 {
         // ACK for a non-2xx: same branch, hop by hop (RFC 3261 §17.1.1.3).
-        rig.send(trunk.addr, sip_core::build_ack_for_non_2xx(&ours, &glare).to_bytes());
+        rig.send(
+            trunk.addr,
+            sip_core::build_ack_for_non_2xx(&ours, &glare).to_bytes(),
+        );
     } else {
         trunk.ack_reinvite(&mut rig, &call);
     }
@@ -2178,7 +2769,11 @@ fn reinvite_glare_gets_491() {
     rig.expect_request(trunk.addr, Method::Ack);
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
     rig.assert_no_leaks();
-    assert_eq!(glare.status, 491, "re-INVITE glare answered {} {}", glare.status, glare.reason);
+    assert_eq!(
+        glare.status, 491,
+        "re-INVITE glare answered {} {}",
+        glare.status, glare.reason
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2228,7 +2823,11 @@ fn ring_all_group_skips_busy_member_and_recovers() {
     rig.advance(secs(5));
     let second = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
     let b2 = p202.expect_invite(&mut rig);
-    assert!(rig.take(p201.addr, |m| is_request(m, &Method::Invite)).is_none(), "201 is busy: only 202 rings");
+    assert!(
+        rig.take(p201.addr, |m| is_request(m, &Method::Invite))
+            .is_none(),
+        "201 is busy: only 202 rings"
+    );
     p202.answer(&mut rig, &b2, 486);
     rig.expect_request(p202.addr, Method::Ack);
     let fin = rig.expect_final(trunk.addr, Method::Invite);
@@ -2271,11 +2870,18 @@ fn group_ring_timeout_is_honoured() {
         p202.respond(&mut rig, &c, 200);
         p202.answer(&mut rig, &b, 487);
     }
-    if let Some(Message::Response(fin)) = rig.wait_for(trunk.addr, secs(60), |m| matches!(m, Message::Response(r) if r.status >= 200)) {
+    if let Some(Message::Response(fin)) = rig.wait_for(
+        trunk.addr,
+        secs(60),
+        |m| matches!(m, Message::Response(r) if r.status >= 200),
+    ) {
         trunk.ack_failure(&mut rig, &call, &fin);
     }
     rig.assert_no_leaks();
-    assert!(rang <= secs(26), "the group rang {rang:?}; its ring_timeout is 25 s");
+    assert!(
+        rang <= secs(26),
+        "the group rang {rang:?}; its ring_timeout is 25 s"
+    );
 }
 
 /// `assistenza` is `least-recent` (not ring-all): the router orders the members, and they
@@ -2289,10 +2895,18 @@ fn hunt_group_rings_one_member_at_a_time() {
     let call = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
     let rung: Vec<Option<Leg>> = [&p202, &p203]
         .iter()
-        .map(|p| rig.take(p.addr, |m| is_request(m, &Method::Invite)).map(|m| match m {
-            Message::Request(r) => Leg { invite: r, tag: format!("h-{}", p.ext), cseq: 0, rtp_port: 30100 },
-            _ => unreachable!(),
-        }))
+        .map(|p| {
+            rig.take(p.addr, |m| is_request(m, &Method::Invite))
+                .map(|m| match m {
+                    Message::Request(r) => Leg {
+                        invite: r,
+                        tag: format!("h-{}", p.ext),
+                        cseq: 0,
+                        rtp_port: 30100,
+                    },
+                    _ => unreachable!(),
+                })
+        })
         .collect();
     let n = rung.iter().filter(|l| l.is_some()).count();
     for (p, l) in [&p202, &p203].iter().zip(&rung) {
@@ -2303,13 +2917,23 @@ fn hunt_group_rings_one_member_at_a_time() {
     }
     // Whoever rings next is refused too, until the caller gets a final answer.
     for _ in 0..4 {
-        if let Some(Message::Response(fin)) = rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)) {
+        if let Some(Message::Response(fin)) = rig.take(
+            trunk.addr,
+            |m| matches!(m, Message::Response(r) if r.status >= 200),
+        ) {
             trunk.ack_failure(&mut rig, &call, &fin);
             break;
         }
         for p in [&p202, &p203] {
-            if let Some(Message::Request(inv)) = rig.take(p.addr, |m| is_request(m, &Method::Invite)) {
-                let l = Leg { invite: inv, tag: format!("h2-{}", p.ext), cseq: 0, rtp_port: 30102 };
+            if let Some(Message::Request(inv)) =
+                rig.take(p.addr, |m| is_request(m, &Method::Invite))
+            {
+                let l = Leg {
+                    invite: inv,
+                    tag: format!("h2-{}", p.ext),
+                    cseq: 0,
+                    rtp_port: 30102,
+                };
                 p.answer(&mut rig, &l, 486);
                 rig.expect_request(p.addr, Method::Ack);
             }
@@ -2351,7 +2975,8 @@ fn reload_during_call() {
     let phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
     let (mut call, _leg, _) = establish(&mut rig, &trunk, &phone, &[]);
-    let text = Rig::example_text().replace("addresses = [\"127.0.0.2\"]", "addresses = [\"127.0.0.3\"]");
+    let text =
+        Rig::example_text().replace("addresses = [\"127.0.0.2\"]", "addresses = [\"127.0.0.3\"]");
     let (config, _) = b2bua::Config::compile("reloaded.toml", &text).expect("still valid");
     rig.sb.reload(std::sync::Arc::new(config));
     rig.advance(secs(10));
@@ -2377,9 +3002,15 @@ fn stats_add_up() {
     rig.assert_no_leaks();
     let stats = rig.sb.stats().clone();
     assert_eq!(stats.calls_started, 12);
-    assert_eq!(stats.calls_ended, stats.calls_started, "every call that started ended: {stats:?}");
+    assert_eq!(
+        stats.calls_ended, stats.calls_started,
+        "every call that started ended: {stats:?}"
+    );
     assert!(stats.calls_answered <= stats.calls_started);
-    assert_eq!(stats.calls_answered, 6, "answered: kinds 0, 1, 8, 9, 10, 11 ({stats:?})");
+    assert_eq!(
+        stats.calls_answered, 6,
+        "answered: kinds 0, 1, 8, 9, 10, 11 ({stats:?})"
+    );
     assert_eq!(stats.dropped, 0, "{stats:?}");
 }
 
@@ -2392,15 +3023,25 @@ fn hunt_moves_on_after_member_ring_timeout() {
     let p203 = registered(&mut rig, "203", "127.0.0.1:5063");
     let trunk = Caller::trunk(&mut rig);
     let mut call = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
-    let (first, second) = if rig.pending(p202.addr).is_empty() { (&p203, &p202) } else { (&p202, &p203) };
+    let (first, second) = if rig.pending(p202.addr).is_empty() {
+        (&p203, &p202)
+    } else {
+        (&p202, &p203)
+    };
     let leg1 = first.expect_invite(&mut rig);
-    assert!(rig.pending(second.addr).is_empty(), "only one member rings at first");
+    assert!(
+        rig.pending(second.addr).is_empty(),
+        "only one member rings at first"
+    );
     first.answer(&mut rig, &leg1, 180);
     rig.expect_response(trunk.addr, 180, Method::Invite);
     let start = rig.elapsed;
     let cancel = rig.wait_for_request(first.addr, Method::Cancel, secs(30));
     let rang = rig.elapsed - start;
-    assert!(rang >= secs(19) && rang <= secs(21), "first member rang {rang:?}, its ring timeout is 20 s");
+    assert!(
+        rang >= secs(19) && rang <= secs(21),
+        "first member rang {rang:?}, its ring timeout is 20 s"
+    );
     first.respond(&mut rig, &cancel, 200);
     first.answer(&mut rig, &leg1, 487);
     rig.expect_request(first.addr, Method::Ack);
@@ -2411,10 +3052,19 @@ fn hunt_moves_on_after_member_ring_timeout() {
     let ok = rig.expect_final(trunk.addr, Method::Invite);
     assert_eq!(ok.status, 200);
     trunk.ack(&mut rig, &mut call, &ok);
-    assert!(rig.received(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 300)).is_empty(), "no failure to the trunk while hunting");
+    assert!(
+        rig.received(
+            trunk.addr,
+            |m| matches!(m, Message::Response(r) if r.status >= 300)
+        )
+        .is_empty(),
+        "no failure to the trunk while hunting"
+    );
     trunk_hangs_up(&mut rig, &trunk, second, &mut call);
     rig.assert_no_leaks();
-    rig.assert_quiet(trunk.addr, |m| is_response(m, 100, &Method::Invite) || is_response(m, 180, &Method::Invite));
+    rig.assert_quiet(trunk.addr, |m| {
+        is_response(m, 100, &Method::Invite) || is_response(m, 180, &Method::Invite)
+    });
     rig.assert_quiet(first.addr, |_| false);
     rig.assert_quiet(second.addr, |_| false);
 }
@@ -2428,17 +3078,38 @@ fn hunt_moves_on_after_busy_then_all_busy() {
     let p203 = registered(&mut rig, "203", "127.0.0.1:5063");
     let trunk = Caller::trunk(&mut rig);
     let call = trunk.invite(&mut rig, GROUP_NUMBER, &[]);
-    let (first, second) = if rig.pending(p202.addr).is_empty() { (&p203, &p202) } else { (&p202, &p203) };
+    let (first, second) = if rig.pending(p202.addr).is_empty() {
+        (&p203, &p202)
+    } else {
+        (&p202, &p203)
+    };
     let leg1 = first.expect_invite(&mut rig);
     first.answer(&mut rig, &leg1, 486);
     rig.expect_request(first.addr, Method::Ack);
-    assert!(rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 300)).is_none(), "one busy member is not the end");
+    assert!(
+        rig.take(
+            trunk.addr,
+            |m| matches!(m, Message::Response(r) if r.status >= 300)
+        )
+        .is_none(),
+        "one busy member is not the end"
+    );
     let leg2 = second.expect_invite(&mut rig);
     second.answer(&mut rig, &leg2, 486);
     rig.expect_request(second.addr, Method::Ack);
-    let fin = rig.wait_for(trunk.addr, secs(61), |m| matches!(m, Message::Response(r) if r.status >= 200));
-    let Some(Message::Response(fin)) = fin else { panic!("no final response after every member refused") };
-    assert!(fin.status == 486 || fin.status == 480, "all busy: {}", fin.status);
+    let fin = rig.wait_for(
+        trunk.addr,
+        secs(61),
+        |m| matches!(m, Message::Response(r) if r.status >= 200),
+    );
+    let Some(Message::Response(fin)) = fin else {
+        panic!("no final response after every member refused")
+    };
+    assert!(
+        fin.status == 486 || fin.status == 480,
+        "all busy: {}",
+        fin.status
+    );
     trunk.ack_failure(&mut rig, &call, &fin);
     rig.assert_no_leaks();
 }
@@ -2456,9 +3127,16 @@ fn hunt_stops_at_group_timeout() {
     let mut fin = None;
     for _ in 0..200 {
         for p in [&p202, &p203] {
-            while let Some(Message::Request(r)) = rig.take(p.addr, |m| is_request(m, &Method::Invite) || is_request(m, &Method::Cancel)) {
+            while let Some(Message::Request(r)) = rig.take(p.addr, |m| {
+                is_request(m, &Method::Invite) || is_request(m, &Method::Cancel)
+            }) {
                 if r.method == Method::Invite {
-                    let leg = Leg { invite: r, tag: format!("g-{}", rig.unique()), cseq: 0, rtp_port: 30200 };
+                    let leg = Leg {
+                        invite: r,
+                        tag: format!("g-{}", rig.unique()),
+                        cseq: 0,
+                        rtp_port: 30200,
+                    };
                     p.answer(&mut rig, &leg, 180);
                     rig.ladder.push(format!("(phone {} rings)", p.ext));
                     // Stash the leg in the INVITE's Call-ID for the CANCEL below.
@@ -2466,7 +3144,12 @@ fn hunt_stops_at_group_timeout() {
                 } else {
                     p.respond(&mut rig, &r, 200);
                     let cid = r.call_id().unwrap_or_default().to_owned();
-                    let leg = LEGS.with(|l| l.borrow().iter().find(|g| g.invite.call_id() == Some(cid.as_str())).cloned());
+                    let leg = LEGS.with(|l| {
+                        l.borrow()
+                            .iter()
+                            .find(|g| g.invite.call_id() == Some(cid.as_str()))
+                            .cloned()
+                    });
                     if let Some(leg) = leg {
                         p.answer(&mut rig, &leg, 487);
                     }
@@ -2475,7 +3158,10 @@ fn hunt_stops_at_group_timeout() {
         }
         rig.take_all(p202.addr, |m| is_request(m, &Method::Ack));
         rig.take_all(p203.addr, |m| is_request(m, &Method::Ack));
-        if let Some(Message::Response(r)) = rig.take(trunk.addr, |m| matches!(m, Message::Response(r) if r.status >= 200)) {
+        if let Some(Message::Response(r)) = rig.take(
+            trunk.addr,
+            |m| matches!(m, Message::Response(r) if r.status >= 200),
+        ) {
             fin = Some((r, rig.elapsed - start));
             break;
         }
@@ -2484,7 +3170,10 @@ fn hunt_stops_at_group_timeout() {
     let (fin, after) = fin.expect("a final response to the trunk");
     trunk.ack_failure(&mut rig, &call, &fin);
     rig.assert_no_leaks();
-    assert!(after <= secs(61), "the group rang {after:?}; its timeout is 60 s");
+    assert!(
+        after <= secs(61),
+        "the group rang {after:?}; its timeout is 60 s"
+    );
 }
 
 thread_local! {
@@ -2500,7 +3189,10 @@ fn via_received_and_rport_filled_in() {
     let bytes = rig::message(
         "REGISTER sip:centralino.example SIP/2.0",
         &[
-            ("Via", "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-nat-1;rport".to_owned()),
+            (
+                "Via",
+                "SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-nat-1;rport".to_owned(),
+            ),
             ("Max-Forwards", "70".to_owned()),
             ("From", "<sip:201@centralino.example>;tag=n".to_owned()),
             ("To", "<sip:201@centralino.example>".to_owned()),
@@ -2537,8 +3229,12 @@ fn lost_cancel_and_lost_487() {
     phone.respond(&mut rig, &cancel, 200);
     phone.answer(&mut rig, &leg, 487);
     rig.expect_request(phone.addr, Method::Ack);
-    let t = rig.wait_for(trunk.addr, secs(1), |m| is_response(m, 487, &Method::Invite));
-    let Some(Message::Response(t)) = t else { panic!("487 not retransmitted") };
+    let t = rig.wait_for(trunk.addr, secs(1), |m| {
+        is_response(m, 487, &Method::Invite)
+    });
+    let Some(Message::Response(t)) = t else {
+        panic!("487 not retransmitted")
+    };
     trunk.ack_failure(&mut rig, &call, &t);
     rig.assert_no_leaks();
     rig.assert_quiet(trunk.addr, |_| false);
@@ -2591,7 +3287,11 @@ fn orphan_200_retransmission_is_reacked() {
     phone.answer(&mut rig, &leg, 200);
     let acks = rig.take_all(phone.addr, |m| is_request(m, &Method::Ack));
     rig.assert_no_leaks();
-    assert_eq!(acks.len(), 1, "the orphan fork's 200 retransmission was not ACKed");
+    assert_eq!(
+        acks.len(),
+        1,
+        "the orphan fork's 200 retransmission was not ACKed"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2600,7 +3300,12 @@ fn orphan_200_retransmission_is_reacked() {
 
 /// Sends `bytes` from `from` and resends them on T1, 2*T1 … T2 (Timers A/E, or a UAS's 2xx
 /// and 3xx-6xx retransmissions) until something `pred` accepts reaches `from`.
-fn until_answered(rig: &mut Rig, from: std::net::SocketAddr, bytes: &[u8], pred: impl Fn(&Message) -> bool) -> Message {
+fn until_answered(
+    rig: &mut Rig,
+    from: std::net::SocketAddr,
+    bytes: &[u8],
+    pred: impl Fn(&Message) -> bool,
+) -> Message {
     let start = rig.elapsed;
     let mut interval = Duration::from_millis(500);
     loop {
@@ -2609,13 +3314,21 @@ fn until_answered(rig: &mut Rig, from: std::net::SocketAddr, bytes: &[u8], pred:
             return m;
         }
         interval = (interval * 2).min(secs(4));
-        assert!(rig.elapsed - start < secs(32), "{from}: no answer within 64*T1");
+        assert!(
+            rig.elapsed - start < secs(32),
+            "{from}: no answer within 64*T1"
+        );
     }
 }
 
 /// Answers a request the switch retransmits until the answer gets through: `respond` again
 /// whenever another copy arrives within T2 + 1 s.
-fn answer_until_quiet(rig: &mut Rig, at: std::net::SocketAddr, pred: impl Fn(&Message) -> bool, bytes: &[u8]) {
+fn answer_until_quiet(
+    rig: &mut Rig,
+    at: std::net::SocketAddr,
+    pred: impl Fn(&Message) -> bool,
+    bytes: &[u8],
+) {
     loop {
         rig.take_all(at, &pred);
         rig.send(at, bytes);
@@ -2625,17 +3338,34 @@ fn answer_until_quiet(rig: &mut Rig, at: std::net::SocketAddr, pred: impl Fn(&Me
     }
 }
 
-fn wait_message(rig: &mut Rig, at: std::net::SocketAddr, what: &str, pred: impl Fn(&Message) -> bool) -> Message {
-    rig.wait_for(at, secs(40), pred).unwrap_or_else(|| panic!("{at} never got {what}"))
+fn wait_message(
+    rig: &mut Rig,
+    at: std::net::SocketAddr,
+    what: &str,
+    pred: impl Fn(&Message) -> bool,
+) -> Message {
+    rig.wait_for(at, secs(40), pred)
+        .unwrap_or_else(|| panic!("{at} never got {what}"))
 }
 
 /// One call over a lossy network: answered then hung up by either side, or refused busy.
 fn lossy_call(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
     let mut call = trunk.prepare_invite(rig, EMERGENCY, &[]);
     let invite = call.invite.to_bytes();
-    until_answered(rig, trunk.addr, &invite, |m| rig::cseq_method(m) == Some(Method::Invite) && matches!(m, Message::Response(_)));
-    let Message::Request(inv) = wait_message(rig, phone.addr, "the INVITE", |m| is_request(m, &Method::Invite)) else { unreachable!() };
-    let leg = Leg { invite: inv, tag: format!("lossy-{}", rig.unique()), cseq: 0, rtp_port: 30300 };
+    until_answered(rig, trunk.addr, &invite, |m| {
+        rig::cseq_method(m) == Some(Method::Invite) && matches!(m, Message::Response(_))
+    });
+    let Message::Request(inv) = wait_message(rig, phone.addr, "the INVITE", |m| {
+        is_request(m, &Method::Invite)
+    }) else {
+        unreachable!()
+    };
+    let leg = Leg {
+        invite: inv,
+        tag: format!("lossy-{}", rig.unique()),
+        cseq: 0,
+        rtp_port: 30300,
+    };
     phone.answer(rig, &leg, 180);
     if kind == 3 || kind == 4 {
         return lossy_cancel(rig, trunk, phone, &mut call, &leg, kind == 4);
@@ -2643,41 +3373,94 @@ fn lossy_call(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
     if kind == 2 {
         let busy = phone.answer_bytes(&leg, 486);
         until_answered(rig, phone.addr, &busy, |m| is_request(m, &Method::Ack));
-        let Message::Response(fin) = wait_message(rig, trunk.addr, "486", |m| is_response(m, 486, &Method::Invite)) else { unreachable!() };
+        let Message::Response(fin) = wait_message(rig, trunk.addr, "486", |m| {
+            is_response(m, 486, &Method::Invite)
+        }) else {
+            unreachable!()
+        };
         let ack = sip_core::build_ack_for_non_2xx(&call.invite, &fin).to_bytes();
-        answer_until_quiet(rig, trunk.addr, |m| is_response(m, 486, &Method::Invite), &ack);
+        answer_until_quiet(
+            rig,
+            trunk.addr,
+            |m| is_response(m, 486, &Method::Invite),
+            &ack,
+        );
         return;
     }
     let ok_bytes = phone.answer_bytes(&leg, 200);
     until_answered(rig, phone.addr, &ok_bytes, |m| is_request(m, &Method::Ack));
-    let Message::Response(ok) = wait_message(rig, trunk.addr, "200", |m| is_response(m, 200, &Method::Invite)) else { unreachable!() };
+    let Message::Response(ok) = wait_message(rig, trunk.addr, "200", |m| {
+        is_response(m, 200, &Method::Invite)
+    }) else {
+        unreachable!()
+    };
     call.to_tag = rig::to_tag(&ok.headers);
     call.remote_target = rig::contact_uri(&ok.headers);
-    let ack = trunk.in_dialog(rig, &call, Method::Ack, 1, &[], "").to_bytes();
-    answer_until_quiet(rig, trunk.addr, |m| is_response(m, 200, &Method::Invite), &ack);
+    let ack = trunk
+        .in_dialog(rig, &call, Method::Ack, 1, &[], "")
+        .to_bytes();
+    answer_until_quiet(
+        rig,
+        trunk.addr,
+        |m| is_response(m, 200, &Method::Invite),
+        &ack,
+    );
     rig.advance(secs(10));
     // The phone keeps re-ACKed 200s quiet by now; forget retransmissions it saw.
-    rig.take_all(phone.addr, |m| is_request(m, &Method::Ack) || is_request(m, &Method::Invite));
+    rig.take_all(phone.addr, |m| {
+        is_request(m, &Method::Ack) || is_request(m, &Method::Invite)
+    });
     if kind == 0 {
         call.cseq += 1;
-        let bye = trunk.in_dialog(rig, &call, Method::Bye, call.cseq, &[], "").to_bytes();
+        let bye = trunk
+            .in_dialog(rig, &call, Method::Bye, call.cseq, &[], "")
+            .to_bytes();
         until_answered(rig, trunk.addr, &bye, |m| is_response(m, 200, &Method::Bye));
-        let Message::Request(bye_b) = wait_message(rig, phone.addr, "BYE", |m| is_request(m, &Method::Bye)) else { unreachable!() };
+        let Message::Request(bye_b) =
+            wait_message(rig, phone.addr, "BYE", |m| is_request(m, &Method::Bye))
+        else {
+            unreachable!()
+        };
         let ok = bye_b.make_response(200, "OK", None).to_bytes();
         answer_until_quiet(rig, phone.addr, |m| is_request(m, &Method::Bye), &ok);
     } else {
         let target = rig::contact_uri(&leg.invite.headers).expect("Contact");
         let headers = vec![
-            ("Via", format!("SIP/2.0/UDP {};branch=z9hG4bK-lb-{};rport", phone.addr, rig.unique())),
+            (
+                "Via",
+                format!(
+                    "SIP/2.0/UDP {};branch=z9hG4bK-lb-{};rport",
+                    phone.addr,
+                    rig.unique()
+                ),
+            ),
             ("Max-Forwards", "70".to_owned()),
-            ("From", format!("{};tag={}", leg.invite.headers.get(&HeaderName::To).unwrap(), leg.tag)),
-            ("To", leg.invite.headers.get(&HeaderName::From).unwrap().to_owned()),
+            (
+                "From",
+                format!(
+                    "{};tag={}",
+                    leg.invite.headers.get(&HeaderName::To).unwrap(),
+                    leg.tag
+                ),
+            ),
+            (
+                "To",
+                leg.invite
+                    .headers
+                    .get(&HeaderName::From)
+                    .unwrap()
+                    .to_owned(),
+            ),
             ("Call-ID", leg.invite.call_id().unwrap().to_owned()),
             ("CSeq", "1 BYE".to_owned()),
         ];
         let bye = rig::message(&format!("BYE {target} SIP/2.0"), &headers, "");
         until_answered(rig, phone.addr, &bye, |m| is_response(m, 200, &Method::Bye));
-        let Message::Request(bye_a) = wait_message(rig, trunk.addr, "BYE", |m| is_request(m, &Method::Bye)) else { unreachable!() };
+        let Message::Request(bye_a) =
+            wait_message(rig, trunk.addr, "BYE", |m| is_request(m, &Method::Bye))
+        else {
+            unreachable!()
+        };
         let ok = bye_a.make_response(200, "OK", None).to_bytes();
         answer_until_quiet(rig, trunk.addr, |m| is_request(m, &Method::Bye), &ok);
     }
@@ -2686,7 +3469,14 @@ fn lossy_call(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
 /// The trunk CANCELs a ringing call over the lossy network; with `crossing`, the phone answers
 /// 200 right away, so either the CANCEL wins (487 to the trunk, the phone is ACKed and BYEd) or
 /// the 200 does (the trunk gets 200 and hangs up with BYE).
-fn lossy_cancel(rig: &mut Rig, trunk: &Caller, phone: &Phone, call: &mut Placed, leg: &Leg, crossing: bool) {
+fn lossy_cancel(
+    rig: &mut Rig,
+    trunk: &Caller,
+    phone: &Phone,
+    call: &mut Placed,
+    leg: &Leg,
+    crossing: bool,
+) {
     let cancel = sip_core::build_cancel(&call.invite).to_bytes();
     rig.send(trunk.addr, &cancel);
     let mut early_bye = None;
@@ -2694,10 +3484,11 @@ fn lossy_cancel(rig: &mut Rig, trunk: &Caller, phone: &Phone, call: &mut Placed,
         // The phone resends its 200 until the ACK; a BYE also tells it the 200 arrived (see
         // `orphan_200_retransmission_is_reacked` for the missing re-ACK this tolerates).
         let ok = phone.answer_bytes(leg, 200);
-        if let Message::Request(r) = until_answered(rig, phone.addr, &ok, |m| is_request(m, &Method::Ack) || is_request(m, &Method::Bye)) {
-            if r.method == Method::Bye {
-                early_bye = Some(r);
-            }
+        if let Message::Request(r) = until_answered(rig, phone.addr, &ok, |m| {
+            is_request(m, &Method::Ack) || is_request(m, &Method::Bye)
+        }) && r.method == Method::Bye
+        {
+            early_bye = Some(r);
         }
     } else {
         // Until the switch has a provisional it may not CANCEL (RFC 3261 §9.1); a phone answers
@@ -2706,8 +3497,12 @@ fn lossy_cancel(rig: &mut Rig, trunk: &Caller, phone: &Phone, call: &mut Placed,
         // once its INVITE transaction ended (Timer B, 32 s) the phone is left to give up alone.
         let mut cancelled = false;
         for _attempt in 0..10 {
-            match rig.wait_for(phone.addr, secs(5), |m| is_request(m, &Method::Invite) || is_request(m, &Method::Cancel)) {
-                Some(Message::Request(r)) if r.method == Method::Invite => phone.answer(rig, leg, 180),
+            match rig.wait_for(phone.addr, secs(5), |m| {
+                is_request(m, &Method::Invite) || is_request(m, &Method::Cancel)
+            }) {
+                Some(Message::Request(r)) if r.method == Method::Invite => {
+                    phone.answer(rig, leg, 180)
+                }
                 Some(_) => {
                     cancelled = true;
                     break;
@@ -2718,29 +3513,62 @@ fn lossy_cancel(rig: &mut Rig, trunk: &Caller, phone: &Phone, call: &mut Placed,
         if cancelled {
             rig.take_all(phone.addr, |m| is_request(m, &Method::Cancel));
             let mut cancel_ok = leg.invite.make_response(200, "OK", None);
-            cancel_ok.headers.set(HeaderName::CSeq, format!("{} CANCEL", leg.invite.cseq().map_or(1, |c| c.seq)));
+            cancel_ok.headers.set(
+                HeaderName::CSeq,
+                format!("{} CANCEL", leg.invite.cseq().map_or(1, |c| c.seq)),
+            );
             rig.send(phone.addr, cancel_ok.to_bytes());
             let terminated = phone.answer_bytes(leg, 487);
-            until_answered(rig, phone.addr, &terminated, |m| is_request(m, &Method::Ack));
+            until_answered(rig, phone.addr, &terminated, |m| {
+                is_request(m, &Method::Ack)
+            });
         } else {
-            rig.ladder.push("(every 180 was lost: the switch could never CANCEL the phone)".to_owned());
+            rig.ladder
+                .push("(every 180 was lost: the switch could never CANCEL the phone)".to_owned());
         }
     }
-    until_answered(rig, trunk.addr, &cancel, |m| rig::cseq_method(m) == Some(Method::Cancel) && matches!(m, Message::Response(r) if r.status >= 200));
-    let Message::Response(fin) = wait_message(rig, trunk.addr, "a final response", |m| matches!(m, Message::Response(r) if r.status >= 200 && rig::cseq_method(m) == Some(Method::Invite))) else { unreachable!() };
+    until_answered(rig, trunk.addr, &cancel, |m| {
+        rig::cseq_method(m) == Some(Method::Cancel)
+            && matches!(m, Message::Response(r) if r.status >= 200)
+    });
+    let Message::Response(fin) = wait_message(
+        rig,
+        trunk.addr,
+        "a final response",
+        |m| matches!(m, Message::Response(r) if r.status >= 200 && rig::cseq_method(m) == Some(Method::Invite)),
+    ) else {
+        unreachable!()
+    };
     match fin.status {
         487 => {
             let ack = sip_core::build_ack_for_non_2xx(&call.invite, &fin).to_bytes();
-            answer_until_quiet(rig, trunk.addr, |m| is_response(m, 487, &Method::Invite), &ack);
+            answer_until_quiet(
+                rig,
+                trunk.addr,
+                |m| is_response(m, 487, &Method::Invite),
+                &ack,
+            );
         }
         200 => {
-            assert!(crossing, "a 200 for a CANCELled INVITE the phone never answered");
+            assert!(
+                crossing,
+                "a 200 for a CANCELled INVITE the phone never answered"
+            );
             call.to_tag = rig::to_tag(&fin.headers);
             call.remote_target = rig::contact_uri(&fin.headers);
-            let ack = trunk.in_dialog(rig, call, Method::Ack, 1, &[], "").to_bytes();
-            answer_until_quiet(rig, trunk.addr, |m| is_response(m, 200, &Method::Invite), &ack);
+            let ack = trunk
+                .in_dialog(rig, call, Method::Ack, 1, &[], "")
+                .to_bytes();
+            answer_until_quiet(
+                rig,
+                trunk.addr,
+                |m| is_response(m, 200, &Method::Invite),
+                &ack,
+            );
             call.cseq += 1;
-            let bye = trunk.in_dialog(rig, call, Method::Bye, call.cseq, &[], "").to_bytes();
+            let bye = trunk
+                .in_dialog(rig, call, Method::Bye, call.cseq, &[], "")
+                .to_bytes();
             until_answered(rig, trunk.addr, &bye, |m| is_response(m, 200, &Method::Bye));
         }
         other => panic!("CANCEL answered {other}"),
@@ -2748,7 +3576,9 @@ fn lossy_cancel(rig: &mut Rig, trunk: &Caller, phone: &Phone, call: &mut Placed,
     if crossing {
         // Either way the phone, which answered, is hung up; CANCELs that reach it get 200.
         while early_bye.is_none() {
-            match rig.wait_for(phone.addr, secs(40), |m| is_request(m, &Method::Cancel) || is_request(m, &Method::Bye)) {
+            match rig.wait_for(phone.addr, secs(40), |m| {
+                is_request(m, &Method::Cancel) || is_request(m, &Method::Bye)
+            }) {
                 Some(Message::Request(r)) if r.method == Method::Cancel => {
                     let ok = r.make_response(200, "OK", None).to_bytes();
                     rig.send(phone.addr, ok);
@@ -2763,7 +3593,9 @@ fn lossy_cancel(rig: &mut Rig, trunk: &Caller, phone: &Phone, call: &mut Placed,
         }
     }
     // CANCEL retransmissions whose 200 was lost still get answered.
-    while let Some(Message::Request(c)) = rig.wait_for(phone.addr, secs(5), |m| is_request(m, &Method::Cancel)) {
+    while let Some(Message::Request(c)) =
+        rig.wait_for(phone.addr, secs(5), |m| is_request(m, &Method::Cancel))
+    {
         rig.send(phone.addr, c.make_response(200, "OK", None).to_bytes());
     }
 }
@@ -2790,7 +3622,10 @@ fn lossy_run(per_mille: u64, seed: u64) {
             rig.loss = loss;
             registered_at = rig.elapsed;
         }
-        rig.ladder.push(format!("---- loss {per_mille}/1000 seed {seed}, call {i}: kind {}", i % 5));
+        rig.ladder.push(format!(
+            "---- loss {per_mille}/1000 seed {seed}, call {i}: kind {}",
+            i % 5
+        ));
         lossy_call(&mut rig, &trunk, &phone, i % 5);
         rig.advance(rig::SETTLE);
         assert_eq!(rig.sb.n_calls(), 0, "call {i} left a call");
@@ -2798,7 +3633,11 @@ fn lossy_run(per_mille: u64, seed: u64) {
         assert_eq!(rig.sb.media_ports_in_use(), 0, "call {i} left media ports");
         rig.clear_inboxes();
     }
-    assert!(rig.n_lost > 2 * per_mille, "the network lost {} datagrams", rig.n_lost);
+    assert!(
+        rig.n_lost > 2 * per_mille,
+        "the network lost {} datagrams",
+        rig.n_lost
+    );
     let stats = rig.sb.stats().clone();
     assert_eq!(stats.calls_started, 150, "{stats:?}");
     assert_eq!(stats.calls_ended, 150, "{stats:?}");

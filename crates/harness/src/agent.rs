@@ -377,11 +377,12 @@ impl UserAgent {
             }
         }
         let offers = !req.body.is_empty() || req.method == Method::Invite;
-        if matches!(req.method, Method::Invite | Method::Update) && offers {
-            if let Some(sdp) = req.call_id().and_then(|c| self.dialog_sdp.get(c)).cloned() {
-                ok.headers.push(HeaderName::ContentType, "application/sdp");
-                ok.body = sdp;
-            }
+        if matches!(req.method, Method::Invite | Method::Update)
+            && offers
+            && let Some(sdp) = req.call_id().and_then(|c| self.dialog_sdp.get(c)).cloned()
+        {
+            ok.headers.push(HeaderName::ContentType, "application/sdp");
+            ok.body = sdp;
         }
         self.send_response(req, &ok, from).await
     }
@@ -495,10 +496,11 @@ impl UserAgent {
                     resp.status,
                 )) {
                     // A repeated final response to an INVITE means our ACK was lost.
-                    if is_invite && resp.status >= 200 {
-                        if let Some((ack, to)) = self.acks.get(&ack_key).cloned() {
-                            self.send_bytes(&ack, to).await?;
-                        }
+                    if is_invite
+                        && resp.status >= 200
+                        && let Some((ack, to)) = self.acks.get(&ack_key).cloned()
+                    {
+                        self.send_bytes(&ack, to).await?;
                     }
                     return Ok(None);
                 }
@@ -577,10 +579,10 @@ impl UserAgent {
         timeout: Duration,
         mut pick: impl FnMut(&Message) -> bool,
     ) -> Result<(Message, SocketAddr), HarnessError> {
-        if let Some(pos) = self.backlog.iter().position(|i| pick(&i.message)) {
-            if let Some(i) = self.backlog.remove(pos) {
-                return Ok((i.message, i.from));
-            }
+        if let Some(pos) = self.backlog.iter().position(|i| pick(&i.message))
+            && let Some(i) = self.backlog.remove(pos)
+        {
+            return Ok((i.message, i.from));
         }
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 65_536];

@@ -428,10 +428,10 @@ impl StreamReport {
             let index = sent
                 .iter()
                 .position(|x| x.sequence_number == r.sequence_number);
-            if let (Some(i), Some(last)) = (index, last_index) {
-                if i < last {
-                    report.n_reordered += 1;
-                }
+            if let (Some(i), Some(last)) = (index, last_index)
+                && i < last
+            {
+                report.n_reordered += 1;
             }
             last_index = index.or(last_index);
             let seq = r.sequence_number;

@@ -22,7 +22,7 @@ impl UserAgent {
     ) -> Result<Call, HarnessError> {
         let server = self.server();
         let local = self.local_addr();
-        let rtp = RtpLeg::bind(&self.name().to_owned(), local.ip()).await?;
+        let rtp = RtpLeg::bind(self.name(), local.ip()).await?;
         let media = MediaAddress {
             ip: rtp.local_addr().ip(),
             rtp_port: rtp.local_addr().port(),

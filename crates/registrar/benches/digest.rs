@@ -63,7 +63,10 @@ fn verify(c: &mut Criterion) {
         // the digest and nonce checks, so every iteration does the full work.
         let values = headers(algorithm, &nonce, &opaque, 4096);
         let first = authority.verify(&values[0], "REGISTER", |_| Some(&stored), now);
-        assert_eq!(first.map(|a| a.username().to_owned()).as_deref(), Ok("1013"));
+        assert_eq!(
+            first.map(|a| a.username().to_owned()).as_deref(),
+            Ok("1013")
+        );
         let mut idx = 0usize;
         group.bench_function(algorithm.as_str(), |b| {
             b.iter(|| {

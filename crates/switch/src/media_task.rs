@@ -18,7 +18,7 @@ pub enum MediaCommand {
         rtp: Option<SocketAddr>,
         rtcp: Option<SocketAddr>,
     },
-        /// Suspend (true) or run (false) the media timeout.
+    /// Suspend (true) or run (false) the media timeout.
     Hold(bool),
     /// Stop and close the sockets.
     Close,
@@ -62,12 +62,19 @@ pub async fn relay(
     on_end: impl FnOnce(MediaSummary),
 ) {
     let start = tokio::time::Instant::now().into_std();
-    let config = RelayConfig { media_timeout: timeout, ..RelayConfig::default() };
-        let mut relay = Relay::new(config, start);
+    let config = RelayConfig {
+        media_timeout: timeout,
+        ..RelayConfig::default()
+    };
+    let mut relay = Relay::new(config, start);
     // Until the call is answered no media is expected: the timeout waits.
     relay.set_hold(true, start);
     let timed_out = run(&mut relay, &sockets, commands).await;
-    on_end(MediaSummary { timed_out, a: relay.stats(LegId::A), b: relay.stats(LegId::B) });
+    on_end(MediaSummary {
+        timed_out,
+        a: relay.stats(LegId::A),
+        b: relay.stats(LegId::B),
+    });
 }
 
 /// The relay loop; true if it ended by media timeout.

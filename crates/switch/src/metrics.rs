@@ -39,30 +39,102 @@ impl MediaTotals {
 pub fn render(sb: &b2bua::Switchboard, tcp_connections: usize, media: &MediaTotals) -> String {
     let s = sb.stats();
     let counters: [(&str, &str, u64); 16] = [
-        ("sip_messages_received_total", "SIP messages received and parsed.", s.messages_in),
-        ("sip_messages_sent_total", "SIP messages sent.", s.messages_out),
-        ("sip_dropped_total", "Datagrams dropped as unparseable or invalid.", s.dropped),
-        ("sip_rejected_malformed_total", "Requests answered with an error for bad syntax.", s.rejected_malformed),
-        ("sip_penalised_total", "Requests ignored from penalised sources.", s.penalised),
+        (
+            "sip_messages_received_total",
+            "SIP messages received and parsed.",
+            s.messages_in,
+        ),
+        (
+            "sip_messages_sent_total",
+            "SIP messages sent.",
+            s.messages_out,
+        ),
+        (
+            "sip_dropped_total",
+            "Datagrams dropped as unparseable or invalid.",
+            s.dropped,
+        ),
+        (
+            "sip_rejected_malformed_total",
+            "Requests answered with an error for bad syntax.",
+            s.rejected_malformed,
+        ),
+        (
+            "sip_penalised_total",
+            "Requests ignored from penalised sources.",
+            s.penalised,
+        ),
         ("calls_started_total", "Calls started.", s.calls_started),
         ("calls_answered_total", "Calls answered.", s.calls_answered),
         ("calls_ended_total", "Calls ended.", s.calls_ended),
-        ("registrations_total", "Successful REGISTER requests.", s.registrations),
-        ("auth_failures_total", "Digest authentication failures.", s.auth_failures),
-        ("rtp_packets_received_total", "RTP/RTCP packets received by the relay (ended calls).", media.received),
-        ("rtp_packets_forwarded_total", "RTP/RTCP packets relayed (ended calls).", media.forwarded),
-        ("rtp_bytes_forwarded_total", "RTP/RTCP bytes relayed (ended calls).", media.bytes),
-        ("rtp_packets_lost_total", "RTP packets lost before the switch, from sequence gaps (ended calls).", media.lost),
-        ("rtp_packets_dropped_total", "Datagrams the relay refused (ended calls).", media.dropped),
-        ("media_timeouts_total", "Calls ended because no RTP arrived.", media.timeouts),
+        (
+            "registrations_total",
+            "Successful REGISTER requests.",
+            s.registrations,
+        ),
+        (
+            "auth_failures_total",
+            "Digest authentication failures.",
+            s.auth_failures,
+        ),
+        (
+            "rtp_packets_received_total",
+            "RTP/RTCP packets received by the relay (ended calls).",
+            media.received,
+        ),
+        (
+            "rtp_packets_forwarded_total",
+            "RTP/RTCP packets relayed (ended calls).",
+            media.forwarded,
+        ),
+        (
+            "rtp_bytes_forwarded_total",
+            "RTP/RTCP bytes relayed (ended calls).",
+            media.bytes,
+        ),
+        (
+            "rtp_packets_lost_total",
+            "RTP packets lost before the switch, from sequence gaps (ended calls).",
+            media.lost,
+        ),
+        (
+            "rtp_packets_dropped_total",
+            "Datagrams the relay refused (ended calls).",
+            media.dropped,
+        ),
+        (
+            "media_timeouts_total",
+            "Calls ended because no RTP arrived.",
+            media.timeouts,
+        ),
     ];
     let gauges: [(&str, &str, usize); 6] = [
         ("calls_active", "Calls in progress.", sb.n_calls()),
-        ("transactions_active", "SIP transactions in progress.", sb.n_transactions()),
-        ("registrations_active", "Registered contacts (bindings).", sb.n_bindings()),
-        ("registered_extensions", "Extensions with at least one registered contact.", sb.n_registered_extensions()),
-        ("media_ports_in_use", "RTP port pairs in use.", sb.media_ports_in_use()),
-        ("tcp_connections", "Open SIP TCP connections.", tcp_connections),
+        (
+            "transactions_active",
+            "SIP transactions in progress.",
+            sb.n_transactions(),
+        ),
+        (
+            "registrations_active",
+            "Registered contacts (bindings).",
+            sb.n_bindings(),
+        ),
+        (
+            "registered_extensions",
+            "Extensions with at least one registered contact.",
+            sb.n_registered_extensions(),
+        ),
+        (
+            "media_ports_in_use",
+            "RTP port pairs in use.",
+            sb.media_ports_in_use(),
+        ),
+        (
+            "tcp_connections",
+            "Open SIP TCP connections.",
+            tcp_connections,
+        ),
     ];
     let mut out = String::with_capacity(4096);
     for (name, help, v) in counters {

@@ -116,11 +116,13 @@ async fn main_loop(
         .await
         .with_context(|| format!("cannot bind TCP {listen}"))?;
     let local = udp.local_addr()?;
-        let advertised_ip = match (listen.ip().is_unspecified(), config.advertise) {
+    let advertised_ip = match (listen.ip().is_unspecified(), config.advertise) {
         (false, _) => listen.ip(),
         (true, Some(ip)) => ip,
         (true, None) => {
-            warn!("listening on an unspecified address without [switch] advertise: putting 127.0.0.1 in Via, Contact and SDP");
+            warn!(
+                "listening on an unspecified address without [switch] advertise: putting 127.0.0.1 in Via, Contact and SDP"
+            );
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         }
     };
@@ -194,7 +196,7 @@ async fn main_loop(
                         let _ = m.send(MediaCommand::Remote { leg, rtp, rtcp });
                     }
                 }
-                                Output::MediaHold { call, on_hold } => {
+                Output::MediaHold { call, on_hold } => {
                     if let Some(m) = media.get(&call) {
                         let _ = m.send(MediaCommand::Hold(on_hold));
                     }
@@ -429,10 +431,10 @@ fn spawn_signals(wake: mpsc::UnboundedSender<Wake>) {
 /// Seeds the core's RNG from the OS.
 fn getrandom(out: &mut [u8; 32]) {
     use std::io::Read;
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        if f.read_exact(out).is_ok() {
-            return;
-        }
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
+        && f.read_exact(out).is_ok()
+    {
+        return;
     }
     // Fall back to time and address entropy; only tags and branches depend on it.
     let t = std::time::SystemTime::now()

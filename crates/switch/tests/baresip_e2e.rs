@@ -62,7 +62,14 @@ fn baresip_registers_as_a_desk_phone_and_answers_a_trunk_call() {
         ),
     )
     .expect("config");
-    std::fs::write(dir.join("accounts"), format!("<sip:205@{};transport=udp>;auth_pass=pw205;answermode=auto;regint=60\n", sw.sip)).expect("accounts");
+    std::fs::write(
+        dir.join("accounts"),
+        format!(
+            "<sip:205@{};transport=udp>;auth_pass=pw205;answermode=auto;regint=60\n",
+            sw.sip
+        ),
+    )
+    .expect("accounts");
     let log_path = dir.join("baresip.log");
     let log = std::fs::File::create(&log_path).expect("log");
     let _phone = Baresip(
@@ -80,19 +87,51 @@ fn baresip_registers_as_a_desk_phone_and_answers_a_trunk_call() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while sw.metric("centralino_registrations_active") != Some(1.0) {
-        assert!(Instant::now() < deadline, "baresip did not register:\n{}\n--- switch ---\n{}", baresip_log(), sw.log());
+        assert!(
+            Instant::now() < deadline,
+            "baresip did not register:\n{}\n--- switch ---\n{}",
+            baresip_log(),
+            sw.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
     let call = sipp(
         &args(&[
-            "-sn", "uac", "-d", "1500", "-s", "205", "-i", "127.0.0.2", "-p", &(base + 3).to_string(),
-            "-mp", &(base + 20).to_string(), "-m", "1", "-timeout", "15", &sw.sip.to_string(),
+            "-sn",
+            "uac",
+            "-d",
+            "1500",
+            "-s",
+            "205",
+            "-i",
+            "127.0.0.2",
+            "-p",
+            &(base + 3).to_string(),
+            "-mp",
+            &(base + 20).to_string(),
+            "-m",
+            "1",
+            "-timeout",
+            "15",
+            &sw.sip.to_string(),
         ]),
         Duration::from_secs(20),
     );
-    assert!(call.success, "trunk call to baresip failed:\n{}\n--- baresip ---\n{}\n--- switch ---\n{}", call.output, baresip_log(), sw.log());
+    assert!(
+        call.success,
+        "trunk call to baresip failed:\n{}\n--- baresip ---\n{}\n--- switch ---\n{}",
+        call.output,
+        baresip_log(),
+        sw.log()
+    );
     let log = baresip_log();
-    assert!(log.contains("Call established"), "baresip never established the call:\n{log}");
-    assert!(log.contains("terminated"), "baresip never saw the hang-up:\n{log}");
+    assert!(
+        log.contains("Call established"),
+        "baresip never established the call:\n{log}"
+    );
+    assert!(
+        log.contains("terminated"),
+        "baresip never saw the hang-up:\n{log}"
+    );
 }

@@ -149,13 +149,13 @@ impl Switch {
             .expect("bind the probe");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "centralino exited early with {status}:\n{}",
-                        self.log_text()
-                    );
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!(
+                    "centralino exited early with {status}:\n{}",
+                    self.log_text()
+                );
             }
             match probe.options(Duration::from_millis(300)).await {
                 Ok(r) if r.status == 200 => return,

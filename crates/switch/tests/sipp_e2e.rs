@@ -15,12 +15,37 @@ fn scenario(name: &str) -> String {
 }
 
 /// Registers `ext` with `password` from `port`; the Contact names `contact_port`.
-fn register(sw: &Switch, ext: &str, password: &str, port: u16, contact_port: u16) -> common::SippRun {
+fn register(
+    sw: &Switch,
+    ext: &str,
+    password: &str,
+    port: u16,
+    contact_port: u16,
+) -> common::SippRun {
     sipp(
         &args(&[
-            "-sf", &scenario("register.xml"), "-s", ext, "-au", ext, "-ap", password,
-            "-key", "contact_port", &contact_port.to_string(), "-key", "expires", "300",
-            "-m", "1", "-p", &port.to_string(), "-i", "127.0.0.1", "-timeout", "10",
+            "-sf",
+            &scenario("register.xml"),
+            "-s",
+            ext,
+            "-au",
+            ext,
+            "-ap",
+            password,
+            "-key",
+            "contact_port",
+            &contact_port.to_string(),
+            "-key",
+            "expires",
+            "300",
+            "-m",
+            "1",
+            "-p",
+            &port.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-timeout",
+            "10",
             &sw.sip.to_string(),
         ]),
         Duration::from_secs(15),
@@ -30,9 +55,23 @@ fn register(sw: &Switch, ext: &str, password: &str, port: u16, contact_port: u16
 fn register_refused(sw: &Switch, ext: &str, password: &str, port: u16) -> common::SippRun {
     sipp(
         &args(&[
-            "-sf", &scenario("register_wrong.xml"), "-s", ext, "-au", ext, "-ap", password,
-            "-m", "1", "-p", &port.to_string(), "-i", "127.0.0.1",
-            "-timeout", "10", &sw.sip.to_string(),
+            "-sf",
+            &scenario("register_wrong.xml"),
+            "-s",
+            ext,
+            "-au",
+            ext,
+            "-ap",
+            password,
+            "-m",
+            "1",
+            "-p",
+            &port.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-timeout",
+            "10",
+            &sw.sip.to_string(),
         ]),
         Duration::from_secs(15),
     )
@@ -52,7 +91,18 @@ fn uas(scn: Option<&str>, port: u16, media_port: u16) -> Vec<String> {
         Some(s) => args(&["-sf", &scenario(s)]),
         None => args(&["-sn", "uas"]),
     };
-    a.extend(args(&["-p", &port.to_string(), "-i", "127.0.0.1", "-mp", &media_port.to_string(), "-m", "1", "-timeout", "20"]));
+    a.extend(args(&[
+        "-p",
+        &port.to_string(),
+        "-i",
+        "127.0.0.1",
+        "-mp",
+        &media_port.to_string(),
+        "-m",
+        "1",
+        "-timeout",
+        "20",
+    ]));
     a
 }
 
@@ -62,14 +112,31 @@ fn trunk(scn: Option<&str>, dialled: &str, port: u16, media_port: u16, sw: &Swit
         None => args(&["-sn", "uac", "-d", "500"]),
     };
     a.extend(args(&[
-        "-s", dialled, "-i", "127.0.0.2", "-p", &port.to_string(), "-mp", &media_port.to_string(),
-        "-m", "1", "-timeout", "20", &sw.sip.to_string(),
+        "-s",
+        dialled,
+        "-i",
+        "127.0.0.2",
+        "-p",
+        &port.to_string(),
+        "-mp",
+        &media_port.to_string(),
+        "-m",
+        "1",
+        "-timeout",
+        "20",
+        &sw.sip.to_string(),
     ]));
     a
 }
 
 fn assert_ok(what: &str, run: &common::SippRun, sw: &Switch) {
-    assert!(run.success, "{what} failed (exit {:?}):\n{}\n--- switch log ---\n{}", run.code, run.output, tail(&sw.log()));
+    assert!(
+        run.success,
+        "{what} failed (exit {:?}):\n{}\n--- switch log ---\n{}",
+        run.code,
+        run.output,
+        tail(&sw.log())
+    );
 }
 
 fn tail(s: &str) -> String {
@@ -87,7 +154,10 @@ fn assert_idle(sw: &Switch) {
             return;
         }
         if std::time::Instant::now() > deadline {
-            panic!("switch not idle after the call: calls={calls:?} ports={ports:?}\n{}", sw.metrics_text());
+            panic!(
+                "switch not idle after the call: calls={calls:?} ports={ports:?}\n{}",
+                sw.metrics_text()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -102,27 +172,65 @@ fn register_with_digest_right_wrong_and_unknown_user() {
     let wrong = register_refused(&sw, "202", "not-the-password", base + 3);
     assert_ok("REGISTER with a wrong password answered 401", &wrong, &sw);
     let unknown = register_refused(&sw, "299", "whatever", base + 4);
-    assert_ok("REGISTER of an unknown extension answered 401 like a wrong password", &unknown, &sw);
-    assert_eq!(sw.wait_metric("centralino_registrations_active", 1.0), Some(1.0), "{}", sw.metrics_text());
+    assert_ok(
+        "REGISTER of an unknown extension answered 401 like a wrong password",
+        &unknown,
+        &sw,
+    );
+    assert_eq!(
+        sw.wait_metric("centralino_registrations_active", 1.0),
+        Some(1.0),
+        "{}",
+        sw.metrics_text()
+    );
 }
 
 #[test]
 fn stale_nonce_is_rechallenged_and_unregister_removes_the_binding() {
     let base = port_block(SALT);
-    let sw = Switch::start("stale", base, base + 10_000, &[("nonce_lifetime_secs", "1".into())]);
+    let sw = Switch::start(
+        "stale",
+        base,
+        base + 10_000,
+        &[("nonce_lifetime_secs", "1".into())],
+    );
     let run = sipp(
         &args(&[
-            "-sf", &scenario("register_stale.xml"), "-s", "203", "-au", "203", "-ap", "pw203",
-            "-m", "1", "-p", &(base + 2).to_string(), "-i", "127.0.0.1",
-            "-timeout", "15", &sw.sip.to_string(),
+            "-sf",
+            &scenario("register_stale.xml"),
+            "-s",
+            "203",
+            "-au",
+            "203",
+            "-ap",
+            "pw203",
+            "-m",
+            "1",
+            "-p",
+            &(base + 2).to_string(),
+            "-i",
+            "127.0.0.1",
+            "-timeout",
+            "15",
+            &sw.sip.to_string(),
         ]),
         Duration::from_secs(20),
     );
     assert_ok("stale nonce then unregister", &run, &sw);
     // Unregistered: a call to 203 finds nobody.
-    let call = sipp(&trunk(None, "203", base + 5, base + 6, &sw), Duration::from_secs(10));
-    assert!(!call.success, "a call to an unregistered extension must fail");
-    assert!(call.output.contains("480"), "expected 480 Temporarily Unavailable:\n{}", call.output);
+    let call = sipp(
+        &trunk(None, "203", base + 5, base + 6, &sw),
+        Duration::from_secs(10),
+    );
+    assert!(
+        !call.success,
+        "a call to an unregistered extension must fail"
+    );
+    assert!(
+        call.output.contains("480"),
+        "expected 480 Temporarily Unavailable:\n{}",
+        call.output
+    );
 }
 
 #[test]
@@ -130,12 +238,22 @@ fn trunk_call_is_bridged_to_the_registered_phone_and_the_caller_hangs_up() {
     let base = port_block(SALT);
     let sw = Switch::start("call", base, base + 10_000, &[]);
     let (phone_port, trunk_port) = (base + 2, base + 3);
-    assert_ok("phone registration", &register(&sw, "201", "pw201", base + 4, phone_port), &sw);
-    let (t, p) = call_with_phone(uas(None, phone_port, base + 20), trunk(None, "800840840", trunk_port, base + 8, &sw));
+    assert_ok(
+        "phone registration",
+        &register(&sw, "201", "pw201", base + 4, phone_port),
+        &sw,
+    );
+    let (t, p) = call_with_phone(
+        uas(None, phone_port, base + 20),
+        trunk(None, "800840840", trunk_port, base + 8, &sw),
+    );
     assert_ok("trunk (SIPp uac) call", &t, &sw);
     assert_ok("phone (SIPp uas) answer", &p, &sw);
     assert_idle(&sw);
-    assert_eq!(sw.wait_metric("centralino_calls_answered_total", 1.0), Some(1.0));
+    assert_eq!(
+        sw.wait_metric("centralino_calls_answered_total", 1.0),
+        Some(1.0)
+    );
 }
 
 #[test]
@@ -143,8 +261,15 @@ fn direct_inward_dialling_rings_the_extension_and_the_phone_hangs_up() {
     let base = port_block(SALT);
     let sw = Switch::start("did", base, base + 10_000, &[]);
     let (phone_port, trunk_port) = (base + 2, base + 3);
-    assert_ok("phone registration", &register(&sw, "204", "pw204", base + 4, phone_port), &sw);
-    let (t, p) = call_with_phone(uas(Some("uas_answer_bye.xml"), phone_port, base + 20), trunk(Some("uac_wait_bye.xml"), "204", trunk_port, base + 8, &sw));
+    assert_ok(
+        "phone registration",
+        &register(&sw, "204", "pw204", base + 4, phone_port),
+        &sw,
+    );
+    let (t, p) = call_with_phone(
+        uas(Some("uas_answer_bye.xml"), phone_port, base + 20),
+        trunk(Some("uac_wait_bye.xml"), "204", trunk_port, base + 8, &sw),
+    );
     assert_ok("trunk waits for the callee's BYE", &t, &sw);
     assert_ok("phone answers then hangs up", &p, &sw);
     assert_idle(&sw);
@@ -155,8 +280,21 @@ fn caller_cancels_while_the_phone_rings() {
     let base = port_block(SALT);
     let sw = Switch::start("cancel", base, base + 10_000, &[]);
     let (phone_port, trunk_port) = (base + 2, base + 3);
-    assert_ok("phone registration", &register(&sw, "201", "pw201", base + 4, phone_port), &sw);
-    let (t, p) = call_with_phone(uas(Some("uas_ring_cancelled.xml"), phone_port, base + 20), trunk(Some("uac_cancel.xml"), "800840840", trunk_port, base + 8, &sw));
+    assert_ok(
+        "phone registration",
+        &register(&sw, "201", "pw201", base + 4, phone_port),
+        &sw,
+    );
+    let (t, p) = call_with_phone(
+        uas(Some("uas_ring_cancelled.xml"), phone_port, base + 20),
+        trunk(
+            Some("uac_cancel.xml"),
+            "800840840",
+            trunk_port,
+            base + 8,
+            &sw,
+        ),
+    );
     assert_ok("trunk CANCEL gets 200 and 487", &t, &sw);
     assert_ok("phone receives the CANCEL", &p, &sw);
     assert_idle(&sw);
@@ -168,11 +306,31 @@ fn untrusted_source_is_challenged_not_bridged() {
     let sw = Switch::start("untrusted", base, base + 10_000, &[]);
     // SIPp's uac from 127.0.0.1 (not the trunk's 127.0.0.2) gets 407, never a call.
     let run = sipp(
-        &args(&["-sn", "uac", "-s", "800840840", "-i", "127.0.0.1", "-p", &(base + 3).to_string(), "-mp", &(base + 34).to_string(), "-m", "1", "-timeout", "10", &sw.sip.to_string()]),
+        &args(&[
+            "-sn",
+            "uac",
+            "-s",
+            "800840840",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &(base + 3).to_string(),
+            "-mp",
+            &(base + 34).to_string(),
+            "-m",
+            "1",
+            "-timeout",
+            "10",
+            &sw.sip.to_string(),
+        ]),
         Duration::from_secs(15),
     );
     assert!(!run.success);
-    assert!(run.output.contains("407"), "expected a 407 challenge:\n{}", run.output);
+    assert!(
+        run.output.contains("407"),
+        "expected a 407 challenge:\n{}",
+        run.output
+    );
 }
 
 #[test]
@@ -181,40 +339,123 @@ fn registration_over_tcp_with_digest() {
     let sw = Switch::start("tcp", base, base + 10_000, &[]);
     let run = sipp(
         &args(&[
-            "-sf", &scenario("register.xml"), "-t", "t1", "-s", "203", "-au", "203", "-ap", "pw203",
-            "-key", "contact_port", &(base + 2).to_string(), "-key", "expires", "300",
-            "-m", "1", "-p", &(base + 2).to_string(), "-i", "127.0.0.1", "-timeout", "10", &sw.sip.to_string(),
+            "-sf",
+            &scenario("register.xml"),
+            "-t",
+            "t1",
+            "-s",
+            "203",
+            "-au",
+            "203",
+            "-ap",
+            "pw203",
+            "-key",
+            "contact_port",
+            &(base + 2).to_string(),
+            "-key",
+            "expires",
+            "300",
+            "-m",
+            "1",
+            "-p",
+            &(base + 2).to_string(),
+            "-i",
+            "127.0.0.1",
+            "-timeout",
+            "10",
+            &sw.sip.to_string(),
         ]),
         Duration::from_secs(15),
     );
     assert_ok("REGISTER over TCP", &run, &sw);
-    assert_eq!(sw.wait_metric("centralino_registrations_active", 1.0), Some(1.0));
+    assert_eq!(
+        sw.wait_metric("centralino_registrations_active", 1.0),
+        Some(1.0)
+    );
 }
 
 #[test]
 fn ipv6_registration_and_call() {
     let base = port_block(SALT);
-    let dir = std::env::temp_dir().join(format!("centralino-test-v6-{}-{base}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("centralino-test-v6-{}-{base}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     // The example's trunk also accepts ::1 here, so SIPp can be the trunk over IPv6.
-    let example = common::example_config().replace("addresses = [\"127.0.0.2\"]", "addresses = [\"127.0.0.2\", \"::1\"]");
-    assert!(example.contains("\"::1\""), "the example's trunk addresses line changed; update this test");
+    let example = common::example_config().replace(
+        "addresses = [\"127.0.0.2\"]",
+        "addresses = [\"127.0.0.2\", \"::1\"]",
+    );
+    assert!(
+        example.contains("\"::1\""),
+        "the example's trunk addresses line changed; update this test"
+    );
     std::fs::write(dir.join("example-v6.toml"), example).expect("write");
     let sw = Switch::start_listen(dir, "[::1]", base, base + 10_000, Some("example-v6.toml"));
     let (phone_port, trunk_port) = (base + 2, base + 3);
     let target = sw.sip.to_string();
     let reg = sipp(
         &args(&[
-            "-sf", &scenario("register.xml"), "-s", "201", "-au", "201", "-ap", "pw201",
-            "-key", "contact_port", &phone_port.to_string(), "-key", "expires", "300",
-            "-m", "1", "-p", &(base + 4).to_string(), "-i", "::1", "-timeout", "10", &target,
+            "-sf",
+            &scenario("register.xml"),
+            "-s",
+            "201",
+            "-au",
+            "201",
+            "-ap",
+            "pw201",
+            "-key",
+            "contact_port",
+            &phone_port.to_string(),
+            "-key",
+            "expires",
+            "300",
+            "-m",
+            "1",
+            "-p",
+            &(base + 4).to_string(),
+            "-i",
+            "::1",
+            "-timeout",
+            "10",
+            &target,
         ]),
         Duration::from_secs(15),
     );
     assert_ok("REGISTER over IPv6", &reg, &sw);
-    let phone = args(&["-sn", "uas", "-p", &phone_port.to_string(), "-i", "::1", "-mp", &(base + 20).to_string(), "-m", "1", "-timeout", "20"]);
-    let caller = args(&["-sn", "uac", "-d", "500", "-s", "800840840", "-i", "::1", "-p", &trunk_port.to_string(), "-mp", &(base + 30).to_string(), "-m", "1", "-timeout", "20", &target]);
+    let phone = args(&[
+        "-sn",
+        "uas",
+        "-p",
+        &phone_port.to_string(),
+        "-i",
+        "::1",
+        "-mp",
+        &(base + 20).to_string(),
+        "-m",
+        "1",
+        "-timeout",
+        "20",
+    ]);
+    let caller = args(&[
+        "-sn",
+        "uac",
+        "-d",
+        "500",
+        "-s",
+        "800840840",
+        "-i",
+        "::1",
+        "-p",
+        &trunk_port.to_string(),
+        "-mp",
+        &(base + 30).to_string(),
+        "-m",
+        "1",
+        "-timeout",
+        "20",
+        &target,
+    ]);
     let (t, p) = call_with_phone(phone, caller);
     assert_ok("trunk call over IPv6", &t, &sw);
     assert_ok("phone answers over IPv6", &p, &sw);

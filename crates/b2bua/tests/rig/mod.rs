@@ -6,7 +6,10 @@
 //! way is written to the SIP ladder, which is printed whenever a scenario panics (see the
 //! `Drop` impl), so a failing assertion shows the whole exchange with virtual timestamps.
 //! `RIG_LADDER=1 cargo test -p b2bua --test scenarios NAME -- --nocapture` prints it always.
-#![allow(dead_code, reason = "each test binary uses a different part of the rig")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the rig"
+)]
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -117,7 +120,10 @@ impl Rig {
 
     /// The text of `dialplans/example.toml`.
     pub fn example_text() -> &'static str {
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml"))
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../dialplans/example.toml"
+        ))
     }
 
     /// A switch running the example dialplan with a seed made from `seed`.
@@ -135,7 +141,11 @@ impl Rig {
             advertised_ip: SWITCH_IP.parse().expect("constant"),
             sip_port: SWITCH_PORT,
             rng_seed: [seed; 32],
-            timers: TimerConfig { t1: T1, t2: Duration::from_secs(4), t4: Duration::from_secs(5) },
+            timers: TimerConfig {
+                t1: T1,
+                t2: Duration::from_secs(4),
+                t4: Duration::from_secs(5),
+            },
         };
         let mut names = HashMap::new();
         names.insert(addr(TRUNK), "trunk".to_owned());
@@ -169,7 +179,10 @@ impl Rig {
     }
 
     fn who(&self, at: SocketAddr) -> String {
-        self.names.get(&at).cloned().unwrap_or_else(|| at.to_string())
+        self.names
+            .get(&at)
+            .cloned()
+            .unwrap_or_else(|| at.to_string())
     }
 
     /// A fresh number for tags, branches and Call-IDs written by peers.
@@ -184,33 +197,48 @@ impl Rig {
             .wall0
             .checked_add(jiff::SignedDuration::try_from(self.elapsed).expect("virtual time fits"))
             .expect("virtual time stays in jiff's range");
-        Now { instant: self.t0 + self.elapsed, wall }
+        Now {
+            instant: self.t0 + self.elapsed,
+            wall,
+        }
     }
 
     fn log(&mut self, line: String) {
-        self.ladder.push(format!("{:>10.3}  {line}", self.elapsed.as_secs_f64()));
-        if let Some(limit) = self.ladder_limit {
-            if self.ladder.len() > 2 * limit {
-                self.ladder.drain(..self.ladder.len() - limit);
-            }
+        self.ladder
+            .push(format!("{:>10.3}  {line}", self.elapsed.as_secs_f64()));
+        if let Some(limit) = self.ladder_limit
+            && self.ladder.len() > 2 * limit
+        {
+            self.ladder.drain(..self.ladder.len() - limit);
         }
     }
 
     /// Compares the ladder with `tests/ladders/<name>.txt`; `UPDATE_EXPECT=1` rewrites the file.
     pub fn check_ladder(&self, name: &str) {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ladders").join(format!("{name}.txt"));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/ladders")
+            .join(format!("{name}.txt"));
         let actual = format!("{}\n", self.ladder_text());
         if std::env::var_os("UPDATE_EXPECT").is_some() {
-            std::fs::create_dir_all(path.parent().expect("has a parent")).expect("create tests/ladders");
+            std::fs::create_dir_all(path.parent().expect("has a parent"))
+                .expect("create tests/ladders");
             std::fs::write(&path, &actual).expect("write golden ladder");
             return;
         }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_EXPECT=1 to create it)", path.display()));
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with UPDATE_EXPECT=1 to create it)",
+                path.display()
+            )
+        });
         if expected != actual {
-            let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+            let (e, a): (Vec<&str>, Vec<&str>) =
+                (expected.lines().collect(), actual.lines().collect());
             let diff = line_diff(&e, &a);
-            panic!("ladder differs from {} (UPDATE_EXPECT=1 to accept):\n{diff}", path.display());
+            panic!(
+                "ladder differs from {} (UPDATE_EXPECT=1 to accept):\n{diff}",
+                path.display()
+            );
         }
     }
 
@@ -226,8 +254,12 @@ impl Rig {
     }
 
     fn roll_loss(&mut self) -> bool {
-        let Some((p, state)) = &mut self.loss else { return false };
-        *state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let Some((p, state)) = &mut self.loss else {
+            return false;
+        };
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let lost = (*state >> 33) % 1000 < *p;
         if lost {
             self.n_lost += 1;
@@ -237,18 +269,35 @@ impl Rig {
 
     /// A peer sends `bytes` to the switch over UDP, or over TCP if the peer was marked so.
     pub fn send(&mut self, from: SocketAddr, bytes: impl AsRef<[u8]>) {
-        let transport = if self.tcp_peers.contains(&from) { Transport::Tcp } else { Transport::Udp };
+        let transport = if self.tcp_peers.contains(&from) {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         let bytes = bytes.as_ref();
         let line = summary_bytes(bytes);
         let name = self.who(from);
-        let tcp = if transport == Transport::Tcp { " (tcp)" } else { "" };
+        let tcp = if transport == Transport::Tcp {
+            " (tcp)"
+        } else {
+            ""
+        };
         if transport == Transport::Udp && self.roll_loss() {
             self.log(format!("{name:>8} -> switch    {line}   ** LOST **"));
             return;
         }
         self.log(format!("{name:>8} -> switch    {line}{tcp}"));
         let now = self.now();
-        self.sb.handle(Input::Message { from: Peer { transport, addr: from }, bytes }, now);
+        self.sb.handle(
+            Input::Message {
+                from: Peer {
+                    transport,
+                    addr: from,
+                },
+                bytes,
+            },
+            now,
+        );
         self.drain();
     }
 
@@ -259,7 +308,11 @@ impl Rig {
 
     /// Transports of every message sent to `at`, in order.
     pub fn transports_to(&self, at: SocketAddr) -> Vec<Transport> {
-        self.sent_transports.iter().filter(|(a, _)| *a == at).map(|(_, t)| *t).collect()
+        self.sent_transports
+            .iter()
+            .filter(|(a, _)| *a == at)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     /// Feeds any other input (media timeout, media failure).
@@ -272,12 +325,22 @@ impl Rig {
 
     /// Loses the next `n` messages towards `to` whose first line starts with `prefix`.
     pub fn drop_next(&mut self, to: SocketAddr, prefix: &str, n: usize) {
-        self.drops.push(DropRule { to, prefix: prefix.to_owned(), cseq_method: None, remaining: n });
+        self.drops.push(DropRule {
+            to,
+            prefix: prefix.to_owned(),
+            cseq_method: None,
+            remaining: n,
+        });
     }
 
     /// Loses the next `n` responses with `status` to a `method` request towards `to`.
     pub fn drop_responses(&mut self, to: SocketAddr, status: u16, method: Method, n: usize) {
-        self.drops.push(DropRule { to, prefix: format!("SIP/2.0 {status} "), cseq_method: Some(method), remaining: n });
+        self.drops.push(DropRule {
+            to,
+            prefix: format!("SIP/2.0 {status} "),
+            cseq_method: Some(method),
+            remaining: n,
+        });
     }
 
     fn drain(&mut self) {
@@ -297,25 +360,46 @@ impl Rig {
                         let hit = d.remaining > 0
                             && d.to == to.addr
                             && line.starts_with(&d.prefix)
-                            && d.cseq_method.as_ref().is_none_or(|m| cseq_method(&msg).as_ref() == Some(m));
+                            && d.cseq_method
+                                .as_ref()
+                                .is_none_or(|m| cseq_method(&msg).as_ref() == Some(m));
                         if hit {
                             d.remaining -= 1;
                         }
                         hit
                     }) || (to.transport == Transport::Udp && self.roll_loss());
                     let name = self.who(to.addr);
-                    let tcp = if to.transport == Transport::Tcp { " (tcp)" } else { "" };
-                    self.log(format!("  switch -> {name:<8}  {line}{tcp}{}", if lost { "   ** LOST **" } else { "" }));
+                    let tcp = if to.transport == Transport::Tcp {
+                        " (tcp)"
+                    } else {
+                        ""
+                    };
+                    self.log(format!(
+                        "  switch -> {name:<8}  {line}{tcp}{}",
+                        if lost { "   ** LOST **" } else { "" }
+                    ));
                     if self.ladder_limit.is_none() {
                         self.sent_transports.push((to.addr, to.transport));
                     }
                     if !lost {
                         let at = self.elapsed;
-                        self.inbox.entry(to.addr).or_default().push(Received { at, msg, consumed: false });
+                        self.inbox.entry(to.addr).or_default().push(Received {
+                            at,
+                            msg,
+                            consumed: false,
+                        });
                     }
                 }
-                Output::OpenMedia { call, a_port, b_port, .. } => {
-                    self.log(format!("   (media)           open call {} a={a_port} b={b_port}", call.0));
+                Output::OpenMedia {
+                    call,
+                    a_port,
+                    b_port,
+                    ..
+                } => {
+                    self.log(format!(
+                        "   (media)           open call {} a={a_port} b={b_port}",
+                        call.0
+                    ));
                     self.opened.push((call, a_port, b_port));
                 }
                 Output::CloseMedia { call } => {
@@ -323,23 +407,38 @@ impl Rig {
                     self.closed.push(call);
                 }
                 Output::MediaRemote { call, leg, rtp, .. } => {
-                    self.log(format!("   (media)           remote call {} {leg:?} {rtp:?}", call.0));
+                    self.log(format!(
+                        "   (media)           remote call {} {leg:?} {rtp:?}",
+                        call.0
+                    ));
                     self.remotes.push(Remote { call, leg, rtp });
                 }
                 Output::SaveBinding(b) => {
-                    self.log(format!("   (binding)         save {} {}", b.aor, b.contact_uri));
+                    self.log(format!(
+                        "   (binding)         save {} {}",
+                        b.aor, b.contact_uri
+                    ));
                     self.saved.push(b);
                 }
                 Output::DeleteBinding(b) => {
-                    self.log(format!("   (binding)         delete {} {}", b.aor, b.contact_uri));
+                    self.log(format!(
+                        "   (binding)         delete {} {}",
+                        b.aor, b.contact_uri
+                    ));
                     self.deleted.push(b);
                 }
                 Output::MediaHold { call, on_hold } => {
-                    self.log(format!("   (media)           hold call {} {on_hold}", call.0));
+                    self.log(format!(
+                        "   (media)           hold call {} {on_hold}",
+                        call.0
+                    ));
                     self.holds.push((call, on_hold));
                 }
                 // Outputs added after these tests were written: logged, never lost.
-                #[allow(unreachable_patterns, reason = "keeps the rig compiling while Output grows")]
+                #[allow(
+                    unreachable_patterns,
+                    reason = "keeps the rig compiling while Output grows"
+                )]
                 other => self.log(format!("   (output)          {other:?}")),
             }
         }
@@ -354,7 +453,10 @@ impl Rig {
     /// Moves virtual time to `target` (since the start), firing every timeout on the way.
     /// Panics after `MAX_STEPS` timeouts: a deadline that never moves on is a livelock.
     pub fn advance_to(&mut self, target: Duration) {
-        assert!(target < MAX_VIRTUAL_TIME, "the scenario ran past {MAX_VIRTUAL_TIME:?} of virtual time: a script loop?");
+        assert!(
+            target < MAX_VIRTUAL_TIME,
+            "the scenario ran past {MAX_VIRTUAL_TIME:?} of virtual time: a script loop?"
+        );
         for _ in 0..MAX_STEPS {
             match self.sb.poll_timeout() {
                 Some(t) if t <= self.t0 + target => {
@@ -374,14 +476,25 @@ impl Rig {
                 }
             }
         }
-        panic!("livelock: more than {MAX_STEPS} timeouts before {target:?} (next {:?})", self.sb.poll_timeout());
+        panic!(
+            "livelock: more than {MAX_STEPS} timeouts before {target:?} (next {:?})",
+            self.sb.poll_timeout()
+        );
     }
 
     /// Advances timeout by timeout, at most `limit`, until a message `pred` accepts reaches
     /// `at`; takes it. The clock stops at that message, so the script answers at once.
-    pub fn wait_for(&mut self, at: SocketAddr, limit: Duration, pred: impl Fn(&Message) -> bool) -> Option<Message> {
+    pub fn wait_for(
+        &mut self,
+        at: SocketAddr,
+        limit: Duration,
+        pred: impl Fn(&Message) -> bool,
+    ) -> Option<Message> {
         let end = self.elapsed + limit;
-        assert!(end < MAX_VIRTUAL_TIME, "the scenario ran past {MAX_VIRTUAL_TIME:?} of virtual time: a script loop?");
+        assert!(
+            end < MAX_VIRTUAL_TIME,
+            "the scenario ran past {MAX_VIRTUAL_TIME:?} of virtual time: a script loop?"
+        );
         for _ in 0..MAX_STEPS {
             if let Some(m) = self.take(at, &pred) {
                 return Some(m);
@@ -409,18 +522,32 @@ impl Rig {
     pub fn wait_for_request(&mut self, at: SocketAddr, method: Method, limit: Duration) -> Request {
         match self.wait_for(at, limit, |m| is_request(m, &method)) {
             Some(Message::Request(r)) => r,
-            _ => panic!("{} expected a {method} within {limit:?}, until {:.3}s; pending: {:?}", self.who(at), self.elapsed.as_secs_f64(), self.pending(at)),
+            _ => panic!(
+                "{} expected a {method} within {limit:?}, until {:.3}s; pending: {:?}",
+                self.who(at),
+                self.elapsed.as_secs_f64(),
+                self.pending(at)
+            ),
         }
     }
 
     /// Messages for `at` not yet taken by the script.
     pub fn pending(&self, at: SocketAddr) -> Vec<String> {
-        self.inbox.get(&at).map_or_else(Vec::new, |v| v.iter().filter(|r| !r.consumed).map(|r| summary(&r.msg)).collect())
+        self.inbox.get(&at).map_or_else(Vec::new, |v| {
+            v.iter()
+                .filter(|r| !r.consumed)
+                .map(|r| summary(&r.msg))
+                .collect()
+        })
     }
 
     /// Takes the first message for `at` that `pred` accepts.
     pub fn take(&mut self, at: SocketAddr, pred: impl Fn(&Message) -> bool) -> Option<Message> {
-        let slot = self.inbox.get_mut(&at)?.iter_mut().find(|r| !r.consumed && pred(&r.msg))?;
+        let slot = self
+            .inbox
+            .get_mut(&at)?
+            .iter_mut()
+            .find(|r| !r.consumed && pred(&r.msg))?;
         slot.consumed = true;
         Some(slot.msg.clone())
     }
@@ -439,7 +566,9 @@ impl Rig {
 
     /// Every message `at` ever received (taken or not) that `pred` accepts.
     pub fn received(&self, at: SocketAddr, pred: impl Fn(&Message) -> bool) -> Vec<Received> {
-        self.inbox.get(&at).map_or_else(Vec::new, |v| v.iter().filter(|r| pred(&r.msg)).cloned().collect())
+        self.inbox.get(&at).map_or_else(Vec::new, |v| {
+            v.iter().filter(|r| pred(&r.msg)).cloned().collect()
+        })
     }
 
     /// Forgets everything peers received (soak runs).
@@ -449,7 +578,10 @@ impl Rig {
 
     /// Takes the first request with `method` for `at`; panics (with the ladder) if none.
     pub fn expect_request(&mut self, at: SocketAddr, method: Method) -> Request {
-        match self.take(at, |m| matches!(m, Message::Request(r) if r.method == method)) {
+        match self.take(
+            at,
+            |m| matches!(m, Message::Request(r) if r.method == method),
+        ) {
             Some(Message::Request(r)) => r,
             _ => panic!(
                 "{} expected a {method} request from the switch at {:.3}s; pending: {:?}",
@@ -489,11 +621,17 @@ impl Rig {
     /// Asserts that nothing reached `at` that the script has not taken, other than what
     /// `ignore` accepts.
     pub fn assert_quiet(&mut self, at: SocketAddr, ignore: impl Fn(&Message) -> bool) {
-        let left: Vec<String> = self
-            .inbox
-            .get(&at)
-            .map_or_else(Vec::new, |v| v.iter().filter(|r| !r.consumed && !ignore(&r.msg)).map(|r| format!("{:.3}s {}", r.at.as_secs_f64(), summary(&r.msg))).collect());
-        assert!(left.is_empty(), "{} got unexpected messages: {left:#?}", self.who(at));
+        let left: Vec<String> = self.inbox.get(&at).map_or_else(Vec::new, |v| {
+            v.iter()
+                .filter(|r| !r.consumed && !ignore(&r.msg))
+                .map(|r| format!("{:.3}s {}", r.at.as_secs_f64(), summary(&r.msg)))
+                .collect()
+        });
+        assert!(
+            left.is_empty(),
+            "{} got unexpected messages: {left:#?}",
+            self.who(at)
+        );
     }
 
     /// Waits `SETTLE` and checks that nothing is left: no calls, no transactions, no media
@@ -501,20 +639,30 @@ impl Rig {
     pub fn assert_no_leaks(&mut self) {
         self.advance(SETTLE);
         assert_eq!(self.sb.n_calls(), 0, "calls left after every dialog ended");
-        assert_eq!(self.sb.n_transactions(), 0, "transactions left after {SETTLE:?}");
+        assert_eq!(
+            self.sb.n_transactions(),
+            0,
+            "transactions left after {SETTLE:?}"
+        );
         assert_eq!(self.sb.media_ports_in_use(), 0, "media ports left in use");
         let mut opened: Vec<CallKey> = self.opened.iter().map(|o| o.0).collect();
         let mut closed = self.closed.clone();
         opened.sort();
         closed.sort();
-        assert_eq!(opened, closed, "every OpenMedia needs exactly one CloseMedia");
+        assert_eq!(
+            opened, closed,
+            "every OpenMedia needs exactly one CloseMedia"
+        );
     }
 }
 
 impl Drop for Rig {
     fn drop(&mut self) {
         if std::thread::panicking() || std::env::var_os("RIG_LADDER").is_some() {
-            eprintln!("\n===== SIP ladder (virtual seconds) =====\n{}\n========================================", self.ladder_text());
+            eprintln!(
+                "\n===== SIP ladder (virtual seconds) =====\n{}\n========================================",
+                self.ladder_text()
+            );
         }
     }
 }
@@ -525,7 +673,11 @@ fn line_diff(e: &[&str], a: &[&str]) -> String {
     let mut lcs = vec![vec![0u32; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if e[i] == a[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if e[i] == a[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let (mut i, mut j, mut out) = (0, 0, String::new());
@@ -581,7 +733,10 @@ pub fn summary(m: &Message) -> String {
 fn summary_bytes(bytes: &[u8]) -> String {
     match sip_msg::parse(bytes, Framing::Datagram) {
         Ok(m) => summary(&m),
-        Err(_) => format!("(unparseable) {}", String::from_utf8_lossy(bytes).lines().next().unwrap_or("")),
+        Err(_) => format!(
+            "(unparseable) {}",
+            String::from_utf8_lossy(bytes).lines().next().unwrap_or("")
+        ),
     }
 }
 
@@ -609,7 +764,11 @@ pub fn sdp(ip: &str, port: u16, direction: &str) -> String {
 pub fn sdp_summary(body: &[u8]) -> (Option<IpAddr>, u16, Option<String>) {
     let sd = sdp::SessionDescription::parse(body).expect("the switch sends valid SDP");
     let m = sd.media.first().expect("one audio stream");
-    let ip = m.connection.as_ref().or(sd.connection.as_ref()).and_then(|c| c.ip());
+    let ip = m
+        .connection
+        .as_ref()
+        .or(sd.connection.as_ref())
+        .and_then(|c| c.ip());
     let dir = m
         .attributes
         .iter()
@@ -621,7 +780,10 @@ pub fn sdp_summary(body: &[u8]) -> (Option<IpAddr>, u16, Option<String>) {
 
 /// The tag of a message's To header.
 pub fn to_tag(headers: &sip_msg::Headers) -> Option<String> {
-    NameAddr::parse(headers.get(&HeaderName::To)?).ok()?.tag().map(str::to_owned)
+    NameAddr::parse(headers.get(&HeaderName::To)?)
+        .ok()?
+        .tag()
+        .map(str::to_owned)
 }
 
 /// The URI of the first Contact.
@@ -661,17 +823,28 @@ impl Caller {
     /// The trunk of the example dialplan, calling from `0612345678`.
     pub fn trunk(rig: &mut Rig) -> Caller {
         rig.name(addr(TRUNK), "trunk");
-        Caller { addr: addr(TRUNK), user: "0612345678".into() }
+        Caller {
+            addr: addr(TRUNK),
+            user: "0612345678".into(),
+        }
     }
 
     /// A caller at `at`.
     pub fn at(rig: &mut Rig, at: &str, name: &str) -> Caller {
         rig.name(addr(at), name);
-        Caller { addr: addr(at), user: "0699999999".into() }
+        Caller {
+            addr: addr(at),
+            user: "0699999999".into(),
+        }
     }
 
     fn via(&self, rig: &mut Rig) -> String {
-        format!("SIP/2.0/UDP {};branch=z9hG4bK-{}-{};rport", self.addr, self.addr.ip(), rig.unique())
+        format!(
+            "SIP/2.0/UDP {};branch=z9hG4bK-{}-{};rport",
+            self.addr,
+            self.addr.ip(),
+            rig.unique()
+        )
     }
 
     /// Sends an INVITE with an SDP offer to `dialled`, with `extra` headers.
@@ -689,7 +862,10 @@ impl Caller {
         let mut headers = vec![
             ("Via", self.via(rig)),
             ("Max-Forwards", "70".to_owned()),
-            ("From", format!("\"Mario Rossi\" <sip:{}@{ip}>;tag=from-{n}", self.user)),
+            (
+                "From",
+                format!("\"Mario Rossi\" <sip:{}@{ip}>;tag=from-{n}", self.user),
+            ),
             ("To", format!("<sip:{dialled}@{SWITCH_IP}>")),
             ("Call-ID", format!("call-{n}@{ip}")),
             ("CSeq", "1 INVITE".to_owned()),
@@ -699,9 +875,19 @@ impl Caller {
         for (k, v) in extra {
             headers.push((*k, (*v).to_owned()));
         }
-        let bytes = message(&format!("INVITE sip:{dialled}@{SWITCH_IP}:{SWITCH_PORT} SIP/2.0"), &headers, &sdp(&ip, rtp_port, "sendrecv"));
+        let bytes = message(
+            &format!("INVITE sip:{dialled}@{SWITCH_IP}:{SWITCH_PORT} SIP/2.0"),
+            &headers,
+            &sdp(&ip, rtp_port, "sendrecv"),
+        );
         let invite = parse_request(&bytes);
-        Placed { invite, to_tag: None, remote_target: None, cseq: 1, rtp_port }
+        Placed {
+            invite,
+            to_tag: None,
+            remote_target: None,
+            cseq: 1,
+            rtp_port,
+        }
     }
 
     /// Learns the dialog from a 2xx and ACKs it (a new transaction, RFC 3261 §13.2.2.4).
@@ -726,9 +912,25 @@ impl Caller {
     }
 
     /// Builds a request in the call's dialog (not sent).
-    pub fn in_dialog(&self, rig: &mut Rig, call: &Placed, method: Method, seq: u32, extra: &[(&str, &str)], body: &str) -> Request {
-        let target = call.remote_target.clone().unwrap_or_else(|| call.invite.uri_raw.clone());
-        let to = call.invite.headers.get(&HeaderName::To).unwrap_or_default().to_owned();
+    pub fn in_dialog(
+        &self,
+        rig: &mut Rig,
+        call: &Placed,
+        method: Method,
+        seq: u32,
+        extra: &[(&str, &str)],
+        body: &str,
+    ) -> Request {
+        let target = call
+            .remote_target
+            .clone()
+            .unwrap_or_else(|| call.invite.uri_raw.clone());
+        let to = call
+            .invite
+            .headers
+            .get(&HeaderName::To)
+            .unwrap_or_default()
+            .to_owned();
         let to = match &call.to_tag {
             Some(t) => format!("{to};tag={t}"),
             None => to,
@@ -736,9 +938,19 @@ impl Caller {
         let mut headers = vec![
             ("Via", self.via(rig)),
             ("Max-Forwards", "70".to_owned()),
-            ("From", call.invite.headers.get(&HeaderName::From).unwrap_or_default().to_owned()),
+            (
+                "From",
+                call.invite
+                    .headers
+                    .get(&HeaderName::From)
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
             ("To", to),
-            ("Call-ID", call.invite.call_id().unwrap_or_default().to_owned()),
+            (
+                "Call-ID",
+                call.invite.call_id().unwrap_or_default().to_owned(),
+            ),
             ("CSeq", format!("{seq} {method}")),
         ];
         if method == Method::Invite {
@@ -747,7 +959,11 @@ impl Caller {
         for (k, v) in extra {
             headers.push((*k, (*v).to_owned()));
         }
-        parse_request(&message(&format!("{method} {target} SIP/2.0"), &headers, body))
+        parse_request(&message(
+            &format!("{method} {target} SIP/2.0"),
+            &headers,
+            body,
+        ))
     }
 
     /// Sends BYE in the dialog; returns it.
@@ -759,9 +975,16 @@ impl Caller {
     }
 
     /// Sends a re-INVITE with an offer in `direction` and `extra` headers; returns it.
-    pub fn reinvite(&self, rig: &mut Rig, call: &mut Placed, direction: &str, extra: &[(&str, &str)]) -> Request {
+    pub fn reinvite(
+        &self,
+        rig: &mut Rig,
+        call: &mut Placed,
+        direction: &str,
+        extra: &[(&str, &str)],
+    ) -> Request {
         call.cseq += 1;
-        let body = sdp(&self.addr.ip().to_string(), call.rtp_port, direction).replace("o=peer 1000 1", &format!("o=peer 1000 {}", call.cseq));
+        let body = sdp(&self.addr.ip().to_string(), call.rtp_port, direction)
+            .replace("o=peer 1000 1", &format!("o=peer 1000 {}", call.cseq));
         let req = self.in_dialog(rig, call, Method::Invite, call.cseq, extra, &body);
         rig.send(self.addr, req.to_bytes());
         req
@@ -777,13 +1000,17 @@ impl Caller {
     /// request carried an offer.
     pub fn answer_refresh(&self, rig: &mut Rig, call: &Placed, req: &Request) {
         let mut resp = req.make_response(200, "OK", None);
-        resp.headers.push(HeaderName::Contact, format!("<sip:{}@{}>", self.user, self.addr));
+        resp.headers.push(
+            HeaderName::Contact,
+            format!("<sip:{}@{}>", self.user, self.addr),
+        );
         if let Some(se) = req.headers.get(&HeaderName::SessionExpires) {
             resp.headers.push(HeaderName::SessionExpires, se.to_owned());
             resp.headers.push(HeaderName::Require, "timer");
         }
         if !req.body.is_empty() {
-            resp.headers.push(HeaderName::ContentType, "application/sdp");
+            resp.headers
+                .push(HeaderName::ContentType, "application/sdp");
             resp.body = sdp(&self.addr.ip().to_string(), call.rtp_port, "sendrecv").into_bytes();
         }
         rig.send(self.addr, resp.to_bytes());
@@ -840,13 +1067,32 @@ impl Phone {
         }
     }
 
-    fn register_bytes(&mut self, rig: &mut Rig, expires: u32, authorization: Option<String>) -> Vec<u8> {
+    fn register_bytes(
+        &mut self,
+        rig: &mut Rig,
+        expires: u32,
+        authorization: Option<String>,
+    ) -> Vec<u8> {
         self.reg_cseq += 1;
         let ext = &self.ext;
         let mut headers = vec![
-            ("Via", format!("SIP/2.0/{} {};branch=z9hG4bK-reg-{};rport", self.transport, self.addr, rig.unique())),
+            (
+                "Via",
+                format!(
+                    "SIP/2.0/{} {};branch=z9hG4bK-reg-{};rport",
+                    self.transport,
+                    self.addr,
+                    rig.unique()
+                ),
+            ),
             ("Max-Forwards", "70".to_owned()),
-            ("From", format!("<sip:{ext}@centralino.example>;tag=reg-{}", self.addr.port())),
+            (
+                "From",
+                format!(
+                    "<sip:{ext}@centralino.example>;tag=reg-{}",
+                    self.addr.port()
+                ),
+            ),
             ("To", format!("<sip:{ext}@centralino.example>")),
             ("Call-ID", self.reg_call_id.clone()),
             ("CSeq", format!("{} REGISTER", self.reg_cseq)),
@@ -862,8 +1108,15 @@ impl Phone {
 
     /// This phone's Contact header value.
     pub fn contact_value(&self) -> String {
-        let hostport = self.contact.clone().unwrap_or_else(|| self.addr.to_string());
-        let transport = if self.transport == "TCP" { ";transport=tcp" } else { "" };
+        let hostport = self
+            .contact
+            .clone()
+            .unwrap_or_else(|| self.addr.to_string());
+        let transport = if self.transport == "TCP" {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         format!("<sip:{}@{hostport}{transport}>", self.ext)
     }
 
@@ -873,7 +1126,12 @@ impl Phone {
         let first = self.register_bytes(rig, expires, None);
         rig.send(self.addr, first);
         let challenge = rig.expect_response(self.addr, 401, Method::Register);
-        let auth = self.authorization(&challenge, &HeaderName::WwwAuthenticate, "REGISTER", "sip:centralino.example");
+        let auth = self.authorization(
+            &challenge,
+            &HeaderName::WwwAuthenticate,
+            "REGISTER",
+            "sip:centralino.example",
+        );
         let second = self.register_bytes(rig, expires, Some(auth));
         rig.send(self.addr, second);
         rig.expect_final(self.addr, Method::Register)
@@ -887,7 +1145,13 @@ impl Phone {
     }
 
     /// An `Authorization` value answering the MD5 challenge in `resp`.
-    pub fn authorization(&self, resp: &Response, header: &HeaderName, method: &str, uri: &str) -> String {
+    pub fn authorization(
+        &self,
+        resp: &Response,
+        header: &HeaderName,
+        method: &str,
+        uri: &str,
+    ) -> String {
         let challenge = resp
             .headers
             .get_all(header)
@@ -904,7 +1168,10 @@ impl Phone {
             &nonce,
             method,
             uri,
-            Some(registrar::QopAuth { nc: "00000001", cnonce }),
+            Some(registrar::QopAuth {
+                nc: "00000001",
+                cnonce,
+            }),
         );
         let mut v = format!(
             "Digest username=\"{}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"{cnonce}\"",
@@ -920,7 +1187,12 @@ impl Phone {
     pub fn expect_invite(&self, rig: &mut Rig) -> Leg {
         let invite = rig.expect_request(self.addr, Method::Invite);
         let n = rig.unique();
-        Leg { invite, tag: format!("ph-{n}"), cseq: 0, rtp_port: 30000 + 2 * (n % 1000) as u16 }
+        Leg {
+            invite,
+            tag: format!("ph-{n}"),
+            cseq: 0,
+            rtp_port: 30000 + 2 * (n % 1000) as u16,
+        }
     }
 
     /// Answers the leg's INVITE with `status` (with SDP on 2xx).
@@ -931,12 +1203,15 @@ impl Phone {
 
     /// The bytes of [`Phone::answer`].
     pub fn answer_bytes(&self, leg: &Leg, status: u16) -> Vec<u8> {
-        let mut resp = leg.invite.make_response(status, reason(status), Some(&leg.tag));
+        let mut resp = leg
+            .invite
+            .make_response(status, reason(status), Some(&leg.tag));
         if status < 300 && status > 100 {
             resp.headers.push(HeaderName::Contact, self.contact_value());
         }
         if (200..300).contains(&status) {
-            resp.headers.push(HeaderName::ContentType, "application/sdp");
+            resp.headers
+                .push(HeaderName::ContentType, "application/sdp");
             resp.body = sdp(&self.addr.ip().to_string(), leg.rtp_port, "sendrecv").into_bytes();
         }
         resp.to_bytes()
@@ -944,9 +1219,15 @@ impl Phone {
 
     /// Answers the leg's INVITE with `status` and an SDP answer (early media on 183).
     pub fn answer_with_sdp(&self, rig: &mut Rig, leg: &Leg, status: u16) {
-        let mut resp = leg.invite.make_response(status, reason(status), Some(&leg.tag));
-        resp.headers.push(HeaderName::Contact, format!("<sip:{}@{}>", self.ext, self.addr));
-        resp.headers.push(HeaderName::ContentType, "application/sdp");
+        let mut resp = leg
+            .invite
+            .make_response(status, reason(status), Some(&leg.tag));
+        resp.headers.push(
+            HeaderName::Contact,
+            format!("<sip:{}@{}>", self.ext, self.addr),
+        );
+        resp.headers
+            .push(HeaderName::ContentType, "application/sdp");
         resp.body = sdp(&self.addr.ip().to_string(), leg.rtp_port, "sendrecv").into_bytes();
         rig.send(self.addr, resp.to_bytes());
     }
@@ -962,12 +1243,30 @@ impl Phone {
         leg.cseq += 1;
         let inv = &leg.invite;
         let target = contact_uri(&inv.headers).expect("the switch's INVITE has a Contact");
-        let from = format!("{};tag={}", inv.headers.get(&HeaderName::To).unwrap_or_default(), leg.tag);
+        let from = format!(
+            "{};tag={}",
+            inv.headers.get(&HeaderName::To).unwrap_or_default(),
+            leg.tag
+        );
         let headers = vec![
-            ("Via", format!("SIP/2.0/{} {};branch=z9hG4bK-ph-{};rport", self.transport, self.addr, rig.unique())),
+            (
+                "Via",
+                format!(
+                    "SIP/2.0/{} {};branch=z9hG4bK-ph-{};rport",
+                    self.transport,
+                    self.addr,
+                    rig.unique()
+                ),
+            ),
             ("Max-Forwards", "70".to_owned()),
             ("From", from),
-            ("To", inv.headers.get(&HeaderName::From).unwrap_or_default().to_owned()),
+            (
+                "To",
+                inv.headers
+                    .get(&HeaderName::From)
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
             ("Call-ID", inv.call_id().unwrap_or_default().to_owned()),
             ("CSeq", format!("{} BYE", leg.cseq)),
         ];
@@ -994,7 +1293,10 @@ pub fn digest_param(challenge: &str, name: &str) -> Option<String> {
 pub fn parse_request(bytes: &[u8]) -> Request {
     match sip_msg::parse(bytes, Framing::Datagram) {
         Ok(Message::Request(r)) => r,
-        other => panic!("rig wrote a bad request: {other:?}\n{}", String::from_utf8_lossy(bytes)),
+        other => panic!(
+            "rig wrote a bad request: {other:?}\n{}",
+            String::from_utf8_lossy(bytes)
+        ),
     }
 }
 

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 /// The example dialplan shipped in the repository.
 pub fn example_config() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dialplans/example.toml")).expect("dialplans/example.toml is readable")
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dialplans/example.toml"
+    ))
+    .expect("dialplans/example.toml is readable")
 }
 
 /// Directory of SIPp scenarios.
@@ -61,7 +65,11 @@ pub fn with_switch_settings(config: &str, settings: &[(&str, String)]) -> String
             }
             continue;
         }
-        if in_switch && settings.iter().any(|(k, _)| trimmed.starts_with(&format!("{k} =")) || trimmed.starts_with(&format!("{k}="))) {
+        if in_switch
+            && settings.iter().any(|(k, _)| {
+                trimmed.starts_with(&format!("{k} =")) || trimmed.starts_with(&format!("{k}="))
+            })
+        {
             continue;
         }
         out.push_str(line);
@@ -73,7 +81,10 @@ pub fn with_switch_settings(config: &str, settings: &[(&str, String)]) -> String
 impl Switch {
     /// Starts the switch on `127.0.0.1:base`, metrics on `base+1`, RTP on `rtp..rtp+99`.
     pub fn start(name: &str, base: u16, rtp: u16, extra: &[(&str, String)]) -> Switch {
-        let dir = std::env::temp_dir().join(format!("centralino-test-{name}-{}-{base}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "centralino-test-{name}-{}-{base}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
         Self::start_in(dir, base, rtp, extra)
@@ -86,7 +97,13 @@ impl Switch {
 
     /// Starts the switch on `host` (e.g. `[::1]`) with the configuration file `config_name`
     /// from `dir` (default: the example), its ports rewritten as in [`Switch::start`].
-    pub fn start_listen(dir: PathBuf, host: &str, base: u16, rtp: u16, config_name: Option<&str>) -> Switch {
+    pub fn start_listen(
+        dir: PathBuf,
+        host: &str,
+        base: u16,
+        rtp: u16,
+        config_name: Option<&str>,
+    ) -> Switch {
         let source = match config_name {
             Some(name) => std::fs::read_to_string(dir.join(name)).expect("test config"),
             None => example_config(),
@@ -94,10 +111,20 @@ impl Switch {
         Self::launch(dir, host, base, rtp, &[], &source)
     }
 
-    fn launch(dir: PathBuf, host: &str, base: u16, rtp: u16, extra: &[(&str, String)], source: &str) -> Switch {
+    fn launch(
+        dir: PathBuf,
+        host: &str,
+        base: u16,
+        rtp: u16,
+        extra: &[(&str, String)],
+        source: &str,
+    ) -> Switch {
         let sip: SocketAddr = format!("{host}:{base}").parse().expect("address");
         let metrics: SocketAddr = format!("127.0.0.1:{}", base + 1).parse().expect("address");
-        let mut settings = vec![("metrics", format!("\"{metrics}\"")), ("rtp_ports", format!("\"{rtp}-{}\"", rtp + 99))];
+        let mut settings = vec![
+            ("metrics", format!("\"{metrics}\"")),
+            ("rtp_ports", format!("\"{rtp}-{}\"", rtp + 99)),
+        ];
         settings.extend(extra.iter().cloned());
         let config = with_switch_settings(source, &settings);
         let config_path = dir.join("centralino.toml");
@@ -114,7 +141,14 @@ impl Switch {
             .stderr(log)
             .spawn()
             .expect("spawn centralino");
-        let switch = Switch { child, sip, metrics, data_dir: dir, config_path, log_path };
+        let switch = Switch {
+            child,
+            sip,
+            metrics,
+            data_dir: dir,
+            config_path,
+            log_path,
+        };
         switch.wait_ready();
         switch
     }
@@ -127,7 +161,10 @@ impl Switch {
                 return;
             }
         }
-        panic!("switch did not answer OPTIONS within 10 s; log:\n{}", self.log());
+        panic!(
+            "switch did not answer OPTIONS within 10 s; log:\n{}",
+            self.log()
+        );
     }
 
     /// The switch's log so far.
@@ -137,7 +174,10 @@ impl Switch {
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -154,7 +194,10 @@ impl Switch {
     /// Reads the Prometheus text from the metrics port.
     pub fn metrics_text(&self) -> String {
         use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect_timeout(&self.metrics, Duration::from_secs(2)) else { return String::new() };
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&self.metrics, Duration::from_secs(2))
+        else {
+            return String::new();
+        };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         let mut out = String::new();
@@ -177,7 +220,9 @@ impl Switch {
     /// One metric's value.
     pub fn metric(&self, name: &str) -> Option<f64> {
         let text = self.metrics_text();
-        text.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' ')).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
     }
 }
 
@@ -190,12 +235,22 @@ impl Drop for Switch {
 
 /// One OPTIONS over UDP; true if a 200 came back in time.
 pub fn options_ping(to: SocketAddr, timeout: Duration) -> bool {
-    let local = if to.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" };
-    let Ok(sock) = UdpSocket::bind(local) else { return false };
+    let local = if to.is_ipv6() {
+        "[::1]:0"
+    } else {
+        "127.0.0.1:0"
+    };
+    let Ok(sock) = UdpSocket::bind(local) else {
+        return false;
+    };
     let _ = sock.set_read_timeout(Some(timeout));
     let port = sock.local_addr().map(|a| a.port()).unwrap_or(0);
     let host = if to.is_ipv6() { "[::1]" } else { "127.0.0.1" };
-    let branch = format!("z9hG4bKping{}{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let branch = format!(
+        "z9hG4bKping{}{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos()
+    );
     let msg = format!(
         "OPTIONS sip:ping@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {host}:{port};branch={branch}\r\nFrom: <sip:probe@127.0.0.1>;tag=probe\r\nTo: <sip:ping@{to}>\r\nCall-ID: {branch}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     );
@@ -248,7 +303,16 @@ pub fn sipp(args: &[String], limit: Duration) -> SippRun {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let out = child.wait_with_output().map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))).unwrap_or_default();
+    let out = child
+        .wait_with_output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default();
     let mut errors = String::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
@@ -259,9 +323,23 @@ pub fn sipp(args: &[String], limit: Duration) -> SippRun {
         }
     }
     let code = status.and_then(|s| s.code());
-    let successful = out.lines().find(|l| l.contains("Successful call")).and_then(|l| l.split('|').nth(2)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
-    let failed = out.lines().find(|l| l.contains("Failed call")).and_then(|l| l.split('|').nth(2)).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(1);
-    SippRun { success: code == Some(0) || (successful > 0 && failed == 0), code, output: format!("{out}\n--- errors ---\n{errors}") }
+    let successful = out
+        .lines()
+        .find(|l| l.contains("Successful call"))
+        .and_then(|l| l.split('|').nth(2))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let failed = out
+        .lines()
+        .find(|l| l.contains("Failed call"))
+        .and_then(|l| l.split('|').nth(2))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1);
+    SippRun {
+        success: code == Some(0) || (successful > 0 && failed == 0),
+        code,
+        output: format!("{out}\n--- errors ---\n{errors}"),
+    }
 }
 
 /// `sipp` arguments as owned strings.
