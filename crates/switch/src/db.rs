@@ -21,7 +21,7 @@ pub fn open(
     data_dir: &Path,
 ) -> anyhow::Result<(
     Vec<BindingRecord>,
-    mpsc::Sender<DbWrite>,
+        mpsc::Sender<Vec<DbWrite>>,
     std::thread::JoinHandle<()>,
 )> {
     std::fs::create_dir_all(data_dir)
@@ -84,19 +84,19 @@ pub fn open(
             }
         }
     }
-    let (tx, rx) = mpsc::channel::<DbWrite>();
+    let (tx, rx) = mpsc::channel::<Vec<DbWrite>>();
     let handle = std::thread::Builder::new()
         .name("db".into())
         .spawn(move || writer(conn, rx))?;
     Ok((records, tx, handle))
 }
 
-fn writer(conn: Connection, rx: mpsc::Receiver<DbWrite>) {
-    while let Ok(first) = rx.recv() {
-        // Batch whatever is queued into one transaction.
-        let mut batch = vec![first];
+/// The writer thread: the call loop hands over a batch per loop turn (one wake-up, not one
+/// per binding); whatever else is queued joins the same transaction.
+fn writer(conn: Connection, rx: mpsc::Receiver<Vec<DbWrite>>) {
+    while let Ok(mut batch) = rx.recv() {
         while let Ok(more) = rx.try_recv() {
-            batch.push(more);
+            batch.extend(more);
         }
         let result = (|| -> rusqlite::Result<()> {
             conn.execute_batch("BEGIN")?;

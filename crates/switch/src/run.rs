@@ -38,7 +38,8 @@ enum Wake {
     TcpClosed {
         addr: SocketAddr,
     },
-    MediaEnded(CallKey, media_task::MediaSummary),
+        MediaEnded(CallKey, media_task::MediaSummary),
+    MediaFailed(CallKey),
     Reload,
     Shutdown,
 }
@@ -85,19 +86,25 @@ pub fn run(
         None => None,
     };
     let config = Arc::new(crate::load_config(config_path)?);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        // The call loop owns its thread and its epoll (a current-thread runtime): a datagram wakes
+    // it directly, with no hand-over from a worker thread. Media relays run on their own
+    // runtime, one worker, so RTP never waits behind signalling or the other way round.
+    let media_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("media")
         .enable_all()
         .build()?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(main_loop(
         config_path.to_owned(),
         config,
         listen,
         data_dir.to_owned(),
-        Clock {
+                Clock {
             start_instant: Instant::now(),
             start_wall,
         },
+        media_rt.handle().clone(),
     ))
 }
 
@@ -106,7 +113,8 @@ async fn main_loop(
     config: Arc<b2bua::Config>,
     listen: SocketAddr,
     data_dir: std::path::PathBuf,
-    clock: Clock,
+        clock: Clock,
+    media_rt: tokio::runtime::Handle,
 ) -> anyhow::Result<()> {
     let (stored, db_tx, db_thread) = db::open(&data_dir)?;
     let udp = UdpSocket::bind(listen)
@@ -154,7 +162,8 @@ async fn main_loop(
     let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut media: HashMap<CallKey, mpsc::UnboundedSender<MediaCommand>> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
-    let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut db_batch: Vec<DbWrite> = Vec::new();
     let mut media_totals = metrics::MediaTotals::default();
     loop {
         // Act on everything the Switchboard wants done.
@@ -168,20 +177,26 @@ async fn main_loop(
                     a_port,
                     b_port,
                     timeout,
-                } => match media_task::bind(advertised_ip, a_port, b_port) {
-                    Ok(sockets) => {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        media.insert(call, tx);
-                        let wake = wake_tx.clone();
-                        tokio::spawn(media_task::relay(sockets, timeout, rx, move |summary| {
-                            let _ = wake.send(Wake::MediaEnded(call, summary));
-                        }));
-                    }
-                    Err(e) => {
-                        warn!(call = call.0, a_port, b_port, error = %e, "cannot bind media ports");
-                        sb.handle(Input::MediaFailed { call }, clock.now());
-                    }
-                },
+                                } => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    media.insert(call, tx);
+                    let wake = wake_tx.clone();
+                    // Bound inside the media runtime, so its reactor drives the sockets.
+                    media_rt.spawn(async move {
+                        match media_task::bind(advertised_ip, a_port, b_port) {
+                            Ok(sockets) => {
+                                media_task::relay(sockets, timeout, rx, |summary| {
+                                    let _ = wake.send(Wake::MediaEnded(call, summary));
+                                })
+                                .await
+                            }
+                            Err(e) => {
+                                warn!(call = call.0, a_port, b_port, error = %e, "cannot bind media ports");
+                                let _ = wake.send(Wake::MediaFailed(call));
+                            }
+                        }
+                    });
+                }
                 Output::MediaRemote {
                     call,
                     leg,
@@ -206,13 +221,12 @@ async fn main_loop(
                         let _ = m.send(MediaCommand::Close);
                     }
                 }
-                Output::SaveBinding(b) => {
-                    let _ = db_tx.send(DbWrite::Save(b));
-                }
-                Output::DeleteBinding(b) => {
-                    let _ = db_tx.send(DbWrite::Delete(b));
-                }
+                                Output::SaveBinding(b) => db_batch.push(DbWrite::Save(b)),
+                Output::DeleteBinding(b) => db_batch.push(DbWrite::Delete(b)),
             }
+        }
+        if !db_batch.is_empty() {
+            let _ = db_tx.send(std::mem::take(&mut db_batch));
         }
         let deadline = sb.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
@@ -236,6 +250,10 @@ async fn main_loop(
                 }
                 Wake::TcpClosed { addr } => {
                     conns.remove(&addr);
+                }
+                                Wake::MediaFailed(call) => {
+                    media.remove(&call);
+                    sb.handle(Input::MediaFailed { call }, clock.now());
                 }
                 Wake::MediaEnded(call, summary) => {
                     let (a, b) = (&summary.a, &summary.b);
