@@ -20,7 +20,9 @@ ONLY="${ONLY:-direct centralino kamailio}"
 # ("cannot bind media ports" in the switch log, counted per step below).
 RTP_PORTS="${RTP_PORTS:-20000-59999}"
 
-SW_PORT=15060 METRICS_PORT=15061 UAS_PORT=15070 UAC_PORT=15080 REG_PORT=15081 K_PORT=15090
+B=$BENCH_PORT_BASE
+SW_PORT=$((B + 60)) METRICS_PORT=$((B + 61)) UAS_PORT=$((B + 70)) UAC_PORT=$((B + 80)) REG_PORT=$((B + 81)) K_PORT=$((B + 90))
+ports_free "$SW_PORT" "$METRICS_PORT" "$UAS_PORT" "$UAC_PORT" "$REG_PORT" "$K_PORT"
 
 need sipp sip-tester kamailio kamailio
 build_switch

@@ -5,6 +5,9 @@ BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$BENCH_DIR/.." && pwd)"
 CENTRALINO="${CENTRALINO:-$REPO/target/release/centralino}"
 HZ="$(getconf CLK_TCK)"
+# The scripts' SIP and control ports are offsets from this (call_setup +60..+90, register
+# +160..+190, rtp_relay +222..+280, profile +360..+381). Change it if another load runs.
+BENCH_PORT_BASE="${BENCH_PORT_BASE:-17000}"
 
 # PIDs this script started; killed (by PID, never by name) on exit.
 BENCH_PIDS=()
@@ -161,6 +164,19 @@ wait_udp() {
         sleep 0.1
     done
     return 1
+}
+
+# Exits if another process holds one of these ports (UDP or TCP, any address).
+ports_free() {
+    local p hex
+    for p in "$@"; do
+        hex="$(printf '%04X' "$p")"
+        if awk -v h="$hex" 'FNR > 1 { split($2, a, ":"); if (a[length(a)] == h) found = 1 } END { exit !found }' \
+            /proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
+            echo "port $p is in use by another process; set BENCH_PORT_BASE to move the bench's ports" >&2
+            exit 1
+        fi
+    done
 }
 
 # One metric from the switch's Prometheus endpoint.

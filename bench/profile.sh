@@ -12,7 +12,9 @@ MODE="${1:-calls}"
 RATE="${RATE:-1000}"
 CALLS="${CALLS:-10000}"
 TOP="${TOP:-30}"
-SW_PORT=15360 METRICS_PORT=15361 UAS_PORT=15370 UAC_PORT=15380 REG_PORT=15381
+B=$BENCH_PORT_BASE
+SW_PORT=$((B + 360)) METRICS_PORT=$((B + 361)) UAS_PORT=$((B + 370)) UAC_PORT=$((B + 380)) REG_PORT=$((B + 381))
+ports_free "$SW_PORT" "$METRICS_PORT" "$UAS_PORT" "$UAC_PORT" "$REG_PORT"
 
 need sipp sip-tester perf linux-perf
 build_switch

@@ -17,7 +17,9 @@ STEP_SECONDS="${STEP_SECONDS:-3}"
 ONLY="${ONLY:-centralino kamailio}"
 KAMAILIO_AUTH="${KAMAILIO_AUTH:-digest}"
 
-SW_PORT=15160 METRICS_PORT=15161 UAC_PORT=15180 CONTACT_PORT=15170 K_PORT=15190
+B=$BENCH_PORT_BASE
+SW_PORT=$((B + 160)) METRICS_PORT=$((B + 161)) UAC_PORT=$((B + 180)) CONTACT_PORT=$((B + 170)) K_PORT=$((B + 190))
+ports_free "$SW_PORT" "$METRICS_PORT" "$UAC_PORT" "$K_PORT"
 
 need sipp sip-tester kamailio kamailio
 build_switch

@@ -17,7 +17,10 @@ SECONDS_MEDIA="${SECONDS_MEDIA:-20}"
 PPS="${PPS:-50}"
 ONLY="${ONLY:-centralino rtpengine}"
 
-SW_PORT=15260 METRICS_PORT=15261 NG_PORT=15222 MEDIA_BASE=10000
+B=$BENCH_PORT_BASE
+SW_PORT=$((B + 260)) METRICS_PORT=$((B + 261)) NG_PORT=$((B + 222)) MEDIA_BASE=10000
+SIP_UAS_PORT=$((B + 270)) SIP_UAC_PORT=$((B + 280))
+ports_free "$SW_PORT" "$METRICS_PORT" "$NG_PORT" "$SIP_UAS_PORT" "$SIP_UAC_PORT"
 
 need sipp sip-tester rtpengine rtpengine-daemon
 build_switch
@@ -98,7 +101,7 @@ if [[ " $ONLY " == *" centralino "* ]]; then
         log "centralino, $n calls"
         switch_config "$WORK/centralino-$n.toml" "20000-29999" "127.0.0.1:$METRICS_PORT"
         start_switch "$WORK/centralino-$n.toml" "127.0.0.1:$SW_PORT" "$WORK/data-$n" "$WORK/switch-$n.log"
-        media_run centralino "$n" "$SWITCH_PID" python3 "$BENCH_DIR/sipcalls.py" --switch "127.0.0.1:$SW_PORT"
+        media_run centralino "$n" "$SWITCH_PID" python3 "$BENCH_DIR/sipcalls.py" --switch "127.0.0.1:$SW_PORT" --uas-port "$SIP_UAS_PORT" --uac-port "$SIP_UAC_PORT"
         k="centralino/$n"
         UP[$k]=$R_UP SENT[$k]=$R_SENT RECV[$k]=$R_RECV LOSS[$k]=$R_LOSS US[$k]=$R_US CPU[$k]=$R_CPU GENS[$k]=$R_GENS GDROP[$k]=$R_GDROPS RDROP[$k]=$R_RDROPS
         for i in $(seq 1 20); do
