@@ -31,7 +31,7 @@ bench_init call_setup
 # One SIPp UAS for a step, answering CALLS calls (200 with SDP at once, 200 to the BYE).
 start_uas() {
     sipp -sn uas -i 127.0.0.1 -p "$UAS_PORT" -mp 16100 -m "$1" -timeout 90 -nostdin \
-        -buff_size 4194304 >"$WORK/uas.out" 2>&1 &
+        -buff_size 4194304 >"$WORK/uas-$UAS_TAG.out" 2>&1 &
     UAS_PID=$!
     BENCH_PIDS+=("$UAS_PID")
     sleep 0.3
@@ -51,6 +51,7 @@ stop_uas() {
 # sets STEP_OK STEP_BAD STEP_CPS (achieved, SIPp's cumulative rate) STEP_TICKS (middle's CPU)
 run_step() {
     local name="$1" rate="$2" calls="$3" mid="$4" ip="$5" target="$6" service="$7"
+    UAS_TAG="$name-$rate"
     start_uas "$calls"
     local t0=0 t1=0 d0 b0
     d0="$(udp_drops)"
