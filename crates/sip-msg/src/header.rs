@@ -168,6 +168,23 @@ impl Headers {
         Some(out)
     }
 
+    /// The first value of the first Via line, parsed (the top Via).
+    pub fn top_via(&self) -> Option<Via> {
+        let line = self.get(&HeaderName::Via)?;
+        let first = split_top_level(line, b',')?.into_iter().next()?;
+        Via::parse(first).ok()
+    }
+
+    /// The CSeq, parsed.
+    pub fn cseq(&self) -> Option<CSeq> {
+        CSeq::parse(self.get(&HeaderName::CSeq)?).ok()
+    }
+
+    /// A single-valued name-addr header (From, To), parsed.
+    pub fn name_addr(&self, name: &HeaderName) -> Option<NameAddr> {
+        NameAddr::parse(self.get(name)?).ok()
+    }
+
     /// Number of lines with that name.
     pub fn count(&self, name: &HeaderName) -> usize {
         self.0.iter().filter(|h| &h.name == name).count()

@@ -472,12 +472,12 @@ impl Request {
 
     /// The top Via, parsed.
     pub fn top_via(&self) -> Option<Via> {
-        first_via(&self.headers)
+        self.headers.top_via()
     }
 
     /// The CSeq, parsed.
     pub fn cseq(&self) -> Option<CSeq> {
-        CSeq::parse(self.headers.get(&HeaderName::CSeq)?).ok()
+        self.headers.cseq()
     }
 
     /// The Call-ID value.
@@ -487,12 +487,12 @@ impl Request {
 
     /// The From header, parsed.
     pub fn from(&self) -> Option<NameAddr> {
-        NameAddr::parse(self.headers.get(&HeaderName::From)?).ok()
+        self.headers.name_addr(&HeaderName::From)
     }
 
     /// The To header, parsed.
     pub fn to(&self) -> Option<NameAddr> {
-        NameAddr::parse(self.headers.get(&HeaderName::To)?).ok()
+        self.headers.name_addr(&HeaderName::To)
     }
 
     /// Builds a response that copies Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
@@ -569,12 +569,6 @@ fn is_sip_date(s: &str) -> bool {
         && zone == "GMT"
 }
 
-fn first_via(h: &Headers) -> Option<Via> {
-    let line = h.get(&HeaderName::Via)?;
-    let first = split_top_level(line, b',')?.into_iter().next()?;
-    Via::parse(first).ok()
-}
-
 impl Response {
     /// Checks a received response: mandatory headers parse (RFC 3261 §8.1.3).
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -585,12 +579,12 @@ impl Response {
 
     /// The top Via, parsed.
     pub fn top_via(&self) -> Option<Via> {
-        first_via(&self.headers)
+        self.headers.top_via()
     }
 
     /// The CSeq, parsed.
     pub fn cseq(&self) -> Option<CSeq> {
-        CSeq::parse(self.headers.get(&HeaderName::CSeq)?).ok()
+        self.headers.cseq()
     }
 
     /// The Call-ID value.
@@ -598,14 +592,14 @@ impl Response {
         self.headers.get(&HeaderName::CallId)
     }
 
-    /// The To header, parsed.
-    pub fn to(&self) -> Option<NameAddr> {
-        NameAddr::parse(self.headers.get(&HeaderName::To)?).ok()
-    }
-
     /// The From header, parsed.
     pub fn from(&self) -> Option<NameAddr> {
-        NameAddr::parse(self.headers.get(&HeaderName::From)?).ok()
+        self.headers.name_addr(&HeaderName::From)
+    }
+
+    /// The To header, parsed.
+    pub fn to(&self) -> Option<NameAddr> {
+        self.headers.name_addr(&HeaderName::To)
     }
 
     /// Prints the response (Content-Length always recomputed).

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{Switch, args, options_ping, port_block, scenarios, shared, sipp};
+use common::{Switch, args, options_ping, port_block, register, shared, sipp};
 
 const SALT: u16 = 3;
 /// The trunk `provider` of the example dialplan: trusted, never penalised.
@@ -2051,48 +2051,6 @@ fn real_phone_messages_get_sensible_answers_over_udp() {
 // ---------------------------------------------------------------------------------------------
 // Abuse: wrong passwords and a junk flood while a trunk call goes through
 // ---------------------------------------------------------------------------------------------
-
-fn scenario(name: &str) -> String {
-    scenarios().join(name).display().to_string()
-}
-
-/// Registers `ext` (SIPp, digest) from 127.0.0.1; the Contact names `contact_port`.
-fn register(
-    sw: &Switch,
-    ext: &str,
-    password: &str,
-    port: u16,
-    contact_port: u16,
-) -> common::SippRun {
-    sipp(
-        &args(&[
-            "-sf",
-            &scenario("register.xml"),
-            "-s",
-            ext,
-            "-au",
-            ext,
-            "-ap",
-            password,
-            "-key",
-            "contact_port",
-            &contact_port.to_string(),
-            "-key",
-            "expires",
-            "300",
-            "-m",
-            "1",
-            "-p",
-            &port.to_string(),
-            "-i",
-            "127.0.0.1",
-            "-timeout",
-            "10",
-            &sw.sip.to_string(),
-        ]),
-        Duration::from_secs(15),
-    )
-}
 
 #[derive(Debug, Default)]
 struct GuessReport {

@@ -6,51 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Switch, args, port_block, scenarios, sipp};
+use common::{Switch, args, port_block, register, scenario, sipp};
 
 const SALT: u16 = 0;
-
-fn scenario(name: &str) -> String {
-    scenarios().join(name).display().to_string()
-}
-
-/// Registers `ext` with `password` from `port`; the Contact names `contact_port`.
-fn register(
-    sw: &Switch,
-    ext: &str,
-    password: &str,
-    port: u16,
-    contact_port: u16,
-) -> common::SippRun {
-    sipp(
-        &args(&[
-            "-sf",
-            &scenario("register.xml"),
-            "-s",
-            ext,
-            "-au",
-            ext,
-            "-ap",
-            password,
-            "-key",
-            "contact_port",
-            &contact_port.to_string(),
-            "-key",
-            "expires",
-            "300",
-            "-m",
-            "1",
-            "-p",
-            &port.to_string(),
-            "-i",
-            "127.0.0.1",
-            "-timeout",
-            "10",
-            &sw.sip.to_string(),
-        ]),
-        Duration::from_secs(15),
-    )
-}
 
 fn register_refused(sw: &Switch, ext: &str, password: &str, port: u16) -> common::SippRun {
     sipp(

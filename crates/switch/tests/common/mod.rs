@@ -346,3 +346,42 @@ pub fn sipp(args: &[String], limit: Duration) -> SippRun {
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
+
+/// Path of a SIPp scenario in `tests/sipp/`.
+pub fn scenario(name: &str) -> String {
+    scenarios().join(name).display().to_string()
+}
+
+/// Registers `ext` with `password` (SIPp, digest) from 127.0.0.1:`port`; the Contact names
+/// `contact_port`, where a second SIPp can play the phone's UAS.
+pub fn register(sw: &Switch, ext: &str, password: &str, port: u16, contact_port: u16) -> SippRun {
+    let (port, contact_port) = (port.to_string(), contact_port.to_string());
+    sipp(
+        &args(&[
+            "-sf",
+            &scenario("register.xml"),
+            "-s",
+            ext,
+            "-au",
+            ext,
+            "-ap",
+            password,
+            "-key",
+            "contact_port",
+            &contact_port,
+            "-key",
+            "expires",
+            "300",
+            "-m",
+            "1",
+            "-p",
+            &port,
+            "-i",
+            "127.0.0.1",
+            "-timeout",
+            "10",
+            &sw.sip.to_string(),
+        ]),
+        Duration::from_secs(15),
+    )
+}
