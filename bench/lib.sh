@@ -171,7 +171,8 @@ ports_free() {
     local p hex
     for p in "$@"; do
         hex="$(printf '%04X' "$p")"
-        if awk -v h="$hex" 'FNR > 1 { split($2, a, ":"); if (a[length(a)] == h) found = 1 } END { exit !found }' \
+        # UDP: any socket; TCP: listening ones only (state 0A), not TIME_WAIT leftovers.
+        if awk -v h="$hex" 'FNR > 1 { split($2, a, ":"); if (a[length(a)] == h && (FILENAME ~ /udp/ || $4 == "0A")) found = 1 } END { exit !found }' \
             /proc/net/udp /proc/net/udp6 /proc/net/tcp /proc/net/tcp6 2>/dev/null; then
             echo "port $p is in use by another process; set BENCH_PORT_BASE to move the bench's ports" >&2
             exit 1
