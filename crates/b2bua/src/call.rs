@@ -189,6 +189,13 @@ enum Refusal {
     Challenge { stale: bool },
 }
 
+impl Call {
+    /// The RTP port pairs of the A and B legs.
+    pub(crate) fn media_ports(&self) -> (media::PortPair, media::PortPair) {
+        (self.a_ports, self.b_ports)
+    }
+}
+
 impl Switchboard {
     /// A new INVITE outside any dialog: authenticate, check, route, fork.
     pub(crate) fn on_invite(&mut self, id: ServerTxId, req: Request, from: Peer, now: Now) {

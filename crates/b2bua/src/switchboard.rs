@@ -164,6 +164,8 @@ const PENALTY_WINDOW: Duration = Duration::from_secs(60);
 const PENALTY_THRESHOLD: u32 = 20;
 const PENALTY_BAN: Duration = Duration::from_secs(60);
 const PENALTY_TABLE_MAX: usize = 10_000;
+/// How often RTP ports found taken by another program are tried again.
+const PORT_RETRY_INTERVAL: Duration = Duration::from_secs(600);
 
 /// The call core. See the crate docs for the run loop.
 pub struct Switchboard {
@@ -187,6 +189,8 @@ pub struct Switchboard {
     pub(crate) busy: HashMap<String, u32>,
     /// The registrar's next expiry, recomputed whenever bindings change.
     registrar_deadline: Option<Instant>,
+    /// When ports set aside as taken were last given another chance (set at the first).
+    ports_reinstated: Option<Instant>,
     pub(crate) ports: media::PortAllocator,
     pub(crate) rng: Rng,
     pub(crate) out: VecDeque<Output>,
@@ -230,6 +234,7 @@ impl Switchboard {
             deadlines: BTreeSet::new(),
             busy: HashMap::new(),
             registrar_deadline: None,
+            ports_reinstated: None,
             ports,
             rng,
             out: VecDeque::new(),
@@ -310,9 +315,23 @@ impl Switchboard {
                 }
                 self.call_timers(now);
                 self.forget_orphans(now);
+                if self.ports.n_bad() > 0 {
+                    let since = *self.ports_reinstated.get_or_insert(now.instant);
+                    if now.instant.duration_since(since) >= PORT_RETRY_INTERVAL {
+                        self.ports.reinstate_bad();
+                        self.ports_reinstated = Some(now.instant);
+                    }
+                }
             }
             Input::MediaTimeout { call } => self.end_call(call, "media timeout", now),
             Input::MediaFailed { call } => {
+                // Another program holds one of these ports: set the pairs aside so no later
+                // call picks them (they are tried again every `PORT_RETRY_INTERVAL`).
+                if let Some(c) = self.calls.get(&call) {
+                    let (a, b) = c.media_ports();
+                    let _ = self.ports.mark_bad(a);
+                    let _ = self.ports.mark_bad(b);
+                }
                 self.end_call(call, "media ports could not be bound", now)
             }
         }

@@ -21,7 +21,7 @@ pub fn open(
     data_dir: &Path,
 ) -> anyhow::Result<(
     Vec<BindingRecord>,
-        mpsc::Sender<Vec<DbWrite>>,
+    mpsc::Sender<Vec<DbWrite>>,
     std::thread::JoinHandle<()>,
 )> {
     std::fs::create_dir_all(data_dir)

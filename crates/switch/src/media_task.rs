@@ -25,13 +25,25 @@ pub enum MediaCommand {
 }
 
 /// Binds the four sockets of a call. Fails if any port is taken.
-pub fn bind(ip: IpAddr, a_port: u16, b_port: u16) -> std::io::Result<[UdpSocket; 4]> {
-    let b = |port: u16| -> std::io::Result<UdpSocket> {
+pub fn bind(ip: IpAddr, a_port: u16, b_port: u16) -> std::io::Result<[std::net::UdpSocket; 4]> {
+    let b = |port: u16| -> std::io::Result<std::net::UdpSocket> {
         let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
         s.set_nonblocking(true)?;
-        UdpSocket::from_std(s)
+        Ok(s)
     };
     Ok([b(a_port)?, b(a_port + 1)?, b(b_port)?, b(b_port + 1)?])
+}
+
+/// Registers bound sockets with the current runtime's reactor (call from inside the media
+/// runtime, so that reactor drives them).
+pub fn register(sockets: [std::net::UdpSocket; 4]) -> std::io::Result<[UdpSocket; 4]> {
+    let [a, b, c, d] = sockets;
+    Ok([
+        UdpSocket::from_std(a)?,
+        UdpSocket::from_std(b)?,
+        UdpSocket::from_std(c)?,
+        UdpSocket::from_std(d)?,
+    ])
 }
 
 fn index(leg: LegId, channel: Channel) -> usize {

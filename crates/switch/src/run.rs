@@ -38,7 +38,7 @@ enum Wake {
     TcpClosed {
         addr: SocketAddr,
     },
-        MediaEnded(CallKey, media_task::MediaSummary),
+    MediaEnded(CallKey, media_task::MediaSummary),
     MediaFailed(CallKey),
     Reload,
     Shutdown,
@@ -86,21 +86,25 @@ pub fn run(
         None => None,
     };
     let config = Arc::new(crate::load_config(config_path)?);
-        // The call loop owns its thread and its epoll (a current-thread runtime): a datagram wakes
+    // The call loop owns its thread and its epoll (a current-thread runtime): a datagram wakes
     // it directly, with no hand-over from a worker thread. Media relays run on their own
-    // runtime, one worker, so RTP never waits behind signalling or the other way round.
+    // runtime (one worker per CPU, up to 4), so RTP never waits behind signalling or the other
+    // way round.
+    let media_workers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
     let media_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(media_workers)
         .thread_name("media")
         .enable_all()
         .build()?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(main_loop(
         config_path.to_owned(),
         config,
         listen,
         data_dir.to_owned(),
-                Clock {
+        Clock {
             start_instant: Instant::now(),
             start_wall,
         },
@@ -113,7 +117,7 @@ async fn main_loop(
     config: Arc<b2bua::Config>,
     listen: SocketAddr,
     data_dir: std::path::PathBuf,
-        clock: Clock,
+    clock: Clock,
     media_rt: tokio::runtime::Handle,
 ) -> anyhow::Result<()> {
     let (stored, db_tx, db_thread) = db::open(&data_dir)?;
@@ -162,7 +166,7 @@ async fn main_loop(
     let mut conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut media: HashMap<CallKey, mpsc::UnboundedSender<MediaCommand>> = HashMap::new();
     let mut buf = vec![0u8; 65_536];
-        let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
     let mut db_batch: Vec<DbWrite> = Vec::new();
     let mut media_totals = metrics::MediaTotals::default();
     loop {
@@ -177,25 +181,34 @@ async fn main_loop(
                     a_port,
                     b_port,
                     timeout,
-                                } => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    media.insert(call, tx);
-                    let wake = wake_tx.clone();
-                    // Bound inside the media runtime, so its reactor drives the sockets.
-                    media_rt.spawn(async move {
-                        match media_task::bind(advertised_ip, a_port, b_port) {
-                            Ok(sockets) => {
-                                media_task::relay(sockets, timeout, rx, |summary| {
-                                    let _ = wake.send(Wake::MediaEnded(call, summary));
-                                })
-                                .await
-                            }
-                            Err(e) => {
-                                warn!(call = call.0, a_port, b_port, error = %e, "cannot bind media ports");
-                                let _ = wake.send(Wake::MediaFailed(call));
-                            }
+                } => {
+                    // Bound here, at once, so a taken port fails the call before anything
+                    // else happens to it; the media runtime then drives the sockets.
+                    match media_task::bind(advertised_ip, a_port, b_port) {
+                        Ok(sockets) => {
+                            let (tx, rx) = mpsc::unbounded_channel();
+                            media.insert(call, tx);
+                            let wake = wake_tx.clone();
+                            media_rt.spawn(async move {
+                                match media_task::register(sockets) {
+                                    Ok(sockets) => {
+                                        media_task::relay(sockets, timeout, rx, |summary| {
+                                            let _ = wake.send(Wake::MediaEnded(call, summary));
+                                        })
+                                        .await
+                                    }
+                                    Err(e) => {
+                                        warn!(call = call.0, error = %e, "cannot register media sockets");
+                                        let _ = wake.send(Wake::MediaFailed(call));
+                                    }
+                                }
+                            });
                         }
-                    });
+                        Err(e) => {
+                            warn!(call = call.0, a_port, b_port, error = %e, "cannot bind media ports; they are set aside");
+                            sb.handle(Input::MediaFailed { call }, clock.now());
+                        }
+                    }
                 }
                 Output::MediaRemote {
                     call,
@@ -221,7 +234,7 @@ async fn main_loop(
                         let _ = m.send(MediaCommand::Close);
                     }
                 }
-                                Output::SaveBinding(b) => db_batch.push(DbWrite::Save(b)),
+                Output::SaveBinding(b) => db_batch.push(DbWrite::Save(b)),
                 Output::DeleteBinding(b) => db_batch.push(DbWrite::Delete(b)),
             }
         }

@@ -125,6 +125,8 @@ impl Switch {
             ("metrics", format!("\"{metrics}\"")),
             ("rtp_ports", format!("\"{rtp}-{}\"", rtp + 99)),
         ];
+        // A test's own setting replaces the default one of the same key.
+        settings.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
         settings.extend(extra.iter().cloned());
         let config = with_switch_settings(source, &settings);
         let config_path = dir.join("centralino.toml");
