@@ -46,12 +46,9 @@
 //! #     algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"xyz\", opaque=\"{opaque}\"");
 //!
 //! // 2. The phone retries with an Authorization header: verify it.
-//! let proof = match authority.verify(&authorization, "REGISTER", lookup, t0) {
-//!     Ok(proof) => proof,
-//!     Err(AuthFailure::Stale) => todo!("401 with authority.challenge(now, true)"),
-//!     Err(AuthFailure::Malformed) => todo!("400"),
-//!     Err(_) => todo!("401 with authority.challenge(now, false)"),
-//! };
+//! // On `Err(AuthFailure::Stale)` answer 401 with `authority.challenge(now, true)`, on
+//! // `Err(AuthFailure::Malformed)` 400, on any other error 401 with a fresh challenge.
+//! let proof = authority.verify(&authorization, "REGISTER", lookup, t0).expect("the digest above is right");
 //!
 //! // 3. Apply the REGISTER; persist `changes`, answer 200 OK with `contacts`.
 //! let mut registrar = Registrar::new(RegistrarConfig::default());
