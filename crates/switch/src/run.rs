@@ -339,22 +339,27 @@ async fn transmit(
                 }
             }
         }
-        Transport::Tcp => match conns.get(&to.addr) {
+        Transport::Tcp => match conns
+            .get(&to.addr)
+            .or_else(|| request_target(&bytes).and_then(|t| conns.get(&t)))
+        {
             Some(w) => {
                 if w.try_send(bytes).is_err() {
                     debug!(to = %to.addr, "TCP connection is full or gone; message dropped");
                 }
             }
             None => {
-                // No connection to that peer: open one (RFC 3261 §18.1.1).
+                // No connection to that peer: open one (RFC 3261 §18.1.1). A phone's
+                // registration connection may be gone; a request then goes to the address in
+                // its Request-URI (the phone's Contact), where the phone listens.
                 let wake = wake.clone();
-                let addr = to.addr;
+                let addr = request_target(&bytes).unwrap_or(to.addr);
                 tokio::spawn(async move {
                     match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr))
                         .await
                     {
                         Ok(Ok(stream)) => {
-                            let writer = serve_connection(stream, addr, wake.clone());
+                            let writer = serve_connection(stream, addr, wake.clone(), None);
                             let _ = writer.send(bytes).await;
                             let _ = wake.send(Wake::TcpOpen { addr, writer });
                         }
@@ -363,6 +368,34 @@ async fn transmit(
                 });
             }
         },
+    }
+}
+
+/// The `host:port` of a request's Request-URI when the host is an IP literal.
+fn request_target(bytes: &[u8]) -> Option<SocketAddr> {
+    let line_end = bytes.iter().position(|&b| b == b'\r' || b == b'\n')?;
+    let line = std::str::from_utf8(bytes.get(..line_end)?).ok()?;
+    let mut parts = line.split(' ');
+    let (_method, uri) = (parts.next()?, parts.next()?);
+    let sip = match sip_msg::Uri::parse(uri).ok()? {
+        sip_msg::Uri::Sip(u) => u,
+        _ => return None,
+    };
+    let ip: IpAddr = sip
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    Some(SocketAddr::new(ip, sip.port.unwrap_or(5060)))
+}
+
+/// Decrements the count of accepted connections when dropped.
+struct OpenGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -377,7 +410,9 @@ async fn accept_tcp(listener: TcpListener, wake: mpsc::UnboundedSender<Wake>) {
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let writer = serve_connection(stream, addr, wake.clone());
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let guard = OpenGuard(Arc::clone(&open));
+        let writer = serve_connection(stream, addr, wake.clone(), Some(guard));
         let _ = wake.send(Wake::TcpOpen { addr, writer });
     }
 }
@@ -387,6 +422,7 @@ fn serve_connection(
     stream: TcpStream,
     addr: SocketAddr,
     wake: mpsc::UnboundedSender<Wake>,
+    guard: Option<OpenGuard>,
 ) -> mpsc::Sender<Vec<u8>> {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
@@ -399,6 +435,8 @@ fn serve_connection(
         }
     });
     tokio::spawn(async move {
+        // Counts this accepted connection until its reader ends.
+        let _guard = guard;
         let mut framer = StreamFramer::default();
         let mut buf = vec![0u8; 16 * 1024];
         loop {

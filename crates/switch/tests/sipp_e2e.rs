@@ -468,3 +468,49 @@ fn a_media_port_taken_by_another_program_fails_one_call_then_is_set_aside() {
     drop(squatters);
     assert_idle(&sw);
 }
+
+#[test]
+fn tcp_phone_is_reached_at_its_contact_after_the_registration_connection_closed() {
+    let base = port_block(SALT);
+    let sw = Switch::start("tcp-contact", base, base + 10_000, &[]);
+    let (phone_port, trunk_port) = (base + 2, base + 3);
+    // One SIPp registers over TCP and exits (its connection closes); another listens on the
+    // Contact's port over TCP, as a desk phone does after reconnecting.
+    let reg = sipp(
+        &args(&[
+            "-sf",
+            &scenario("register.xml"),
+            "-t",
+            "t1",
+            "-s",
+            "202",
+            "-au",
+            "202",
+            "-ap",
+            "pw202",
+            "-key",
+            "contact_port",
+            &phone_port.to_string(),
+            "-key",
+            "expires",
+            "300",
+            "-m",
+            "1",
+            "-p",
+            &(base + 4).to_string(),
+            "-i",
+            "127.0.0.1",
+            "-timeout",
+            "10",
+            &sw.sip.to_string(),
+        ]),
+        Duration::from_secs(15),
+    );
+    assert_ok("REGISTER over TCP", &reg, &sw);
+    let mut phone = uas(None, phone_port, base + 20);
+    phone.extend(args(&["-t", "t1"]));
+    let (t, p) = call_with_phone(phone, trunk(None, "202", trunk_port, base + 8, &sw));
+    assert_ok("trunk call to the TCP phone", &t, &sw);
+    assert_ok("TCP phone answers at its Contact", &p, &sw);
+    assert_idle(&sw);
+}
