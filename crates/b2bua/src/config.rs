@@ -241,7 +241,11 @@ impl Config {
                 for d in diags.0.iter() {
                     let c = from_router(d);
                     // A TOML syntax error is reported once, by us.
-                    if raw.is_none() && c.is_error && errors.iter().any(|e| e.line == c.line) {
+                    if raw.is_none()
+                        && c.is_error
+                        && (errors.iter().any(|e| e.line == c.line)
+                            || c.message.starts_with("TOML syntax"))
+                    {
                         continue;
                     }
                     if c.is_error {

@@ -514,3 +514,63 @@ fn tcp_phone_is_reached_at_its_contact_after_the_registration_connection_closed(
     assert_ok("TCP phone answers at its Contact", &p, &sw);
     assert_idle(&sw);
 }
+
+#[test]
+fn sighup_reloads_a_good_configuration_and_refuses_a_bad_one() {
+    let base = port_block(SALT);
+    let sw = Switch::start("reload", base, base + 10_000, &[]);
+    let good = std::fs::read_to_string(&sw.config_path).expect("config");
+    let hup = |sw: &Switch| {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &sw.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    let wait_log = |sw: &Switch, needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !sw.log().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `{needle}` in the log:\n{}",
+                sw.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // A broken file is refused with its position, and the switch keeps serving.
+    std::fs::write(&sw.config_path, good.replace("[switch]", "[switch\n")).expect("write");
+    hup(&sw);
+    wait_log(&sw, "reload refused");
+    assert!(
+        sw.log().contains("centralino.toml:"),
+        "the refusal names file and line:\n{}",
+        sw.log()
+    );
+    assert!(
+        common::options_ping(sw.sip, Duration::from_secs(2)),
+        "still answering after a refused reload"
+    );
+    // A good one is taken: a new extension 206 can register from now on.
+    let with_206 = good.replacen(
+        "[[extensions]]",
+        "[[extensions]]\nnumber = \"206\"\npassword = \"pw206\"\n\n[[extensions]]",
+        1,
+    );
+    assert_ne!(
+        with_206, good,
+        "the example has no [[extensions]]; update this test"
+    );
+    assert!(
+        !register(&sw, "206", "pw206", base + 5, base + 5).success,
+        "206 is unknown before the reload"
+    );
+    std::fs::write(&sw.config_path, with_206).expect("write");
+    hup(&sw);
+    wait_log(&sw, "configuration reloaded");
+    assert_ok(
+        "206 registers after the reload",
+        &register(&sw, "206", "pw206", base + 4, base + 4),
+        &sw,
+    );
+}
