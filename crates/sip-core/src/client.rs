@@ -168,6 +168,9 @@ impl ClientTransaction {
                 // RFC 6026 §8.4: 2xx → Accepted, Timer M; the TU sends the ACK.
                 shared.timers.stop_all(&mut self.slots);
                 self.state = State::Invite(InviteState::Accepted);
+                // Nothing is resent from here on: free the request for the 32 s of Timer M.
+                self.invite = None;
+                self.bytes = Vec::new();
                 shared
                     .timers
                     .start(&mut self.slots, owner, Timer::M, now + 64 * shared.t1());
@@ -197,6 +200,7 @@ impl ClientTransaction {
                 }
                 self.ack = Some(ack);
                 self.invite = None;
+                self.bytes = Vec::new();
                 self.state = State::Invite(InviteState::Completed);
                 shared
                     .timers
@@ -263,6 +267,7 @@ impl ClientTransaction {
                     return Flow::Terminate;
                 }
                 self.state = State::NonInvite(NonInviteState::Completed);
+                self.bytes = Vec::new();
                 shared.timers.start(
                     &mut self.slots,
                     Owner::Client(self.id),
