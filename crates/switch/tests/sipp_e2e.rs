@@ -295,35 +295,14 @@ fn untrusted_source_is_challenged_not_bridged() {
 fn registration_over_tcp_with_digest() {
     let base = port_block(SALT);
     let sw = Switch::start("tcp", base, base + 10_000, &[]);
-    let run = sipp(
-        &args(&[
-            "-sf",
-            &scenario("register.xml"),
-            "-t",
-            "t1",
-            "-s",
-            "203",
-            "-au",
-            "203",
-            "-ap",
-            "pw203",
-            "-key",
-            "contact_port",
-            &(base + 2).to_string(),
-            "-key",
-            "expires",
-            "300",
-            "-m",
-            "1",
-            "-p",
-            &(base + 2).to_string(),
-            "-i",
-            "127.0.0.1",
-            "-timeout",
-            "10",
-            &sw.sip.to_string(),
-        ]),
-        Duration::from_secs(15),
+    let run = common::register_via(
+        &sw,
+        "203",
+        "pw203",
+        base + 2,
+        base + 2,
+        "127.0.0.1",
+        &["-t", "t1"],
     );
     assert_ok("REGISTER over TCP", &run, &sw);
     assert_eq!(
@@ -352,34 +331,7 @@ fn ipv6_registration_and_call() {
     let sw = Switch::start_listen(dir, "[::1]", base, base + 10_000, Some("example-v6.toml"));
     let (phone_port, trunk_port) = (base + 2, base + 3);
     let target = sw.sip.to_string();
-    let reg = sipp(
-        &args(&[
-            "-sf",
-            &scenario("register.xml"),
-            "-s",
-            "201",
-            "-au",
-            "201",
-            "-ap",
-            "pw201",
-            "-key",
-            "contact_port",
-            &phone_port.to_string(),
-            "-key",
-            "expires",
-            "300",
-            "-m",
-            "1",
-            "-p",
-            &(base + 4).to_string(),
-            "-i",
-            "::1",
-            "-timeout",
-            "10",
-            &target,
-        ]),
-        Duration::from_secs(15),
-    );
+    let reg = common::register_via(&sw, "201", "pw201", base + 4, phone_port, "::1", &[]);
     assert_ok("REGISTER over IPv6", &reg, &sw);
     let phone = args(&[
         "-sn",
@@ -476,35 +428,14 @@ fn tcp_phone_is_reached_at_its_contact_after_the_registration_connection_closed(
     let (phone_port, trunk_port) = (base + 2, base + 3);
     // One SIPp registers over TCP and exits (its connection closes); another listens on the
     // Contact's port over TCP, as a desk phone does after reconnecting.
-    let reg = sipp(
-        &args(&[
-            "-sf",
-            &scenario("register.xml"),
-            "-t",
-            "t1",
-            "-s",
-            "202",
-            "-au",
-            "202",
-            "-ap",
-            "pw202",
-            "-key",
-            "contact_port",
-            &phone_port.to_string(),
-            "-key",
-            "expires",
-            "300",
-            "-m",
-            "1",
-            "-p",
-            &(base + 4).to_string(),
-            "-i",
-            "127.0.0.1",
-            "-timeout",
-            "10",
-            &sw.sip.to_string(),
-        ]),
-        Duration::from_secs(15),
+    let reg = common::register_via(
+        &sw,
+        "202",
+        "pw202",
+        base + 4,
+        phone_port,
+        "127.0.0.1",
+        &["-t", "t1"],
     );
     assert_ok("REGISTER over TCP", &reg, &sw);
     let mut phone = uas(None, phone_port, base + 20);

@@ -357,33 +357,45 @@ pub fn scenario(name: &str) -> String {
 /// Registers `ext` with `password` (SIPp, digest) from 127.0.0.1:`port`; the Contact names
 /// `contact_port`, where a second SIPp can play the phone's UAS.
 pub fn register(sw: &Switch, ext: &str, password: &str, port: u16, contact_port: u16) -> SippRun {
+    register_via(sw, ext, password, port, contact_port, "127.0.0.1", &[])
+}
+
+/// [`register`] from `ip` (e.g. `::1`), with more SIPp arguments (e.g. `-t t1` for TCP).
+pub fn register_via(
+    sw: &Switch,
+    ext: &str,
+    password: &str,
+    port: u16,
+    contact_port: u16,
+    ip: &str,
+    extra: &[&str],
+) -> SippRun {
     let (port, contact_port) = (port.to_string(), contact_port.to_string());
-    sipp(
-        &args(&[
-            "-sf",
-            &scenario("register.xml"),
-            "-s",
-            ext,
-            "-au",
-            ext,
-            "-ap",
-            password,
-            "-key",
-            "contact_port",
-            &contact_port,
-            "-key",
-            "expires",
-            "300",
-            "-m",
-            "1",
-            "-p",
-            &port,
-            "-i",
-            "127.0.0.1",
-            "-timeout",
-            "10",
-            &sw.sip.to_string(),
-        ]),
-        Duration::from_secs(15),
-    )
+    let mut a = args(&[
+        "-sf",
+        &scenario("register.xml"),
+        "-s",
+        ext,
+        "-au",
+        ext,
+        "-ap",
+        password,
+        "-key",
+        "contact_port",
+        &contact_port,
+        "-key",
+        "expires",
+        "300",
+        "-m",
+        "1",
+        "-p",
+        &port,
+        "-i",
+        ip,
+        "-timeout",
+        "10",
+    ]);
+    a.extend(args(extra));
+    a.push(sw.sip.to_string());
+    sipp(&a, Duration::from_secs(15))
 }
