@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sdp::{Codec, CodecPolicy, MediaAddress, Origin, SessionDescription};
 use sip_core::{ClientTxId, Peer, ServerTxId, Transport};
-use sip_msg::{HeaderName, Method, NameAddr, Request, Response, Uri};
+use sip_msg::{HeaderName, Method, NameAddr, Request, Response, SipUri, Uri};
 use tracing::{debug, info, info_span};
 
 use crate::config::Config;
@@ -55,6 +55,15 @@ pub(crate) struct Dialog {
 }
 
 impl Dialog {
+    /// The ACK for a 2xx to the INVITE with CSeq number `invite_cseq` (RFC 3261 §13.2.2.4):
+    /// a request of its own, with a fresh branch and the INVITE's CSeq number.
+    fn ack(&mut self, invite_cseq: u32, via_host: &str, branch: &str) -> Vec<u8> {
+        let mut ack = self.request(Method::Ack, via_host, branch);
+        ack.headers
+            .set(HeaderName::CSeq, format!("{invite_cseq} ACK"));
+        ack.to_bytes()
+    }
+
     fn request(&mut self, method: Method, via_host: &str, branch: &str) -> Request {
         let uri = Uri::parse(&self.remote_target)
             .unwrap_or_else(|_| Uri::parse("sip:invalid").expect("constant URI parses"));
@@ -526,7 +535,7 @@ impl Switchboard {
             call.hunt = plan.extensions.into_iter().collect();
             self.hunt_next(&mut call, now);
         }
-        self.put_back(call, true, now);
+        self.put_back(call, true);
         Ok(())
     }
 
@@ -574,18 +583,14 @@ impl Switchboard {
                     local_cseq: 0,
                     peer,
                 };
-                let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+                let branch = self.new_branch();
                 let mut invite = dialog.request(Method::Invite, &local_host, &branch);
                 invite
                     .headers
                     .set(HeaderName::MaxForwards, call.max_forwards.to_string());
-                invite.headers.push(
-                    HeaderName::Contact,
-                    format!(
-                        "<sip:centralino@{local_host};transport={}>",
-                        transport_name(peer.transport).to_ascii_lowercase()
-                    ),
-                );
+                invite
+                    .headers
+                    .push(HeaderName::Contact, self.contact_value(peer.transport));
                 invite.headers.push(
                     HeaderName::Allow,
                     "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE",
@@ -732,7 +737,7 @@ impl Switchboard {
             Purpose::Refresh => self.refresh_response(&mut call, resp, now),
             Purpose::Bye | Purpose::Cancel | Purpose::Orphan => true,
         };
-        self.put_back(call, keep, now);
+        self.put_back(call, keep);
     }
 
     /// The caller answered our session refresh: re-arm the timers, or end a dead dialog.
@@ -746,10 +751,9 @@ impl Switchboard {
                 if is_invite(&resp) {
                     let local_host = self.local_host();
                     let cseq = resp.cseq().map_or(1, |c| c.seq);
-                    let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
-                    let mut ack = call.a_dialog.request(Method::Ack, &local_host, &branch);
-                    ack.headers.set(HeaderName::CSeq, format!("{cseq} ACK"));
-                    self.send_stateless(call.a_dialog.peer, ack.to_bytes());
+                    let branch = self.new_branch();
+                    let ack = call.a_dialog.ack(cseq, &local_host, &branch);
+                    self.send_stateless(call.a_dialog.peer, ack);
                 }
                 self.arm_session_timer(call, now);
                 true
@@ -788,14 +792,17 @@ impl Switchboard {
             .unwrap_or_default()
             .iter()
             .any(|m| m.eq_ignore_ascii_case("UPDATE"));
-        let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+        let branch = self.new_branch();
         let method = if allows_update {
             Method::Update
         } else {
             Method::Invite
         };
         let mut req = call.a_dialog.request(method.clone(), &local_host, &branch);
-        self.add_contact_request(&mut req, call.a_dialog.peer.transport);
+        req.headers.push(
+            HeaderName::Contact,
+            self.contact_value(call.a_dialog.peer.transport),
+        );
         if let Some(interval) = call.session_interval {
             req.headers.push(
                 HeaderName::SessionExpires,
@@ -858,12 +865,10 @@ impl Switchboard {
                     dialog.remote_target = c.uri.to_string();
                 }
                 let cseq = invite.cseq().map_or(1, |c| c.seq);
-                let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
-                let mut ack = dialog.request(Method::Ack, &local_host, &branch);
-                ack.headers.set(HeaderName::CSeq, format!("{cseq} ACK"));
-                let ack = ack.to_bytes();
+                let branch = self.new_branch();
+                let ack = dialog.ack(cseq, &local_host, &branch);
                 self.send_stateless(dialog.peer, ack.clone());
-                let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+                let branch = self.new_branch();
                 let bye = dialog.request(Method::Bye, &local_host, &branch);
                 let _ = self.tx.send_request(bye, dialog.peer, now.instant);
                 // Keep re-ACKing its 2xx retransmissions until the orphan is forgotten.
@@ -952,11 +957,9 @@ impl Switchboard {
                 fork.state = ForkState::Answered;
                 fork.final_status = Some(status);
                 let cseq = fork.invite.cseq().map_or(1, |c| c.seq);
-                let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
-                let mut ack = fork.dialog.request(Method::Ack, &local_host, &branch);
-                ack.headers.set(HeaderName::CSeq, format!("{cseq} ACK"));
+                let branch = self.new_branch();
+                let ack_bytes = fork.dialog.ack(cseq, &local_host, &branch);
                 let peer = fork.dialog.peer;
-                let ack_bytes = ack.to_bytes();
                 fork.ack = Some((peer, ack_bytes.clone()));
                 self.send_stateless(peer, ack_bytes);
                 if call.winner.is_some() || call.a_final_sent {
@@ -1087,26 +1090,9 @@ impl Switchboard {
         Some(bytes)
     }
 
-    fn add_contact_request(&self, req: &mut Request, transport: Transport) {
-        req.headers.push(
-            HeaderName::Contact,
-            format!(
-                "<sip:centralino@{};transport={}>",
-                self.local_host(),
-                transport_name(transport).to_ascii_lowercase()
-            ),
-        );
-    }
-
     fn add_contact(&self, resp: &mut Response, transport: Transport) {
-        resp.headers.push(
-            HeaderName::Contact,
-            format!(
-                "<sip:centralino@{};transport={}>",
-                self.local_host(),
-                transport_name(transport).to_ascii_lowercase()
-            ),
-        );
+        resp.headers
+            .push(HeaderName::Contact, self.contact_value(transport));
     }
 
     /// CANCEL a ringing fork (RFC 3261 §9.1: only once it sent a provisional response).
@@ -1145,7 +1131,7 @@ impl Switchboard {
         let Some(fork) = call.forks.get_mut(idx) else {
             return;
         };
-        let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+        let branch = self.new_branch();
         let bye = fork.dialog.request(Method::Bye, &local_host, &branch);
         fork.state = ForkState::Done;
         let tx = self.tx.send_request(bye, fork.dialog.peer, now.instant);
@@ -1154,7 +1140,7 @@ impl Switchboard {
 
     fn send_bye_a(&mut self, call: &mut Call, now: Now) {
         let local_host = self.local_host();
-        let branch = format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex());
+        let branch = self.new_branch();
         let bye = call.a_dialog.request(Method::Bye, &local_host, &branch);
         let tx = self.tx.send_request(bye, call.a_dialog.peer, now.instant);
         self.track(call, tx, Purpose::Bye);
@@ -1183,8 +1169,7 @@ impl Switchboard {
     }
 
     /// Puts a call back in the table, or tears it down for good.
-    fn put_back(&mut self, mut call: Call, keep: bool, now: Now) {
-        let _ = now;
+    fn put_back(&mut self, mut call: Call, keep: bool) {
         if keep {
             self.schedule(&mut call);
             self.calls.insert(call.key, call);
@@ -1314,7 +1299,7 @@ impl Switchboard {
                             self.cancel_fork(&mut call, idx, now);
                         }
                         if self.hunt_next(&mut call, now) {
-                            self.put_back(call, true, now);
+                            self.put_back(call, true);
                             continue;
                         }
                     }
@@ -1330,14 +1315,14 @@ impl Switchboard {
                 call.refresh_at = None;
                 call.deadline = call.session_expiry;
                 self.send_refresh(&mut call, now);
-                self.put_back(call, true, now);
+                self.put_back(call, true);
             } else if call.session_expiry.is_some_and(|t| t <= now.instant) {
                 self.calls.insert(key, call);
                 self.end_call(key, "session timer expired: no refresh (RFC 4028)", now);
             } else {
                 // Nothing due (e.g. the ACK-wait of a hung-up phone): keep the call.
                 call.deadline = call.refresh_at.or(call.session_expiry);
-                self.put_back(call, true, now);
+                self.put_back(call, true);
             }
         }
     }
@@ -1379,7 +1364,7 @@ impl Switchboard {
             }
             Purpose::Bye | Purpose::Cancel | Purpose::Orphan => true,
         };
-        self.put_back(call, keep, now);
+        self.put_back(call, keep);
     }
 
     pub(crate) fn on_cancelled(&mut self, invite: ServerTxId, now: Now) {
@@ -1441,7 +1426,7 @@ impl Switchboard {
                 keep = false;
             }
         }
-        self.put_back(call, keep, now);
+        self.put_back(call, keep);
     }
 
     pub(crate) fn on_ack_timeout(&mut self, id: ServerTxId, now: Now) {
@@ -1554,7 +1539,7 @@ impl Switchboard {
                 true
             }
         };
-        self.put_back(call, keep, now);
+        self.put_back(call, keep);
     }
 
     /// re-INVITE or UPDATE on one leg (hold, resume, new address): answered by the switch,
@@ -1669,14 +1654,13 @@ fn contact_address(
     if transport == Transport::Tcp {
         return received_from;
     }
-    let Ok(Uri::Sip(uri)) = Uri::parse(contact) else {
-        return received_from;
-    };
-    let host = uri.host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<std::net::IpAddr>() {
-        Ok(ip) if ip == received_from.ip() => {
-            std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060))
-        }
+    match Uri::parse(contact)
+        .ok()
+        .as_ref()
+        .and_then(Uri::as_sip)
+        .and_then(SipUri::socket_addr)
+    {
+        Some(addr) if addr.ip() == received_from.ip() => addr,
         _ => received_from,
     }
 }

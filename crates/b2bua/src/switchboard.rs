@@ -460,9 +460,7 @@ impl Switchboard {
     /// Counts a failure from `ip`; past a threshold the source is ignored for a while. Trunk
     /// addresses are never penalised (the issue: the trunk's traffic is never blocked).
     pub(crate) fn penalise(&mut self, ip: IpAddr, now: Instant) {
-        if self.config.trunk_for(ip).is_some()
-            || ip.is_loopback() && self.config.trunks.iter().any(|t| t.addresses.contains(&ip))
-        {
+        if self.config.trunk_for(ip).is_some() {
             return;
         }
         if self.penalties.len() >= PENALTY_TABLE_MAX && !self.penalties.contains_key(&ip) {
@@ -710,6 +708,20 @@ impl Switchboard {
         let k = CallKey(self.next_call);
         self.next_call += 1;
         k
+    }
+
+    /// A fresh RFC 3261 branch (magic cookie + 64 random bits).
+    pub(crate) fn new_branch(&mut self) -> String {
+        format!("{}{}", sip_msg::BRANCH_MAGIC, self.rng.hex())
+    }
+
+    /// Our Contact for messages over `transport`.
+    pub(crate) fn contact_value(&self, transport: Transport) -> String {
+        format!(
+            "<sip:centralino@{};transport={}>",
+            self.local_host(),
+            transport_name(transport).to_ascii_lowercase()
+        )
     }
 
     pub(crate) fn local_host(&self) -> String {

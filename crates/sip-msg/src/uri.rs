@@ -304,6 +304,18 @@ impl SipUri {
         })
     }
 
+    /// The address a request to this URI goes to when its host is an IP literal (port 5060
+    /// when none is given); `None` for host names, which need DNS (RFC 3263).
+    pub fn socket_addr(&self) -> Option<std::net::SocketAddr> {
+        let ip: std::net::IpAddr = self
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .ok()?;
+        Some(std::net::SocketAddr::new(ip, self.port.unwrap_or(5060)))
+    }
+
     /// Finds a URI parameter by case-insensitive name.
     pub fn param(&self, name: &str) -> Option<&Param> {
         find_param(&self.params, name)

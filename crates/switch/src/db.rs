@@ -16,14 +16,18 @@ pub enum DbWrite {
     Delete(BindingRecord),
 }
 
+/// The database once opened: what it held, and the writer thread.
+pub struct Opened {
+    /// Bindings stored before the restart.
+    pub bindings: Vec<BindingRecord>,
+    /// Where to send batches of writes.
+    pub writer: mpsc::Sender<Vec<DbWrite>>,
+    /// The writer thread; it ends once every sender is dropped.
+    pub thread: std::thread::JoinHandle<()>,
+}
+
 /// Opens (creating if needed) the database and returns the stored bindings and a writer.
-pub fn open(
-    data_dir: &Path,
-) -> anyhow::Result<(
-    Vec<BindingRecord>,
-    mpsc::Sender<Vec<DbWrite>>,
-    std::thread::JoinHandle<()>,
-)> {
+pub fn open(data_dir: &Path) -> anyhow::Result<Opened> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let path = data_dir.join("centralino.db");
@@ -88,7 +92,11 @@ pub fn open(
     let handle = std::thread::Builder::new()
         .name("db".into())
         .spawn(move || writer(conn, rx))?;
-    Ok((records, tx, handle))
+    Ok(Opened {
+        bindings: records,
+        writer: tx,
+        thread: handle,
+    })
 }
 
 /// The writer thread: the call loop hands over a batch per loop turn (one wake-up, not one

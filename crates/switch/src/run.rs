@@ -120,7 +120,11 @@ async fn main_loop(
     clock: Clock,
     media_shards: Vec<tokio::runtime::Handle>,
 ) -> anyhow::Result<()> {
-    let (stored, db_tx, db_thread) = db::open(&data_dir)?;
+    let db::Opened {
+        bindings: stored,
+        writer: db_tx,
+        thread: db_thread,
+    } = db::open(&data_dir)?;
     let udp = bind_sip_udp(listen).with_context(|| format!("cannot bind UDP {listen}"))?;
     let tcp = TcpListener::bind(listen)
         .await
@@ -421,17 +425,7 @@ fn request_target(bytes: &[u8]) -> Option<SocketAddr> {
     let line = std::str::from_utf8(bytes.get(..line_end)?).ok()?;
     let mut parts = line.split(' ');
     let (_method, uri) = (parts.next()?, parts.next()?);
-    let sip = match sip_msg::Uri::parse(uri).ok()? {
-        sip_msg::Uri::Sip(u) => u,
-        _ => return None,
-    };
-    let ip: IpAddr = sip
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
-    Some(SocketAddr::new(ip, sip.port.unwrap_or(5060)))
+    sip_msg::Uri::parse(uri).ok()?.as_sip()?.socket_addr()
 }
 
 /// Decrements the count of accepted connections when dropped.
