@@ -14,6 +14,9 @@ use sip_msg::{HeaderName, Method, NameAddr, Request, Response, SipUri, Uri};
 use tracing::{debug, info, info_span};
 
 use crate::config::Config;
+
+mod answered;
+pub(crate) use answered::Answered;
 use crate::switchboard::{
     CallKey, LegSide, Now, Output, Switchboard, reason_phrase, transport_name,
 };
@@ -191,6 +194,9 @@ pub(crate) struct Call {
     /// When the session expires without a refresh (RFC 4028).
     session_expiry: Option<Instant>,
     dialled: String,
+    /// Set when the switch answered the caller itself (IVR, voicemail): the state of that
+    /// part of the call. Phones ring only after the IVR transferred the call.
+    answered: Option<Box<Answered>>,
 }
 
 enum Refusal {
@@ -360,8 +366,8 @@ impl Switchboard {
         };
         let dialled = uri.user().unwrap_or_default().to_owned();
 
-        // Route: which extensions ring.
-        let extensions: RingPlan = self.route_call(
+        // Route: which extensions ring, or the IVR.
+        let routed = self.route_call(
             &config,
             &dialled,
             req,
@@ -369,11 +375,23 @@ impl Switchboard {
             caller_ext.as_deref(),
             now,
         )?;
-        let plan = extensions;
-        if !plan
-            .extensions
-            .iter()
-            .any(|e| self.registrar.lookup(e, now.instant).next().is_some())
+        let (plan, ivr_entry) = match routed {
+            Routed::Ring(plan) => (plan, None),
+            Routed::Answer(target) => (
+                RingPlan {
+                    extensions: Vec::new(),
+                    ring_all: true,
+                    member_timeout: RING_TIMEOUT,
+                    group_timeout: RING_TIMEOUT,
+                },
+                Some(target),
+            ),
+        };
+        if ivr_entry.is_none()
+            && !plan
+                .extensions
+                .iter()
+                .any(|e| self.registrar.lookup(e, now.instant).next().is_some())
         {
             return Err(Refusal::Status(480, "nobody to ring is registered"));
         }
@@ -527,7 +545,13 @@ impl Switchboard {
             ring_all: plan.ring_all,
             member_timeout: plan.member_timeout,
             group_deadline: now.instant + plan.group_timeout,
+            answered: None,
         };
+        if let Some(target) = ivr_entry {
+            let keep = self.answer_with_ivr(&mut call, target, now);
+            self.put_back(call, keep);
+            return Ok(());
+        }
         if plan.ring_all {
             self.ring_members(&mut call, &plan.extensions, now);
             call.deadline = Some(now.instant + plan.member_timeout.min(plan.group_timeout));
@@ -636,11 +660,14 @@ impl Switchboard {
             };
             if self.ring_members(call, std::slice::from_ref(&ext), now) > 0 {
                 debug!(extension = %ext, "hunting: ringing the next member");
-                call.deadline = Some((now.instant + call.member_timeout).min(call.group_deadline));
+                set_ring_deadline(
+                    call,
+                    (now.instant + call.member_timeout).min(call.group_deadline),
+                );
                 return true;
             }
         }
-        call.deadline = Some(now.instant);
+        set_ring_deadline(call, now.instant);
         false
     }
 
@@ -653,7 +680,7 @@ impl Switchboard {
         trunk: Option<&str>,
         caller_ext: Option<&str>,
         now: Now,
-    ) -> Result<RingPlan, Refusal> {
+    ) -> Result<Routed, Refusal> {
         let mut facts = router::CallFacts {
             dialled: dialled.to_owned(),
             caller: req
@@ -663,55 +690,28 @@ impl Switchboard {
             trunk: trunk.map(str::to_owned),
             ..router::CallFacts::default()
         };
-        for ext in config.extensions.keys() {
-            let registered = self.registrar.lookup(ext, now.instant).next().is_some();
-            let busy = self.busy.get(ext).is_some_and(|n| *n > 0);
-            facts
-                .members
-                .insert(ext.clone(), router::MemberState { registered, busy });
-        }
+        facts.members = self.member_facts(config, now);
         let decision = router::route(&config.plan, &facts, now.wall, &mut self.strategy);
         debug!(target_ = %decision.target, ring = ?decision.ring, reasons = ?decision.reasons, "route decision");
-        let secs =
-            |v: Option<u32>| v.map_or(RING_TIMEOUT, |s| Duration::from_secs(u64::from(s.max(1))));
-        let everyone = |extensions: Vec<String>| RingPlan {
-            extensions,
-            ring_all: true,
-            member_timeout: RING_TIMEOUT,
-            group_timeout: RING_TIMEOUT,
-        };
         if !decision.ring.is_empty() {
             // A hunt group: the router chose and ordered the members; the group's timeouts
-            // bound the ringing (issue 4). Its `no_answer` target needs the queue and voicemail
-            // of later issues; until then the caller gets the failure.
-            let group_timeout = secs(decision.timeout_secs.or(decision.ring_timeout_secs));
-            let member_timeout = secs(decision.ring_timeout_secs).min(group_timeout);
-            return Ok(RingPlan {
-                extensions: decision.ring.clone(),
-                ring_all: decision.ring_all,
-                member_timeout,
-                group_timeout,
-            });
+            // bound the ringing (issue 4). Called directly (not through the IVR), its
+            // `no_answer` target is not followed: the caller gets the failure.
+            return Ok(Routed::Ring(RingPlan::from_decision(&decision)));
         }
         match &decision.target {
-            router::Target::Extension(e) => Ok(everyone(vec![e.clone()])),
-            // DEVIATION(issue 5): until the IVR plays menus, messages and voicemail, those
-            // targets ring the configured operator so that no caller is turned away.
-            router::Target::Menu(_)
-            | router::Target::Voicemail(_)
-            | router::Target::Message(_)
-            | router::Target::Queue(_) => match &config.operator {
-                Some(op) => Ok(everyone(vec![op.clone()])),
-                None => Err(Refusal::Status(
-                    480,
-                    "no operator configured for IVR targets",
-                )),
-            },
+            router::Target::Extension(e) => Ok(Routed::Ring(RingPlan {
+                extensions: vec![e.clone()],
+                ring_all: true,
+                member_timeout: RING_TIMEOUT,
+                group_timeout: RING_TIMEOUT,
+            })),
             router::Target::Hangup(_) if decision.number.is_none() => {
                 Err(Refusal::Status(404, "the dialled number is not in service"))
             }
-            router::Target::Hangup(_) => Err(Refusal::Status(480, "the dialplan hangs up")),
-            _ => Err(Refusal::Status(404, "no route for the dialled number")),
+            // The switch answers and the IVR takes the call: menus, messages, voicemail, a
+            // group nobody can take now (its no_answer target), queues and the second site.
+            _ => Ok(Routed::Answer(decision.target.clone())),
         }
     }
 
@@ -962,10 +962,13 @@ impl Switchboard {
                 let peer = fork.dialog.peer;
                 fork.ack = Some((peer, ack_bytes.clone()));
                 self.send_stateless(peer, ack_bytes);
-                if call.winner.is_some() || call.a_final_sent {
+                if call.winner.is_some() || (call.a_final_sent && call.answered.is_none()) {
                     // Another fork won, or the caller cancelled: hang this one up.
                     self.send_bye_fork(call, idx, now);
                     return self.call_still_busy(call);
+                }
+                if call.answered.is_some() {
+                    return self.transfer_answered(call, idx, &resp.body, now);
                 }
                 let Some(body) = self.answer_for_a(call, &resp.body) else {
                     // The phone answered with no usable SDP answer: hang it up, as if it had
@@ -992,30 +995,7 @@ impl Switchboard {
                         self.cancel_fork(call, other, now);
                     }
                 }
-                let mut ok = call
-                    .a_invite
-                    .make_response(200, "OK", Some(&call.a_dialog.local_tag));
-                for rr in call.a_invite.headers.get_all(&HeaderName::RecordRoute) {
-                    ok.headers.push(HeaderName::RecordRoute, rr.to_owned());
-                }
-                self.add_contact(&mut ok, call.a_dialog.peer.transport);
-                self.add_capabilities(&mut ok);
-                if let Some(interval) = call.session_interval {
-                    // RFC 4028 §9: the refresher the caller named, else the caller if it
-                    // supports timers, else us. Whoever refreshes, no refresh ends the call.
-                    let refresher = if call.we_refresh { "uas" } else { "uac" };
-                    ok.headers.push(
-                        HeaderName::SessionExpires,
-                        format!("{};refresher={refresher}", interval.as_secs()),
-                    );
-                    if !call.we_refresh {
-                        ok.headers.push(HeaderName::Require, "timer");
-                    }
-                }
-                if let Some(body) = body {
-                    ok.headers.push(HeaderName::ContentType, "application/sdp");
-                    ok.body = body;
-                }
+                let ok = self.ok_for_a(call, body);
                 self.tx.send_response(call.a_tx, ok, now.instant);
                 call.a_final_sent = true;
                 call.state = CallState::Answered;
@@ -1036,10 +1016,13 @@ impl Switchboard {
                 fork.final_status = Some(status);
                 debug!(extension = %fork.extension, status, "fork failed");
                 if call.winner.is_none()
-                    && !call.a_final_sent
+                    && (!call.a_final_sent || call.answered.is_some())
                     && call.forks.iter().all(|f| f.state == ForkState::Done)
                     && !self.hunt_on(call, now)
                 {
+                    if call.answered.is_some() {
+                        return self.nobody_answered(call, now);
+                    }
                     let mapped = map_failure(call.forks.iter().filter_map(|f| f.final_status));
                     self.fail_a(call, mapped, now);
                     return false;
@@ -1047,6 +1030,35 @@ impl Switchboard {
                 self.call_still_busy(call)
             }
         }
+    }
+
+    /// Our 200 to the caller's INVITE, with `body` as the SDP answer.
+    fn ok_for_a(&self, call: &Call, body: Option<Vec<u8>>) -> Response {
+        let mut ok = call
+            .a_invite
+            .make_response(200, "OK", Some(&call.a_dialog.local_tag));
+        for rr in call.a_invite.headers.get_all(&HeaderName::RecordRoute) {
+            ok.headers.push(HeaderName::RecordRoute, rr.to_owned());
+        }
+        self.add_contact(&mut ok, call.a_dialog.peer.transport);
+        self.add_capabilities(&mut ok);
+        if let Some(interval) = call.session_interval {
+            // RFC 4028 §9: the refresher the caller named, else the caller if it
+            // supports timers, else us. Whoever refreshes, no refresh ends the call.
+            let refresher = if call.we_refresh { "uas" } else { "uac" };
+            ok.headers.push(
+                HeaderName::SessionExpires,
+                format!("{};refresher={refresher}", interval.as_secs()),
+            );
+            if !call.we_refresh {
+                ok.headers.push(HeaderName::Require, "timer");
+            }
+        }
+        if let Some(body) = body {
+            ok.headers.push(HeaderName::ContentType, "application/sdp");
+            ok.body = body;
+        }
+        ok
     }
 
     /// The SDP answer for the caller, built once with the codec the phone picked.
@@ -1162,6 +1174,7 @@ impl Switchboard {
     /// True while some fork still needs the call's state (a CANCEL or BYE in flight is fine to drop).
     fn call_still_busy(&self, call: &Call) -> bool {
         call.winner.is_some()
+            || call.answered.is_some()
             || call
                 .forks
                 .iter()
@@ -1180,6 +1193,16 @@ impl Switchboard {
 
     /// Keeps the deadline index in step with `call.deadline`, so `poll_timeout` need not scan calls.
     fn schedule(&mut self, call: &mut Call) {
+        if let Some(answered) = &call.answered {
+            call.deadline = [
+                answered.next_deadline(),
+                call.refresh_at,
+                call.session_expiry,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+        }
         if call.scheduled != call.deadline {
             if let Some(at) = call.scheduled {
                 self.deadlines.remove(&(at, call.key));
@@ -1254,10 +1277,12 @@ impl Switchboard {
             return;
         };
         info!(call = key.0, why, "ending call");
-        if !call.a_final_sent {
+        if !call.a_final_sent || call.answered.is_some() {
             for idx in 0..call.forks.len() {
                 self.cancel_fork(&mut call, idx, now);
             }
+        }
+        if !call.a_final_sent {
             self.fail_a(&mut call, 480, now);
         } else {
             self.send_bye_a(&mut call, now);
@@ -1272,12 +1297,14 @@ impl Switchboard {
 
     pub(crate) fn call_timers(&mut self, now: Now) {
         let mut due = Vec::new();
+        let mut answered_due = Vec::new();
         let mut stale = Vec::new();
         for &(at, key) in &self.deadlines {
             if at > now.instant {
                 break;
             }
             match self.calls.get(&key) {
+                Some(c) if c.answered.is_some() => answered_due.push(key),
                 Some(c) => due.push((key, c.state == CallState::Ringing)),
                 None => stale.push((at, key)),
             }
@@ -1286,6 +1313,9 @@ impl Switchboard {
         // (release removes it), but a timer index must never be able to livelock the loop.
         for entry in stale {
             self.deadlines.remove(&entry);
+        }
+        for key in answered_due {
+            self.answered_timer(key, now);
         }
         for (key, ringing) in due {
             if ringing {
@@ -1526,6 +1556,15 @@ impl Switchboard {
                 }
                 true
             }
+            Method::Info if side == LegSide::A && call.answered.is_some() => {
+                // SIP INFO DTMF (application/dtmf-relay, application/dtmf) to the IVR.
+                let resp = req.make_response(200, "OK", None);
+                self.tx.send_response(id, resp, now.instant);
+                match info_digit(&req) {
+                    Some(digit) => self.answered_digit(&mut call, digit, now),
+                    None => true,
+                }
+            }
             Method::Info | Method::Options | Method::Notify => {
                 let resp = req.make_response(200, "OK", None);
                 self.tx.send_response(id, resp, now.instant);
@@ -1641,6 +1680,46 @@ impl Switchboard {
     }
 }
 
+/// Sets the deadline of the member (or group) ringing now.
+fn set_ring_deadline(call: &mut Call, at: Instant) {
+    call.deadline = Some(at);
+    if let Some(answered) = &mut call.answered {
+        answered.ring_deadline = Some(at);
+    }
+}
+
+/// The key of a SIP INFO DTMF body: `application/dtmf-relay` (`Signal=5`, the de-facto Cisco
+/// format) or `application/dtmf` (the key alone).
+fn info_digit(req: &Request) -> Option<char> {
+    let ctype = req
+        .headers
+        .get(&HeaderName::ContentType)?
+        .split(';')
+        .next()?
+        .trim()
+        .to_ascii_lowercase();
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let value = match ctype.as_str() {
+        "application/dtmf-relay" => body.lines().find_map(|line| {
+            let (k, v) = line.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?,
+        "application/dtmf" => body.trim(),
+        _ => return None,
+    };
+    let mut chars = value.chars();
+    let c = chars.next()?.to_ascii_uppercase();
+    if chars.next().is_some() {
+        // RFC 4733 event codes as numbers: 10 = *, 11 = #.
+        return match value {
+            "10" => Some('*'),
+            "11" => Some('#'),
+            _ => None,
+        };
+    }
+    matches!(c, '0'..='9' | '*' | '#' | 'A'..='D').then_some(c)
+}
+
 /// Where to send requests for a registered contact. Over UDP, the Contact's own address when
 /// it names the host the REGISTER came from (no NAT in between: a phone may listen on another
 /// port than it sent from); otherwise the REGISTER's source, which is what gets through a NAT
@@ -1671,6 +1750,31 @@ struct RingPlan {
     ring_all: bool,
     member_timeout: Duration,
     group_timeout: Duration,
+}
+
+impl RingPlan {
+    /// A hunt group's ringing: the members the router chose, in its order, bounded by the
+    /// group's timeouts.
+    fn from_decision(decision: &router::Decision) -> RingPlan {
+        let secs =
+            |v: Option<u32>| v.map_or(RING_TIMEOUT, |s| Duration::from_secs(u64::from(s.max(1))));
+        let group_timeout = secs(decision.timeout_secs.or(decision.ring_timeout_secs));
+        let member_timeout = secs(decision.ring_timeout_secs).min(group_timeout);
+        RingPlan {
+            extensions: decision.ring.clone(),
+            ring_all: decision.ring_all,
+            member_timeout,
+            group_timeout,
+        }
+    }
+}
+
+/// Where the router sends a new call.
+enum Routed {
+    /// Ring these phones, relaying the caller's offer.
+    Ring(RingPlan),
+    /// The switch answers and runs the IVR from this target.
+    Answer(router::Target),
 }
 
 /// What remains of a fork after its call ended, until the phone's final response.

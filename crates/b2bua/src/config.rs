@@ -186,6 +186,8 @@ pub struct Config {
     pub trunks: Vec<Trunk>,
     /// The compiled dialplan.
     pub plan: Arc<router::Plan>,
+    /// Decoded prompts by name (filled by the loader at the edge, which reads the files).
+    pub prompts: std::collections::BTreeMap<String, Arc<media::Prompt>>,
 }
 
 impl Config {
@@ -617,6 +619,7 @@ impl SwitchPart {
             extensions: self.extensions,
             trunks: self.trunks,
             plan,
+            prompts: std::collections::BTreeMap::new(),
         }
     }
 }

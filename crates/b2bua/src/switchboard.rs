@@ -60,6 +60,29 @@ pub enum Input<'a> {
         /// Which call.
         call: CallKey,
     },
+    /// The caller pressed a key, detected in its RTP (RFC 4733 telephone-event or in-band
+    /// tones). SIP INFO digits arrive as messages.
+    Digit {
+        /// Which call.
+        call: CallKey,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+    },
+    /// The playback started by [`Output::Play`] with this `id` has sent its last frame.
+    PlaybackFinished {
+        /// Which call.
+        call: CallKey,
+        /// The `id` of the `Play`.
+        id: u32,
+    },
+    /// The voicemail recording of a call ended and is stored durably (file and metadata), or
+    /// could not be stored (`stored == false`, logged by the driver).
+    RecordingDone {
+        /// Which call.
+        call: CallKey,
+        /// True when the file and its metadata are on disk.
+        stored: bool,
+    },
 }
 
 /// What the driver must do.
@@ -105,6 +128,76 @@ pub enum Output {
     },
     /// Stop relaying and close the call's sockets.
     CloseMedia {
+        /// Which call.
+        call: CallKey,
+    },
+    /// The switch itself answered the caller (IVR, voicemail): the media side plays prompts
+    /// to leg A in `law` with payload type `payload_type`, and reports the caller's keys,
+    /// from RFC 4733 packets with `telephone_event` or, when the caller's SDP has none,
+    /// from in-band tones.
+    MediaIvr {
+        /// Which call.
+        call: CallKey,
+        /// The G.711 law agreed with the caller.
+        law: media::g711::Law,
+        /// Its RTP payload type.
+        payload_type: u8,
+        /// The telephone-event payload type agreed with the caller, if any.
+        telephone_event: Option<u8>,
+    },
+    /// Play these prompts to the caller, in order, replacing whatever plays; report
+    /// [`Input::PlaybackFinished`] with `id` when the last frame is sent.
+    Play {
+        /// Which call.
+        call: CallKey,
+        /// Names this playback.
+        id: u32,
+        /// The decoded prompts.
+        prompts: Vec<Arc<media::Prompt>>,
+    },
+    /// Play `music` in a loop (with `announcement` every `every`) until told otherwise: what
+    /// a caller hears while the operators' phones ring or in a queue.
+    PlayLoop {
+        /// Which call.
+        call: CallKey,
+        /// The music (or ringback tone).
+        music: Arc<media::Prompt>,
+        /// Repeated announcement.
+        announcement: Option<Arc<media::Prompt>>,
+        /// How often the announcement interrupts the music.
+        every: Duration,
+    },
+    /// Stop any playback, without a `PlaybackFinished`.
+    StopPlayback {
+        /// Which call.
+        call: CallKey,
+    },
+    /// Record the caller (leg A) for voicemail: at most `max`, ending on a long silence, and
+    /// store it under the data directory with its metadata; then report
+    /// [`Input::RecordingDone`].
+    Record {
+        /// Which call.
+        call: CallKey,
+        /// The voicemail box.
+        mailbox: String,
+        /// The caller's number as presented.
+        caller: String,
+        /// The dialled number.
+        dialled: String,
+        /// The SIP Call-ID of the caller's dialog.
+        call_id: String,
+        /// Longest message.
+        max: Duration,
+        /// When the recording started (wall clock, Unix seconds).
+        started_unix: u64,
+    },
+    /// End the recording now (the caller pressed `#` or hung up) and store what was recorded.
+    StopRecording {
+        /// Which call.
+        call: CallKey,
+    },
+    /// Leave the IVR: stop playback and digit detection; relay between the legs.
+    MediaBridge {
         /// Which call.
         call: CallKey,
     },
@@ -324,6 +417,9 @@ impl Switchboard {
                 }
             }
             Input::MediaTimeout { call } => self.end_call(call, "media timeout", now),
+            Input::Digit { call, digit } => self.on_digit(call, digit, now),
+            Input::PlaybackFinished { call, id } => self.on_playback_finished(call, id, now),
+            Input::RecordingDone { call, stored } => self.on_recording_done(call, stored, now),
             Input::MediaFailed { call } => {
                 // Another program holds one of these ports: set the pairs aside so no later
                 // call picks them (they are tried again every `PORT_RETRY_INTERVAL`).

@@ -25,7 +25,7 @@ use rig::{
 };
 use sip_msg::{HeaderName, Message, Method, NameAddr, Response};
 
-const EMERGENCY: &str = "800840840";
+const DIRECT: &str = "201";
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -40,7 +40,7 @@ fn phone_201(rig: &mut Rig) -> Phone {
 
 /// The trunk calls the emergency number; the switch says 100 and rings `phone`.
 fn ring(rig: &mut Rig, trunk: &Caller, phone: &Phone, extra: &[(&str, &str)]) -> (Placed, Leg) {
-    let call = trunk.invite(rig, EMERGENCY, extra);
+    let call = trunk.invite(rig, DIRECT, extra);
     rig.expect_response(trunk.addr, 100, Method::Invite);
     let leg = phone.expect_invite(rig);
     (call, leg)
@@ -85,7 +85,7 @@ fn basic_call_trunk_hangs_up() {
     let phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
 
-    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let mut call = trunk.invite(&mut rig, DIRECT, &[]);
     rig.expect_response(trunk.addr, 100, Method::Invite);
     let leg = phone.expect_invite(&mut rig);
 
@@ -207,7 +207,7 @@ fn forking_second_contact_answers() {
     assert_eq!(rig.saved.len(), 2, "two bindings for 201");
     let trunk = Caller::trunk(&mut rig);
 
-    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let mut call = trunk.invite(&mut rig, DIRECT, &[]);
     rig.expect_response(trunk.addr, 100, Method::Invite);
     let leg1 = p1.expect_invite(&mut rig);
     let leg2 = p2.expect_invite(&mut rig);
@@ -420,7 +420,7 @@ fn phone_declines_603() {
 fn nobody_registered_480() {
     let mut rig = Rig::new();
     let trunk = Caller::trunk(&mut rig);
-    let call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let call = trunk.invite(&mut rig, DIRECT, &[]);
     let fin = rig.expect_final(trunk.addr, Method::Invite);
     assert_eq!(fin.status, 480);
     trunk.ack_failure(&mut rig, &call, &fin);
@@ -535,7 +535,7 @@ fn lost_invite_to_phone_is_retransmitted() {
     let phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
     rig.drop_next(phone.addr, "INVITE", 1);
-    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let mut call = trunk.invite(&mut rig, DIRECT, &[]);
     rig.expect_response(trunk.addr, 100, Method::Invite);
     assert!(
         rig.take(phone.addr, |m| is_request(m, &Method::Invite))
@@ -776,7 +776,7 @@ fn invite_from_unknown_source_gets_407() {
     let mut rig = Rig::new();
     let _phone = phone_201(&mut rig);
     let stranger = Caller::at(&mut rig, "127.0.0.9:5060", "stranger");
-    let call = stranger.invite(&mut rig, EMERGENCY, &[]);
+    let call = stranger.invite(&mut rig, DIRECT, &[]);
     let fin = rig.expect_final(stranger.addr, Method::Invite);
     assert_eq!(fin.status, 407);
     assert!(
@@ -901,7 +901,7 @@ fn forking_both_answer() {
     p1.register(&mut rig, 3600);
     p2.register(&mut rig, 3600);
     let trunk = Caller::trunk(&mut rig);
-    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let mut call = trunk.invite(&mut rig, DIRECT, &[]);
     let leg1 = p1.expect_invite(&mut rig);
     let leg2 = p2.expect_invite(&mut rig);
     p1.answer(&mut rig, &leg1, 200);
@@ -938,7 +938,7 @@ fn forking_one_busy_other_answers() {
     p1.register(&mut rig, 3600);
     p2.register(&mut rig, 3600);
     let trunk = Caller::trunk(&mut rig);
-    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let mut call = trunk.invite(&mut rig, DIRECT, &[]);
     let leg1 = p1.expect_invite(&mut rig);
     let leg2 = p2.expect_invite(&mut rig);
     p1.answer(&mut rig, &leg1, 486);
@@ -974,7 +974,7 @@ fn forking_all_fail_busy_wins() {
     p1.register(&mut rig, 3600);
     p2.register(&mut rig, 3600);
     let trunk = Caller::trunk(&mut rig);
-    let call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let call = trunk.invite(&mut rig, DIRECT, &[]);
     let leg1 = p1.expect_invite(&mut rig);
     let leg2 = p2.expect_invite(&mut rig);
     p1.answer(&mut rig, &leg1, 480);
@@ -997,7 +997,7 @@ fn forking_cancel_waits_for_provisional() {
     p1.register(&mut rig, 3600);
     p2.register(&mut rig, 3600);
     let trunk = Caller::trunk(&mut rig);
-    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let mut call = trunk.invite(&mut rig, DIRECT, &[]);
     let leg1 = p1.expect_invite(&mut rig);
     let leg2 = p2.expect_invite(&mut rig);
     p2.answer(&mut rig, &leg2, 200);
@@ -1395,7 +1395,7 @@ fn session_timer_too_small_422() {
     let trunk = Caller::trunk(&mut rig);
     let call = trunk.invite(
         &mut rig,
-        EMERGENCY,
+        DIRECT,
         &[("Session-Expires", "60"), ("Supported", "timer")],
     );
     let fin = rig.expect_final(trunk.addr, Method::Invite);
@@ -1435,14 +1435,14 @@ fn unknown_dialog_481_and_options() {
     let trunk = Caller::trunk(&mut rig);
     let mut ghost = Placed {
         invite: rig::parse_request(&rig::message(
-            "INVITE sip:800840840@192.0.2.10 SIP/2.0",
+            "INVITE sip:201@192.0.2.10 SIP/2.0",
             &[
                 (
                     "Via",
                     "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-ghost".to_owned(),
                 ),
                 ("From", "<sip:1@127.0.0.2>;tag=g1".to_owned()),
-                ("To", "<sip:800840840@192.0.2.10>".to_owned()),
+                ("To", "<sip:201@192.0.2.10>".to_owned()),
                 ("Call-ID", "ghost@127.0.0.2".to_owned()),
                 ("CSeq", "1 INVITE".to_owned()),
             ],
@@ -1687,7 +1687,7 @@ fn trunk_is_never_penalised() {
     let trunk = Caller::trunk(&mut rig);
     for i in 0..25 {
         let bad = rig::message(
-            &format!("INVITE sip:{EMERGENCY}@192.0.2.10 SIP/2.0"),
+            &format!("INVITE sip:{DIRECT}@192.0.2.10 SIP/2.0"),
             &[
                 (
                     "Via",
@@ -1716,7 +1716,7 @@ fn invite_refusals_483_420() {
     let mut rig = Rig::new();
     let _phone = phone_201(&mut rig);
     let trunk = Caller::trunk(&mut rig);
-    let mut placed = trunk.invite(&mut rig, EMERGENCY, &[("Require", "100rel")]);
+    let mut placed = trunk.invite(&mut rig, DIRECT, &[("Require", "100rel")]);
     let fin = rig.expect_final(trunk.addr, Method::Invite);
     assert_eq!(fin.status, 420);
     assert_eq!(fin.headers.get(&HeaderName::Unsupported), Some("100rel"));
@@ -1735,7 +1735,7 @@ fn invite_refusals_483_420() {
 fn trunk_invite_bytes(rig: &mut Rig, trunk: &Caller, max_forwards: &str) -> Vec<u8> {
     let n = rig.unique();
     rig::message(
-        &format!("INVITE sip:{EMERGENCY}@192.0.2.10 SIP/2.0"),
+        &format!("INVITE sip:{DIRECT}@192.0.2.10 SIP/2.0"),
         &[
             (
                 "Via",
@@ -1743,7 +1743,7 @@ fn trunk_invite_bytes(rig: &mut Rig, trunk: &Caller, max_forwards: &str) -> Vec<
             ),
             ("Max-Forwards", max_forwards.to_owned()),
             ("From", format!("<sip:{}@127.0.0.2>;tag=mf-{n}", trunk.user)),
-            ("To", format!("<sip:{EMERGENCY}@192.0.2.10>")),
+            ("To", format!("<sip:{DIRECT}@192.0.2.10>")),
             ("Call-ID", format!("mf-{n}")),
             ("CSeq", "1 INVITE".to_owned()),
             ("Contact", "<sip:0612345678@127.0.0.2:5060>".to_owned()),
@@ -2265,7 +2265,7 @@ fn offer_without_known_codec_488() {
     let trunk = Caller::trunk(&mut rig);
     let body = "v=0\r\no=t 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=audio 40000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
     let bytes = rig::message(
-        &format!("INVITE sip:{EMERGENCY}@192.0.2.10 SIP/2.0"),
+        &format!("INVITE sip:{DIRECT}@192.0.2.10 SIP/2.0"),
         &[
             (
                 "Via",
@@ -2273,7 +2273,7 @@ fn offer_without_known_codec_488() {
             ),
             ("Max-Forwards", "70".to_owned()),
             ("From", "<sip:0612345678@127.0.0.2>;tag=729".to_owned()),
-            ("To", format!("<sip:{EMERGENCY}@192.0.2.10>")),
+            ("To", format!("<sip:{DIRECT}@192.0.2.10>")),
             ("Call-ID", "g729@127.0.0.2".to_owned()),
             ("CSeq", "1 INVITE".to_owned()),
             ("Contact", "<sip:0612345678@127.0.0.2:5060>".to_owned()),
@@ -2652,7 +2652,7 @@ fn forking_unusable_answer_then_good_answer() {
     p1.register(&mut rig, 3600);
     p2.register(&mut rig, 3600);
     let trunk = Caller::trunk(&mut rig);
-    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let mut call = trunk.invite(&mut rig, DIRECT, &[]);
     let leg1 = p1.expect_invite(&mut rig);
     let leg2 = p2.expect_invite(&mut rig);
     p2.answer(&mut rig, &leg2, 180);
@@ -2959,7 +2959,7 @@ fn registration_expires_during_call() {
     rig.advance(secs(90));
     assert_eq!(rig.sb.n_bindings(), 0);
     assert_eq!(rig.sb.n_calls(), 1, "the call outlives the binding");
-    let second = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let second = trunk.invite(&mut rig, DIRECT, &[]);
     let fin = rig.expect_final(trunk.addr, Method::Invite);
     assert_eq!(fin.status, 480);
     trunk.ack_failure(&mut rig, &second, &fin);
@@ -2981,7 +2981,7 @@ fn reload_during_call() {
     rig.sb.reload(std::sync::Arc::new(config));
     rig.advance(secs(10));
     trunk_hangs_up(&mut rig, &trunk, &phone, &mut call);
-    let next = trunk.invite(&mut rig, EMERGENCY, &[]);
+    let next = trunk.invite(&mut rig, DIRECT, &[]);
     let fin = rig.expect_final(trunk.addr, Method::Invite);
     assert_eq!(fin.status, 407, "127.0.0.2 is no longer a trunk");
     trunk.ack_failure(&mut rig, &next, &fin);
@@ -3350,7 +3350,7 @@ fn wait_message(
 
 /// One call over a lossy network: answered then hung up by either side, or refused busy.
 fn lossy_call(rig: &mut Rig, trunk: &Caller, phone: &Phone, kind: u32) {
-    let mut call = trunk.prepare_invite(rig, EMERGENCY, &[]);
+    let mut call = trunk.prepare_invite(rig, DIRECT, &[]);
     let invite = call.invite.to_bytes();
     until_answered(rig, trunk.addr, &invite, |m| {
         rig::cseq_method(m) == Some(Method::Invite) && matches!(m, Message::Response(_))

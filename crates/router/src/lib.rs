@@ -161,5 +161,5 @@ pub use jiff::Timestamp;
 pub use plan::{
     External, HuntGroup, Menu, MenuOption, NumberRule, Plan, Queue, Strategy, Target, VoicemailBox,
 };
-pub use route::{CallFacts, Decision, GroupState, MemberState, StrategyState, route};
+pub use route::{CallFacts, Decision, GroupState, MemberState, StrategyState, route, route_target};
 pub use time::{easter_sunday, italian_holiday};

@@ -638,6 +638,11 @@ impl Plan {
         self.voicemail.get(name)
     }
 
+    /// Voicemail box names, sorted.
+    pub fn voicemail_names(&self) -> impl Iterator<Item = &str> {
+        self.voicemail.keys().map(String::as_str)
+    }
+
     /// An external destination by name.
     pub fn external(&self, name: &str) -> Option<&External> {
         self.external.get(name)

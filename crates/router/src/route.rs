@@ -519,3 +519,16 @@ fn ring_list(
     }
     ring
 }
+
+/// TEMPORARY (replaced by helper-router's version at merge).
+pub fn route_target(
+    plan: &Plan,
+    target: &Target,
+    facts: &CallFacts,
+    at: Timestamp,
+    state: &mut StrategyState,
+) -> Decision {
+    let local = Local::new(&plan.tz, at);
+    let emergency = plan.emergency_at(at, facts.emergency);
+    resolve(plan, target.clone(), facts, &local, at, emergency, None, Vec::new(), state)
+}

@@ -47,6 +47,16 @@ pub fn open(data_dir: &Path) -> anyhow::Result<Opened> {
              q INTEGER,
              instance TEXT,
              PRIMARY KEY (aor, contact)
+         );
+         CREATE TABLE IF NOT EXISTS voicemail (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             mailbox TEXT NOT NULL,
+             caller TEXT NOT NULL,
+             dialled TEXT NOT NULL,
+             call_id TEXT NOT NULL,
+             started_unix INTEGER NOT NULL,
+             duration_ms INTEGER NOT NULL,
+             path TEXT NOT NULL
          );",
     )
     .context("cannot initialise the database schema")?;

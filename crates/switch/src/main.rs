@@ -3,9 +3,11 @@
 
 mod db;
 mod media_task;
+mod player;
 mod metrics;
 mod router_cli;
 mod run;
+mod voicemail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -20,6 +20,22 @@ pub enum MediaCommand {
     },
     /// Suspend (true) or run (false) the media timeout.
     Hold(bool),
+    /// The switch answered the caller: detect its keys (RFC 4733 with `telephone_event`, else
+    /// in-band tones in `law`).
+    Listen {
+        law: media::g711::Law,
+        payload_type: u8,
+        telephone_event: Option<u8>,
+    },
+    /// Record the caller for voicemail.
+    Record {
+        max: Duration,
+        meta: crate::voicemail::MessageMeta,
+    },
+    /// End the recording now and store it.
+    StopRecording,
+    /// Leave the IVR: no more detection; relay between the legs.
+    Bridge,
     /// Stop and close the sockets.
     Close,
 }
@@ -55,6 +71,36 @@ fn index(leg: LegId, channel: Channel) -> usize {
     }
 }
 
+/// What a call's media task reports besides its end.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// The caller pressed a key (RFC 4733 or in-band).
+    Digit(char),
+    /// The playback with this id ended.
+    PlaybackFinished(u32),
+    /// The voicemail recording ended; true if stored durably.
+    Recorded(bool),
+}
+
+/// The caller's side while the switch answers it: key detection and recording.
+struct Listening {
+    law: media::g711::Law,
+    payload_type: u8,
+    telephone_event: Option<u8>,
+    events: media::telephone_event::Receiver,
+    tones: media::DtmfDetector,
+    recording: Option<(media::recorder::Recorder, crate::voicemail::MessageMeta)>,
+    pcm: Box<[i16; 2048]>,
+}
+
+/// Where stored messages go, and how the task reports.
+pub struct MediaContext {
+    /// The data directory (voicemail files and database).
+    pub data_dir: std::path::PathBuf,
+    /// Reports digits, playback ends and recordings.
+    pub events: std::sync::Arc<dyn Fn(MediaEvent) + Send + Sync>,
+}
+
 /// How a call's media ended, with the relay's counters per leg.
 #[derive(Debug)]
 pub struct MediaSummary {
@@ -71,6 +117,7 @@ pub async fn relay(
     sockets: [UdpSocket; 4],
     timeout: Duration,
     commands: mpsc::UnboundedReceiver<MediaCommand>,
+    context: MediaContext,
     on_end: impl FnOnce(MediaSummary),
 ) {
     let start = tokio::time::Instant::now().into_std();
@@ -81,7 +128,7 @@ pub async fn relay(
     let mut relay = Relay::new(config, start);
     // Until the call is answered no media is expected: the timeout waits.
     relay.set_hold(true, start);
-    let timed_out = run(&mut relay, &sockets, commands).await;
+    let timed_out = run(&mut relay, &sockets, commands, &context).await;
     on_end(MediaSummary {
         timed_out,
         a: relay.stats(LegId::A),
@@ -94,8 +141,10 @@ async fn run(
     relay: &mut Relay,
     sockets: &[UdpSocket; 4],
     mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+    context: &MediaContext,
 ) -> bool {
     let mut bufs = [[0u8; 2048]; 4];
+    let mut listening: Option<Listening> = None;
     let legs = [
         (LegId::A, Channel::Rtp),
         (LegId::A, Channel::Rtcp),
@@ -103,25 +152,132 @@ async fn run(
         (LegId::B, Channel::Rtcp),
     ];
     loop {
-        let deadline = relay.poll_timeout().map(tokio::time::Instant::from_std);
+        let event_end = listening.as_ref().and_then(|l| l.events.poll_timeout());
+        let deadline = match (relay.poll_timeout(), event_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(tokio::time::Instant::from_std);
         let [b0, b1, b2, b3] = &mut bufs;
         tokio::select! {
             cmd = commands.recv() => match cmd {
-                                Some(MediaCommand::Remote { leg, rtp, rtcp }) => relay.set_remote(leg, rtp, rtcp),
+                Some(MediaCommand::Remote { leg, rtp, rtcp }) => relay.set_remote(leg, rtp, rtcp),
                 Some(MediaCommand::Hold(on_hold)) => relay.set_hold(on_hold, std::time::Instant::now()),
-                Some(MediaCommand::Close) | None => return false,
+                Some(MediaCommand::Listen { law, payload_type, telephone_event }) => {
+                    listening = Some(Listening {
+                        law,
+                        payload_type,
+                        telephone_event,
+                        events: media::telephone_event::Receiver::new(Duration::from_millis(200)),
+                        tones: media::DtmfDetector::new(),
+                        recording: None,
+                        pcm: Box::new([0; 2048]),
+                    });
+                }
+                Some(MediaCommand::Record { max, meta }) => {
+                    if let Some(l) = listening.as_mut() {
+                        let config = media::recorder::RecorderConfig { max, ..Default::default() };
+                        l.recording = Some((media::recorder::Recorder::new(config), meta));
+                    }
+                }
+                Some(MediaCommand::StopRecording) => {
+                    if let Some(l) = listening.as_mut() {
+                        finish_recording(l, context);
+                    }
+                }
+                Some(MediaCommand::Bridge) => listening = None,
+                Some(MediaCommand::Close) | None => {
+                    // A caller who hangs up while recording has left a message: keep it.
+                    if let Some(l) = listening.as_mut() {
+                        finish_recording(l, context);
+                    }
+                    return false;
+                }
             },
-            r = sockets[0].recv_from(b0) => forward(relay, sockets, legs[0], r, b0),
+            r = sockets[0].recv_from(b0) => {
+                if let (Some(l), Ok((n, _))) = (listening.as_mut(), &r) {
+                    listen(l, &b0[..*n], context);
+                }
+                forward(relay, sockets, legs[0], r, b0)
+            }
             r = sockets[1].recv_from(b1) => forward(relay, sockets, legs[1], r, b1),
             r = sockets[2].recv_from(b2) => forward(relay, sockets, legs[2], r, b2),
             r = sockets[3].recv_from(b3) => forward(relay, sockets, legs[3], r, b3),
             _ = sleep_until(deadline) => {
-                if relay.handle_timeout(tokio::time::Instant::now().into_std()).is_some() {
+                let now = tokio::time::Instant::now().into_std();
+                if let Some(l) = listening.as_mut() {
+                    l.events.handle_timeout(now);
+                    while let Some(d) = l.events.poll_digit() {
+                        if let Some(c) = d.symbol() {
+                            (context.events)(MediaEvent::Digit(c));
+                        }
+                    }
+                }
+                if relay.handle_timeout(now).is_some() {
                     return true;
                 }
             }
         }
     }
+}
+
+/// One RTP datagram from the caller while the switch answers it: RFC 4733 events when
+/// agreed, else in-band tones in the audio; the audio also feeds a voicemail recording.
+fn listen(l: &mut Listening, bytes: &[u8], context: &MediaContext) {
+    let Ok(packet) = media::packet::parse_rtp(bytes) else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    if Some(packet.payload_type) == l.telephone_event {
+        l.events.on_packet(&packet, now);
+        while let Some(d) = l.events.poll_digit() {
+            if let Some(c) = d.symbol() {
+                (context.events)(MediaEvent::Digit(c));
+            }
+        }
+        return;
+    }
+    if packet.payload_type != l.payload_type {
+        return;
+    }
+    let n = packet.payload.len().min(l.pcm.len());
+    let n = l.law.decode(&packet.payload[..n], &mut l.pcm[..n]);
+    if l.telephone_event.is_none() {
+        // In-band detection only for callers that cannot send RFC 4733 (chosen from the
+        // SDP): a trunk that sends both would otherwise report every key twice.
+        for c in l.tones.push(&l.pcm[..n]) {
+            (context.events)(MediaEvent::Digit(c));
+        }
+    }
+    if let Some((recorder, _)) = l.recording.as_mut()
+        && recorder.push(&l.pcm[..n]).is_some()
+    {
+        finish_recording(l, context);
+    }
+}
+
+/// Stores the recording (if one runs) off the media thread and reports when it is durable.
+fn finish_recording(l: &mut Listening, context: &MediaContext) {
+    let Some((recorder, meta)) = l.recording.take() else {
+        return;
+    };
+    let samples = recorder.samples().to_vec();
+    let data_dir = context.data_dir.clone();
+    let events = std::sync::Arc::clone(&context.events);
+    // A thread of its own, so the relay loop never waits on the disk.
+    std::thread::spawn(move || {
+        let stored = match crate::voicemail::store(&data_dir, &meta, &samples) {
+            Ok(path) => {
+                tracing::info!(path = %path.display(), mailbox = %meta.mailbox, seconds = samples.len() / 8000, "voicemail stored");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, mailbox = %meta.mailbox, "voicemail could not be stored");
+                false
+            }
+        };
+        events(MediaEvent::Recorded(stored));
+    });
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -18,6 +18,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::db::{self, DbWrite};
 use crate::media_task::{self, MediaCommand};
+use crate::player::PlayerCommand;
 use crate::metrics;
 
 /// A TCP connection with no traffic for this long is closed.
@@ -39,6 +40,7 @@ enum Wake {
         addr: SocketAddr,
     },
     MediaEnded(CallKey, media_task::MediaSummary),
+    Media(CallKey, media_task::MediaEvent),
     MediaFailed(CallKey),
     Reload,
     Shutdown,
@@ -95,7 +97,8 @@ pub fn run(
     // ~30 % more than one (fewer packets per wake-up); the call loop keeps a CPU of its own,
     // so media gets one shard per remaining pair of CPUs (1 on 2 CPUs, up to 4).
     let n_shards = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4));
-    let media_shards = media_shards(n_shards)?;
+    let (wake_tx, wake_rx) = mpsc::unbounded_channel::<Wake>();
+    let media_shards = media_shards(n_shards, &wake_tx)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -109,6 +112,7 @@ pub fn run(
             start_wall,
         },
         media_shards,
+        (wake_tx, wake_rx),
     ))
 }
 
@@ -118,7 +122,8 @@ async fn main_loop(
     listen: SocketAddr,
     data_dir: std::path::PathBuf,
     clock: Clock,
-    media_shards: Vec<tokio::runtime::Handle>,
+    media_shards: Vec<Shard>,
+    (wake_tx, mut wake_rx): (mpsc::UnboundedSender<Wake>, mpsc::UnboundedReceiver<Wake>),
 ) -> anyhow::Result<()> {
     let db::Opened {
         bindings: stored,
@@ -152,7 +157,6 @@ async fn main_loop(
     sb.restore_bindings(stored, clock.now());
     info!(udp = %local, tcp = %tcp.local_addr()?, config = %config.file, bindings = sb.n_bindings(), "centralino running");
 
-    let (wake_tx, mut wake_rx) = mpsc::unbounded_channel::<Wake>();
     tokio::spawn(accept_tcp(tcp, wake_tx.clone()));
     spawn_signals(wake_tx.clone());
     let snapshot: metrics::Snapshot = Arc::new(Mutex::new(String::new()));
@@ -171,6 +175,11 @@ async fn main_loop(
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
     let mut db_batch: Vec<DbWrite> = Vec::new();
     let mut media_totals = metrics::MediaTotals::default();
+    // Media opened in this round of outputs, started once the round is done (so that an IVR
+    // answer in the same round can still borrow the caller's socket for the player).
+    let mut pending: Vec<PendingMedia> = Vec::new();
+    let mut ivr_calls: std::collections::HashSet<CallKey> = std::collections::HashSet::new();
+    let mut ssrc_state = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default()) | 1;
     loop {
         // Act on everything the Switchboard wants done.
         while let Some(out) = sb.poll_output() {
@@ -190,23 +199,7 @@ async fn main_loop(
                         Ok(sockets) => {
                             let (tx, rx) = mpsc::unbounded_channel();
                             media.insert(call, tx);
-                            let wake = wake_tx.clone();
-                            let shard =
-                                &media_shards[(call.0 % media_shards.len() as u64) as usize];
-                            shard.spawn(async move {
-                                match media_task::register(sockets) {
-                                    Ok(sockets) => {
-                                        media_task::relay(sockets, timeout, rx, |summary| {
-                                            let _ = wake.send(Wake::MediaEnded(call, summary));
-                                        })
-                                        .await
-                                    }
-                                    Err(e) => {
-                                        warn!(call = call.0, error = %e, "cannot register media sockets");
-                                        let _ = wake.send(Wake::MediaFailed(call));
-                                    }
-                                }
-                            });
+                            pending.push(PendingMedia { call, sockets, rx, timeout });
                         }
                         Err(e) => {
                             warn!(call = call.0, a_port, b_port, error = %e, "cannot bind media ports; they are set aside");
@@ -220,6 +213,9 @@ async fn main_loop(
                     rtp,
                     rtcp,
                 } => {
+                    if leg == LegSide::A && ivr_calls.contains(&call) {
+                        player_of(&media_shards, call).send_cmd(PlayerCommand::Remote { call, rtp });
+                    }
                     if let Some(m) = media.get(&call) {
                         let leg = match leg {
                             LegSide::A => media::LegId::A,
@@ -237,10 +233,92 @@ async fn main_loop(
                     if let Some(m) = media.remove(&call) {
                         let _ = m.send(MediaCommand::Close);
                     }
+                    if ivr_calls.remove(&call) {
+                        player_of(&media_shards, call).send_cmd(PlayerCommand::Close { call });
+                    }
+                }
+                Output::MediaIvr { call, law, payload_type, telephone_event } => {
+                    // The player sends from a duplicate of the caller's RTP socket, so prompts
+                    // leave from the port in our SDP answer.
+                    let socket = pending
+                        .iter()
+                        .find(|p| p.call == call)
+                        .map(|p| p.sockets[0].try_clone());
+                    match socket {
+                        Some(Ok(socket)) => {
+                            ssrc_state = splitmix(ssrc_state);
+                            player_of(&media_shards, call).send_cmd(PlayerCommand::Open {
+                                call,
+                                socket,
+                                law,
+                                payload_type,
+                                ssrc: (ssrc_state >> 32) as u32,
+                            });
+                            ivr_calls.insert(call);
+                        }
+                        _ => warn!(call = call.0, "no socket for the IVR's prompts; the caller hears nothing"),
+                    }
+                    if let Some(m) = media.get(&call) {
+                        let _ = m.send(MediaCommand::Listen { law, payload_type, telephone_event });
+                    }
+                }
+                Output::Play { call, id, prompts } => {
+                    player_of(&media_shards, call).send_cmd(PlayerCommand::Play { call, id, prompts });
+                }
+                Output::PlayLoop { call, music, announcement, every } => {
+                    player_of(&media_shards, call).send_cmd(PlayerCommand::Loop { call, music, announcement, every });
+                }
+                Output::StopPlayback { call } => {
+                    player_of(&media_shards, call).send_cmd(PlayerCommand::Stop { call });
+                }
+                Output::Record { call, mailbox, caller, dialled, call_id, max, started_unix } => {
+                    if let Some(m) = media.get(&call) {
+                        let meta = crate::voicemail::MessageMeta { mailbox, caller, dialled, call_id, started_unix, call: call.0 };
+                        let _ = m.send(MediaCommand::Record { max, meta });
+                    }
+                }
+                Output::StopRecording { call } => {
+                    if let Some(m) = media.get(&call) {
+                        let _ = m.send(MediaCommand::StopRecording);
+                    }
+                }
+                Output::MediaBridge { call } => {
+                    if let Some(m) = media.get(&call) {
+                        let _ = m.send(MediaCommand::Bridge);
+                    }
+                    if ivr_calls.remove(&call) {
+                        player_of(&media_shards, call).send_cmd(PlayerCommand::Close { call });
+                    }
                 }
                 Output::SaveBinding(b) => db_batch.push(DbWrite::Save(b)),
                 Output::DeleteBinding(b) => db_batch.push(DbWrite::Delete(b)),
             }
+        }
+        for p in pending.drain(..) {
+            let wake = wake_tx.clone();
+            let events = wake_tx.clone();
+            let call = p.call;
+            let context = media_task::MediaContext {
+                data_dir: data_dir.clone(),
+                events: Arc::new(move |ev| {
+                    let _ = events.send(Wake::Media(call, ev));
+                }),
+            };
+            let (sockets, rx, timeout) = (p.sockets, p.rx, p.timeout);
+            media_shards[shard_of(&media_shards, call)].handle.spawn(async move {
+                match media_task::register(sockets) {
+                    Ok(sockets) => {
+                        media_task::relay(sockets, timeout, rx, context, |summary| {
+                            let _ = wake.send(Wake::MediaEnded(call, summary));
+                        })
+                        .await
+                    }
+                    Err(e) => {
+                        warn!(call = call.0, error = %e, "cannot register media sockets");
+                        let _ = wake.send(Wake::MediaFailed(call));
+                    }
+                }
+            });
         }
         if !db_batch.is_empty() {
             let _ = db_tx.send(std::mem::take(&mut db_batch));
@@ -271,6 +349,14 @@ async fn main_loop(
                                 Wake::MediaFailed(call) => {
                     media.remove(&call);
                     sb.handle(Input::MediaFailed { call }, clock.now());
+                }
+                Wake::Media(call, ev) => {
+                    let input = match ev {
+                        media_task::MediaEvent::Digit(digit) => Input::Digit { call, digit },
+                        media_task::MediaEvent::PlaybackFinished(id) => Input::PlaybackFinished { call, id },
+                        media_task::MediaEvent::Recorded(stored) => Input::RecordingDone { call, stored },
+                    };
+                    sb.handle(input, clock.now());
                 }
                 Wake::MediaEnded(call, summary) => {
                     let (a, b) = (&summary.a, &summary.b);
@@ -312,20 +398,65 @@ async fn main_loop(
     Ok(())
 }
 
-/// Starts `n` media threads, each driving its own current-thread runtime, and returns their
-/// handles (relays are spawned onto them; the threads end with the process).
-fn media_shards(n: usize) -> anyhow::Result<Vec<tokio::runtime::Handle>> {
-    let mut handles = Vec::with_capacity(n);
+/// One media thread: its runtime drives the relays of its calls and its prompt player.
+struct Shard {
+    handle: tokio::runtime::Handle,
+    player: mpsc::UnboundedSender<PlayerCommand>,
+}
+
+impl Shard {
+    fn send_cmd(&self, cmd: PlayerCommand) {
+        let _ = self.player.send(cmd);
+    }
+}
+
+/// Media opened but not started yet.
+struct PendingMedia {
+    call: CallKey,
+    sockets: [std::net::UdpSocket; 4],
+    rx: mpsc::UnboundedReceiver<MediaCommand>,
+    timeout: Duration,
+}
+
+fn shard_of(shards: &[Shard], call: CallKey) -> usize {
+    (call.0 % shards.len() as u64) as usize
+}
+
+fn player_of(shards: &[Shard], call: CallKey) -> &Shard {
+    &shards[shard_of(shards, call)]
+}
+
+/// SplitMix64: the SSRCs of our prompt streams.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Starts `n` media threads, each driving its own current-thread runtime with the shard's
+/// prompt player as its main task (relays are spawned onto them; the threads end with the
+/// process).
+fn media_shards(n: usize, wake: &mpsc::UnboundedSender<Wake>) -> anyhow::Result<Vec<Shard>> {
+    let mut shards = Vec::with_capacity(n);
     for i in 0..n {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        handles.push(rt.handle().clone());
+        let (player, commands) = mpsc::unbounded_channel();
+        shards.push(Shard {
+            handle: rt.handle().clone(),
+            player,
+        });
+        let wake = wake.clone();
+        let report: crate::player::Report = Arc::new(move |call, ev| {
+            let _ = wake.send(Wake::Media(call, ev));
+        });
         std::thread::Builder::new()
             .name(format!("media-{i}"))
-            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+            .spawn(move || rt.block_on(crate::player::run(commands, report)))?;
     }
-    Ok(handles)
+    Ok(shards)
 }
 
 /// Receive buffer asked for the SIP socket: bursts of signalling (a trunk's busy hour, a

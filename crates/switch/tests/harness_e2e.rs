@@ -330,7 +330,7 @@ async fn operator_number_rings_201_media_both_ways_trunk_hangs_up() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+        bridged_call(&switch, &transcript, &mut phone, "201").await;
     check_media(&mut out, &mut inc).await;
     trunk
         .hangup(&mut out)
@@ -346,7 +346,7 @@ async fn operator_number_rings_201_phone_hangs_up() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+        bridged_call(&switch, &transcript, &mut phone, "201").await;
     check_media(&mut out, &mut inc).await;
     phone
         .hangup(&mut inc)
@@ -389,7 +389,7 @@ async fn nobody_registered_gets_480() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let resp = trunk
         .wait_final(&mut out)
         .await
@@ -418,7 +418,7 @@ async fn trunk_cancels_while_phone_rings() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -542,7 +542,7 @@ async fn registrations_survive_a_restart() {
     );
     switch.spawn().await;
     let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+        bridged_call(&switch, &transcript, &mut phone, "201").await;
     trunk
         .hangup(&mut out)
         .await
@@ -568,7 +568,7 @@ async fn phone_rejects_busy_and_the_trunk_gets_486() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -590,7 +590,7 @@ async fn phone_answers_late_without_ringing() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -628,7 +628,7 @@ async fn dtmf_rfc4733_crosses_the_relay_and_info_is_answered() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+        bridged_call(&switch, &transcript, &mut phone, "201").await;
     assert_eq!(
         out.rtp.telephone_event_payload_type,
         Some(101),
@@ -697,7 +697,7 @@ async fn cancel_before_the_phone_rings_still_reaches_the_phone() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -726,7 +726,7 @@ async fn answer_crossing_cancel_is_acked_and_hung_up() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -758,7 +758,7 @@ async fn early_media_from_the_phone_reaches_the_trunk_before_the_answer() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -824,7 +824,7 @@ async fn ringing_longer_than_the_media_timeout_is_not_cut_off() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -859,7 +859,7 @@ async fn silent_answered_call_ends_on_media_timeout() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+        bridged_call(&switch, &transcript, &mut phone, "201").await;
     trunk
         .wait_bye(&mut out)
         .await
@@ -880,7 +880,7 @@ async fn two_phones_on_201_ring_and_the_loser_is_cancelled() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut on_desk = desk
         .wait_invite()
         .await
@@ -946,7 +946,7 @@ async fn unregistering_makes_calls_fail_and_too_brief_expiry_gets_423() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let resp = trunk.wait_final(&mut out).await.expect("a final response");
     assert_eq!(resp.status, 480, "the only binding was removed");
 }
@@ -958,7 +958,7 @@ async fn phone_holds_and_resumes_and_media_still_flows() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+        bridged_call(&switch, &transcript, &mut phone, "201").await;
     let hold = phone
         .reinvite(&mut inc, harness::sdp::Direction::SendOnly)
         .await
@@ -998,7 +998,7 @@ async fn relay_latches_to_a_phone_behind_nat_and_ignores_strangers() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -1077,7 +1077,7 @@ async fn lost_ack_from_the_trunk_is_recovered_by_the_2xx_retransmission() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -1124,7 +1124,7 @@ async fn lost_200_to_bye_is_recovered_by_the_bye_retransmission() {
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
     let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+        bridged_call(&switch, &transcript, &mut phone, "201").await;
     phone.lose_next("SIP/2.0 200");
     trunk
         .hangup(&mut out)
@@ -1159,7 +1159,7 @@ async fn retransmitted_invite_does_not_start_a_second_call() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let again = out.invite.to_bytes();
     trunk
         .send_bytes(&again, switch.listen)
@@ -1257,19 +1257,19 @@ async fn unserviceable_invites_get_final_answers() {
     let cases: [(&str, &str, fn(&mut sip_msg::Request), u16); 4] = [
         (
             "Max-Forwards: 0",
-            "800840840",
+            "201",
             |r| r.headers.set(HeaderName::MaxForwards, "0"),
             483,
         ),
         (
             "Require: an unknown extension",
-            "800840840",
+            "201",
             |r| r.headers.push(HeaderName::Require, "100rel-foo"),
             420,
         ),
         (
             "no SDP offer",
-            "800840840",
+            "201",
             |r| {
                 r.body.clear();
                 r.headers.remove(&HeaderName::ContentType);
@@ -1315,7 +1315,7 @@ async fn refreshed_registration_keeps_one_binding() {
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
         .await
         .expect("bind the trunk");
-    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut out = trunk.invite("201").await.expect("send INVITE");
     let mut inc = phone
         .wait_invite()
         .await
@@ -1352,7 +1352,7 @@ async fn pcma_only_phone_gets_pcma_end_to_end() {
         .with_codecs(policy);
     phone.register_ok().await.expect("the phone registers");
     let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+        bridged_call(&switch, &transcript, &mut phone, "201").await;
     assert_eq!(inc.rtp.payload_type, 8, "the phone chose PCMA");
     assert_eq!(
         out.rtp.payload_type, 8,
@@ -1482,7 +1482,7 @@ async fn sigterm_with_a_call_up_exits_cleanly() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (_trunk, _out, _inc) = bridged_call(&switch, &transcript, &mut phone, "800840840").await;
+    let (_trunk, _out, _inc) = bridged_call(&switch, &transcript, &mut phone, "201").await;
     let status = switch.stop();
     assert!(
         status.success(),

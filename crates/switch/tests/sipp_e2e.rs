@@ -203,7 +203,7 @@ fn trunk_call_is_bridged_to_the_registered_phone_and_the_caller_hangs_up() {
     );
     let (t, p) = call_with_phone(
         uas(None, phone_port, base + 20),
-        trunk(None, "800840840", trunk_port, base + 8, &sw),
+        trunk(None, "201", trunk_port, base + 8, &sw),
     );
     assert_ok("trunk (SIPp uac) call", &t, &sw);
     assert_ok("phone (SIPp uas) answer", &p, &sw);
@@ -247,7 +247,7 @@ fn caller_cancels_while_the_phone_rings() {
         uas(Some("uas_ring_cancelled.xml"), phone_port, base + 20),
         trunk(
             Some("uac_cancel.xml"),
-            "800840840",
+            "201",
             trunk_port,
             base + 8,
             &sw,
@@ -268,7 +268,7 @@ fn untrusted_source_is_challenged_not_bridged() {
             "-sn",
             "uac",
             "-s",
-            "800840840",
+            "201",
             "-i",
             "127.0.0.1",
             "-p",
@@ -353,7 +353,7 @@ fn ipv6_registration_and_call() {
         "-d",
         "500",
         "-s",
-        "800840840",
+        "201",
         "-i",
         "::1",
         "-p",
@@ -396,7 +396,7 @@ fn a_media_port_taken_by_another_program_fails_one_call_then_is_set_aside() {
         &sw,
     );
     let first = sipp(
-        &trunk(None, "800840840", trunk_port, base + 8, &sw),
+        &trunk(None, "201", trunk_port, base + 8, &sw),
         Duration::from_secs(15),
     );
     assert!(
@@ -407,7 +407,7 @@ fn a_media_port_taken_by_another_program_fails_one_call_then_is_set_aside() {
     for n in 2..=3 {
         let (t, p) = call_with_phone(
             uas(None, phone_port, base + 20),
-            trunk(None, "800840840", trunk_port, base + 8, &sw),
+            trunk(None, "201", trunk_port, base + 8, &sw),
         );
         assert_ok(&format!("call {n}, on the ports left"), &t, &sw);
         assert_ok(&format!("phone answers call {n}"), &p, &sw);
