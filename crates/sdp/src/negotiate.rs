@@ -420,10 +420,14 @@ pub fn accept_answer(
                 .and_then(Codec::from_rtpmap)
                 .is_some_and(|codec| offered_codecs.contains(&codec));
             if !renumbered {
-                return Err(NegotiationError::CodecNotOffered {
+                // Liberal too: RFC 3264 §6.1 forbids formats we did not offer, yet phones
+                // that answer with their whole list exist. Such formats are never chosen.
+                tracing::debug!(
                     media_index,
-                    format: format.clone(),
-                });
+                    format,
+                    "answer lists a format we did not offer; ignored"
+                );
+                continue;
             }
             tracing::debug!(
                 media_index,
@@ -440,7 +444,7 @@ pub fn accept_answer(
         let codec_of = |pt| answered_table.codec(pt, Some(&offered_table));
         let audio = answered.payload_types().find_map(|pt| {
             codec_of(pt)
-                .filter(|c| !c.is_telephone_event())
+                .filter(|c| !c.is_telephone_event() && offered_codecs.contains(c))
                 .map(|codec| NegotiatedCodec {
                     payload_type: pt,
                     codec,

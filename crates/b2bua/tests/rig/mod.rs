@@ -32,6 +32,21 @@ pub const SETTLE: Duration = Duration::from_millis(64 * 500 + 5_000);
 pub const TRUNK: &str = "127.0.0.2:5060";
 /// The example's RTP port range.
 pub const RTP_PORTS: std::ops::RangeInclusive<u16> = 20000..=29999;
+/// The prompts of the example dialplan.
+pub const PROMPTS: &[&str] = &[
+    "welcome",
+    "main-menu",
+    "invalid-choice",
+    "option-info",
+    "option-spesa",
+    "option-assistenza",
+    "option-salute",
+    "option-ascolto",
+    "info",
+    "please-wait",
+    "closed",
+];
+
 /// Fixed wall time: Monday 2 March 2026, 10:00 in Europe/Rome (office open).
 pub const WALL_START: &str = "2026-03-02T09:00:00Z";
 /// Most timeouts handled in one `advance` before the rig calls it a livelock.
@@ -110,6 +125,11 @@ pub struct Rig {
     pub loss: Option<(u64, u64)>,
     /// Messages lost to random loss so far.
     pub n_lost: u64,
+    /// Every `Play` (call, id, prompt names), in order.
+    pub plays: Vec<(CallKey, u32, Vec<String>)>,
+    /// Media outputs of the IVR besides `Play`, as short strings (`ivr 1 Pcmu`, `loop 1
+    /// ringback`, `stop 1`, `record 1 general`, `stop-record 1`, `bridge 1`).
+    pub ivr_media: Vec<String>,
 }
 
 impl Rig {
@@ -133,10 +153,21 @@ impl Rig {
 
     /// A switch running the configuration `text`.
     pub fn with_config(text: &str, seed: u8) -> Rig {
-        let (config, _warnings) = match Config::compile("example.toml", text) {
+        let (mut config, _warnings) = match Config::compile("example.toml", text) {
             Ok(c) => c,
             Err(errors) => panic!("example dialplan does not compile: {errors:?}"),
         };
+        // Prompts as the loader would decode them: a 1 s tone each (the audio is not looked at
+        // here; the media side plays it).
+        for name in PROMPTS {
+            config.prompts.insert(
+                (*name).to_owned(),
+                Arc::new(media::Prompt::from_pcm(
+                    name,
+                    media::prompt::tone(440.0, 1000, -20.0).pcm().to_vec(),
+                )),
+            );
+        }
         let settings = SwitchboardConfig {
             advertised_ip: SWITCH_IP.parse().expect("constant"),
             sip_port: SWITCH_PORT,
@@ -170,6 +201,8 @@ impl Rig {
             sent_transports: Vec::new(),
             loss: None,
             n_lost: 0,
+            plays: Vec::new(),
+            ivr_media: Vec::new(),
         }
     }
 
@@ -434,6 +467,48 @@ impl Rig {
                     ));
                     self.holds.push((call, on_hold));
                 }
+                Output::Play { call, id, prompts } => {
+                    let names: Vec<String> =
+                        prompts.iter().map(|p| p.name().to_owned()).collect();
+                    self.log(format!(
+                        "   (media)           play call {} #{id} {}",
+                        call.0,
+                        names.join(" + ")
+                    ));
+                    self.plays.push((call, id, names));
+                }
+                Output::MediaIvr { call, law, .. } => {
+                    self.log(format!("   (media)           ivr call {} {law:?}", call.0));
+                    self.ivr_media.push(format!("ivr {} {law:?}", call.0));
+                }
+                Output::PlayLoop { call, music, .. } => {
+                    self.log(format!(
+                        "   (media)           loop call {} {}",
+                        call.0,
+                        music.name()
+                    ));
+                    self.ivr_media
+                        .push(format!("loop {} {}", call.0, music.name()));
+                }
+                Output::StopPlayback { call } => {
+                    self.log(format!("   (media)           stop call {}", call.0));
+                    self.ivr_media.push(format!("stop {}", call.0));
+                }
+                Output::Record { call, mailbox, .. } => {
+                    self.log(format!(
+                        "   (media)           record call {} {mailbox}",
+                        call.0
+                    ));
+                    self.ivr_media.push(format!("record {} {mailbox}", call.0));
+                }
+                Output::StopRecording { call } => {
+                    self.log(format!("   (media)           stop-record call {}", call.0));
+                    self.ivr_media.push(format!("stop-record {}", call.0));
+                }
+                Output::MediaBridge { call } => {
+                    self.log(format!("   (media)           bridge call {}", call.0));
+                    self.ivr_media.push(format!("bridge {}", call.0));
+                }
                 // Outputs added after these tests were written: logged, never lost.
                 #[allow(
                     unreachable_patterns,
@@ -442,6 +517,28 @@ impl Rig {
                 other => self.log(format!("   (output)          {other:?}")),
             }
         }
+    }
+
+    /// Ends the latest playback of `call` (the media side would, after its last frame).
+    pub fn finish_play(&mut self, call: CallKey) {
+        let id = self
+            .plays
+            .iter()
+            .rev()
+            .find(|(c, _, _)| *c == call)
+            .map(|(_, id, _)| *id)
+            .expect("a playback to finish");
+        self.input(Input::PlaybackFinished { call, id });
+    }
+
+    /// The prompt names of the latest playback of `call`.
+    pub fn last_play(&self, call: CallKey) -> Vec<String> {
+        self.plays
+            .iter()
+            .rev()
+            .find(|(c, _, _)| *c == call)
+            .map(|(_, _, n)| n.clone())
+            .unwrap_or_default()
     }
 
     /// Moves virtual time forward by `d`, firing every switch timeout on the way.
@@ -746,7 +843,7 @@ pub fn message(start: &str, headers: &[(&str, String)], body: &str) -> Vec<u8> {
     for (n, v) in headers {
         s.push_str(&format!("{n}: {v}\r\n"));
     }
-    if !body.is_empty() {
+    if !body.is_empty() && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Content-Type")) {
         s.push_str("Content-Type: application/sdp\r\n");
     }
     s.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));

@@ -1,0 +1,187 @@
+//! The switch answering the emergency number itself (issue 5), in virtual time: the example's
+//! menu, digits from the media side and from SIP INFO, transfer to the group on shift, the
+//! default target for a caller who presses nothing, voicemail when closed, `no_answer`.
+
+mod rig;
+
+use std::time::Duration;
+
+use b2bua::{CallKey, Input};
+use rig::{Caller, Phone, Rig};
+use sip_msg::Method;
+
+const EMERGENCY: &str = "800840840";
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn phone(rig: &mut Rig, ext: &str, port: u16) -> Phone {
+    let mut p = Phone::new(rig, ext, &format!("127.0.0.1:{port}"), &format!("ph{ext}"));
+    p.register(rig, 7 * 24 * 3600);
+    p
+}
+
+/// The trunk calls the emergency number; the switch answers itself. Returns the call key.
+fn answered_call(rig: &mut Rig, trunk: &Caller) -> (rig::Placed, CallKey) {
+    let mut call = trunk.invite(rig, EMERGENCY, &[]);
+    rig.expect_response(trunk.addr, 100, Method::Invite);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    let (ip, port, _) = rig::sdp_summary(&ok.body);
+    assert_eq!(ip, Some(rig::SWITCH_IP.parse().unwrap()));
+    assert!(rig::RTP_PORTS.contains(&port));
+    let body = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(
+        body.contains("telephone-event"),
+        "answer keeps RFC 4733: {body}"
+    );
+    trunk.ack(rig, &mut call, &ok);
+    let key = rig.opened.last().expect("media opened").0;
+    (call, key)
+}
+
+#[test]
+fn weekday_morning_menu_then_4_rings_204_not_205() {
+    let mut rig = Rig::new();
+    let p204 = phone(&mut rig, "204", 5064);
+    let p205 = phone(&mut rig, "205", 5065);
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, key) = answered_call(&mut rig, &trunk);
+    assert_eq!(rig.ivr_media.first().map(String::as_str), Some(&*format!("ivr {} Pcmu", key.0)));
+    let menu = rig.last_play(key);
+    assert_eq!(&menu[..2], ["welcome", "main-menu"], "{menu:?}");
+    assert!(menu.contains(&"option-salute".to_owned()));
+
+    // Barge-in: the caller presses 4 during the prompt.
+    rig.advance(secs(2));
+    rig.input(Input::Digit { call: key, digit: '4' });
+    assert!(rig.ivr_media.iter().any(|m| m == &format!("stop {}", key.0)));
+    assert!(rig.ivr_media.iter().any(|m| m == &format!("loop {} ringback", key.0)));
+    let leg = p204.expect_invite(&mut rig);
+    assert!(rig.pending(p205.addr).is_empty(), "205 is off shift at 10:00");
+    // The phone is offered only the codec the caller uses (no transcoding).
+    let offer = String::from_utf8_lossy(&leg.invite.body).into_owned();
+    assert!(offer.contains("PCMU") && !offer.contains("PCMA"), "{offer}");
+    p204.answer_with_sdp(&mut rig, &leg, 200);
+    rig.expect_request(p204.addr, Method::Ack);
+    assert!(rig.ivr_media.last().unwrap().starts_with("bridge"));
+    assert!(
+        rig.remotes
+            .iter()
+            .any(|r| r.call == key && r.leg == b2bua::LegSide::B)
+    );
+
+    trunk.bye(&mut rig, &mut call);
+    rig.expect_response(trunk.addr, 200, Method::Bye);
+    rig.expect_request(p204.addr, Method::Bye);
+    rig.advance(secs(40));
+    rig.assert_no_leaks();
+}
+
+#[test]
+fn sip_info_digit_selects_the_option() {
+    for (ctype, body) in [
+        ("application/dtmf-relay", "Signal=4\r\nDuration=160\r\n"),
+        ("application/dtmf", "4"),
+    ] {
+        let mut rig = Rig::new();
+        let p204 = phone(&mut rig, "204", 5064);
+        let trunk = Caller::trunk(&mut rig);
+        let (call, key) = answered_call(&mut rig, &trunk);
+        rig.finish_play(key);
+        let info =
+            trunk.in_dialog(&mut rig, &call, Method::Info, 2, &[("Content-Type", ctype)], body);
+        rig.send(trunk.addr, info.to_bytes());
+        rig.expect_response(trunk.addr, 200, Method::Info);
+        p204.expect_invite(&mut rig);
+    }
+}
+
+#[test]
+fn caller_who_presses_nothing_reaches_the_default_group() {
+    let mut rig = Rig::new();
+    let p203 = phone(&mut rig, "203", 5063);
+    let p205 = phone(&mut rig, "205", 5065);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    // First play, then two retries (timeout 6 s each), then the default: group:ascolto.
+    for round in 0..3 {
+        rig.finish_play(key);
+        rig.advance(secs(7));
+        if round < 2 {
+            assert!(
+                rig.last_play(key).contains(&"main-menu".to_owned()),
+                "retry {round} replays the menu"
+            );
+        }
+    }
+    let rung = rig.pending(p203.addr).len() + rig.pending(p205.addr).len();
+    assert!(rung > 0, "a member of ascolto rings");
+    assert!(rig.plays.len() >= 3);
+}
+
+#[test]
+fn wrong_key_plays_invalid_then_the_menu() {
+    let mut rig = Rig::new();
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    rig.finish_play(key);
+    rig.input(Input::Digit { call: key, digit: '9' });
+    let again = rig.last_play(key);
+    assert_eq!(again.first().map(String::as_str), Some("invalid-choice"));
+    assert!(again.contains(&"main-menu".to_owned()));
+}
+
+#[test]
+fn evening_goes_to_voicemail_and_hash_ends_the_recording() {
+    let mut rig = Rig::new();
+    rig.advance(secs(10 * 3600)); // Monday 20:00 in Rome: closed.
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    assert_eq!(rig.last_play(key)[0], "closed");
+    assert_eq!(rig.last_play(key).len(), 2, "greeting, then the beep");
+    rig.finish_play(key);
+    assert!(rig.ivr_media.iter().any(|m| m == &format!("record {} general", key.0)));
+    rig.input(Input::Digit { call: key, digit: '#' });
+    assert!(rig.ivr_media.iter().any(|m| m == &format!("stop-record {}", key.0)));
+    // The media side stored the message durably: only now the switch hangs up.
+    rig.input(Input::RecordingDone { call: key, stored: true });
+    let bye = rig.expect_request(trunk.addr, Method::Bye);
+    trunk.respond(&mut rig, &bye, 200);
+    rig.advance(secs(40));
+    rig.assert_no_leaks();
+}
+
+#[test]
+fn nobody_on_shift_answers_then_voicemail() {
+    let mut rig = Rig::new();
+    let p204 = phone(&mut rig, "204", 5064);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    rig.input(Input::Digit { call: key, digit: '4' });
+    let leg = p204.expect_invite(&mut rig);
+    p204.answer(&mut rig, &leg, 180);
+    // salute: ring_timeout 20 s; 205 is off shift; then no_answer = voicemail:general.
+    rig.advance(secs(21));
+    let cancel = rig.expect_request(p204.addr, Method::Cancel);
+    p204.respond(&mut rig, &cancel, 200);
+    p204.answer(&mut rig, &leg, 487);
+    assert_eq!(rig.last_play(key)[0], "closed");
+    rig.finish_play(key);
+    assert!(rig.ivr_media.iter().any(|m| m.starts_with("record")));
+}
+
+#[test]
+fn caller_hangs_up_in_the_menu_nothing_leaks() {
+    let mut rig = Rig::new();
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, key) = answered_call(&mut rig, &trunk);
+    rig.advance(secs(1));
+    trunk.bye(&mut rig, &mut call);
+    rig.expect_response(trunk.addr, 200, Method::Bye);
+    assert!(rig.closed.contains(&key));
+    // A late playback end finds no call.
+    rig.finish_play(key);
+    rig.advance(secs(60));
+    rig.assert_no_leaks();
+}
