@@ -13,7 +13,8 @@ use toml::de::{DeTable, DeValue};
 use crate::diagnostic::{Diagnostic, Diagnostics, Sink, suggest};
 use crate::plan::{
     Calendar, EmergencyWindow, External, Holiday, HolidayDate, HuntGroup, Interval, MemberShifts,
-    Menu, MenuOption, NumberRule, Plan, Queue, Roster, Strategy, Target, VoicemailBox, WeeklyHours,
+    Menu, MenuOption, NumberRule, Plan, PromptRef, Queue, Roster, Strategy, Target, VoicemailBox,
+    WeeklyHours,
 };
 use crate::time::{
     DAY_MINUTES, DAY_NAMES, MinuteRange, ShiftSpec, dates, day_idx, fmt_hhmm, parse_shift,
@@ -45,6 +46,9 @@ pub struct Compiled {
     pub plan: Plan,
     /// Non-fatal findings, e.g. hours with nobody on duty.
     pub warnings: Vec<Diagnostic>,
+    /// Every prompt the plan names, with its position (the same list as
+    /// [`Plan::prompt_refs`]).
+    pub prompt_refs: Vec<PromptRef>,
 }
 
 /// Compiles a dialplan. On failure every error (and warning) is returned at once.
@@ -62,6 +66,7 @@ pub fn compile(file_name: &str, source: &str) -> Result<Compiled, Diagnostics> {
     let plan = Compiler {
         sink: &mut sink,
         names: Names::default(),
+        prompt_refs: Vec::new(),
     }
     .run(doc.get_ref());
     if sink.has_errors() {
@@ -69,8 +74,10 @@ pub fn compile(file_name: &str, source: &str) -> Result<Compiled, Diagnostics> {
     }
     let warnings = sink.into_sorted();
     // compile() only returns no plan when it reported an error, checked just above.
+    let plan = plan.expect("no errors implies a plan");
     Ok(Compiled {
-        plan: plan.expect("no errors implies a plan"),
+        prompt_refs: plan.prompt_refs.clone(),
+        plan,
         warnings,
     })
 }
@@ -90,6 +97,7 @@ struct Names {
 struct Compiler<'a, 's> {
     sink: &'a mut Sink<'s>,
     names: Names,
+    prompt_refs: Vec<PromptRef>,
 }
 
 /// Entries of a table in file order.
@@ -151,6 +159,35 @@ impl<'s> Compiler<'_, 's> {
                 );
             }
         }
+    }
+
+    /// Records a prompt reference (file name without extension, so no path separators).
+    fn prompt_ref(&mut self, name: &str, span: &Span, what: &str) {
+        if name.is_empty() || name.contains(['/', '\\']) {
+            self.sink.error(
+                span,
+                format!("`{name}` in {what} is not a prompt name"),
+                Some(
+                    "name a file of the prompts directory without its extension, e.g. \"welcome\""
+                        .to_owned(),
+                ),
+            );
+            return;
+        }
+        let (line, col) = self.sink.line_col(span.start);
+        self.prompt_refs.push(PromptRef {
+            name: name.to_owned(),
+            line,
+            col,
+            what: what.to_owned(),
+        });
+    }
+
+    /// An optional prompt-name string, recorded as a reference.
+    fn opt_prompt(&mut self, table: &DeTable<'_>, key: &str, what: &str) -> Option<String> {
+        let (name, span) = self.opt_string(table, key, what)?;
+        self.prompt_ref(&name, &span, &format!("`{key}` of {what}"));
+        Some(name)
     }
 
     fn string(&mut self, value: &Value<'_>, what: &str) -> Option<String> {
@@ -303,6 +340,7 @@ impl<'s> Compiler<'_, 's> {
                     );
                     return None;
                 }
+                self.prompt_ref(&name, span, what);
                 if kind == "message" {
                     Target::Message(name)
                 } else {
@@ -548,7 +586,7 @@ impl<'s> Compiler<'_, 's> {
                     String::new()
                 }
             };
-            let prompt = self.opt_string(table, "prompt", &what).map(|(s, _)| s);
+            let prompt = self.opt_prompt(table, "prompt", &what);
             let max_wait_secs = self.uint(table, "max_wait", &what, 300, 86_400);
             let overflow = self.opt_target(table, "overflow", &what);
             queues.insert(
@@ -571,7 +609,7 @@ impl<'s> Compiler<'_, 's> {
                 continue;
             };
             self.check_keys(table, &what, &["prompt", "max_message"]);
-            let prompt = self.opt_string(table, "prompt", &what).map(|(s, _)| s);
+            let prompt = self.opt_prompt(table, "prompt", &what);
             let max_message_secs = self.uint(table, "max_message", &what, 120, 3600);
             voicemail.insert(
                 name.clone(),
@@ -650,6 +688,11 @@ impl<'s> Compiler<'_, 's> {
             external,
             calendars,
             emergency_windows,
+            prompt_refs: {
+                let mut refs = std::mem::take(&mut self.prompt_refs);
+                refs.sort_by_key(|r| (r.line, r.col));
+                refs
+            },
         })
     }
 
@@ -922,13 +965,18 @@ impl<'s> Compiler<'_, 's> {
         let prompts = get(table, "prompts")
             .map(|v| self.strings(v, &format!("`prompts` of {what}")))
             .unwrap_or_default();
-        let prompts = prompts.into_iter().map(|(s, _)| s.to_owned()).collect();
+        let prompts_what = format!("`prompts` of {what}");
+        let prompts = prompts
+            .into_iter()
+            .map(|(s, span)| {
+                self.prompt_ref(s, &span, &prompts_what);
+                s.to_owned()
+            })
+            .collect();
         let timeout_secs = self.uint(table, "timeout", &what, 5, 120);
         let retries = self.uint(table, "retries", &what, 2, 10);
-        let invalid_prompt = self.opt_string(table, "invalid", &what).map(|(s, _)| s);
-        let timeout_prompt = self
-            .opt_string(table, "timeout_prompt", &what)
-            .map(|(s, _)| s);
+        let invalid_prompt = self.opt_prompt(table, "invalid", &what);
+        let timeout_prompt = self.opt_prompt(table, "timeout_prompt", &what);
         let default = self.opt_target(table, "default", &what);
         if get(table, "default").is_none() {
             self.sink.error(
@@ -967,8 +1015,7 @@ impl<'s> Compiler<'_, 's> {
                             }
                             DeValue::Table(t) => {
                                 self.check_keys(t, &opt_what, &["target", "prompt"]);
-                                let prompt =
-                                    self.opt_string(t, "prompt", &opt_what).map(|(s, _)| s);
+                                let prompt = self.opt_prompt(t, "prompt", &opt_what);
                                 if get(t, "target").is_none() {
                                     self.sink.error(
                                         &ovalue.span(),

@@ -13,7 +13,7 @@
 //!
 //! **API boundary:** [`compile`], [`route`], [`Plan`] (with [`Plan::menu`],
 //! [`Plan::follow_digits`], [`Plan::on_duty`], [`Plan::next_duty_change`],
-//! [`Plan::uncovered_hours`], [`Plan::duty_report`]), [`Decision::to_json`] /
+//! [`Plan::uncovered_hours`], [`Plan::duty_report`], [`Plan::prompt_refs`]), [`route_target`], [`Decision::to_json`] /
 //! [`Decision::explain_text`], [`DutyReport::to_json`] / [`DutyReport::to_text`], and
 //! [`TOP_LEVEL_KEYS`].
 //!
@@ -159,7 +159,8 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use duty::{DutyReport, GroupDuty, OnDuty};
 pub use jiff::Timestamp;
 pub use plan::{
-    External, HuntGroup, Menu, MenuOption, NumberRule, Plan, Queue, Strategy, Target, VoicemailBox,
+    External, HuntGroup, Menu, MenuOption, NumberRule, Plan, PromptRef, Queue, Strategy, Target,
+    VoicemailBox,
 };
 pub use route::{CallFacts, Decision, GroupState, MemberState, StrategyState, route, route_target};
 pub use time::{easter_sunday, italian_holiday};

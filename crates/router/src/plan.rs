@@ -568,6 +568,22 @@ pub(crate) struct EmergencyWindow {
     pub(crate) origin: String,
 }
 
+/// One place in the dialplan that names a prompt: a menu's `prompts`, `invalid` or
+/// `timeout_prompt`, an option's `prompt`, a queue's or voicemail box's `prompt`, or a
+/// `message:NAME` / `hangup:NAME` target. The switch loads `NAME` from its prompts directory
+/// and reports a missing file here.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PromptRef {
+    /// The prompt's name (the file name without extension): `welcome`.
+    pub name: String,
+    /// 1-based line of the string in the file.
+    pub line: usize,
+    /// 1-based column of the string (its opening quote), in characters.
+    pub col: usize,
+    /// Where it is used, for messages: "`prompts` of [menus.main]".
+    pub what: String,
+}
+
 /// The compiled dialplan: immutable, `Send + Sync`, cheap to share behind an `Arc`.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -585,9 +601,16 @@ pub struct Plan {
     pub(crate) external: BTreeMap<String, External>,
     pub(crate) calendars: BTreeMap<String, Calendar>,
     pub(crate) emergency_windows: Vec<EmergencyWindow>,
+    pub(crate) prompt_refs: Vec<PromptRef>,
 }
 
 impl Plan {
+    /// Every prompt reference of the plan, in file order (a name may appear several times).
+    /// The router's own `hangup:not-in-service` for unknown numbers is not among them.
+    pub fn prompt_refs(&self) -> &[PromptRef] {
+        &self.prompt_refs
+    }
+
     /// The file the plan was compiled from.
     pub fn file(&self) -> &str {
         &self.file

@@ -129,25 +129,7 @@ const MAX_HOPS: usize = 16;
 pub fn route(plan: &Plan, facts: &CallFacts, at: Timestamp, state: &mut StrategyState) -> Decision {
     let mut reasons = Vec::new();
     let local = Local::new(&plan.tz, at);
-    reasons.push(format!(
-        "at {} ({}){}",
-        crate::render::local_label(&plan.tz, at),
-        plan.tz_name,
-        facts
-            .caller
-            .as_deref()
-            .map(|c| format!(", call from {c}"))
-            .unwrap_or_default()
-    ));
-    let emergency = plan.emergency_at(at, facts.emergency);
-    if facts.emergency {
-        reasons.push("emergency mode is on (runtime switch)".to_owned());
-    } else if let Some(window) = plan.emergency_window(at) {
-        reasons.push(format!(
-            "emergency mode is on: scheduled window `{}` ({})",
-            window.label, window.origin
-        ));
-    }
+    let emergency = preamble(plan, facts, at, &mut reasons);
 
     let number = match_number(plan, facts);
     let entry = match number {
@@ -232,6 +214,61 @@ pub fn route(plan: &Plan, facts: &CallFacts, at: Timestamp, state: &mut Strategy
     resolve(
         plan, target, facts, &local, at, emergency, number, reasons, state,
     )
+}
+
+/// The decision for a target the IVR chose (e.g. `group:salute` after the caller pressed 4):
+/// resolved exactly as [`route`] resolves the end of its menu walk (shifts, emergency mode,
+/// ring lists, `no_answer` fall-through). [`Decision::number`] is the `[[numbers]]` entry
+/// `facts.dialled` matches, if any; `facts.digits` is ignored. Menu, message, hangup and
+/// voicemail targets come back unchanged with nobody to ring. Pure, like [`route`]; `state`
+/// is updated in the same way.
+pub fn route_target(
+    plan: &Plan,
+    target: &Target,
+    facts: &CallFacts,
+    at: Timestamp,
+    state: &mut StrategyState,
+) -> Decision {
+    let mut reasons = vec![format!("the IVR chose {target}")];
+    let local = Local::new(&plan.tz, at);
+    let emergency = preamble(plan, facts, at, &mut reasons);
+    let number = match_number(plan, facts).map(|r| r.number.clone());
+    resolve(
+        plan,
+        target.clone(),
+        facts,
+        &local,
+        at,
+        emergency,
+        number,
+        reasons,
+        state,
+    )
+}
+
+/// The first reasons of every decision (the instant, the caller, emergency mode); returns
+/// whether emergency mode is on.
+fn preamble(plan: &Plan, facts: &CallFacts, at: Timestamp, reasons: &mut Vec<String>) -> bool {
+    reasons.push(format!(
+        "at {} ({}){}",
+        crate::render::local_label(&plan.tz, at),
+        plan.tz_name,
+        facts
+            .caller
+            .as_deref()
+            .map(|c| format!(", call from {c}"))
+            .unwrap_or_default()
+    ));
+    let emergency = plan.emergency_at(at, facts.emergency);
+    if facts.emergency {
+        reasons.push("emergency mode is on (runtime switch)".to_owned());
+    } else if let Some(window) = plan.emergency_window(at) {
+        reasons.push(format!(
+            "emergency mode is on: scheduled window `{}` ({})",
+            window.label, window.origin
+        ));
+    }
+    emergency
 }
 
 fn match_number<'p>(plan: &'p Plan, facts: &CallFacts) -> Option<&'p NumberRule> {
@@ -520,15 +557,117 @@ fn ring_list(
     ring
 }
 
-/// TEMPORARY (replaced by helper-router's version at merge).
-pub fn route_target(
-    plan: &Plan,
-    target: &Target,
-    facts: &CallFacts,
-    at: Timestamp,
-    state: &mut StrategyState,
-) -> Decision {
-    let local = Local::new(&plan.tz, at);
-    let emergency = plan.emergency_at(at, facts.emergency);
-    resolve(plan, target.clone(), facts, &local, at, emergency, None, Vec::new(), state)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Plan {
+        let source = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../dialplans/example.toml"
+        ))
+        .expect("example");
+        crate::compile("example.toml", &source)
+            .expect("the example compiles")
+            .plan
+    }
+
+    fn chosen(plan: &Plan, target: Target, at: &str) -> Decision {
+        let facts = CallFacts {
+            dialled: "800840840".into(),
+            trunk: Some("provider".into()),
+            ..Default::default()
+        };
+        route_target(
+            plan,
+            &target,
+            &facts,
+            at.parse().expect("RFC 3339"),
+            &mut StrategyState::default(),
+        )
+    }
+
+    #[test]
+    fn route_target_rings_the_member_on_shift() {
+        let plan = example();
+        // Monday 2 March 2026, Europe/Rome (UTC+1).
+        let morning = chosen(
+            &plan,
+            Target::Group("salute".into()),
+            "2026-03-02T10:00:00+01:00",
+        );
+        assert_eq!(morning.target, Target::Group("salute".into()));
+        assert_eq!(morning.ring, vec!["204".to_owned()]);
+        assert_eq!(morning.number.as_deref(), Some("800840840"));
+        assert_eq!(morning.reasons[0], "the IVR chose group:salute");
+        assert_eq!(morning.no_answer, Some(Target::Voicemail("general".into())));
+        let afternoon = chosen(
+            &plan,
+            Target::Group("salute".into()),
+            "2026-03-02T15:00:00+01:00",
+        );
+        assert_eq!(afternoon.ring, vec!["205".to_owned()]);
+    }
+
+    #[test]
+    fn route_target_matches_route_after_the_menu_walk() {
+        let plan = example();
+        let at: Timestamp = "2026-03-02T10:00:00+01:00".parse().expect("RFC 3339");
+        let facts = CallFacts {
+            dialled: "800840840".into(),
+            trunk: Some("provider".into()),
+            digits: "2".into(),
+            ..Default::default()
+        };
+        let walked = route(&plan, &facts, at, &mut StrategyState::default());
+        let chosen = route_target(
+            &plan,
+            &Target::Group("spesa".into()),
+            &facts,
+            at,
+            &mut StrategyState::default(),
+        );
+        assert_eq!(
+            (
+                &walked.target,
+                &walked.ring,
+                walked.ring_all,
+                &walked.number
+            ),
+            (
+                &chosen.target,
+                &chosen.ring,
+                chosen.ring_all,
+                &chosen.number
+            )
+        );
+    }
+
+    #[test]
+    fn route_target_falls_through_no_answer_when_nobody_is_on_shift() {
+        let plan = example();
+        // Saturday: nobody of `salute` has a shift outside emergency mode.
+        let d = chosen(
+            &plan,
+            Target::Group("salute".into()),
+            "2026-03-07T10:00:00+01:00",
+        );
+        assert_eq!(d.target, Target::Voicemail("general".into()));
+        assert!(d.ring.is_empty());
+    }
+
+    #[test]
+    fn route_target_leaves_voicemail_and_messages_alone() {
+        let plan = example();
+        for target in [
+            Target::Voicemail("general".into()),
+            Target::Message("info".into()),
+            Target::Hangup("goodbye".into()),
+            Target::Menu("main".into()),
+        ] {
+            let d = chosen(&plan, target.clone(), "2026-03-02T10:00:00+01:00");
+            assert_eq!(d.target, target);
+            assert!(d.ring.is_empty(), "{target}: {:?}", d.ring);
+        }
+    }
 }

@@ -179,3 +179,86 @@ fn menu_and_duty_queries_for_the_ivr() {
     assert_eq!(json["groups"][2]["on_duty"][0], "204");
     assert!(router::TOP_LEVEL_KEYS.contains(&"groups"));
 }
+
+#[test]
+fn example_prompt_references_have_their_positions() {
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dialplans/example.toml"
+    ))
+    .expect("example");
+    let compiled = compile("example.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("compiles");
+    let refs: Vec<(&str, usize, usize)> = compiled
+        .plan
+        .prompt_refs()
+        .iter()
+        .map(|r| (r.name.as_str(), r.line, r.col))
+        .collect();
+    assert_eq!(
+        refs,
+        vec![
+            ("welcome", 94, 12),
+            ("main-menu", 94, 23),
+            ("invalid-choice", 97, 11),
+            ("option-info", 102, 16),
+            ("info", 102, 40),
+            ("option-spesa", 103, 16),
+            ("option-assistenza", 104, 16),
+            ("option-salute", 105, 16),
+            ("option-ascolto", 106, 16),
+            ("please-wait", 150, 10),
+            ("closed", 155, 10),
+        ]
+    );
+    assert_eq!(compiled.prompt_refs, compiled.plan.prompt_refs());
+    // Every reference's position points at the quoted name in the file.
+    let lines: Vec<&str> = source.lines().collect();
+    for r in compiled.plan.prompt_refs() {
+        let line: Vec<char> = lines[r.line - 1].chars().collect();
+        let at: String = line[r.col - 1..].iter().collect();
+        assert!(
+            at.starts_with(&format!("\"{}\"", r.name))
+                || at.starts_with(&format!("\"message:{}\"", r.name))
+                || at.starts_with(&format!("\"hangup:{}\"", r.name)),
+            "{r:?} points at {at}"
+        );
+    }
+    let info = &compiled.plan.prompt_refs()[4];
+    assert!(info.what.contains("option 1"), "{info:?}");
+}
+
+#[test]
+fn message_and_hangup_targets_anywhere_are_prompt_references() {
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../dialplans/example.toml"
+    ))
+    .expect("example")
+    .replace(
+        "closed = \"voicemail:general\"",
+        "closed = \"hangup:closed-today\"",
+    )
+    .replace(
+        "no_answer = \"external:roma\"",
+        "no_answer = \"message:sorry\"",
+    )
+    .replace("overflow = \"external:roma\"", "overflow = \"hangup:bye\"")
+    .replace(
+        "invalid = \"invalid-choice\"",
+        "invalid = \"invalid-choice\"\ntimeout_prompt = \"no-input\"",
+    );
+    let plan = compile("example.toml", &source)
+        .map_err(|d| d.to_string())
+        .expect("compiles")
+        .plan;
+    let names: Vec<&str> = plan.prompt_refs().iter().map(|r| r.name.as_str()).collect();
+    for name in ["closed-today", "sorry", "bye", "no-input"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    assert!(!names.contains(&"not-in-service"), "{names:?}");
+    let bad = source.replace("prompt = \"please-wait\"", "prompt = \"../please-wait\"");
+    let err = compile("example.toml", &bad).expect_err("a path is not a prompt name");
+    assert!(err.to_string().contains("is not a prompt name"), "{err}");
+}
