@@ -13,6 +13,9 @@
 //!   PCMU/PCMA frames, decoded, downmixed and resampled to 8 kHz once at load.
 //! - [`dtmf_detect`]: the in-band [`DtmfDetector`] (Goertzel with level, twist, purity,
 //!   harmonic, frequency and timing checks) and the [`dtmf_tone`] generator.
+//! - [`playout`]: the per-call [`Playout`] that sends prompts as RTP, one packet per 20 ms
+//!   tick given from outside.
+//! - [`recorder`]: the voicemail [`Recorder`] (ends on silence or length) and [`wav_bytes`].
 //!
 //! # What it must not do
 //!
@@ -28,8 +31,10 @@
 pub mod dtmf_detect;
 pub mod g711;
 pub mod packet;
+pub mod playout;
 pub mod ports;
 pub mod prompt;
+pub mod recorder;
 pub mod relay;
 mod sequence;
 pub mod telephone_event;
@@ -38,8 +43,10 @@ pub use dtmf_detect::{DtmfConfig, DtmfDetector, dtmf_tone};
 pub use packet::{
     BufferTooSmall, InspectError, Packet, PacketKind, RtcpCompound, RtpPacket, inspect, write_rtp,
 };
+pub use playout::Playout;
 pub use ports::{PortAllocator, PortError, PortPair};
 pub use prompt::{Prompt, PromptError, decode_prompt};
+pub use recorder::{RecordEnd, Recorder, RecorderConfig, wav_bytes};
 pub use relay::{
     Channel, DropCounts, DropReason, Forward, LegId, LegStats, MediaEvent, Relay, RelayConfig,
 };
