@@ -96,8 +96,13 @@ struct RawSwitch {
     advertise: Option<Spanned<String>>,
     #[serde(default)]
     md5_only_user_agents: Vec<String>,
-    /// Where menu, voicemail and message targets ring until the IVR exists (issue 5).
+    /// Ignored since the IVR answers menu, voicemail and message targets (issue 5); still
+    /// accepted so older files load.
     operator: Option<Spanned<String>>,
+    /// The prompt set's language (default `it`).
+    language: Option<String>,
+    /// The directory of prompt files.
+    prompts: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -170,8 +175,13 @@ pub struct Config {
     pub min_expires: u32,
     /// Longest registration interval granted.
     pub max_expires: u32,
-    /// Extension that stands in for IVR targets until the IVR exists.
+    /// Unused since the IVR exists (issue 5); kept so older files load.
     pub operator: Option<String>,
+    /// The language of the prompt set (`[switch] language`, default `it`).
+    pub language: String,
+    /// `[switch] prompts`: the prompt directory as written (relative to the dialplan file's
+    /// directory); `None` means `../prompts/<language>` from there.
+    pub prompts_dir: Option<String>,
     /// Digest algorithms offered in challenges, most preferred first (`SHA-256`, `MD5`).
     pub digest_algorithms: Vec<String>,
     /// How long a digest nonce stays fresh (then `stale=true`).
@@ -574,6 +584,8 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         min_expires,
         max_expires,
         operator,
+        language: switch.language.unwrap_or_else(|| "it".to_owned()),
+        prompts_dir: switch.prompts,
         digest_algorithms,
         nonce_lifetime: std::time::Duration::from_secs(nonce_lifetime),
         advertise,
@@ -593,6 +605,8 @@ struct SwitchPart {
     min_expires: u32,
     max_expires: u32,
     operator: Option<String>,
+    language: String,
+    prompts_dir: Option<String>,
     digest_algorithms: Vec<String>,
     nonce_lifetime: std::time::Duration,
     advertise: Option<IpAddr>,
@@ -612,6 +626,8 @@ impl SwitchPart {
             min_expires: self.min_expires,
             max_expires: self.max_expires,
             operator: self.operator,
+            language: self.language,
+            prompts_dir: self.prompts_dir,
             digest_algorithms: self.digest_algorithms,
             nonce_lifetime: self.nonce_lifetime,
             advertise: self.advertise,
@@ -659,7 +675,7 @@ mod tests {
         let (config, _) = Config::compile("example.toml", &example()).expect("example is valid");
         assert_eq!(config.extensions.len(), 5);
         assert!(config.trunk_for("127.0.0.2".parse().expect("ip")).is_some());
-        assert_eq!(config.operator.as_deref(), Some("201"));
+        assert_eq!(config.language, "it");
     }
 
     #[test]

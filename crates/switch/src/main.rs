@@ -4,6 +4,7 @@
 mod db;
 mod media_task;
 mod player;
+mod prompts;
 mod metrics;
 mod router_cli;
 mod run;
@@ -125,9 +126,15 @@ pub fn load_config(path: &std::path::Path) -> anyhow::Result<b2bua::Config> {
     let source =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
     match b2bua::Config::compile(&name, &source) {
-        Ok((config, warnings)) => {
+        Ok((mut config, warnings)) => {
             for w in warnings {
                 eprintln!("{w}");
+            }
+            if let Err(errors) = prompts::load(&mut config, path) {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                anyhow::bail!("{name}: {} prompt error(s); configuration refused", errors.len());
             }
             Ok(config)
         }

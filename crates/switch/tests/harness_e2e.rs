@@ -19,6 +19,9 @@ const EXAMPLE: &str = include_str!(concat!(
 /// Packets each way in a media check: one second of 20 ms packets.
 const N_PACKETS: u16 = 50;
 
+/// The Italian prompt set of the repository.
+const PROMPTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../prompts/it");
+
 const PHONE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
 const TRUNK_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
@@ -60,6 +63,8 @@ struct Switch {
     log: PathBuf,
     listen: SocketAddr,
     child: Option<Child>,
+    /// `--start-time`, if the test sets the clock.
+    start_time: Option<String>,
 }
 
 impl Switch {
@@ -71,6 +76,15 @@ impl Switch {
 
     /// [`Switch::start`] with `extra` lines added to the `[switch]` table.
     async fn start_with(extra: &str) -> Switch {
+        Switch::start_full(extra, None, EXAMPLE).await
+    }
+
+    /// A switch whose clock starts at `start_time` (RFC 3339), running `dialplan`.
+    async fn start_at(start_time: &str, dialplan: &str) -> Switch {
+        Switch::start_full("", Some(start_time), dialplan).await
+    }
+
+    async fn start_full(extra: &str, start_time: Option<&str>, dialplan: &str) -> Switch {
         // Each switch of this process gets its own RTP block (see `rtp_range`).
         static NEXT_INDEX: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let index = NEXT_INDEX.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -84,7 +98,9 @@ impl Switch {
         let metrics_port = free_tcp_port();
         let mut config_text = String::new();
         let (mut saw_rtp, mut saw_metrics) = (false, false);
-        for line in EXAMPLE.lines() {
+        // The prompts of the repository (the config is written elsewhere).
+        let extra = format!("prompts = \"{PROMPTS_DIR}\"\n{extra}");
+        for line in dialplan.lines() {
             let key = line.split('=').next().unwrap_or_default().trim();
             match key {
                 "rtp_ports" => {
@@ -99,7 +115,7 @@ impl Switch {
                     config_text.push_str(line);
                     config_text.push('\n');
                     if line.trim() == "[switch]" {
-                        config_text.push_str(extra);
+                        config_text.push_str(&extra);
                     }
                 }
             }
@@ -117,6 +133,7 @@ impl Switch {
             dir,
             listen: SocketAddr::new(PHONE_IP, free_sip_port()),
             child: None,
+            start_time: start_time.map(str::to_owned),
         };
         switch.spawn().await;
         switch
@@ -133,6 +150,12 @@ impl Switch {
             .arg(&self.config)
             .args(["--listen", &self.listen.to_string(), "--data-dir"])
             .arg(&self.data_dir)
+            .args(
+                self.start_time
+                    .as_deref()
+                    .map(|t| vec!["--start-time", t])
+                    .unwrap_or_default(),
+            )
             .env("RUST_LOG", "info,b2bua=debug")
             .stdout(Stdio::null())
             .stderr(log)
@@ -1488,4 +1511,284 @@ async fn sigterm_with_a_call_up_exits_cleanly() {
         status.success(),
         "SIGTERM during a call ends the switch with exit code 0, got {status}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 5: the switch answers the emergency number with the IVR.
+// ---------------------------------------------------------------------------------------------
+
+/// Monday 2 March 2026, 10:00 in Rome (office open; 204 on shift in `salute`, 205 not).
+const WEEKDAY_10: &str = "2026-03-02T09:00:00Z";
+/// The same Monday, 20:00 in Rome: closed.
+const WEEKDAY_20: &str = "2026-03-02T19:00:00Z";
+
+/// How the caller presses its key.
+#[derive(Clone, Copy, Debug)]
+enum Press {
+    Rfc4733,
+    Info,
+    InBand,
+}
+
+/// A prompt file of the repository, decoded as the switch decodes it.
+fn prompt(name: &str) -> media::Prompt {
+    let path = format!("{PROMPTS_DIR}/{name}.wav");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    media::decode_prompt(name, &bytes, Some("wav")).expect("the prompt decodes")
+}
+
+fn rms(pcm: &[i16]) -> f64 {
+    let sum: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / pcm.len().max(1) as f64).sqrt()
+}
+
+/// The caller's received audio, decoded (G.711 µ-law, as negotiated by the harness).
+fn decoded(records: &[harness::RtpRecord]) -> Vec<i16> {
+    let mut out = Vec::new();
+    for r in records.iter().filter(|r| r.payload_type == 0) {
+        let mut pcm = vec![0i16; r.payload.len()];
+        media::g711::Law::Pcmu.decode(&r.payload, &mut pcm);
+        out.extend_from_slice(&pcm);
+    }
+    out
+}
+
+/// The trunk calls 800840840; the switch answers itself and plays the welcome prompt, which
+/// the caller hears as the file says (level and length, sample by sample within G.711's
+/// error), with RTP paced by sequence, timestamp and one SSRC, marker on the first packet.
+async fn call_and_hear_welcome(
+    switch: &Switch,
+    transcript: &Transcript,
+    offer_telephone_event: bool,
+) -> (Trunk, Call) {
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, transcript)
+        .await
+        .expect("bind the trunk");
+    let mut out = trunk
+        .invite_with("800840840", |req| {
+            if !offer_telephone_event {
+                let body = String::from_utf8_lossy(&req.body)
+                    .replace(" 101\r\n", "\r\n")
+                    .lines()
+                    .filter(|l| !l.contains(":101"))
+                    .map(|l| format!("{l}\r\n"))
+                    .collect::<String>();
+                req.body = body.into_bytes();
+            }
+        })
+        .await
+        .expect("send INVITE");
+    let ok = trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the switch answers the emergency number itself");
+    let answer = String::from_utf8_lossy(&ok.body).into_owned();
+    assert_eq!(
+        answer.contains("telephone-event"),
+        offer_telephone_event,
+        "{answer}"
+    );
+    let welcome = prompt("welcome");
+    let n = welcome.n_frames();
+    let got = out
+        .rtp
+        .wait_received(n, Duration::from_secs(10))
+        .await
+        .expect("the welcome prompt arrives");
+    let got = &got[..n];
+    assert!(got[0].marker, "the first packet of a prompt carries the marker bit");
+    for w in got.windows(2) {
+        assert_eq!(w[1].ssrc, w[0].ssrc, "one SSRC");
+        assert_eq!(w[1].sequence_number, w[0].sequence_number.wrapping_add(1));
+        assert_eq!(w[1].timestamp, w[0].timestamp.wrapping_add(160));
+        assert!(!w[1].marker);
+    }
+    let heard = decoded(got);
+    let file = welcome.pcm();
+    assert!(heard.len() >= file.len());
+    let heard = &heard[..file.len()];
+    let (a, b) = (rms(heard), rms(file));
+    let db = 20.0 * (a / b).log10();
+    assert!(db.abs() < 0.5, "level {db:.2} dB off the prompt file");
+    let err: Vec<i16> = heard
+        .iter()
+        .zip(file)
+        .map(|(h, f)| h.saturating_sub(*f))
+        .collect();
+    let snr = 20.0 * (b / rms(&err).max(1.0)).log10();
+    assert!(snr > 30.0, "what the caller hears is the prompt (SNR {snr:.1} dB)");
+    (trunk, out)
+}
+
+async fn press(trunk: &mut Trunk, out: &mut Call, how: Press, digit: char) {
+    match how {
+        Press::Rfc4733 => {
+            out.rtp.send_dtmf(digit, 800).await.expect("send RFC 4733");
+        }
+        Press::Info => {
+            let r = trunk
+                .send_info_dtmf(out, digit, 100)
+                .await
+                .expect("send INFO");
+            assert_eq!(r.status, 200);
+        }
+        Press::InBand => {
+            let mut tone = media::dtmf_tone(digit, 120, -10.0);
+            tone.resize(tone.len() + 8 * 200, 0); // then 200 ms of silence
+            let payloads: Vec<Vec<u8>> = tone
+                .chunks(160)
+                .map(|c| {
+                    let mut code = vec![0u8; c.len()];
+                    media::g711::Law::Pcmu.encode(c, &mut code);
+                    code
+                })
+                .collect();
+            out.rtp.send_stream(payloads).await.expect("send the tones");
+        }
+    }
+}
+
+async fn menu_4_reaches_204(how: Press) {
+    let switch = Switch::start_at(WEEKDAY_10, EXAMPLE).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut p204 = registered_phone(&switch, &transcript, "204").await;
+    let mut p205 = registered_phone(&switch, &transcript, "205").await;
+    let (mut trunk, mut out) =
+        call_and_hear_welcome(&switch, &transcript, !matches!(how, Press::InBand)).await;
+    press(&mut trunk, &mut out, how, '4').await;
+    let mut inc = p204
+        .wait_invite()
+        .await
+        .unwrap_or_else(|e| panic!("{how:?}: 4 leads to 204: {e}"));
+    p204.answer(&mut inc).await.expect("204 answers");
+    // 205 is off shift at 10:00: it never rings.
+    p205.set_timeout(Duration::from_millis(500));
+    assert!(p205.wait_invite().await.is_err(), "205 must not ring");
+    // Bridged: what the phone sends reaches the caller.
+    inc.rtp.send_pattern(7, 10).await.expect("the phone sends");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let from_phone = out
+        .rtp
+        .received()
+        .iter()
+        .filter(|r| r.payload == harness::pattern_payload(7, 0))
+        .count();
+    assert_eq!(from_phone, 1, "the phone's audio reaches the caller");
+    trunk.hangup(&mut out).await.expect("the trunk hangs up");
+    p204.wait_bye(&mut inc).await.expect("204 gets BYE");
+}
+
+#[tokio::test]
+async fn ivr_menu_4_by_rfc4733_reaches_204() {
+    menu_4_reaches_204(Press::Rfc4733).await;
+}
+
+#[tokio::test]
+async fn ivr_menu_4_by_sip_info_reaches_204() {
+    menu_4_reaches_204(Press::Info).await;
+}
+
+#[tokio::test]
+async fn ivr_menu_4_in_band_reaches_204() {
+    menu_4_reaches_204(Press::InBand).await;
+}
+
+#[tokio::test]
+async fn ivr_evening_voicemail_records_the_callers_tone() {
+    let switch = Switch::start_at(WEEKDAY_20, EXAMPLE).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    trunk.wait_answer(&mut out).await.expect("the switch answers");
+    // The closed message, then the beep; then silence: recording runs.
+    let closed = prompt("closed");
+    out.rtp
+        .wait_received(closed.n_frames(), Duration::from_secs(25))
+        .await
+        .expect("the closed message plays");
+    let all = out.rtp.settle(Duration::from_millis(400)).await;
+    assert!(all.len() > closed.n_frames(), "a beep follows the message");
+    out.rtp.send_tone(100).await.expect("two seconds of 1 kHz");
+    trunk.hangup(&mut out).await.expect("the caller hangs up");
+    // The message is on disk with its metadata before long.
+    let dir = switch.data_dir.join("voicemail");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let wav = loop {
+        let found = std::fs::read_dir(&dir).ok().and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "wav"))
+        });
+        if let Some(p) = found {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no WAV file in {}", dir.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let bytes = std::fs::read(&wav).expect("read the message");
+    let message = media::decode_prompt("message", &bytes, Some("wav")).expect("a valid WAV");
+    let pcm = message.pcm();
+    assert!(pcm.len() >= 8000, "at least a second recorded, got {}", pcm.len());
+    // The caller's 1 kHz tone dominates: its Goertzel power against 700 Hz and 1400 Hz.
+    let power = |f: f64| {
+        let k = 2.0 * (2.0 * std::f64::consts::PI * f / 8000.0).cos();
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &x in pcm {
+            let s = f64::from(x) + k * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        s1 * s1 + s2 * s2 - k * s1 * s2
+    };
+    let (p1000, p700, p1400) = (power(1000.0), power(700.0), power(1400.0));
+    assert!(
+        p1000 > 100.0 * p700 && p1000 > 100.0 * p1400,
+        "recording is the caller's 1 kHz tone: {p1000:e} vs {p700:e}/{p1400:e}"
+    );
+    let db = std::fs::read(switch.data_dir.join("centralino.db")).expect("the database");
+    assert!(!db.is_empty());
+    let conn = rusqlite::Connection::open(switch.data_dir.join("centralino.db")).expect("open db");
+    let (mailbox, path): (String, String) = conn
+        .query_row("SELECT mailbox, path FROM voicemail", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("the message's metadata");
+    assert_eq!(mailbox, "general");
+    assert_eq!(std::path::Path::new(&path), wav.as_path());
+}
+
+#[tokio::test]
+async fn ivr_caller_who_presses_nothing_reaches_the_default_group() {
+    // The example's menu, shortened so the test takes seconds: the welcome prompt only, a
+    // 1 s timeout and one retry; the default stays group:ascolto (203, 205).
+    let dialplan = EXAMPLE
+        .replace(r#"prompts = ["welcome", "main-menu"]"#, r#"prompts = ["welcome"]"#)
+        .replace("timeout = 6\n", "timeout = 1\n")
+        .replace("retries = 2\n", "retries = 1\n")
+        .lines()
+        .map(|l| match l.find("{ prompt = ") {
+            Some(i) => {
+                let target = &l[l.find("target").expect("an option with a target")..];
+                format!("{}{{ {target}", &l[..i])
+            }
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let switch = Switch::start_at(WEEKDAY_10, &dialplan).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut p203 = registered_phone(&switch, &transcript, "203").await;
+    let mut p205 = registered_phone(&switch, &transcript, "205").await;
+    let (_trunk, _out) = call_and_hear_welcome(&switch, &transcript, true).await;
+    p203.set_timeout(Duration::from_secs(15));
+    p205.set_timeout(Duration::from_secs(15));
+    let rang = tokio::select! {
+        r = p203.wait_invite() => r.map(|_| "203"),
+        r = p205.wait_invite() => r.map(|_| "205"),
+    };
+    let who = rang.expect("after the retries the default group rings");
+    assert!(who == "203" || who == "205");
 }

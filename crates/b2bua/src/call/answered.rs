@@ -106,7 +106,7 @@ fn resolve(config: &Config, names: &[String]) -> Vec<Arc<media::Prompt>> {
 impl Switchboard {
     /// Answers the caller ourselves and starts the IVR at `target`. False if the call ended.
     pub(super) fn answer_with_ivr(&mut self, call: &mut Call, target: Target, now: Now) -> bool {
-        let policy = CodecPolicy::new(vec![Codec::Pcma, Codec::Pcmu, Codec::TelephoneEvent])
+        let policy = CodecPolicy::new(vec![Codec::Pcmu, Codec::Pcma, Codec::TelephoneEvent])
             .unwrap_or_default();
         let local = MediaAddress {
             ip: self.settings.advertised_ip,
@@ -130,17 +130,18 @@ impl Switchboard {
         };
         let body = answer.to_bytes();
         call.a_answer = Some(body.clone());
-        self.out.push_back(Output::MediaRemote {
-            call: call.key,
-            leg: LegSide::A,
-            rtp: neg.remote,
-            rtcp: neg.remote_rtcp,
-        });
+        // MediaIvr first: the player must exist to learn the caller's address.
         self.out.push_back(Output::MediaIvr {
             call: call.key,
             law,
             payload_type: neg.codec.payload_type,
             telephone_event: neg.telephone_event_payload_type,
+        });
+        self.out.push_back(Output::MediaRemote {
+            call: call.key,
+            leg: LegSide::A,
+            rtp: neg.remote,
+            rtcp: neg.remote_rtcp,
         });
         self.out.push_back(Output::MediaHold {
             call: call.key,

@@ -124,6 +124,14 @@ impl Switch {
         let mut settings = vec![
             ("metrics", format!("\"{metrics}\"")),
             ("rtp_ports", format!("\"{rtp}-{}\"", rtp + 99)),
+            // The config is written elsewhere: name the repository's prompt set.
+            (
+                "prompts",
+                format!(
+                    "\"{}/../../prompts/it\"",
+                    env!("CARGO_MANIFEST_DIR")
+                ),
+            ),
         ];
         // A test's own setting replaces the default one of the same key.
         settings.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
