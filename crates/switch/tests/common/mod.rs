@@ -2,6 +2,8 @@
 //! configuration derived from `dialplans/example.toml`, and real SIP peers against it.
 #![allow(dead_code)] // each test binary uses a different part of the rig
 
+pub mod baresip_caller;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
