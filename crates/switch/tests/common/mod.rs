@@ -137,7 +137,12 @@ impl Switch {
         ];
         // A test's own setting replaces the default one of the same key.
         settings.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
-        settings.extend(extra.iter().cloned());
+        // `--start-time` is a flag, not a setting.
+        let start_time = extra
+            .iter()
+            .find(|(k, _)| *k == "--start-time")
+            .map(|(_, v)| v.clone());
+        settings.extend(extra.iter().filter(|(k, _)| *k != "--start-time").cloned());
         let config = with_switch_settings(source, &settings);
         let config_path = dir.join("centralino.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -148,6 +153,7 @@ impl Switch {
             .arg(&config_path)
             .args(["--listen", &sip.to_string(), "--data-dir"])
             .arg(dir.join("data"))
+            .args(start_time.iter().flat_map(|t| ["--start-time".to_owned(), t.clone()]))
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
             .stderr(log)
