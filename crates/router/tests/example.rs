@@ -199,17 +199,17 @@ fn example_prompt_references_have_their_positions() {
     assert_eq!(
         refs,
         vec![
-            ("welcome", 94, 12),
-            ("main-menu", 94, 23),
-            ("invalid-choice", 97, 11),
-            ("option-info", 102, 16),
-            ("info", 102, 40),
-            ("option-spesa", 103, 16),
-            ("option-assistenza", 104, 16),
-            ("option-salute", 105, 16),
-            ("option-ascolto", 106, 16),
-            ("please-wait", 150, 10),
-            ("closed", 155, 10),
+            ("welcome", 96, 12),
+            ("main-menu", 96, 23),
+            ("invalid-choice", 99, 11),
+            ("option-info", 104, 16),
+            ("info", 104, 40),
+            ("option-spesa", 105, 16),
+            ("option-assistenza", 106, 16),
+            ("option-salute", 107, 16),
+            ("option-ascolto", 108, 16),
+            ("please-wait", 152, 10),
+            ("closed", 157, 10),
         ]
     );
     assert_eq!(compiled.prompt_refs, compiled.plan.prompt_refs());
