@@ -91,15 +91,19 @@ impl Recorder {
         if self.ended.is_some() {
             return self.ended;
         }
-        for &sample in samples {
-            if self.samples.len() >= self.max_samples {
-                self.ended = Some(RecordEnd::MaxLength);
-                break;
-            }
-            self.samples.push(sample);
-            let s = i64::from(sample);
-            self.block_sum_sq += (s * s) as u64;
-            self.block_len += 1;
+        let room = self.max_samples.saturating_sub(self.samples.len());
+        let mut rest = &samples[..samples.len().min(room)];
+        // Whole slices up to the next 20 ms block boundary: one copy and one sum each.
+        while !rest.is_empty() {
+            let take = rest.len().min(FRAME_SAMPLES - self.block_len);
+            let (chunk, tail) = rest.split_at(take);
+            rest = tail;
+            self.samples.extend_from_slice(chunk);
+            self.block_sum_sq += chunk
+                .iter()
+                .map(|&s| u64::from(s.unsigned_abs()).pow(2))
+                .sum::<u64>();
+            self.block_len += take;
             if self.block_len == FRAME_SAMPLES && self.end_block() {
                 self.end_on_silence();
                 break;
