@@ -57,12 +57,13 @@ fn a_missing_prompt_is_an_error_at_its_reference() {
     let path = dir.join("dialplan.toml");
     let (ok, stderr) = check(&path);
     assert!(!ok, "a missing prompt must refuse the configuration");
-    let line = EXAMPLE
+    let text = std::fs::read_to_string(&path).expect("the dialplan");
+    let line = text
         .lines()
         .position(|l| l.contains("\"welcome\""))
         .expect("the example names welcome")
         + 1;
-    let col = EXAMPLE.lines().nth(line - 1).unwrap().find("\"welcome\"").unwrap() + 1;
+    let col = text.lines().nth(line - 1).unwrap().find("\"welcome\"").unwrap() + 1;
     let want = format!("{}:{line}:{col}: error: prompt `welcome`", path.display());
     assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
