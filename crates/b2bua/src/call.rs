@@ -1222,6 +1222,9 @@ impl Switchboard {
             call_id = %call.a_dialog.call_id,
             dialled = %call.dialled,
             answered_by = ?call.busy_extension,
+            ivr = ?call.answered.as_ref().map(|a| {
+                a.events.iter().map(|e| format!("{:?}", e.kind)).collect::<Vec<_>>()
+            }),
             "call ended"
         );
         self.stats.calls_ended += 1;

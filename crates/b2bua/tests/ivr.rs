@@ -185,3 +185,18 @@ fn caller_hangs_up_in_the_menu_nothing_leaks() {
     rig.advance(secs(60));
     rig.assert_no_leaks();
 }
+
+#[test]
+fn a_silent_line_cannot_keep_the_recording_open() {
+    let mut rig = Rig::new();
+    rig.advance(secs(10 * 3600)); // closed
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    rig.finish_play(key);
+    assert!(rig.ivr_media.iter().any(|m| m == &format!("record {} general", key.0)));
+    // No RTP at all: past the box's 180 s the switch stops the recording itself.
+    rig.advance(secs(182));
+    assert!(!rig.ivr_media.iter().any(|m| m.starts_with("stop-record")));
+    rig.advance(secs(2));
+    assert!(rig.ivr_media.iter().any(|m| m == &format!("stop-record {}", key.0)));
+}

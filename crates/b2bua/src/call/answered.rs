@@ -24,6 +24,9 @@ use crate::switchboard::{CallKey, LegSide, Now, Output, Switchboard, unix};
 /// Most targets one call may be handed to (IVR transfers, no-answer hops): a guard against
 /// plans whose fall-backs loop.
 const MAX_HOPS: u32 = 16;
+/// How long past a box's `max_message` a recording may run before the switch stops it
+/// itself (the media side ends it on time whenever audio arrives).
+const RECORD_SLACK: Duration = Duration::from_secs(3);
 
 /// What happens when the current playback ends.
 #[derive(Debug, Default)]
@@ -50,6 +53,9 @@ pub(crate) struct Answered {
     playing: Option<u32>,
     after_play: AfterPlay,
     recording: bool,
+    /// When a recording must have ended even if the caller sends no audio at all (the
+    /// recorder counts received samples).
+    record_deadline: Option<Instant>,
     /// Phones ring for this call now (after a transfer).
     ringing: bool,
     /// When the member (or group) ringing now has rung long enough.
@@ -57,16 +63,21 @@ pub(crate) struct Answered {
     /// Where the call goes when the phones ringing now do not answer.
     no_answer: Option<Target>,
     hops: u32,
+    /// The IVR's steps (menu entered, digit, choice, timeout …), kept for the call's ticket.
+    pub(super) events: Vec<ivr::IvrEvent>,
 }
+
+/// Most IVR events kept per call (a caller pressing keys for ever cannot grow it).
+const MAX_EVENTS: usize = 256;
 
 impl Answered {
     /// The earliest instant this part of the call needs attention.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let ivr = self.ivr.as_ref().and_then(ivr::Ivr::poll_timeout);
-        match (ivr, self.ring_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [ivr, self.ring_deadline, self.record_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -162,10 +173,12 @@ impl Switchboard {
             playing: None,
             after_play: AfterPlay::Nothing,
             recording: false,
+            record_deadline: None,
             ringing: false,
             ring_deadline: None,
             no_answer: None,
             hops: 0,
+            events: Vec::new(),
         }));
         self.enter_target(call, target, now)
     }
@@ -438,6 +451,15 @@ impl Switchboard {
                 keep = self.nobody_answered(&mut call, now);
             }
         }
+        if keep
+            && let Some(a) = call.answered.as_mut()
+            && a.record_deadline.is_some_and(|t| t <= now.instant)
+        {
+            // No audio came to end the recording: stop it; the media side stores what it has.
+            a.record_deadline = None;
+            self.out
+                .push_back(Output::StopRecording { call: call.key });
+        }
         if keep && call.refresh_at.is_some_and(|t| t <= now.instant) {
             call.refresh_at = None;
             self.send_refresh(&mut call, now);
@@ -462,7 +484,14 @@ impl Switchboard {
                 return true;
             };
             match action {
-                ivr::IvrAction::Event(e) => info!(event = ?e, "ivr"),
+                ivr::IvrAction::Event(e) => {
+                    debug!(event = ?e.kind, "ivr");
+                    if let Some(a) = call.answered.as_mut()
+                        && a.events.len() < MAX_EVENTS
+                    {
+                        a.events.push(e);
+                    }
+                }
                 ivr::IvrAction::Play { prompts, .. } => {
                     let list = resolve(&call.config, &prompts);
                     if list.is_empty() {
@@ -595,6 +624,7 @@ impl Switchboard {
             AfterPlay::Record { mailbox, max } => {
                 if let Some(a) = call.answered.as_mut() {
                     a.recording = true;
+                    a.record_deadline = Some(now.instant + max + RECORD_SLACK);
                 }
                 info!(%mailbox, "recording a voicemail message");
                 self.out.push_back(Output::Record {
@@ -623,6 +653,7 @@ impl Switchboard {
         }
         if let Some(a) = call.answered.as_mut() {
             a.recording = false;
+            a.record_deadline = None;
         }
         info!(stored, "voicemail message done; hanging up");
         let keep = self.hangup_answered(&mut call, now);
