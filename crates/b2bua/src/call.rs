@@ -16,10 +16,10 @@ use tracing::{debug, info, info_span};
 use crate::config::Config;
 
 mod answered;
-pub(crate) use answered::Answered;
 use crate::switchboard::{
     CallKey, LegSide, Now, Output, Switchboard, reason_phrase, transport_name,
 };
+pub(crate) use answered::Answered;
 
 /// How long the phones may ring before the caller gets 480.
 const RING_TIMEOUT: Duration = Duration::from_secs(60);

@@ -47,18 +47,35 @@ fn weekday_morning_menu_then_4_rings_204_not_205() {
     let p205 = phone(&mut rig, "205", 5065);
     let trunk = Caller::trunk(&mut rig);
     let (mut call, key) = answered_call(&mut rig, &trunk);
-    assert_eq!(rig.ivr_media.first().map(String::as_str), Some(&*format!("ivr {} Pcmu", key.0)));
+    assert_eq!(
+        rig.ivr_media.first().map(String::as_str),
+        Some(&*format!("ivr {} Pcmu", key.0))
+    );
     let menu = rig.last_play(key);
     assert_eq!(&menu[..2], ["welcome", "main-menu"], "{menu:?}");
     assert!(menu.contains(&"option-salute".to_owned()));
 
     // Barge-in: the caller presses 4 during the prompt.
     rig.advance(secs(2));
-    rig.input(Input::Digit { call: key, digit: '4' });
-    assert!(rig.ivr_media.iter().any(|m| m == &format!("stop {}", key.0)));
-    assert!(rig.ivr_media.iter().any(|m| m == &format!("loop {} ringback", key.0)));
+    rig.input(Input::Digit {
+        call: key,
+        digit: '4',
+    });
+    assert!(
+        rig.ivr_media
+            .iter()
+            .any(|m| m == &format!("stop {}", key.0))
+    );
+    assert!(
+        rig.ivr_media
+            .iter()
+            .any(|m| m == &format!("loop {} ringback", key.0))
+    );
     let leg = p204.expect_invite(&mut rig);
-    assert!(rig.pending(p205.addr).is_empty(), "205 is off shift at 10:00");
+    assert!(
+        rig.pending(p205.addr).is_empty(),
+        "205 is off shift at 10:00"
+    );
     // The phone is offered only the codec the caller uses (no transcoding).
     let offer = String::from_utf8_lossy(&leg.invite.body).into_owned();
     assert!(offer.contains("PCMU") && !offer.contains("PCMA"), "{offer}");
@@ -89,8 +106,14 @@ fn sip_info_digit_selects_the_option() {
         let trunk = Caller::trunk(&mut rig);
         let (call, key) = answered_call(&mut rig, &trunk);
         rig.finish_play(key);
-        let info =
-            trunk.in_dialog(&mut rig, &call, Method::Info, 2, &[("Content-Type", ctype)], body);
+        let info = trunk.in_dialog(
+            &mut rig,
+            &call,
+            Method::Info,
+            2,
+            &[("Content-Type", ctype)],
+            body,
+        );
         rig.send(trunk.addr, info.to_bytes());
         rig.expect_response(trunk.addr, 200, Method::Info);
         p204.expect_invite(&mut rig);
@@ -126,7 +149,10 @@ fn wrong_key_plays_invalid_then_the_menu() {
     let trunk = Caller::trunk(&mut rig);
     let (_call, key) = answered_call(&mut rig, &trunk);
     rig.finish_play(key);
-    rig.input(Input::Digit { call: key, digit: '9' });
+    rig.input(Input::Digit {
+        call: key,
+        digit: '9',
+    });
     let again = rig.last_play(key);
     assert_eq!(again.first().map(String::as_str), Some("invalid-choice"));
     assert!(again.contains(&"main-menu".to_owned()));
@@ -141,11 +167,25 @@ fn evening_goes_to_voicemail_and_hash_ends_the_recording() {
     assert_eq!(rig.last_play(key)[0], "closed");
     assert_eq!(rig.last_play(key).len(), 2, "greeting, then the beep");
     rig.finish_play(key);
-    assert!(rig.ivr_media.iter().any(|m| m == &format!("record {} general", key.0)));
-    rig.input(Input::Digit { call: key, digit: '#' });
-    assert!(rig.ivr_media.iter().any(|m| m == &format!("stop-record {}", key.0)));
+    assert!(
+        rig.ivr_media
+            .iter()
+            .any(|m| m == &format!("record {} general", key.0))
+    );
+    rig.input(Input::Digit {
+        call: key,
+        digit: '#',
+    });
+    assert!(
+        rig.ivr_media
+            .iter()
+            .any(|m| m == &format!("stop-record {}", key.0))
+    );
     // The media side stored the message durably: only now the switch hangs up.
-    rig.input(Input::RecordingDone { call: key, stored: true });
+    rig.input(Input::RecordingDone {
+        call: key,
+        stored: true,
+    });
     let bye = rig.expect_request(trunk.addr, Method::Bye);
     trunk.respond(&mut rig, &bye, 200);
     rig.advance(secs(40));
@@ -158,7 +198,10 @@ fn nobody_on_shift_answers_then_voicemail() {
     let p204 = phone(&mut rig, "204", 5064);
     let trunk = Caller::trunk(&mut rig);
     let (_call, key) = answered_call(&mut rig, &trunk);
-    rig.input(Input::Digit { call: key, digit: '4' });
+    rig.input(Input::Digit {
+        call: key,
+        digit: '4',
+    });
     let leg = p204.expect_invite(&mut rig);
     p204.answer(&mut rig, &leg, 180);
     // salute: ring_timeout 20 s; 205 is off shift; then no_answer = voicemail:general.
@@ -193,10 +236,18 @@ fn a_silent_line_cannot_keep_the_recording_open() {
     let trunk = Caller::trunk(&mut rig);
     let (_call, key) = answered_call(&mut rig, &trunk);
     rig.finish_play(key);
-    assert!(rig.ivr_media.iter().any(|m| m == &format!("record {} general", key.0)));
+    assert!(
+        rig.ivr_media
+            .iter()
+            .any(|m| m == &format!("record {} general", key.0))
+    );
     // No RTP at all: past the box's 180 s the switch stops the recording itself.
     rig.advance(secs(182));
     assert!(!rig.ivr_media.iter().any(|m| m.starts_with("stop-record")));
     rig.advance(secs(2));
-    assert!(rig.ivr_media.iter().any(|m| m == &format!("stop-record {}", key.0)));
+    assert!(
+        rig.ivr_media
+            .iter()
+            .any(|m| m == &format!("stop-record {}", key.0))
+    );
 }

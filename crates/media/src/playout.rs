@@ -244,7 +244,10 @@ mod tests {
     /// A prompt of `n_frames` frames whose samples encode the frame number (so frames differ).
     fn prompt(name: &str, n_frames: usize, base: i16) -> Arc<Prompt> {
         let pcm = (0..n_frames * FRAME_SAMPLES)
-            .map(|i| base.wrapping_add((i / FRAME_SAMPLES) as i16 * 97).wrapping_add((i % 7) as i16))
+            .map(|i| {
+                base.wrapping_add((i / FRAME_SAMPLES) as i16 * 97)
+                    .wrapping_add((i % 7) as i16)
+            })
             .collect();
         Arc::new(Prompt::from_pcm(name, pcm))
     }
@@ -324,7 +327,11 @@ mod tests {
 
     #[test]
     fn three_prompts_send_every_frame_once_then_report_finished_once() {
-        let prompts = vec![prompt("a", 4, 0), prompt("b", 1, 1000), prompt("c", 7, -3000)];
+        let prompts = vec![
+            prompt("a", 4, 0),
+            prompt("b", 1, 1000),
+            prompt("c", 7, -3000),
+        ];
         let total: usize = prompts.iter().map(|p| p.n_frames()).sum();
         let expected: Vec<Vec<u8>> = prompts
             .iter()
@@ -334,11 +341,17 @@ mod tests {
         playout.play(prompts);
         let mut payloads = Vec::new();
         for i in 0..total {
-            assert!(!playout.take_finished(), "finished early, before packet {i}");
+            assert!(
+                !playout.take_finished(),
+                "finished early, before packet {i}"
+            );
             payloads.push(tick(&mut playout).expect("still playing").payload);
         }
         assert_eq!(payloads.len(), total);
-        assert_eq!(payloads, expected, "payloads are the prompts' PCMU frames, in order");
+        assert_eq!(
+            payloads, expected,
+            "payloads are the prompts' PCMU frames, in order"
+        );
         assert!(!playout.is_playing());
         assert!(playout.take_finished());
         assert!(!playout.take_finished(), "reported once");
@@ -452,7 +465,11 @@ mod tests {
         let kinds: String = (0..12)
             .map(|_| {
                 let s = tick(&mut playout).expect("sent");
-                if s.payload == ann.frames(Law::Pcmu)[0] { 'A' } else { 'm' }
+                if s.payload == ann.frames(Law::Pcmu)[0] {
+                    'A'
+                } else {
+                    'm'
+                }
             })
             .collect();
         assert_eq!(kinds, "mmmAmmmAmmmA");
@@ -460,7 +477,11 @@ mod tests {
         let kinds: String = (0..6)
             .map(|_| {
                 let s = tick(&mut playout).expect("sent");
-                if s.payload == ann.frames(Law::Pcmu)[0] { 'A' } else { 'm' }
+                if s.payload == ann.frames(Law::Pcmu)[0] {
+                    'A'
+                } else {
+                    'm'
+                }
             })
             .collect();
         assert_eq!(kinds, "mAmAmA");

@@ -343,7 +343,11 @@ mod tests {
         assert_eq!(&bytes[8..16], b"WAVEfmt ");
         let decoded = decode_prompt("voicemail", &bytes, Some("wav")).expect("a valid WAV");
         assert_eq!(decoded.pcm().len(), recorded.pcm().len());
-        assert_eq!(decoded.pcm(), recorded.pcm(), "8 kHz passes through unchanged");
+        assert_eq!(
+            decoded.pcm(),
+            recorded.pcm(),
+            "8 kHz passes through unchanged"
+        );
         // The tone is at 1 kHz: far more energy there than at its neighbours.
         let middle = &decoded.pcm()[400..11_600];
         let at_1k = goertzel(middle, 1000.0);

@@ -3,9 +3,9 @@
 
 mod db;
 mod media_task;
+mod metrics;
 mod player;
 mod prompts;
-mod metrics;
 mod router_cli;
 mod run;
 mod voicemail;
@@ -134,7 +134,10 @@ pub fn load_config(path: &std::path::Path) -> anyhow::Result<b2bua::Config> {
                 for e in &errors {
                     eprintln!("{e}");
                 }
-                anyhow::bail!("{name}: {} prompt error(s); configuration refused", errors.len());
+                anyhow::bail!(
+                    "{name}: {} prompt error(s); configuration refused",
+                    errors.len()
+                );
             }
             Ok(config)
         }

@@ -18,8 +18,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::db::{self, DbWrite};
 use crate::media_task::{self, MediaCommand};
-use crate::player::PlayerCommand;
 use crate::metrics;
+use crate::player::PlayerCommand;
 
 /// A TCP connection with no traffic for this long is closed.
 const TCP_IDLE: Duration = Duration::from_secs(300);
@@ -199,7 +199,12 @@ async fn main_loop(
                         Ok(sockets) => {
                             let (tx, rx) = mpsc::unbounded_channel();
                             media.insert(call, tx);
-                            pending.push(PendingMedia { call, sockets, rx, timeout });
+                            pending.push(PendingMedia {
+                                call,
+                                sockets,
+                                rx,
+                                timeout,
+                            });
                         }
                         Err(e) => {
                             warn!(call = call.0, a_port, b_port, error = %e, "cannot bind media ports; they are set aside");
@@ -214,7 +219,8 @@ async fn main_loop(
                     rtcp,
                 } => {
                     if leg == LegSide::A && ivr_calls.contains(&call) {
-                        player_of(&media_shards, call).send_cmd(PlayerCommand::Remote { call, rtp });
+                        player_of(&media_shards, call)
+                            .send_cmd(PlayerCommand::Remote { call, rtp });
                     }
                     if let Some(m) = media.get(&call) {
                         let leg = match leg {
@@ -237,7 +243,12 @@ async fn main_loop(
                         player_of(&media_shards, call).send_cmd(PlayerCommand::Close { call });
                     }
                 }
-                Output::MediaIvr { call, law, payload_type, telephone_event } => {
+                Output::MediaIvr {
+                    call,
+                    law,
+                    payload_type,
+                    telephone_event,
+                } => {
                     // The player sends from a duplicate of the caller's RTP socket, so prompts
                     // leave from the port in our SDP answer.
                     let socket = pending
@@ -256,24 +267,60 @@ async fn main_loop(
                             });
                             ivr_calls.insert(call);
                         }
-                        _ => warn!(call = call.0, "no socket for the IVR's prompts; the caller hears nothing"),
+                        _ => warn!(
+                            call = call.0,
+                            "no socket for the IVR's prompts; the caller hears nothing"
+                        ),
                     }
                     if let Some(m) = media.get(&call) {
-                        let _ = m.send(MediaCommand::Listen { law, payload_type, telephone_event });
+                        let _ = m.send(MediaCommand::Listen {
+                            law,
+                            payload_type,
+                            telephone_event,
+                        });
                     }
                 }
                 Output::Play { call, id, prompts } => {
-                    player_of(&media_shards, call).send_cmd(PlayerCommand::Play { call, id, prompts });
+                    player_of(&media_shards, call).send_cmd(PlayerCommand::Play {
+                        call,
+                        id,
+                        prompts,
+                    });
                 }
-                Output::PlayLoop { call, music, announcement, every } => {
-                    player_of(&media_shards, call).send_cmd(PlayerCommand::Loop { call, music, announcement, every });
+                Output::PlayLoop {
+                    call,
+                    music,
+                    announcement,
+                    every,
+                } => {
+                    player_of(&media_shards, call).send_cmd(PlayerCommand::Loop {
+                        call,
+                        music,
+                        announcement,
+                        every,
+                    });
                 }
                 Output::StopPlayback { call } => {
                     player_of(&media_shards, call).send_cmd(PlayerCommand::Stop { call });
                 }
-                Output::Record { call, mailbox, caller, dialled, call_id, max, started_unix } => {
+                Output::Record {
+                    call,
+                    mailbox,
+                    caller,
+                    dialled,
+                    call_id,
+                    max,
+                    started_unix,
+                } => {
                     if let Some(m) = media.get(&call) {
-                        let meta = crate::voicemail::MessageMeta { mailbox, caller, dialled, call_id, started_unix, call: call.0 };
+                        let meta = crate::voicemail::MessageMeta {
+                            mailbox,
+                            caller,
+                            dialled,
+                            call_id,
+                            started_unix,
+                            call: call.0,
+                        };
                         let _ = m.send(MediaCommand::Record { max, meta });
                     }
                 }
@@ -305,20 +352,22 @@ async fn main_loop(
                 }),
             };
             let (sockets, rx, timeout) = (p.sockets, p.rx, p.timeout);
-            media_shards[shard_of(&media_shards, call)].handle.spawn(async move {
-                match media_task::register(sockets) {
-                    Ok(sockets) => {
-                        media_task::relay(sockets, timeout, rx, context, |summary| {
-                            let _ = wake.send(Wake::MediaEnded(call, summary));
-                        })
-                        .await
+            media_shards[shard_of(&media_shards, call)]
+                .handle
+                .spawn(async move {
+                    match media_task::register(sockets) {
+                        Ok(sockets) => {
+                            media_task::relay(sockets, timeout, rx, context, |summary| {
+                                let _ = wake.send(Wake::MediaEnded(call, summary));
+                            })
+                            .await
+                        }
+                        Err(e) => {
+                            warn!(call = call.0, error = %e, "cannot register media sockets");
+                            let _ = wake.send(Wake::MediaFailed(call));
+                        }
                     }
-                    Err(e) => {
-                        warn!(call = call.0, error = %e, "cannot register media sockets");
-                        let _ = wake.send(Wake::MediaFailed(call));
-                    }
-                }
-            });
+                });
         }
         if !db_batch.is_empty() {
             let _ = db_tx.send(std::mem::take(&mut db_batch));

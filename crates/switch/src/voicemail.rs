@@ -68,7 +68,13 @@ pub fn store(data_dir: &Path, meta: &MessageMeta, samples: &[i16]) -> anyhow::Re
 /// A file-name-safe form of a box name.
 fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect()
 }

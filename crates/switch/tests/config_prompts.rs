@@ -24,7 +24,8 @@ fn check(path: &std::path::Path) -> (bool, String) {
 /// A temp dir with `dialplan.toml` (the example) and `prompts/` holding the repository's
 /// prompts except `drop`, plus `extra` files.
 fn setup(name: &str, drop: &str, extra: &[(&str, &[u8])]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("centralino-prompts-{name}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("centralino-prompts-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("prompts")).expect("mkdir");
     for entry in std::fs::read_dir(PROMPTS).expect("the prompt set") {
@@ -32,8 +33,11 @@ fn setup(name: &str, drop: &str, extra: &[(&str, &[u8])]) -> std::path::PathBuf 
         if path.file_stem().is_some_and(|s| s == drop) {
             continue;
         }
-        std::fs::copy(&path, dir.join("prompts").join(path.file_name().expect("name")))
-            .expect("copy");
+        std::fs::copy(
+            &path,
+            dir.join("prompts").join(path.file_name().expect("name")),
+        )
+        .expect("copy");
     }
     for (file, bytes) in extra {
         std::fs::write(dir.join("prompts").join(file), bytes).expect("write");
@@ -63,7 +67,13 @@ fn a_missing_prompt_is_an_error_at_its_reference() {
         .position(|l| l.contains("\"welcome\""))
         .expect("the example names welcome")
         + 1;
-    let col = text.lines().nth(line - 1).unwrap().find("\"welcome\"").unwrap() + 1;
+    let col = text
+        .lines()
+        .nth(line - 1)
+        .unwrap()
+        .find("\"welcome\"")
+        .unwrap()
+        + 1;
     let want = format!("{}:{line}:{col}: error: prompt `welcome`", path.display());
     assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -71,9 +81,16 @@ fn a_missing_prompt_is_an_error_at_its_reference() {
 
 #[test]
 fn an_undecodable_prompt_is_an_error_naming_the_file() {
-    let dir = setup("garbage", "closed", &[("closed.wav", b"RIFF\x00\x00not really a wave file")]);
+    let dir = setup(
+        "garbage",
+        "closed",
+        &[("closed.wav", b"RIFF\x00\x00not really a wave file")],
+    );
     let (ok, stderr) = check(&dir.join("dialplan.toml"));
     assert!(!ok, "an undecodable prompt must refuse the configuration");
-    assert!(stderr.contains("prompt `closed`") && stderr.contains("closed.wav"), "{stderr}");
+    assert!(
+        stderr.contains("prompt `closed`") && stderr.contains("closed.wav"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -352,8 +352,7 @@ async fn operator_number_rings_201_media_both_ways_trunk_hangs_up() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "201").await;
     check_media(&mut out, &mut inc).await;
     trunk
         .hangup(&mut out)
@@ -368,8 +367,7 @@ async fn operator_number_rings_201_phone_hangs_up() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "201").await;
     check_media(&mut out, &mut inc).await;
     phone
         .hangup(&mut inc)
@@ -564,8 +562,7 @@ async fn registrations_survive_a_restart() {
         "SIGTERM ends the switch with exit code 0, got {status}"
     );
     switch.spawn().await;
-    let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "201").await;
     trunk
         .hangup(&mut out)
         .await
@@ -650,8 +647,7 @@ async fn dtmf_rfc4733_crosses_the_relay_and_info_is_answered() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "201").await;
     assert_eq!(
         out.rtp.telephone_event_payload_type,
         Some(101),
@@ -881,8 +877,7 @@ async fn silent_answered_call_ends_on_media_timeout() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "201").await;
     trunk
         .wait_bye(&mut out)
         .await
@@ -980,8 +975,7 @@ async fn phone_holds_and_resumes_and_media_still_flows() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "201").await;
     let hold = phone
         .reinvite(&mut inc, harness::sdp::Direction::SendOnly)
         .await
@@ -1146,8 +1140,7 @@ async fn lost_200_to_bye_is_recovered_by_the_bye_retransmission() {
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
     let mut phone = registered_phone(&switch, &transcript, "201").await;
-    let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "201").await;
     phone.lose_next("SIP/2.0 200");
     trunk
         .hangup(&mut out)
@@ -1374,8 +1367,7 @@ async fn pcma_only_phone_gets_pcma_end_to_end() {
         .expect("bind the phone")
         .with_codecs(policy);
     phone.register_ok().await.expect("the phone registers");
-    let (mut trunk, mut out, mut inc) =
-        bridged_call(&switch, &transcript, &mut phone, "201").await;
+    let (mut trunk, mut out, mut inc) = bridged_call(&switch, &transcript, &mut phone, "201").await;
     assert_eq!(inc.rtp.payload_type, 8, "the phone chose PCMA");
     assert_eq!(
         out.rtp.payload_type, 8,
@@ -1596,7 +1588,10 @@ async fn call_and_hear_welcome(
         .await
         .expect("the welcome prompt arrives");
     let got = &got[..n];
-    assert!(got[0].marker, "the first packet of a prompt carries the marker bit");
+    assert!(
+        got[0].marker,
+        "the first packet of a prompt carries the marker bit"
+    );
     for w in got.windows(2) {
         assert_eq!(w[1].ssrc, w[0].ssrc, "one SSRC");
         assert_eq!(w[1].sequence_number, w[0].sequence_number.wrapping_add(1));
@@ -1616,7 +1611,10 @@ async fn call_and_hear_welcome(
         .map(|(h, f)| h.saturating_sub(*f))
         .collect();
     let snr = 20.0 * (b / rms(&err).max(1.0)).log10();
-    assert!(snr > 30.0, "what the caller hears is the prompt (SNR {snr:.1} dB)");
+    assert!(
+        snr > 30.0,
+        "what the caller hears is the prompt (SNR {snr:.1} dB)"
+    );
     (trunk, out)
 }
 
@@ -1703,7 +1701,10 @@ async fn ivr_evening_voicemail_records_the_callers_tone() {
         .await
         .expect("bind the trunk");
     let mut out = trunk.invite("800840840").await.expect("send INVITE");
-    trunk.wait_answer(&mut out).await.expect("the switch answers");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the switch answers");
     // The closed message, then the beep; then silence: recording runs.
     let closed = prompt("closed");
     out.rtp
@@ -1726,13 +1727,21 @@ async fn ivr_evening_voicemail_records_the_callers_tone() {
         if let Some(p) = found {
             break p;
         }
-        assert!(Instant::now() < deadline, "no WAV file in {}", dir.display());
+        assert!(
+            Instant::now() < deadline,
+            "no WAV file in {}",
+            dir.display()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let bytes = std::fs::read(&wav).expect("read the message");
     let message = media::decode_prompt("message", &bytes, Some("wav")).expect("a valid WAV");
     let pcm = message.pcm();
-    assert!(pcm.len() >= 8000, "at least a second recorded, got {}", pcm.len());
+    assert!(
+        pcm.len() >= 8000,
+        "at least a second recorded, got {}",
+        pcm.len()
+    );
     // The caller's 1 kHz tone dominates: its Goertzel power against 700 Hz and 1400 Hz.
     let power = |f: f64| {
         let k = 2.0 * (2.0 * std::f64::consts::PI * f / 8000.0).cos();
@@ -1753,7 +1762,9 @@ async fn ivr_evening_voicemail_records_the_callers_tone() {
     assert!(!db.is_empty());
     let conn = rusqlite::Connection::open(switch.data_dir.join("centralino.db")).expect("open db");
     let (mailbox, path): (String, String) = conn
-        .query_row("SELECT mailbox, path FROM voicemail", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT mailbox, path FROM voicemail", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .expect("the message's metadata");
     assert_eq!(mailbox, "general");
     assert_eq!(std::path::Path::new(&path), wav.as_path());
@@ -1764,7 +1775,10 @@ async fn ivr_caller_who_presses_nothing_reaches_the_default_group() {
     // The example's menu, shortened so the test takes seconds: the welcome prompt only, a
     // 1 s timeout and one retry; the default stays group:ascolto (203, 205).
     let dialplan = EXAMPLE
-        .replace(r#"prompts = ["welcome", "main-menu"]"#, r#"prompts = ["welcome"]"#)
+        .replace(
+            r#"prompts = ["welcome", "main-menu"]"#,
+            r#"prompts = ["welcome"]"#,
+        )
         .replace("timeout = 6\n", "timeout = 1\n")
         .replace("retries = 2\n", "retries = 1\n")
         .lines()

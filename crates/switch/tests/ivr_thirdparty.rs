@@ -17,7 +17,11 @@ const WEEKDAY_10: &str = "2026-03-02T09:00:00Z";
 
 /// A switch at 10:00 on a weekday with 204 registered and answered by a SIPp UAS that waits
 /// for BYE; returns the switch and the UAS thread.
-fn switch_with_204(name: &str, base: u16, rtp: u16) -> (Switch, std::thread::JoinHandle<common::SippRun>) {
+fn switch_with_204(
+    name: &str,
+    base: u16,
+    rtp: u16,
+) -> (Switch, std::thread::JoinHandle<common::SippRun>) {
     let sw = Switch::start(name, base, rtp, &[("--start-time", WEEKDAY_10.to_owned())]);
     let phone_port = base + 6;
     let reg = register(&sw, "204", "pw204", base + 4, phone_port);
@@ -77,14 +81,23 @@ fn sipp_uac_with_rfc2833_pcap_reaches_204() {
         Duration::from_secs(35),
     );
     let uas = uas.join().expect("uas thread");
-    assert!(caller.success, "SIPp caller failed:\n{}\n{}", caller.output, sw.log());
+    assert!(
+        caller.success,
+        "SIPp caller failed:\n{}\n{}",
+        caller.output,
+        sw.log()
+    );
     assert!(
         uas.success,
         "204 (SIPp UAS) was not called and hung up:\n{}\n{}",
         uas.output,
         sw.log()
     );
-    assert!(sw.log().contains("transferred call answered"), "{}", sw.log());
+    assert!(
+        sw.log().contains("transferred call answered"),
+        "{}",
+        sw.log()
+    );
 }
 
 #[test]

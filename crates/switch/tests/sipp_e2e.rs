@@ -245,13 +245,7 @@ fn caller_cancels_while_the_phone_rings() {
     );
     let (t, p) = call_with_phone(
         uas(Some("uas_ring_cancelled.xml"), phone_port, base + 20),
-        trunk(
-            Some("uac_cancel.xml"),
-            "201",
-            trunk_port,
-            base + 8,
-            &sw,
-        ),
+        trunk(Some("uac_cancel.xml"), "201", trunk_port, base + 8, &sw),
     );
     assert_ok("trunk CANCEL gets 200 and 487", &t, &sw);
     assert_ok("phone receives the CANCEL", &p, &sw);

@@ -219,11 +219,7 @@ impl Switchboard {
                 };
                 let mut prompts = resolve(&config, greeting.as_slice());
                 prompts.push(beep(&config));
-                self.play(
-                    call,
-                    prompts,
-                    AfterPlay::Record { mailbox: name, max },
-                );
+                self.play(call, prompts, AfterPlay::Record { mailbox: name, max });
                 true
             }
             Target::Group(_) | Target::Extension(_) | Target::Queue(_) => {
@@ -234,8 +230,13 @@ impl Switchboard {
                     members: self.member_facts(&config, now),
                     ..router::CallFacts::default()
                 };
-                let decision =
-                    router::route_target(&config.plan, &target, &facts, now.wall, &mut self.strategy);
+                let decision = router::route_target(
+                    &config.plan,
+                    &target,
+                    &facts,
+                    now.wall,
+                    &mut self.strategy,
+                );
                 debug!(target_ = %decision.target, ring = ?decision.ring, reasons = ?decision.reasons, "transfer decision");
                 let registered = decision
                     .ring
@@ -267,12 +268,7 @@ impl Switchboard {
     // DEVIATION(issue 5): `external:` targets (overflow to the second site) are not dialled
     // yet; the caller leaves a message instead.
     fn fallback(&mut self, call: &mut Call, target: &Target, now: Now) -> bool {
-        let mailbox = call
-            .config
-            .plan
-            .voicemail_names()
-            .next()
-            .map(str::to_owned);
+        let mailbox = call.config.plan.voicemail_names().next().map(str::to_owned);
         match mailbox {
             Some(m) if !matches!(target, Target::Voicemail(_)) => {
                 warn!(%target, mailbox = %m, "target not reachable; the caller goes to voicemail");
@@ -457,8 +453,7 @@ impl Switchboard {
         {
             // No audio came to end the recording: stop it; the media side stores what it has.
             a.record_deadline = None;
-            self.out
-                .push_back(Output::StopRecording { call: call.key });
+            self.out.push_back(Output::StopRecording { call: call.key });
         }
         if keep && call.refresh_at.is_some_and(|t| t <= now.instant) {
             call.refresh_at = None;
@@ -495,8 +490,7 @@ impl Switchboard {
                 ivr::IvrAction::Play { prompts, .. } => {
                     let list = resolve(&call.config, &prompts);
                     if list.is_empty() {
-                        if let Some(machine) = call.answered.as_mut().and_then(|a| a.ivr.as_mut())
-                        {
+                        if let Some(machine) = call.answered.as_mut().and_then(|a| a.ivr.as_mut()) {
                             machine.handle(ivr::IvrInput::PlaybackFinished, now.instant);
                         }
                     } else {
@@ -508,8 +502,7 @@ impl Switchboard {
                         a.playing = None;
                         a.after_play = AfterPlay::Nothing;
                     }
-                    self.out
-                        .push_back(Output::StopPlayback { call: call.key });
+                    self.out.push_back(Output::StopPlayback { call: call.key });
                 }
                 ivr::IvrAction::Transfer(target) => {
                     if let Some(a) = call.answered.as_mut() {
@@ -579,8 +572,7 @@ impl Switchboard {
         debug!(%digit, "caller pressed");
         if a.recording {
             if digit == '#' {
-                self.out
-                    .push_back(Output::StopRecording { call: call.key });
+                self.out.push_back(Output::StopRecording { call: call.key });
             }
             return true;
         }

@@ -468,8 +468,7 @@ impl Rig {
                     self.holds.push((call, on_hold));
                 }
                 Output::Play { call, id, prompts } => {
-                    let names: Vec<String> =
-                        prompts.iter().map(|p| p.name().to_owned()).collect();
+                    let names: Vec<String> = prompts.iter().map(|p| p.name().to_owned()).collect();
                     self.log(format!(
                         "   (media)           play call {} #{id} {}",
                         call.0,
@@ -843,7 +842,11 @@ pub fn message(start: &str, headers: &[(&str, String)], body: &str) -> Vec<u8> {
     for (n, v) in headers {
         s.push_str(&format!("{n}: {v}\r\n"));
     }
-    if !body.is_empty() && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Content-Type")) {
+    if !body.is_empty()
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("Content-Type"))
+    {
         s.push_str("Content-Type: application/sdp\r\n");
     }
     s.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));

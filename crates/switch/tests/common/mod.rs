@@ -129,10 +129,7 @@ impl Switch {
             // The config is written elsewhere: name the repository's prompt set.
             (
                 "prompts",
-                format!(
-                    "\"{}/../../prompts/it\"",
-                    env!("CARGO_MANIFEST_DIR")
-                ),
+                format!("\"{}/../../prompts/it\"", env!("CARGO_MANIFEST_DIR")),
             ),
         ];
         // A test's own setting replaces the default one of the same key.
@@ -153,7 +150,11 @@ impl Switch {
             .arg(&config_path)
             .args(["--listen", &sip.to_string(), "--data-dir"])
             .arg(dir.join("data"))
-            .args(start_time.iter().flat_map(|t| ["--start-time".to_owned(), t.clone()]))
+            .args(
+                start_time
+                    .iter()
+                    .flat_map(|t| ["--start-time".to_owned(), t.clone()]),
+            )
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
             .stderr(log)
