@@ -160,7 +160,9 @@ async fn sip_receiver(sh: Arc<Shared>) {
         let cseq = header(&headers, &["CSeq"]).unwrap_or("");
         if let Some(rest) = first.strip_prefix("SIP/2.0 ") {
             let code: u16 = rest.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+            let out = {
             let mut c = sh.calls[idx].lock().expect("lock");
+            let mut out = None;
             if cseq.ends_with("INVITE") {
                 c.responded = true;
                 if (200..300).contains(&code) {
@@ -172,9 +174,7 @@ async fn sip_receiver(sh: Arc<Shared>) {
                         c.remote_rtp = sdp_media(body);
                         sh.answered.fetch_add(1, Ordering::Relaxed);
                     }
-                    let ack = request(&sh, idx, &c, "ACK", 1, "z9hG4bK-ack");
-                    drop(c);
-                    let _ = sh.sip.send_to(ack.as_bytes(), sh.switch).await;
+                    out = Some(request(&sh, idx, &c, "ACK", 1, "z9hG4bK-ack"));
                 } else if code >= 300 && c.failed.is_none() {
                     c.failed = Some(code);
                     let to = header(&headers, &["To", "t"]).unwrap_or("").to_string();
@@ -185,11 +185,15 @@ async fn sip_receiver(sh: Arc<Shared>) {
                         sh.switch,
                         call_id(sh.tag, idx)
                     );
-                    drop(c);
-                    let _ = sh.sip.send_to(ack.as_bytes(), sh.switch).await;
+                    out = Some(ack);
                 }
             } else if cseq.ends_with("BYE") && code >= 200 {
                 c.bye_ok = true;
+            }
+            out
+            };
+            if let Some(m) = out {
+                let _ = sh.sip.send_to(m.as_bytes(), sh.switch).await;
             }
         } else {
             // A request from the switch (BYE): answer 200, echoing the dialog headers.
