@@ -222,6 +222,12 @@ pub struct Stats {
     pub calls_started: u64,
     /// Calls answered.
     pub calls_answered: u64,
+    /// Calls the switch answered itself (IVR, messages, voicemail).
+    pub calls_ivr: u64,
+    /// Keys the callers pressed in the IVR (RFC 4733, SIP INFO, in-band).
+    pub ivr_digits: u64,
+    /// Voicemail messages stored.
+    pub voicemails: u64,
     /// Calls that ended.
     pub calls_ended: u64,
     /// Successful REGISTERs.

@@ -38,7 +38,7 @@ impl MediaTotals {
 /// Renders the Switchboard's counters and gauges.
 pub fn render(sb: &b2bua::Switchboard, tcp_connections: usize, media: &MediaTotals) -> String {
     let s = sb.stats();
-    let counters: [(&str, &str, u64); 16] = [
+    let counters: [(&str, &str, u64); 19] = [
         (
             "sip_messages_received_total",
             "SIP messages received and parsed.",
@@ -66,6 +66,17 @@ pub fn render(sb: &b2bua::Switchboard, tcp_connections: usize, media: &MediaTota
         ),
         ("calls_started_total", "Calls started.", s.calls_started),
         ("calls_answered_total", "Calls answered.", s.calls_answered),
+        (
+            "calls_ivr_total",
+            "Calls the switch answered itself (IVR, voicemail).",
+            s.calls_ivr,
+        ),
+        (
+            "ivr_digits_total",
+            "Keys callers pressed in the IVR.",
+            s.ivr_digits,
+        ),
+        ("voicemails_total", "Voicemail messages stored.", s.voicemails),
         ("calls_ended_total", "Calls ended.", s.calls_ended),
         (
             "registrations_total",

@@ -163,6 +163,7 @@ impl Switchboard {
         call.a_final_sent = true;
         call.state = CallState::Answered;
         self.stats.calls_answered += 1;
+        self.stats.calls_ivr += 1;
         self.arm_session_timer(call, now);
         info!(entry = %target, ?law, telephone_event = ?neg.telephone_event_payload_type, "answered by the switch");
         call.answered = Some(Box::new(Answered {
@@ -570,6 +571,7 @@ impl Switchboard {
             return true;
         };
         debug!(%digit, "caller pressed");
+        self.stats.ivr_digits += 1;
         if a.recording {
             if digit == '#' {
                 self.out.push_back(Output::StopRecording { call: call.key });
@@ -648,6 +650,9 @@ impl Switchboard {
             a.record_deadline = None;
         }
         info!(stored, "voicemail message done; hanging up");
+        if stored {
+            self.stats.voicemails += 1;
+        }
         let keep = self.hangup_answered(&mut call, now);
         self.put_back(call, keep);
     }
