@@ -94,3 +94,16 @@ fn an_undecodable_prompt_is_an_error_naming_the_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_english_set_serves_the_example_too() {
+    let dir = std::env::temp_dir().join(format!("centralino-prompts-en-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let en = concat!(env!("CARGO_MANIFEST_DIR"), "/../../prompts/en");
+    let text = EXAMPLE.replace("[switch]\n", &format!("[switch]\nprompts = \"{en}\"\n"));
+    std::fs::write(dir.join("dialplan.toml"), text).expect("write");
+    let (ok, stderr) = check(&dir.join("dialplan.toml"));
+    assert!(ok, "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
