@@ -251,3 +251,42 @@ fn a_silent_line_cannot_keep_the_recording_open() {
             .any(|m| m == &format!("stop-record {}", key.0))
     );
 }
+
+#[test]
+fn hangup_target_plays_its_prompt_then_byes() {
+    let text = Rig::example_text().replace(
+        r#"closed = "voicemail:general""#,
+        r#"closed = "hangup:closed""#,
+    );
+    let mut rig = Rig::with_config(&text, 1);
+    rig.advance(secs(10 * 3600)); // 20:00: closed
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    assert_eq!(rig.last_play(key), ["closed"]);
+    assert!(rig.pending(trunk.addr).is_empty(), "no BYE before the prompt ends");
+    rig.finish_play(key);
+    let bye = rig.expect_request(trunk.addr, Method::Bye);
+    trunk.respond(&mut rig, &bye, 200);
+    rig.advance(secs(40));
+    rig.assert_no_leaks();
+}
+
+#[test]
+fn a_late_answer_after_the_caller_moved_on_is_hung_up() {
+    let mut rig = Rig::new();
+    let p204 = phone(&mut rig, "204", 5064);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    rig.input(Input::Digit { call: key, digit: '4' });
+    let leg = p204.expect_invite(&mut rig);
+    p204.answer(&mut rig, &leg, 180);
+    rig.advance(secs(21)); // nobody answered: voicemail
+    let cancel = rig.expect_request(p204.addr, Method::Cancel);
+    p204.respond(&mut rig, &cancel, 200);
+    // The phone's 200 crosses our CANCEL: it is ACKed and hung up, not bridged.
+    p204.answer_with_sdp(&mut rig, &leg, 200);
+    rig.expect_request(p204.addr, Method::Ack);
+    rig.expect_request(p204.addr, Method::Bye);
+    assert!(!rig.ivr_media.iter().any(|m| m.starts_with("bridge")));
+    assert_eq!(rig.last_play(key)[0], "closed");
+}
