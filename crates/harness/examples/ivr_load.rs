@@ -23,7 +23,6 @@ use media::telephone_event::Sender;
 use tokio::net::UdpSocket;
 
 const LOCAL_IP: &str = "127.0.0.2";
-const PTIME: Duration = Duration::from_millis(20);
 
 struct Args {
     switch: SocketAddr,
@@ -33,6 +32,7 @@ struct Args {
     pid: Option<u32>,
     number: String,
     digit_after: Duration,
+    reference: usize,
 }
 
 fn parse_args() -> Args {
@@ -44,6 +44,7 @@ fn parse_args() -> Args {
         pid: None,
         number: "800840840".into(),
         digit_after: Duration::from_secs(8),
+        reference: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -55,6 +56,7 @@ fn parse_args() -> Args {
             "--hold-secs" => a.hold = Duration::from_secs_f64(v.parse().expect("--hold-secs")),
             "--switch-pid" => a.pid = Some(v.parse().expect("--switch-pid")),
             "--number" => a.number = v,
+            "--reference" => a.reference = v.parse().expect("--reference"),
             "--digit-after-secs" => {
                 a.digit_after = Duration::from_secs_f64(v.parse().expect("--digit-after-secs"))
             }
@@ -118,7 +120,10 @@ fn sdp_media(body: &str) -> Option<SocketAddr> {
         if let Some(c) = line.strip_prefix("c=IN IP4 ") {
             ip = Some(c.trim().to_string());
         } else if let Some(m) = line.strip_prefix("m=audio ") {
-            port = m.split_whitespace().next().and_then(|p| p.parse::<u16>().ok());
+            port = m
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
         }
     }
     format!("{}:{}", ip?, port?).parse().ok()
@@ -161,36 +166,36 @@ async fn sip_receiver(sh: Arc<Shared>) {
         if let Some(rest) = first.strip_prefix("SIP/2.0 ") {
             let code: u16 = rest.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
             let out = {
-            let mut c = sh.calls[idx].lock().expect("lock");
-            let mut out = None;
-            if cseq.ends_with("INVITE") {
-                c.responded = true;
-                if (200..300).contains(&code) {
-                    let first_200 = c.answered.is_none();
-                    if first_200 {
-                        c.answered = Some(Instant::now());
-                        c.to = header(&headers, &["To", "t"]).unwrap_or("").to_string();
-                        c.contact = uri_of(header(&headers, &["Contact", "m"]).unwrap_or(""));
-                        c.remote_rtp = sdp_media(body);
-                        sh.answered.fetch_add(1, Ordering::Relaxed);
+                let mut c = sh.calls[idx].lock().expect("lock");
+                let mut out = None;
+                if cseq.ends_with("INVITE") {
+                    c.responded = true;
+                    if (200..300).contains(&code) {
+                        let first_200 = c.answered.is_none();
+                        if first_200 {
+                            c.answered = Some(Instant::now());
+                            c.to = header(&headers, &["To", "t"]).unwrap_or("").to_string();
+                            c.contact = uri_of(header(&headers, &["Contact", "m"]).unwrap_or(""));
+                            c.remote_rtp = sdp_media(body);
+                            sh.answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        out = Some(request(&sh, idx, &c, "ACK", 1, "z9hG4bK-ack"));
+                    } else if code >= 300 && c.failed.is_none() {
+                        c.failed = Some(code);
+                        let to = header(&headers, &["To", "t"]).unwrap_or("").to_string();
+                        let via = header(&headers, &["Via", "v"]).unwrap_or("").to_string();
+                        let ack = format!(
+                            "ACK sip:{}@{} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: <sip:caller{idx}@{LOCAL_IP}>;tag=f{idx}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+                            "x",
+                            sh.switch,
+                            call_id(sh.tag, idx)
+                        );
+                        out = Some(ack);
                     }
-                    out = Some(request(&sh, idx, &c, "ACK", 1, "z9hG4bK-ack"));
-                } else if code >= 300 && c.failed.is_none() {
-                    c.failed = Some(code);
-                    let to = header(&headers, &["To", "t"]).unwrap_or("").to_string();
-                    let via = header(&headers, &["Via", "v"]).unwrap_or("").to_string();
-                    let ack = format!(
-                        "ACK sip:{}@{} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: <sip:caller{idx}@{LOCAL_IP}>;tag=f{idx}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
-                        "x",
-                        sh.switch,
-                        call_id(sh.tag, idx)
-                    );
-                    out = Some(ack);
+                } else if cseq.ends_with("BYE") && code >= 200 {
+                    c.bye_ok = true;
                 }
-            } else if cseq.ends_with("BYE") && code >= 200 {
-                c.bye_ok = true;
-            }
-            out
+                out
             };
             if let Some(m) = out {
                 let _ = sh.sip.send_to(m.as_bytes(), sh.switch).await;
@@ -266,15 +271,16 @@ async fn rtp_receiver(sock: Arc<UdpSocket>, stop: Arc<AtomicBool>) -> Vec<Arriva
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 let at = Instant::now();
-                if let Ok((n, _)) = r {
-                    if n >= 12 && buf[0] >> 6 == 2 {
-                        out.push(Arrival {
-                            at,
-                            seq: u16::from_be_bytes([buf[2], buf[3]]),
-                            ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
-                            marker: buf[1] & 0x80 != 0,
-                        });
-                    }
+                if let Ok((n, _)) = r
+                    && n >= 12
+                    && buf[0] >> 6 == 2
+                {
+                    out.push(Arrival {
+                        at,
+                        seq: u16::from_be_bytes([buf[2], buf[3]]),
+                        ssrc: u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]),
+                        marker: buf[1] & 0x80 != 0,
+                    });
                 }
             }
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -309,15 +315,15 @@ fn jitter(all: &[Vec<Arrival>], from: Instant, to: Instant) -> (Vec<u32>, u64, u
         let mut prev: Option<&Arrival> = None;
         for a in arr.iter().filter(|a| a.at >= from && a.at < to) {
             packets += 1;
-            if let Some(p) = prev {
-                if p.ssrc == a.ssrc {
-                    let gap = a.seq.wrapping_sub(p.seq);
-                    if gap == 1 && !a.marker {
-                        let d = a.at.duration_since(p.at).as_micros() as i64 - 20_000;
-                        samples.push(d.unsigned_abs() as u32);
-                    } else if gap > 1 && gap < 1000 {
-                        lost += u64::from(gap - 1);
-                    }
+            if let Some(p) = prev
+                && p.ssrc == a.ssrc
+            {
+                let gap = a.seq.wrapping_sub(p.seq);
+                if gap == 1 && !a.marker {
+                    let d = a.at.duration_since(p.at).as_micros() as i64 - 20_000;
+                    samples.push(d.unsigned_abs() as u32);
+                } else if gap > 1 && gap < 1000 {
+                    lost += u64::from(gap - 1);
                 }
             }
             prev = Some(a);
@@ -341,6 +347,10 @@ fn report(name: &str, s: &[u32], lost: u64, packets: u64) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse_args();
+    if args.reference > 0 {
+        reference(args.reference, args.hold).await;
+        return;
+    }
     let sip = UdpSocket::bind((LOCAL_IP, 0)).await.expect("bind SIP");
     let local_sip = sip.local_addr().expect("addr");
     let n = args.calls;
@@ -358,7 +368,11 @@ async fn main() {
     let mut rtp = Vec::with_capacity(n);
     let mut recv_tasks = Vec::with_capacity(n);
     for _ in 0..n {
-        let s = Arc::new(UdpSocket::bind((LOCAL_IP, 0)).await.expect("bind RTP (ulimit -n?)"));
+        let s = Arc::new(
+            UdpSocket::bind((LOCAL_IP, 0))
+                .await
+                .expect("bind RTP (ulimit -n?)"),
+        );
         recv_tasks.push(tokio::spawn(rtp_receiver(s.clone(), stop.clone())));
         rtp.push(s);
     }
@@ -394,10 +408,10 @@ async fn main() {
             }
         })
     };
-    for i in 0..n {
+    for (i, sock) in rtp.iter().enumerate() {
         let due = t0 + Duration::from_secs_f64(i as f64 / args.ramp);
         tokio::time::sleep_until(due.into()).await;
-        let port = rtp[i].local_addr().expect("addr").port();
+        let port = sock.local_addr().expect("addr").port();
         let msg = invite(&sh, &args.number, i, port);
         {
             let mut c = sh.calls[i].lock().expect("lock");
@@ -408,14 +422,17 @@ async fn main() {
         let _ = sh.sip.send_to(msg.as_bytes(), sh.switch).await;
     }
     let ramp_done = Instant::now();
-    while sh.answered.load(Ordering::Relaxed) < n && ramp_done.elapsed() < Duration::from_secs(30)
-    {
+    while sh.answered.load(Ordering::Relaxed) < n && ramp_done.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     retrans.abort();
     let t_all = Instant::now();
     let answered = sh.answered.load(Ordering::Relaxed);
-    let failed: Vec<u16> = sh.calls.iter().filter_map(|c| c.lock().expect("lock").failed).collect();
+    let failed: Vec<u16> = sh
+        .calls
+        .iter()
+        .filter_map(|c| c.lock().expect("lock").failed)
+        .collect();
     println!(
         "setup: calls={n} answered={answered} failed={} ramp_secs={:.2} all_answered_after_secs={:.2}",
         failed.len(),
@@ -436,7 +453,10 @@ async fn main() {
                         let Some(to) = c.remote_rtp else { continue };
                         c.seq = c.seq.wrapping_add(1);
                         c.ts = c.ts.wrapping_add(8000);
-                        (rtp_packet(false, 0, c.seq, c.ts, 0x1000_0000 + i as u32, &silence), to)
+                        (
+                            rtp_packet(false, 0, c.seq, c.ts, 0x1000_0000 + i as u32, &silence),
+                            to,
+                        )
                     };
                     let _ = s.send_to(&pkt.0, pkt.1).await;
                 }
@@ -454,7 +474,8 @@ async fn main() {
     let cpu1 = cpu_ticks(args.pid);
 
     // Press 1 on every answered call, spread over 2 s: 100 ms event, end packet ×3.
-    let digit_at: Arc<Vec<Mutex<Option<Instant>>>> = Arc::new((0..n).map(|_| Mutex::new(None)).collect());
+    let digit_at: Arc<Vec<Mutex<Option<Instant>>>> =
+        Arc::new((0..n).map(|_| Mutex::new(None)).collect());
     let mut digit_tasks = Vec::new();
     for i in 0..n {
         if sh.calls[i].lock().expect("lock").remote_rtp.is_none() {
@@ -479,7 +500,14 @@ async fn main() {
                     c.seq = c.seq.wrapping_add(1);
                     c.seq
                 };
-                let pkt = rtp_packet(p.marker, 101, seq, p.timestamp, 0x1000_0000 + i as u32, &p.payload.to_bytes());
+                let pkt = rtp_packet(
+                    p.marker,
+                    101,
+                    seq,
+                    p.timestamp,
+                    0x1000_0000 + i as u32,
+                    &p.payload.to_bytes(),
+                );
                 let _ = s.send_to(&pkt, to).await;
             }
         }));
@@ -516,20 +544,36 @@ async fn main() {
     for t in recv_tasks {
         all.push(t.await.unwrap_or_default());
     }
-    let byes_ok = sh.calls.iter().filter(|c| c.lock().expect("lock").bye_ok).count();
-    let ended_by_switch = sh.calls.iter().filter(|c| c.lock().expect("lock").bye_from_switch).count();
+    let byes_ok = sh
+        .calls
+        .iter()
+        .filter(|c| c.lock().expect("lock").bye_ok)
+        .count();
+    let ended_by_switch = sh
+        .calls
+        .iter()
+        .filter(|c| c.lock().expect("lock").bye_from_switch)
+        .count();
 
     // Digits: a marker packet within 1 s after the press; control: a marker in the 1 s before.
     let (mut sent, mut detected, mut before) = (0, 0, 0);
     let mut latency = Vec::new();
     for (i, arr) in all.iter().enumerate() {
-        let Some(td) = *digit_at[i].lock().expect("lock") else { continue };
+        let Some(td) = *digit_at[i].lock().expect("lock") else {
+            continue;
+        };
         sent += 1;
-        if let Some(a) = arr.iter().find(|a| a.marker && a.at > td && a.at <= td + Duration::from_secs(1)) {
+        if let Some(a) = arr
+            .iter()
+            .find(|a| a.marker && a.at > td && a.at <= td + Duration::from_secs(1))
+        {
             detected += 1;
             latency.push(a.at.duration_since(td).as_micros() as u32);
         }
-        if arr.iter().any(|a| a.marker && a.at > td - Duration::from_secs(1) && a.at <= td) {
+        if arr
+            .iter()
+            .any(|a| a.marker && a.at > td - Duration::from_secs(1) && a.at <= td)
+        {
             before += 1;
         }
     }
@@ -562,6 +606,57 @@ async fn main() {
         );
     }
     println!("teardown: byes_ok={byes_ok} ended_by_switch={ended_by_switch}");
+}
+
+/// Same-run reference: `n` streams from plain `tokio::time::interval(20 ms)` senders on a
+/// current-thread runtime in another thread, received and measured exactly like the switch's.
+async fn reference(n: usize, secs: Duration) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut addrs = Vec::with_capacity(n);
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let s = Arc::new(UdpSocket::bind((LOCAL_IP, 0)).await.expect("bind"));
+        addrs.push(s.local_addr().expect("addr"));
+        tasks.push(tokio::spawn(rtp_receiver(s, stop.clone())));
+    }
+    let t0 = Instant::now();
+    let sender = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        rt.block_on(async move {
+            let mut hs = Vec::new();
+            for (i, to) in addrs.into_iter().enumerate() {
+                hs.push(tokio::spawn(async move {
+                    let s = UdpSocket::bind(("127.0.0.1", 0)).await.expect("bind");
+                    let start = t0 + Duration::from_micros((20_000 * i / n) as u64);
+                    let mut iv = tokio::time::interval_at(start.into(), Duration::from_millis(20));
+                    let payload = [0xffu8; 160];
+                    let mut seq = 0u16;
+                    while t0.elapsed() < secs {
+                        iv.tick().await;
+                        seq = seq.wrapping_add(1);
+                        let pkt =
+                            rtp_packet(seq == 1, 0, seq, u32::from(seq) * 160, i as u32, &payload);
+                        let _ = s.send_to(&pkt, to).await;
+                    }
+                }));
+            }
+            for h in hs {
+                let _ = h.await;
+            }
+        });
+    });
+    tokio::time::sleep_until((t0 + secs + Duration::from_millis(500)).into()).await;
+    let _ = tokio::task::spawn_blocking(move || sender.join()).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::with_capacity(n);
+    for t in tasks {
+        all.push(t.await.unwrap_or_default());
+    }
+    let (s, lost, packets) = jitter(&all, t0 + Duration::from_secs(1), t0 + secs);
+    report(&format!("reference_tokio_interval_{n}"), &s, lost, packets);
 }
 
 impl CallSip {
