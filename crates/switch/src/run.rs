@@ -447,10 +447,11 @@ async fn main_loop(
     Ok(())
 }
 
-/// One media thread: its runtime drives the relays of its calls and its prompt player.
+/// One media shard: a thread whose runtime drives the relays of its calls, and a thread
+/// for the prompt player of those calls.
 struct Shard {
     handle: tokio::runtime::Handle,
-    player: mpsc::UnboundedSender<PlayerCommand>,
+    player: std::sync::mpsc::Sender<PlayerCommand>,
 }
 
 impl Shard {
@@ -483,16 +484,15 @@ fn splitmix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Starts `n` media threads, each driving its own current-thread runtime with the shard's
-/// prompt player as its main task (relays are spawned onto them; the threads end with the
-/// process).
+/// Starts `n` media shards: a thread driving its own current-thread runtime (relays are
+/// spawned onto it) and a prompt player thread each; the threads end with the process.
 fn media_shards(n: usize, wake: &mpsc::UnboundedSender<Wake>) -> anyhow::Result<Vec<Shard>> {
     let mut shards = Vec::with_capacity(n);
     for i in 0..n {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (player, commands) = mpsc::unbounded_channel();
+        let (player, commands) = std::sync::mpsc::channel();
         shards.push(Shard {
             handle: rt.handle().clone(),
             player,
@@ -503,7 +503,10 @@ fn media_shards(n: usize, wake: &mpsc::UnboundedSender<Wake>) -> anyhow::Result<
         });
         std::thread::Builder::new()
             .name(format!("media-{i}"))
-            .spawn(move || rt.block_on(crate::player::run(commands, report)))?;
+            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
+        std::thread::Builder::new()
+            .name(format!("player-{i}"))
+            .spawn(move || crate::player::run(commands, report))?;
     }
     Ok(shards)
 }
