@@ -1,4 +1,4 @@
-//! Prompt playout: one 20 ms tick per media shard (a thread of its own) walks every call the switch is playing to
+//! Prompt playout: one 20 ms tick per media shard walks every call the switch is playing to
 //! and sends each its next frame (`media::Playout`), so thousands of playouts cost one timer,
 //! not a task and a sleep per call. Nothing is allocated per packet: the frames were encoded
 //! when the prompts were loaded, and one packet buffer serves the whole shard.
@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use b2bua::CallKey;
 use media::{Playout, Prompt, g711::Law};
+use tokio::sync::mpsc;
 
 use crate::media_task::MediaEvent;
 
@@ -59,51 +59,36 @@ struct Entry {
 /// Reports a call's media events to the call loop.
 pub type Report = Arc<dyn Fn(CallKey, MediaEvent) + Send + Sync>;
 
-/// The shard's player loop, on a thread of its own: commands in, one tick every 20 ms.
-/// A plain thread sleeping to absolute deadlines keeps the send times within a fraction of a
-/// millisecond (a tokio interval wakes on a 1 ms wheel, measured at up to 1 ms late), so the
-/// callers' jitter buffers see a steady 20 ms. It blocks on its commands while nothing plays.
-pub fn run(commands: mpsc::Receiver<PlayerCommand>, report: Report) {
+/// The shard's player loop: commands in, one tick every 20 ms.
+pub async fn run(mut commands: mpsc::UnboundedReceiver<PlayerCommand>, report: Report) {
     let mut calls: HashMap<CallKey, Entry> = HashMap::new();
+    let mut tick = tokio::time::interval(media::prompt::FRAME_DURATION);
+    // A late tick is sent at once and the next ones keep the original cadence, so the
+    // caller's jitter buffer sees 20 ms on average.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut packet = [0u8; 172];
-    let period = media::prompt::FRAME_DURATION;
-    let mut next = Instant::now() + period;
     loop {
-        if calls.is_empty() {
-            match commands.recv() {
-                Ok(cmd) => apply(&mut calls, cmd),
-                Err(_) => return,
+        tokio::select! {
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { return };
+                apply(&mut calls, cmd);
             }
-            next = Instant::now() + period;
-        }
-        loop {
-            match commands.try_recv() {
-                Ok(cmd) => apply(&mut calls, cmd),
-                Err(mpsc::TryRecvError::Empty) => break,
-                Err(mpsc::TryRecvError::Disconnected) => return,
-            }
-        }
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else if now - next > 5 * period {
-            // Far behind (the machine stalled): start a fresh cadence rather than burst.
-            next = now;
-        }
-        for (call, e) in calls.iter_mut() {
-            if let Some(n) = e.playout.tick(&mut packet)
-                && let Some(to) = e.remote
-            {
-                // A full socket buffer drops the frame, as the network would.
-                let _ = e.socket.send_to(&packet[..n], to);
-            }
-            if e.playout.take_finished()
-                && let Some(id) = e.id.take()
-            {
-                report(*call, MediaEvent::PlaybackFinished(id));
+            _ = tick.tick(), if !calls.is_empty() => {
+                for (call, e) in calls.iter_mut() {
+                    if let Some(n) = e.playout.tick(&mut packet)
+                        && let Some(to) = e.remote
+                    {
+                        // A full socket buffer drops the frame, as the network would.
+                        let _ = e.socket.send_to(&packet[..n], to);
+                    }
+                    if e.playout.take_finished()
+                        && let Some(id) = e.id.take()
+                    {
+                        report(*call, MediaEvent::PlaybackFinished(id));
+                    }
+                }
             }
         }
-        next += period;
     }
 }
 

@@ -447,11 +447,10 @@ async fn main_loop(
     Ok(())
 }
 
-/// One media shard: a thread whose runtime drives the relays of its calls, and a thread
-/// for the prompt player of those calls.
+/// One media thread: its runtime drives the relays of its calls and its prompt player.
 struct Shard {
     handle: tokio::runtime::Handle,
-    player: std::sync::mpsc::Sender<PlayerCommand>,
+    player: mpsc::UnboundedSender<PlayerCommand>,
 }
 
 impl Shard {
@@ -484,15 +483,16 @@ fn splitmix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Starts `n` media shards: a thread driving its own current-thread runtime (relays are
-/// spawned onto it) and a prompt player thread each; the threads end with the process.
+/// Starts `n` media threads, each driving its own current-thread runtime with the shard's
+/// prompt player as its main task (relays are spawned onto them; the threads end with the
+/// process).
 fn media_shards(n: usize, wake: &mpsc::UnboundedSender<Wake>) -> anyhow::Result<Vec<Shard>> {
     let mut shards = Vec::with_capacity(n);
     for i in 0..n {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let (player, commands) = std::sync::mpsc::channel();
+        let (player, commands) = mpsc::unbounded_channel();
         shards.push(Shard {
             handle: rt.handle().clone(),
             player,
@@ -503,10 +503,7 @@ fn media_shards(n: usize, wake: &mpsc::UnboundedSender<Wake>) -> anyhow::Result<
         });
         std::thread::Builder::new()
             .name(format!("media-{i}"))
-            .spawn(move || rt.block_on(std::future::pending::<()>()))?;
-        std::thread::Builder::new()
-            .name(format!("player-{i}"))
-            .spawn(move || crate::player::run(commands, report))?;
+            .spawn(move || rt.block_on(crate::player::run(commands, report)))?;
     }
     Ok(shards)
 }
