@@ -197,6 +197,9 @@ pub(crate) struct Call {
     /// Set when the switch answered the caller itself (IVR, voicemail): the state of that
     /// part of the call. Phones ring only after the IVR transferred the call.
     answered: Option<Box<Answered>>,
+    /// For a group dialled directly: where the caller goes when nobody answers (the switch
+    /// then answers and serves that target, e.g. voicemail).
+    no_answer: Option<router::Target>,
 }
 
 enum Refusal {
@@ -383,6 +386,7 @@ impl Switchboard {
                     ring_all: true,
                     member_timeout: RING_TIMEOUT,
                     group_timeout: RING_TIMEOUT,
+                    no_answer: None,
                 },
                 Some(target),
             ),
@@ -546,6 +550,7 @@ impl Switchboard {
             member_timeout: plan.member_timeout,
             group_deadline: now.instant + plan.group_timeout,
             answered: None,
+            no_answer: plan.no_answer.clone(),
         };
         if let Some(target) = ivr_entry {
             let keep = self.answer_with_ivr(&mut call, target, now);
@@ -705,6 +710,7 @@ impl Switchboard {
                 ring_all: true,
                 member_timeout: RING_TIMEOUT,
                 group_timeout: RING_TIMEOUT,
+                no_answer: None,
             })),
             router::Target::Hangup(_) if decision.number.is_none() => {
                 Err(Refusal::Status(404, "the dialled number is not in service"))
@@ -1024,6 +1030,11 @@ impl Switchboard {
                         return self.nobody_answered(call, now);
                     }
                     let mapped = map_failure(call.forks.iter().filter_map(|f| f.final_status));
+                    if let Some(target) = call.no_answer.take() {
+                        // Nobody took the group's call (busy, declined, unreachable): its
+                        // no_answer target does; a citizen never just gets a busy tone.
+                        return self.answer_with_ivr(call, target, now);
+                    }
                     self.fail_a(call, mapped, now);
                     return false;
                 }
@@ -1335,6 +1346,18 @@ impl Switchboard {
                             self.put_back(call, true);
                             continue;
                         }
+                    }
+                    if !call.a_final_sent
+                        && let Some(target) = call.no_answer.take()
+                    {
+                        // The group rang long enough: its no_answer target takes the call.
+                        for idx in 0..call.forks.len() {
+                            self.cancel_fork(&mut call, idx, now);
+                        }
+                        info!(call = key.0, %target, "nobody answered the group");
+                        let keep = self.answer_with_ivr(&mut call, target, now);
+                        self.put_back(call, keep);
+                        continue;
                     }
                     self.calls.insert(key, call);
                 }
@@ -1753,6 +1776,8 @@ struct RingPlan {
     ring_all: bool,
     member_timeout: Duration,
     group_timeout: Duration,
+    /// Where the call goes when nobody answers (a group's `no_answer`).
+    no_answer: Option<router::Target>,
 }
 
 impl RingPlan {
@@ -1768,6 +1793,7 @@ impl RingPlan {
             ring_all: decision.ring_all,
             member_timeout,
             group_timeout,
+            no_answer: decision.no_answer.clone(),
         }
     }
 }

@@ -263,7 +263,10 @@ fn hangup_target_plays_its_prompt_then_byes() {
     let trunk = Caller::trunk(&mut rig);
     let (_call, key) = answered_call(&mut rig, &trunk);
     assert_eq!(rig.last_play(key), ["closed"]);
-    assert!(rig.pending(trunk.addr).is_empty(), "no BYE before the prompt ends");
+    assert!(
+        rig.pending(trunk.addr).is_empty(),
+        "no BYE before the prompt ends"
+    );
     rig.finish_play(key);
     let bye = rig.expect_request(trunk.addr, Method::Bye);
     trunk.respond(&mut rig, &bye, 200);
@@ -277,7 +280,10 @@ fn a_late_answer_after_the_caller_moved_on_is_hung_up() {
     let p204 = phone(&mut rig, "204", 5064);
     let trunk = Caller::trunk(&mut rig);
     let (_call, key) = answered_call(&mut rig, &trunk);
-    rig.input(Input::Digit { call: key, digit: '4' });
+    rig.input(Input::Digit {
+        call: key,
+        digit: '4',
+    });
     let leg = p204.expect_invite(&mut rig);
     p204.answer(&mut rig, &leg, 180);
     rig.advance(secs(21)); // nobody answered: voicemail
@@ -289,4 +295,50 @@ fn a_late_answer_after_the_caller_moved_on_is_hung_up() {
     rig.expect_request(p204.addr, Method::Bye);
     assert!(!rig.ivr_media.iter().any(|m| m.starts_with("bridge")));
     assert_eq!(rig.last_play(key)[0], "closed");
+}
+
+/// The example with the emergency number ringing `salute` directly (no menu).
+fn direct_group_rig() -> Rig {
+    let text = Rig::example_text().replace(r#"open = "menu:main""#, r#"open = "group:salute""#);
+    // The menu stays reachable through a second number.
+    let text = text.replace(
+        "[menus.main]",
+        "[[numbers]]\nnumber = \"800000001\"\nopen = \"menu:main\"\nclosed = \"voicemail:general\"\n\n[menus.main]",
+    );
+    Rig::with_config(&text, 2)
+}
+
+#[test]
+fn a_group_dialled_directly_that_nobody_answers_goes_to_its_no_answer_target() {
+    let mut rig = direct_group_rig();
+    let p204 = phone(&mut rig, "204", 5064);
+    let trunk = Caller::trunk(&mut rig);
+    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    rig.expect_response(trunk.addr, 100, Method::Invite);
+    let leg = p204.expect_invite(&mut rig);
+    p204.answer(&mut rig, &leg, 180);
+    rig.expect_response(trunk.addr, 180, Method::Invite);
+    // salute rings 20 s per member; 205 is off shift; then voicemail:general.
+    rig.advance(secs(21));
+    let cancel = rig.expect_request(p204.addr, Method::Cancel);
+    p204.respond(&mut rig, &cancel, 200);
+    p204.answer(&mut rig, &leg, 487);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    trunk.ack(&mut rig, &mut call, &ok);
+    let key = rig.opened.last().expect("media").0;
+    assert_eq!(rig.last_play(key)[0], "closed");
+}
+
+#[test]
+fn a_group_dialled_directly_whose_members_are_busy_goes_to_voicemail_not_busy_tone() {
+    let mut rig = direct_group_rig();
+    let p204 = phone(&mut rig, "204", 5064);
+    let trunk = Caller::trunk(&mut rig);
+    trunk.invite(&mut rig, EMERGENCY, &[]);
+    rig.expect_response(trunk.addr, 100, Method::Invite);
+    let leg = p204.expect_invite(&mut rig);
+    p204.answer(&mut rig, &leg, 486);
+    rig.expect_request(p204.addr, Method::Ack);
+    let ok = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(ok.status, 200, "answered by voicemail, not 486");
 }

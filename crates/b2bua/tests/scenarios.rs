@@ -2783,11 +2783,17 @@ fn reinvite_glare_gets_491() {
 /// A number that reaches a group directly, added to the example by [`rig_routing_to`].
 const GROUP_NUMBER: &str = "800222";
 
-/// The example plus number 800222 routed straight to `target` while open.
+/// The example plus number 800222 routed straight to `target` while open. The groups lose
+/// their `no_answer` targets, so these tests see how the phones ring and what the caller gets
+/// when nobody answers (`tests/ivr.rs` covers `no_answer`: the switch answers and serves it).
 fn rig_routing_to(target: &str) -> Rig {
+    let example: String = Rig::example_text()
+        .lines()
+        .filter(|l| !l.starts_with("no_answer = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let text = format!(
-        "{}\n[[numbers]]\nnumber = \"{GROUP_NUMBER}\"\ntrunk = \"provider\"\nopen = \"{target}\"\nclosed = \"voicemail:general\"\n",
-        Rig::example_text()
+        "{example}\n[[numbers]]\nnumber = \"{GROUP_NUMBER}\"\ntrunk = \"provider\"\nopen = \"{target}\"\nclosed = \"voicemail:general\"\n",
     );
     Rig::with_config(&text, 7)
 }
