@@ -342,3 +342,100 @@ fn a_group_dialled_directly_whose_members_are_busy_goes_to_voicemail_not_busy_to
     let ok = rig.expect_final(trunk.addr, Method::Invite);
     assert_eq!(ok.status, 200, "answered by voicemail, not 486");
 }
+
+/// 300 callers in virtual time doing whatever callers do (keys, INFO, `#`, silence, hanging up
+/// in the menu, during a message or while recording; playbacks that end or not) on a switch
+/// where nobody is registered, so every transfer falls through to voicemail. Afterwards no
+/// call, transaction, port or timer is left.
+#[test]
+fn soak_ivr_callers_leave_nothing_behind() {
+    let mut rig = Rig::new();
+    rig.ladder_limit = Some(200);
+    let trunk = Caller::trunk(&mut rig);
+    let mut seed: u64 = 0x5eed;
+    let mut rand = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let mut live: Vec<(rig::Placed, CallKey)> = Vec::new();
+    let keys = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '#'];
+    for _ in 0..300 {
+        live.push(answered_call(&mut rig, &trunk));
+        for _ in 0..3 {
+            if live.is_empty() {
+                break;
+            }
+            let i = rand(live.len() as u64) as usize;
+            let key = live[i].1;
+            match rand(10) {
+                0..=2 => {
+                    if rig.plays.iter().any(|(c, _, _)| *c == key) {
+                        rig.finish_play(key);
+                    }
+                }
+                3..=5 => rig.input(Input::Digit {
+                    call: key,
+                    digit: keys[rand(keys.len() as u64) as usize],
+                }),
+                6 => {
+                    let call = &mut live[i].0;
+                    call.cseq += 1;
+                    let info = trunk.in_dialog(
+                        &mut rig,
+                        call,
+                        Method::Info,
+                        call.cseq,
+                        &[("Content-Type", "application/dtmf-relay")],
+                        &format!("Signal={}\r\nDuration=100\r\n", keys[rand(12) as usize]),
+                    );
+                    rig.send(trunk.addr, info.to_bytes());
+                }
+                7 => rig.input(Input::RecordingDone {
+                    call: key,
+                    stored: true,
+                }),
+                _ => {
+                    let (mut call, _) = live.swap_remove(i);
+                    trunk.bye(&mut rig, &mut call);
+                }
+            }
+        }
+        // The trunk answers whatever the switch asks of it (BYE after a message or a recording).
+        for m in rig.take_all(trunk.addr, |m| matches!(m, sip_msg::Message::Request(_))) {
+            if let sip_msg::Message::Request(r) = m
+                && r.method != Method::Ack
+            {
+                trunk.respond(&mut rig, &r, 200);
+            }
+        }
+        rig.advance(Duration::from_millis(rand(3000)));
+    }
+    for (mut call, _) in live.drain(..) {
+        trunk.bye(&mut rig, &mut call);
+    }
+    rig.advance(secs(5));
+    for m in rig.take_all(trunk.addr, |m| matches!(m, sip_msg::Message::Request(_))) {
+        if let sip_msg::Message::Request(r) = m
+            && r.method != Method::Ack
+        {
+            trunk.respond(&mut rig, &r, 200);
+        }
+    }
+    rig.advance(secs(120));
+    assert_eq!(rig.sb.stats().calls_ivr, 300);
+    // The soak went where it should: many keys, recordings started and stored, plays cut.
+    let records = rig
+        .ivr_media
+        .iter()
+        .filter(|m| m.starts_with("record"))
+        .count();
+    assert!(rig.sb.stats().ivr_digits > 200, "{:?}", rig.sb.stats());
+    assert!(
+        records > 10 && rig.sb.stats().voicemails > 5,
+        "{records} {:?}",
+        rig.sb.stats()
+    );
+    rig.assert_no_leaks();
+}
