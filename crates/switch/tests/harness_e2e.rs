@@ -1534,12 +1534,17 @@ fn rms(pcm: &[i16]) -> f64 {
     (sum / pcm.len().max(1) as f64).sqrt()
 }
 
-/// The caller's received audio, decoded (G.711 µ-law, as negotiated by the harness).
+/// The caller's received audio, decoded (G.711 µ-law or A-law, by payload type).
 fn decoded(records: &[harness::RtpRecord]) -> Vec<i16> {
     let mut out = Vec::new();
-    for r in records.iter().filter(|r| r.payload_type == 0) {
+    for r in records {
+        let law = match r.payload_type {
+            0 => media::g711::Law::Pcmu,
+            8 => media::g711::Law::Pcma,
+            _ => continue,
+        };
         let mut pcm = vec![0i16; r.payload.len()];
-        media::g711::Law::Pcmu.decode(&r.payload, &mut pcm);
+        law.decode(&r.payload, &mut pcm);
         out.extend_from_slice(&pcm);
     }
     out
@@ -1548,16 +1553,37 @@ fn decoded(records: &[harness::RtpRecord]) -> Vec<i16> {
 /// The trunk calls 800840840; the switch answers itself and plays the welcome prompt, which
 /// the caller hears as the file says (level and length, sample by sample within G.711's
 /// error), with RTP paced by sequence, timestamp and one SSRC, marker on the first packet.
+/// What the trunk offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Offer {
+    /// PCMU, PCMA, telephone-event (the harness's default).
+    Full,
+    /// PCMU and PCMA, no telephone-event (in-band keys only).
+    NoTelephoneEvent,
+    /// PCMA and telephone-event, as Italian trunks often do.
+    PcmaOnly,
+}
+
 async fn call_and_hear_welcome(
     switch: &Switch,
     transcript: &Transcript,
-    offer_telephone_event: bool,
+    offer: Offer,
 ) -> (Trunk, Call) {
+    let offer_telephone_event = offer != Offer::NoTelephoneEvent;
     let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, transcript)
         .await
         .expect("bind the trunk");
     let mut out = trunk
         .invite_with("800840840", |req| {
+            if offer == Offer::PcmaOnly {
+                let body = String::from_utf8_lossy(&req.body)
+                    .replace("RTP/AVP 0 8 101", "RTP/AVP 8 101")
+                    .lines()
+                    .filter(|l| !l.starts_with("a=rtpmap:0 "))
+                    .map(|l| format!("{l}\r\n"))
+                    .collect::<String>();
+                req.body = body.into_bytes();
+            }
             if !offer_telephone_event {
                 let body = String::from_utf8_lossy(&req.body)
                     .replace(" 101\r\n", "\r\n")
@@ -1652,8 +1678,16 @@ async fn menu_4_reaches_204(how: Press) {
     let _ladder = transcript.print_on_panic();
     let mut p204 = registered_phone(&switch, &transcript, "204").await;
     let mut p205 = registered_phone(&switch, &transcript, "205").await;
-    let (mut trunk, mut out) =
-        call_and_hear_welcome(&switch, &transcript, !matches!(how, Press::InBand)).await;
+    let (mut trunk, mut out) = call_and_hear_welcome(
+        &switch,
+        &transcript,
+        if matches!(how, Press::InBand) {
+            Offer::NoTelephoneEvent
+        } else {
+            Offer::Full
+        },
+    )
+    .await;
     press(&mut trunk, &mut out, how, '4').await;
     let mut inc = p204
         .wait_invite()
@@ -1796,7 +1830,7 @@ async fn ivr_caller_who_presses_nothing_reaches_the_default_group() {
     let _ladder = transcript.print_on_panic();
     let mut p203 = registered_phone(&switch, &transcript, "203").await;
     let mut p205 = registered_phone(&switch, &transcript, "205").await;
-    let (_trunk, _out) = call_and_hear_welcome(&switch, &transcript, true).await;
+    let (_trunk, _out) = call_and_hear_welcome(&switch, &transcript, Offer::Full).await;
     p203.set_timeout(Duration::from_secs(15));
     p205.set_timeout(Duration::from_secs(15));
     let rang = tokio::select! {
@@ -1805,4 +1839,27 @@ async fn ivr_caller_who_presses_nothing_reaches_the_default_group() {
     };
     let who = rang.expect("after the retries the default group rings");
     assert!(who == "203" || who == "205");
+}
+
+#[tokio::test]
+async fn ivr_a_law_caller_hears_the_welcome_and_reaches_204() {
+    let switch = Switch::start_at(WEEKDAY_10, EXAMPLE).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut p204 = registered_phone(&switch, &transcript, "204").await;
+    let (mut trunk, mut out) = call_and_hear_welcome(&switch, &transcript, Offer::PcmaOnly).await;
+    assert!(
+        out.rtp.received().iter().all(|r| r.payload_type == 8),
+        "A-law only"
+    );
+    press(&mut trunk, &mut out, Press::Rfc4733, '4').await;
+    let mut inc = p204.wait_invite().await.expect("4 leads to 204");
+    let offer = String::from_utf8_lossy(&inc.invite.body).into_owned();
+    assert!(
+        offer.contains("PCMA") && !offer.contains("PCMU"),
+        "the phone is offered the caller's codec: {offer}"
+    );
+    p204.answer(&mut inc).await.expect("204 answers");
+    trunk.hangup(&mut out).await.expect("the trunk hangs up");
+    p204.wait_bye(&mut inc).await.expect("204 gets BYE");
 }
