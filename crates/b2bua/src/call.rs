@@ -1296,6 +1296,18 @@ impl Switchboard {
                 self.cancel_fork(&mut call, idx, now);
             }
         }
+        if call.a_final_sent && call.state == CallState::Answered {
+            // RFC 3261 §15: our 200 is not ACKed yet, so the BYE waits for the ACK (`on_ack`)
+            // or for its timeout (`on_ack_timeout`).
+            if let Some(w) = call.winner
+                && call.forks[w].state == ForkState::Answered
+            {
+                self.send_bye_fork(&mut call, w, now);
+            }
+            call.bye_a_pending = true;
+            self.put_back(call, true);
+            return;
+        }
         if !call.a_final_sent {
             self.fail_a(&mut call, 480, now);
         } else {
@@ -1487,11 +1499,16 @@ impl Switchboard {
 
     pub(crate) fn on_ack_timeout(&mut self, id: ServerTxId, now: Now) {
         if let Some(&key) = self.by_server_tx.get(&id) {
-            if self
+            // RFC 3261 §13.3.1.4: without its ACK the dialog is confirmed anyway, and the
+            // session ends with BYE, which may now be sent.
+            let answered = self
                 .calls
                 .get(&key)
-                .is_some_and(|c| c.state == CallState::Answered)
-            {
+                .is_some_and(|c| c.state == CallState::Answered);
+            if let Some(c) = self.calls.get_mut(&key) {
+                c.state = CallState::Confirmed;
+            }
+            if answered {
                 // RFC 3261 §13.3.1.4: no ACK for our 2xx: end the dialog with BYE.
                 self.end_call(key, "caller never ACKed the 200", now);
             } else if self.calls.get(&key).is_some_and(|c| c.bye_a_pending) {
@@ -1624,6 +1641,11 @@ impl Switchboard {
             LegSide::A => call.a_ports.rtp(),
             LegSide::B => call.b_ports.rtp(),
         };
+        // A caller the switch answered keeps the codec its prompts are encoded in.
+        let policy = match (&call.answered, side) {
+            (Some(a), LegSide::A) => a.policy(),
+            _ => CodecPolicy::default(),
+        };
         let local = MediaAddress {
             ip: self.settings.advertised_ip,
             rtp_port: port,
@@ -1658,7 +1680,7 @@ impl Switchboard {
                 LegSide::A => &mut call.a_origin,
                 LegSide::B => &mut call.b_origin,
             };
-            match sdp::answer(&offer, &CodecPolicy::default(), local, origin) {
+            match sdp::answer(&offer, &policy, local, origin) {
                 Ok((answer, neg)) => {
                     // A peer on hold (sendonly, inactive, c=0.0.0.0) receives nothing: the
                     // relay stops sending to it, and no media timeout runs (RFC 3264 §8.4).
@@ -1691,12 +1713,7 @@ impl Switchboard {
                 LegSide::A => &mut call.a_origin,
                 LegSide::B => &mut call.b_origin,
             };
-            let offer = sdp::offer(
-                &CodecPolicy::default(),
-                local,
-                origin,
-                sdp::Direction::SendRecv,
-            );
+            let offer = sdp::offer(&policy, local, origin, sdp::Direction::SendRecv);
             resp.headers
                 .push(HeaderName::ContentType, "application/sdp");
             resp.body = offer.to_bytes();

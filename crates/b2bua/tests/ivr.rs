@@ -439,3 +439,48 @@ fn soak_ivr_callers_leave_nothing_behind() {
     );
     rig.assert_no_leaks();
 }
+
+#[test]
+fn a_lost_end_of_playback_does_not_keep_the_caller_waiting() {
+    let text = Rig::example_text().replace(
+        r#"closed = "voicemail:general""#,
+        r#"closed = "hangup:closed""#,
+    );
+    let mut rig = Rig::with_config(&text, 3);
+    rig.advance(secs(10 * 3600)); // 20:00: closed
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    assert_eq!(rig.last_play(key), ["closed"]);
+    // The media side never reports the end of the 1 s prompt: 5 s later the switch goes on.
+    rig.advance(secs(5));
+    assert!(
+        rig.pending(trunk.addr).is_empty(),
+        "not before the prompt's length + margin"
+    );
+    rig.advance(secs(2));
+    let bye = rig.expect_request(trunk.addr, Method::Bye);
+    trunk.respond(&mut rig, &bye, 200);
+    rig.advance(secs(40));
+    rig.assert_no_leaks();
+}
+
+#[test]
+fn media_failing_before_the_callers_ack_waits_for_the_ack_to_bye() {
+    let mut rig = Rig::new();
+    let trunk = Caller::trunk(&mut rig);
+    let mut call = trunk.invite(&mut rig, EMERGENCY, &[]);
+    rig.expect_response(trunk.addr, 100, Method::Invite);
+    let ok = rig.expect_response(trunk.addr, 200, Method::Invite);
+    let key = rig.opened.last().expect("media").0;
+    rig.input(Input::MediaFailed { call: key });
+    assert!(
+        rig.take(trunk.addr, |m| rig::is_request(m, &Method::Bye))
+            .is_none(),
+        "RFC 3261 §15: no BYE before the ACK"
+    );
+    trunk.ack(&mut rig, &mut call, &ok);
+    let bye = rig.expect_request(trunk.addr, Method::Bye);
+    trunk.respond(&mut rig, &bye, 200);
+    rig.advance(secs(40));
+    rig.assert_no_leaks();
+}

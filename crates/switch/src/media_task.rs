@@ -26,6 +26,8 @@ pub enum MediaCommand {
         law: media::g711::Law,
         payload_type: u8,
         telephone_event: Option<u8>,
+        /// Give the player a duplicate of the caller's RTP socket (the call loop had none).
+        share_socket: bool,
     },
     /// Record the caller for voicemail.
     Record {
@@ -91,6 +93,8 @@ struct Listening {
     tones: media::DtmfDetector,
     recording: Option<(media::recorder::Recorder, crate::voicemail::MessageMeta)>,
     pcm: Box<[i16; 2048]>,
+    /// The caller's address as last told to the player.
+    told: Option<SocketAddr>,
 }
 
 /// Where stored messages go, and how the task reports.
@@ -99,6 +103,10 @@ pub struct MediaContext {
     pub data_dir: std::path::PathBuf,
     /// Reports digits, playback ends and recordings.
     pub events: std::sync::Arc<dyn Fn(MediaEvent) + Send + Sync>,
+    /// The call, as the player knows it.
+    pub call: b2bua::CallKey,
+    /// The shard's prompt player: told where the caller is (after latching too).
+    pub player: mpsc::UnboundedSender<crate::player::PlayerCommand>,
 }
 
 /// How a call's media ended, with the relay's counters per leg.
@@ -152,6 +160,18 @@ async fn run(
         (LegId::B, Channel::Rtcp),
     ];
     loop {
+        if let Some(l) = listening.as_mut() {
+            // Prompts go where the relay sends the caller's media: the SDP address, or the
+            // one it latched onto (a caller behind NAT).
+            let to = relay.remote(LegId::A, Channel::Rtp);
+            if to != l.told {
+                l.told = to;
+                let _ = context.player.send(crate::player::PlayerCommand::Remote {
+                    call: context.call,
+                    rtp: to,
+                });
+            }
+        }
         let event_end = listening.as_ref().and_then(|l| l.events.poll_timeout());
         let deadline = match (relay.poll_timeout(), event_end) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -163,7 +183,16 @@ async fn run(
             cmd = commands.recv() => match cmd {
                 Some(MediaCommand::Remote { leg, rtp, rtcp }) => relay.set_remote(leg, rtp, rtcp),
                 Some(MediaCommand::Hold(on_hold)) => relay.set_hold(on_hold, std::time::Instant::now()),
-                Some(MediaCommand::Listen { law, payload_type, telephone_event }) => {
+                Some(MediaCommand::Listen { law, payload_type, telephone_event, share_socket }) => {
+                    if share_socket {
+                        match socket2::SockRef::from(&sockets[0]).try_clone() {
+                            Ok(s) => {
+                                let socket = std::net::UdpSocket::from(s);
+                                let _ = context.player.send(crate::player::PlayerCommand::Socket { call: context.call, socket });
+                            }
+                            Err(e) => tracing::warn!(call = context.call.0, error = %e, "cannot share the caller's socket with the player"),
+                        }
+                    }
                     listening = Some(Listening {
                         law,
                         payload_type,
@@ -172,6 +201,7 @@ async fn run(
                         tones: media::DtmfDetector::new(),
                         recording: None,
                         pcm: Box::new([0; 2048]),
+                        told: None,
                     });
                 }
                 Some(MediaCommand::Record { max, meta }) => {
@@ -214,6 +244,10 @@ async fn run(
                     }
                 }
                 if relay.handle_timeout(now).is_some() {
+                    // A line gone quiet mid-message still leaves the message.
+                    if let Some(l) = listening.as_mut() {
+                        finish_recording(l, context);
+                    }
                     return true;
                 }
             }

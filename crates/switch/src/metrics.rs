@@ -76,7 +76,11 @@ pub fn render(sb: &b2bua::Switchboard, tcp_connections: usize, media: &MediaTota
             "Keys callers pressed in the IVR.",
             s.ivr_digits,
         ),
-        ("voicemails_total", "Voicemail messages stored.", s.voicemails),
+        (
+            "voicemails_total",
+            "Voicemail messages stored.",
+            s.voicemails,
+        ),
         ("calls_ended_total", "Calls ended.", s.calls_ended),
         (
             "registrations_total",

@@ -17,15 +17,21 @@ use crate::media_task::MediaEvent;
 /// Commands from the call loop (and the call's media task) to its shard's player.
 pub enum PlayerCommand {
     /// A call the switch answered: send its prompts from `socket` (a duplicate of the call's
-    /// A-leg RTP socket, so they leave from the port in our SDP).
+    /// A-leg RTP socket, so they leave from the port in our SDP). Without a socket yet (the
+    /// call's media task already owns it), nothing plays until [`PlayerCommand::Socket`].
     Open {
         call: CallKey,
-        socket: std::net::UdpSocket,
+        socket: Option<std::net::UdpSocket>,
         law: Law,
         payload_type: u8,
         ssrc: u32,
     },
-    /// Where the caller receives RTP.
+    /// The socket of a call opened without one, from its media task.
+    Socket {
+        call: CallKey,
+        socket: std::net::UdpSocket,
+    },
+    /// Where the caller receives RTP (from SDP, or where the relay latched onto it).
     Remote {
         call: CallKey,
         rtp: Option<SocketAddr>,
@@ -50,7 +56,7 @@ pub enum PlayerCommand {
 }
 
 struct Entry {
-    socket: std::net::UdpSocket,
+    socket: Option<std::net::UdpSocket>,
     remote: Option<SocketAddr>,
     playout: Playout,
     id: Option<u32>,
@@ -71,15 +77,24 @@ pub async fn run(mut commands: mpsc::UnboundedReceiver<PlayerCommand>, report: R
         tokio::select! {
             cmd = commands.recv() => {
                 let Some(cmd) = cmd else { return };
+                let was_idle = calls.is_empty();
                 apply(&mut calls, cmd);
+                if was_idle && !calls.is_empty() {
+                    // The interval was not polled while idle: without this, every tick missed
+                    // since would fire at once and the first prompt would leave in a burst.
+                    tick.reset();
+                }
             }
             _ = tick.tick(), if !calls.is_empty() => {
                 for (call, e) in calls.iter_mut() {
-                    if let Some(n) = e.playout.tick(&mut packet)
-                        && let Some(to) = e.remote
-                    {
+                    // Until the call has a socket and an address, its playback waits rather
+                    // than runs unheard.
+                    let (Some(socket), Some(to)) = (&e.socket, e.remote) else {
+                        continue;
+                    };
+                    if let Some(n) = e.playout.tick(&mut packet) {
                         // A full socket buffer drops the frame, as the network would.
-                        let _ = e.socket.send_to(&packet[..n], to);
+                        let _ = socket.send_to(&packet[..n], to);
                     }
                     if e.playout.take_finished()
                         && let Some(id) = e.id.take()
@@ -114,6 +129,11 @@ fn apply(calls: &mut HashMap<CallKey, Entry>, cmd: PlayerCommand) {
                     id: None,
                 },
             );
+        }
+        PlayerCommand::Socket { call, socket } => {
+            if let Some(e) = calls.get_mut(&call) {
+                e.socket = Some(socket);
+            }
         }
         PlayerCommand::Remote { call, rtp } => {
             if let Some(e) = calls.get_mut(&call) {

@@ -218,10 +218,6 @@ async fn main_loop(
                     rtp,
                     rtcp,
                 } => {
-                    if leg == LegSide::A && ivr_calls.contains(&call) {
-                        player_of(&media_shards, call)
-                            .send_cmd(PlayerCommand::Remote { call, rtp });
-                    }
                     if let Some(m) = media.get(&call) {
                         let leg = match leg {
                             LegSide::A => media::LegId::A,
@@ -249,34 +245,28 @@ async fn main_loop(
                     payload_type,
                     telephone_event,
                 } => {
-                    // The player sends from a duplicate of the caller's RTP socket, so prompts
-                    // leave from the port in our SDP answer.
+                    // Media opened in this round: the socket is still here. Opened earlier (a
+                    // group's no_answer after ringing): the call's media task shares it.
                     let socket = pending
                         .iter()
                         .find(|p| p.call == call)
-                        .map(|p| p.sockets[0].try_clone());
-                    match socket {
-                        Some(Ok(socket)) => {
-                            ssrc_state = splitmix(ssrc_state);
-                            player_of(&media_shards, call).send_cmd(PlayerCommand::Open {
-                                call,
-                                socket,
-                                law,
-                                payload_type,
-                                ssrc: (ssrc_state >> 32) as u32,
-                            });
-                            ivr_calls.insert(call);
-                        }
-                        _ => warn!(
-                            call = call.0,
-                            "no socket for the IVR's prompts; the caller hears nothing"
-                        ),
-                    }
+                        .and_then(|p| p.sockets[0].try_clone().ok());
+                    let share_socket = socket.is_none();
+                    ssrc_state = splitmix(ssrc_state);
+                    player_of(&media_shards, call).send_cmd(PlayerCommand::Open {
+                        call,
+                        socket,
+                        law,
+                        payload_type,
+                        ssrc: (ssrc_state >> 32) as u32,
+                    });
+                    ivr_calls.insert(call);
                     if let Some(m) = media.get(&call) {
                         let _ = m.send(MediaCommand::Listen {
                             law,
                             payload_type,
                             telephone_event,
+                            share_socket,
                         });
                     }
                 }
@@ -350,6 +340,8 @@ async fn main_loop(
                 events: Arc::new(move |ev| {
                     let _ = events.send(Wake::Media(call, ev));
                 }),
+                call,
+                player: player_of(&media_shards, call).player.clone(),
             };
             let (sockets, rx, timeout) = (p.sockets, p.rx, p.timeout);
             media_shards[shard_of(&media_shards, call)]

@@ -1863,3 +1863,61 @@ async fn ivr_a_law_caller_hears_the_welcome_and_reaches_204() {
     trunk.hangup(&mut out).await.expect("the trunk hangs up");
     p204.wait_bye(&mut inc).await.expect("204 gets BYE");
 }
+
+/// A group rung directly (no menu) that nobody answers: the switch answers the caller itself
+/// for the group's `no_answer` target (voicemail), whose greeting the caller hears from the
+/// port of the media opened when the phones started ringing, and the message is stored.
+#[tokio::test]
+async fn ivr_unanswered_group_dialled_directly_reaches_voicemail_with_audio() {
+    // 800840840 rings `salute` directly; it rings 2 s; the greeting is a 2.3 s prompt.
+    let dialplan = EXAMPLE
+        .replace(r#"open = "menu:main""#, r#"open = "group:salute""#)
+        .replace("ring_timeout = 20\ntimeout = 60\nno_answer = \"voicemail:general\"\n\n[groups.salute.shifts]",
+                 "ring_timeout = 2\ntimeout = 2\nno_answer = \"voicemail:general\"\n\n[groups.salute.shifts]")
+        .replace("[voicemail.general]\nprompt = \"closed\"", "[voicemail.general]\nprompt = \"invalid-choice\"")
+        .replace("[menus.main]", "[[numbers]]\nnumber = \"800000001\"\nopen = \"menu:main\"\nclosed = \"voicemail:general\"\n\n[menus.main]");
+    assert!(
+        dialplan.contains("ring_timeout = 2\n"),
+        "the example's salute group changed"
+    );
+    let switch = Switch::start_at(WEEKDAY_10, &dialplan).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let mut p204 = registered_phone(&switch, &transcript, "204").await;
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
+    let mut out = trunk.invite("800840840").await.expect("send INVITE");
+    let mut inc = p204.wait_invite().await.expect("204 rings");
+    p204.ring(&mut inc).await.expect("180");
+    trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("after 2 s the switch answers for voicemail");
+    let greeting = prompt("invalid-choice");
+    let got = out
+        .rtp
+        .wait_received(greeting.n_frames(), Duration::from_secs(10))
+        .await
+        .expect("the voicemail greeting is heard");
+    assert!(got[0].marker);
+    let heard = decoded(&got[..greeting.n_frames()]);
+    let db = 20.0 * (rms(&heard[..greeting.pcm().len()]) / rms(greeting.pcm())).log10();
+    assert!(db.abs() < 0.5, "greeting level off by {db:.2} dB");
+    out.rtp.settle(Duration::from_millis(400)).await; // the beep
+    out.rtp.send_tone(50).await.expect("one second of tone");
+    trunk.hangup(&mut out).await.expect("the caller hangs up");
+    let dir = switch.data_dir.join("voicemail");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_dir(&dir).is_ok_and(|d| {
+        d.filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "wav"))
+    }) {
+        assert!(
+            Instant::now() < deadline,
+            "no message stored in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -99,7 +99,10 @@ fn sipp_uac_with_rfc2833_pcap_reaches_204() {
         sw.log()
     );
     // The pcap's one key, detected once (its three end packets are one press).
-    assert_eq!(sw.wait_metric("centralino_ivr_digits_total", 1.0), Some(1.0));
+    assert_eq!(
+        sw.wait_metric("centralino_ivr_digits_total", 1.0),
+        Some(1.0)
+    );
     assert_eq!(sw.metric("centralino_calls_ivr_total"), Some(1.0));
 }
 

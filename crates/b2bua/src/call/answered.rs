@@ -27,6 +27,9 @@ const MAX_HOPS: u32 = 16;
 /// How long past a box's `max_message` a recording may run before the switch stops it
 /// itself (the media side ends it on time whenever audio arrives).
 const RECORD_SLACK: Duration = Duration::from_secs(3);
+/// How long past its length a playback may go unreported before the switch goes on without
+/// its end (a lost report must not leave the caller waiting).
+const PLAY_SLACK: Duration = Duration::from_secs(5);
 
 /// What happens when the current playback ends.
 #[derive(Debug, Default)]
@@ -53,6 +56,8 @@ pub(crate) struct Answered {
     playing: Option<u32>,
     after_play: AfterPlay,
     recording: bool,
+    /// When the current playback must have ended (its length and a margin).
+    play_deadline: Option<Instant>,
     /// When a recording must have ended even if the caller sends no audio at all (the
     /// recorder counts received samples).
     record_deadline: Option<Instant>,
@@ -71,13 +76,28 @@ pub(crate) struct Answered {
 const MAX_EVENTS: usize = 256;
 
 impl Answered {
+    /// The codecs this caller may use from now on: the one its prompts are encoded in, and
+    /// telephone-event if agreed (a re-INVITE must not switch the law under the player).
+    pub(super) fn policy(&self) -> CodecPolicy {
+        let mut codecs = vec![self.codec];
+        if self.telephone_event.is_some() {
+            codecs.push(Codec::TelephoneEvent);
+        }
+        CodecPolicy::new(codecs).unwrap_or_default()
+    }
+
     /// The earliest instant this part of the call needs attention.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let ivr = self.ivr.as_ref().and_then(ivr::Ivr::poll_timeout);
-        [ivr, self.ring_deadline, self.record_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            ivr,
+            self.ring_deadline,
+            self.record_deadline,
+            self.play_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -117,8 +137,19 @@ fn resolve(config: &Config, names: &[String]) -> Vec<Arc<media::Prompt>> {
 impl Switchboard {
     /// Answers the caller ourselves and starts the IVR at `target`. False if the call ended.
     pub(super) fn answer_with_ivr(&mut self, call: &mut Call, target: Target, now: Now) -> bool {
-        let policy = CodecPolicy::new(vec![Codec::Pcmu, Codec::Pcma, Codec::TelephoneEvent])
-            .unwrap_or_default();
+        // A caller that already heard early media keeps the codec of that answer (RFC 6337
+        // §3.1: the 200 repeats it), if prompts can be sent in it.
+        let earlier = call
+            .a_answer
+            .as_deref()
+            .and_then(|b| SessionDescription::parse(b).ok())
+            .and_then(|sd| sd.media.first().and_then(|m| m.formats.first().cloned()));
+        let codecs = match earlier.as_deref() {
+            Some("0") => vec![Codec::Pcmu, Codec::TelephoneEvent],
+            Some("8") => vec![Codec::Pcma, Codec::TelephoneEvent],
+            _ => vec![Codec::Pcmu, Codec::Pcma, Codec::TelephoneEvent],
+        };
+        let policy = CodecPolicy::new(codecs).unwrap_or_default();
         let local = MediaAddress {
             ip: self.settings.advertised_ip,
             rtp_port: call.a_ports.rtp(),
@@ -174,6 +205,7 @@ impl Switchboard {
             playing: None,
             after_play: AfterPlay::Nothing,
             recording: false,
+            play_deadline: None,
             record_deadline: None,
             ringing: false,
             ring_deadline: None,
@@ -220,7 +252,7 @@ impl Switchboard {
                 };
                 let mut prompts = resolve(&config, greeting.as_slice());
                 prompts.push(beep(&config));
-                self.play(call, prompts, AfterPlay::Record { mailbox: name, max });
+                self.play(call, prompts, AfterPlay::Record { mailbox: name, max }, now);
                 true
             }
             Target::Group(_) | Target::Extension(_) | Target::Queue(_) => {
@@ -294,14 +326,11 @@ impl Switchboard {
             return true;
         };
         // The phones get the codec the caller already uses: the relay needs no transcoding.
-        let mut codecs = vec![a.codec];
-        if a.telephone_event.is_some() {
-            codecs.push(Codec::TelephoneEvent);
-        }
-        let policy = CodecPolicy::new(codecs).unwrap_or_default();
+        let policy = a.policy();
         a.ringing = true;
         a.no_answer = no_answer;
         a.playing = None;
+        a.play_deadline = None;
         a.after_play = AfterPlay::Nothing;
         let local = MediaAddress {
             ip: self.settings.advertised_ip,
@@ -430,6 +459,18 @@ impl Switchboard {
             }
             keep = self.drive_ivr(&mut call, now);
         }
+        let play_due = call
+            .answered
+            .as_ref()
+            .filter(|a| a.play_deadline.is_some_and(|t| t <= now.instant))
+            .and_then(|a| a.playing);
+        if keep && let Some(id) = play_due {
+            warn!(
+                id,
+                "no end of playback reported in time; going on without it"
+            );
+            keep = self.playback_ended(&mut call, id, now);
+        }
         let ring_due = call
             .answered
             .as_ref()
@@ -495,12 +536,13 @@ impl Switchboard {
                             machine.handle(ivr::IvrInput::PlaybackFinished, now.instant);
                         }
                     } else {
-                        self.play(call, list, AfterPlay::Ivr);
+                        self.play(call, list, AfterPlay::Ivr, now);
                     }
                 }
                 ivr::IvrAction::StopPlayback => {
                     if let Some(a) = call.answered.as_mut() {
                         a.playing = None;
+                        a.play_deadline = None;
                         a.after_play = AfterPlay::Nothing;
                     }
                     self.out.push_back(Output::StopPlayback { call: call.key });
@@ -519,14 +561,20 @@ impl Switchboard {
                     if list.is_empty() {
                         return self.hangup_answered(call, now);
                     }
-                    self.play(call, list, AfterPlay::Hangup);
+                    self.play(call, list, AfterPlay::Hangup, now);
                     return true;
                 }
             }
         }
     }
 
-    fn play(&mut self, call: &mut Call, prompts: Vec<Arc<media::Prompt>>, after: AfterPlay) {
+    fn play(
+        &mut self,
+        call: &mut Call,
+        prompts: Vec<Arc<media::Prompt>>,
+        after: AfterPlay,
+        now: Now,
+    ) {
         let Some(a) = call.answered.as_mut() else {
             return;
         };
@@ -534,6 +582,10 @@ impl Switchboard {
         a.next_play = a.next_play.wrapping_add(1);
         a.playing = Some(id);
         a.after_play = after;
+        // A lost end of playback never leaves the caller waiting: past the prompts' length
+        // and a margin, the switch goes on as if it had ended.
+        let length: Duration = prompts.iter().map(|p| p.duration()).sum();
+        a.play_deadline = Some(now.instant + length + PLAY_SLACK);
         self.out.push_back(Output::Play {
             call: call.key,
             id,
@@ -599,22 +651,29 @@ impl Switchboard {
         let Some(mut call) = self.calls.remove(&key) else {
             return;
         };
+        let keep = self.playback_ended(&mut call, id, now);
+        self.put_back(call, keep);
+    }
+
+    /// The playback `id` ended (or its deadline passed). False if the call ended.
+    fn playback_ended(&mut self, call: &mut Call, id: u32, now: Now) -> bool {
         let after = match call.answered.as_mut() {
             Some(a) if a.playing == Some(id) => {
                 a.playing = None;
+                a.play_deadline = None;
                 std::mem::take(&mut a.after_play)
             }
             _ => AfterPlay::Nothing,
         };
-        let keep = match after {
+        match after {
             AfterPlay::Nothing => true,
             AfterPlay::Ivr => {
                 if let Some(machine) = call.answered.as_mut().and_then(|a| a.ivr.as_mut()) {
                     machine.handle(ivr::IvrInput::PlaybackFinished, now.instant);
                 }
-                self.drive_ivr(&mut call, now)
+                self.drive_ivr(call, now)
             }
-            AfterPlay::Hangup => self.hangup_answered(&mut call, now),
+            AfterPlay::Hangup => self.hangup_answered(call, now),
             AfterPlay::Record { mailbox, max } => {
                 if let Some(a) = call.answered.as_mut() {
                     a.recording = true;
@@ -632,8 +691,7 @@ impl Switchboard {
                 });
                 true
             }
-        };
-        self.put_back(call, keep);
+        }
     }
 
     pub(crate) fn on_recording_done(&mut self, key: CallKey, stored: bool, now: Now) {
