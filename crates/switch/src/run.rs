@@ -43,6 +43,8 @@ enum Wake {
     Media(CallKey, media_task::MediaEvent),
     MediaFailed(CallKey),
     Reload,
+    /// The configuration loaded for a reload, or why it was refused.
+    Reloaded(Box<anyhow::Result<b2bua::Config>>),
     Shutdown,
 }
 
@@ -413,7 +415,16 @@ async fn main_loop(
                         sb.handle(Input::MediaTimeout { call }, clock.now());
                     }
                 }
-                Wake::Reload => match crate::load_config(&config_path) {
+                Wake::Reload => {
+                    // Compiling the dialplan and decoding its prompts takes a while: off the
+                    // call loop, which keeps serving calls meanwhile.
+                    let (path, wake) = (config_path.clone(), wake_tx.clone());
+                    std::thread::spawn(move || {
+                        let loaded = crate::load_config(&path);
+                        let _ = wake.send(Wake::Reloaded(Box::new(loaded)));
+                    });
+                }
+                Wake::Reloaded(loaded) => match *loaded {
                     Ok(c) => {
                         info!("configuration reloaded");
                         sb.reload(Arc::new(c));
