@@ -484,3 +484,25 @@ fn media_failing_before_the_callers_ack_waits_for_the_ack_to_bye() {
     rig.advance(secs(40));
     rig.assert_no_leaks();
 }
+
+#[test]
+fn a_reinvite_during_the_ivr_keeps_the_law_the_prompts_use() {
+    let mut rig = Rig::new();
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, _key) = answered_call(&mut rig, &trunk);
+    // The trunk now prefers A-law; the prompts are being sent in µ-law.
+    call.cseq += 1;
+    let body = rig::sdp("127.0.0.2", call.rtp_port, "sendrecv")
+        .replace("RTP/AVP 0 8 101", "RTP/AVP 8 0 101")
+        .replace("o=peer 1000 1", "o=peer 1000 2");
+    let req = trunk.in_dialog(&mut rig, &call, Method::Invite, call.cseq, &[], &body);
+    rig.send(trunk.addr, req.to_bytes());
+    let ok = rig.expect_final(trunk.addr, Method::Invite);
+    assert_eq!(ok.status, 200);
+    let answer = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(
+        answer.contains("RTP/AVP 0") && !answer.contains("PCMA"),
+        "the answer keeps PCMU: {answer}"
+    );
+    trunk.ack_reinvite(&mut rig, &call);
+}
