@@ -1695,6 +1695,15 @@ impl Switchboard {
                         call: call.key,
                         on_hold: neg.remote_hold || !receives,
                     });
+                    if side == LegSide::A
+                        && let Some(a) = call.answered.as_mut()
+                        && a.set_telephone_event(neg.telephone_event_payload_type)
+                    {
+                        self.out.push_back(Output::MediaDtmf {
+                            call: call.key,
+                            telephone_event: neg.telephone_event_payload_type,
+                        });
+                    }
                     resp.headers
                         .push(HeaderName::ContentType, "application/sdp");
                     resp.body = answer.to_bytes();

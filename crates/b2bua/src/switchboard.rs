@@ -145,6 +145,14 @@ pub enum Output {
         /// The telephone-event payload type agreed with the caller, if any.
         telephone_event: Option<u8>,
     },
+    /// A re-negotiation changed the caller's telephone-event payload type (`None`: keys now
+    /// come in-band only).
+    MediaDtmf {
+        /// Which call.
+        call: CallKey,
+        /// The payload type agreed now.
+        telephone_event: Option<u8>,
+    },
     /// Play these prompts to the caller, in order, replacing whatever plays; report
     /// [`Input::PlaybackFinished`] with `id` when the last frame is sent.
     Play {

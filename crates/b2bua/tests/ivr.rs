@@ -506,3 +506,27 @@ fn a_reinvite_during_the_ivr_keeps_the_law_the_prompts_use() {
     );
     trunk.ack_reinvite(&mut rig, &call);
 }
+
+#[test]
+fn a_reinvite_with_another_telephone_event_type_retunes_the_detector() {
+    let mut rig = Rig::new();
+    let trunk = Caller::trunk(&mut rig);
+    let (mut call, key) = answered_call(&mut rig, &trunk);
+    call.cseq += 1;
+    let body = rig::sdp("127.0.0.2", call.rtp_port, "sendrecv")
+        .replace(" 101", " 96")
+        .replace(":101", ":96")
+        .replace("o=peer 1000 1", "o=peer 1000 2");
+    let req = trunk.in_dialog(&mut rig, &call, Method::Invite, call.cseq, &[], &body);
+    rig.send(trunk.addr, req.to_bytes());
+    let ok = rig.expect_final(trunk.addr, Method::Invite);
+    assert!(String::from_utf8_lossy(&ok.body).contains("telephone-event"));
+    trunk.ack_reinvite(&mut rig, &call);
+    assert!(
+        rig.ladder.iter().any(|l| l.contains(&format!(
+            "MediaDtmf {{ call: CallKey({}), telephone_event: Some(96) }}",
+            key.0
+        ))),
+        "the media side is told the new payload type"
+    );
+}

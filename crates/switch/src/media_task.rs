@@ -29,6 +29,8 @@ pub enum MediaCommand {
         /// Give the player a duplicate of the caller's RTP socket (the call loop had none).
         share_socket: bool,
     },
+    /// The caller's telephone-event payload type changed (`None`: in-band keys only).
+    Dtmf(Option<u8>),
     /// Record the caller for voicemail.
     Record {
         max: Duration,
@@ -208,6 +210,11 @@ async fn run(
                     if let Some(l) = listening.as_mut() {
                         let config = media::recorder::RecorderConfig { max, ..Default::default() };
                         l.recording = Some((media::recorder::Recorder::new(config), meta));
+                    }
+                }
+                Some(MediaCommand::Dtmf(pt)) => {
+                    if let Some(l) = listening.as_mut() {
+                        l.telephone_event = pt;
                     }
                 }
                 Some(MediaCommand::StopRecording) => {

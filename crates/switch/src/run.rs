@@ -316,6 +316,14 @@ async fn main_loop(
                         let _ = m.send(MediaCommand::Record { max, meta });
                     }
                 }
+                Output::MediaDtmf {
+                    call,
+                    telephone_event,
+                } => {
+                    if let Some(m) = media.get(&call) {
+                        let _ = m.send(MediaCommand::Dtmf(telephone_event));
+                    }
+                }
                 Output::StopRecording { call } => {
                     if let Some(m) = media.get(&call) {
                         let _ = m.send(MediaCommand::StopRecording);

@@ -76,6 +76,14 @@ pub(crate) struct Answered {
 const MAX_EVENTS: usize = 256;
 
 impl Answered {
+    /// Records the telephone-event payload type agreed by a new offer/answer; true if it
+    /// changed (the media side must then listen for the new one).
+    pub(super) fn set_telephone_event(&mut self, pt: Option<u8>) -> bool {
+        let changed = self.telephone_event != pt;
+        self.telephone_event = pt;
+        changed
+    }
+
     /// The codecs this caller may use from now on: the one its prompts are encoded in, and
     /// telephone-event if agreed (a re-INVITE must not switch the law under the player).
     pub(super) fn policy(&self) -> CodecPolicy {
