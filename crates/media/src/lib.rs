@@ -30,6 +30,7 @@
 
 pub mod dtmf_detect;
 pub mod g711;
+pub mod g722;
 pub mod packet;
 pub mod playout;
 pub mod ports;
@@ -45,7 +46,7 @@ pub use packet::{
 };
 pub use playout::Playout;
 pub use ports::{PortAllocator, PortError, PortPair};
-pub use prompt::{Prompt, PromptError, decode_prompt};
+pub use prompt::{Encoding, Prompt, PromptError, decode_prompt};
 pub use recorder::{RecordEnd, Recorder, RecorderConfig, wav_bytes};
 pub use relay::{
     Channel, DropCounts, DropReason, Forward, LegId, LegStats, MediaEvent, Relay, RelayConfig,

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::g711::Law;
+use crate::prompt::Encoding;
 use crate::packet::{RTP_HEADER_LEN, RtpPacket, write_rtp};
 use crate::prompt::{FRAME_DURATION, FRAME_SAMPLES, Prompt};
 
@@ -57,7 +57,7 @@ pub struct Playout {
     sequence_number: u16,
     /// The RTP timestamp of the next tick.
     timestamp: u32,
-    law: Law,
+    law: Encoding,
     payload_type: u8,
     source: Source,
     /// The next packet sent starts a sequence and carries the marker bit.
@@ -73,14 +73,14 @@ impl Playout {
         ssrc: u32,
         first_seq: u16,
         first_timestamp: u32,
-        law: Law,
+        law: impl Into<Encoding>,
         payload_type: u8,
     ) -> Playout {
         Playout {
             ssrc,
             sequence_number: first_seq,
             timestamp: first_timestamp,
-            law,
+            law: law.into(),
             payload_type,
             source: Source::Idle,
             marker: false,
@@ -149,13 +149,13 @@ impl Playout {
 
     /// Send the next packets in `law` with `payload_type` (after a re-INVITE changed the
     /// codec); the position in the prompts is kept.
-    pub fn set_law(&mut self, law: Law, payload_type: u8) {
-        self.law = law;
+    pub fn set_law(&mut self, law: impl Into<Encoding>, payload_type: u8) {
+        self.law = law.into();
         self.payload_type = payload_type;
     }
 
-    /// The law packets are sent in.
-    pub fn law(&self) -> Law {
+    /// The encoding packets are sent in.
+    pub fn law(&self) -> Encoding {
         self.law
     }
 
@@ -238,6 +238,7 @@ impl Playout {
 
 #[cfg(test)]
 mod tests {
+    use crate::g711::Law;
     use super::*;
     use crate::packet::parse_rtp;
 
@@ -370,7 +371,7 @@ mod tests {
         assert_eq!(first.payload, p.frames(Law::Pcma)[0]);
         assert_eq!(first.pt, 8);
         playout.set_law(Law::Pcmu, 0);
-        assert_eq!(playout.law(), Law::Pcmu);
+        assert_eq!(playout.law(), Encoding::Pcmu);
         let second = tick(&mut playout).expect("sent");
         assert_eq!(second.payload, p.frames(Law::Pcmu)[1]);
         assert_eq!(second.pt, 0);

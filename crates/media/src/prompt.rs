@@ -45,13 +45,34 @@ pub const MAX_DURATION: Duration = Duration::from_secs(600);
 /// One 20 ms G.711 frame, ready to be an RTP payload.
 pub type Frame = [u8; FRAME_SAMPLES];
 
-/// A decoded prompt: 8 kHz mono PCM and its PCMU and PCMA frames, encoded once.
+/// What a prompt's frames are encoded in, for one call: a G.711 law, or G.722.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// G.711 µ-law, payload type 0.
+    Pcmu,
+    /// G.711 A-law, payload type 8.
+    Pcma,
+    /// G.722 at 64 kbit/s, payload type 9 (RTP clock 8000 Hz, RFC 3551 §4.5.2).
+    G722,
+}
+
+impl From<Law> for Encoding {
+    fn from(law: Law) -> Encoding {
+        match law {
+            Law::Pcmu => Encoding::Pcmu,
+            Law::Pcma => Encoding::Pcma,
+        }
+    }
+}
+
+/// A decoded prompt: 8 kHz mono PCM and its PCMU, PCMA and G.722 frames, encoded once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Prompt {
     name: String,
     pcm: Vec<i16>,
     pcmu_frames: Vec<Frame>,
     pcma_frames: Vec<Frame>,
+    g722_frames: Vec<Frame>,
 }
 
 impl Prompt {
@@ -59,11 +80,13 @@ impl Prompt {
     pub fn from_pcm(name: &str, pcm: Vec<i16>) -> Prompt {
         let pcmu_frames = frames(Law::Pcmu, &pcm);
         let pcma_frames = frames(Law::Pcma, &pcm);
+        let g722_frames = g722_frames(&pcm);
         Prompt {
             name: name.to_owned(),
             pcm,
             pcmu_frames,
             pcma_frames,
+            g722_frames,
         }
     }
 
@@ -88,17 +111,18 @@ impl Prompt {
         self.pcmu_frames.len()
     }
 
-    /// All frames for one law.
-    pub fn frames(&self, law: Law) -> &[Frame] {
-        match law {
-            Law::Pcmu => &self.pcmu_frames,
-            Law::Pcma => &self.pcma_frames,
+    /// All frames in one encoding (a [`Law`] or [`Encoding`]).
+    pub fn frames(&self, encoding: impl Into<Encoding>) -> &[Frame] {
+        match encoding.into() {
+            Encoding::Pcmu => &self.pcmu_frames,
+            Encoding::Pcma => &self.pcma_frames,
+            Encoding::G722 => &self.g722_frames,
         }
     }
 
-    /// Frame `frame_idx` for one law, or `None` past the end.
-    pub fn frame(&self, law: Law, frame_idx: usize) -> Option<&Frame> {
-        self.frames(law).get(frame_idx)
+    /// Frame `frame_idx` in one encoding, or `None` past the end.
+    pub fn frame(&self, encoding: impl Into<Encoding>, frame_idx: usize) -> Option<&Frame> {
+        self.frames(encoding).get(frame_idx)
     }
 }
 
@@ -209,6 +233,28 @@ fn frames(law: Law, pcm: &[i16]) -> Vec<Frame> {
         .map(|chunk| {
             let mut frame = [law.silence(); FRAME_SAMPLES];
             law.encode(chunk, &mut frame);
+            frame
+        })
+        .collect()
+}
+
+/// G.722 frames of 8 kHz samples: resampled to the codec's 16 kHz (so band-limited to 4 kHz)
+/// and encoded as one stream, 160 bytes per 20 ms.
+fn g722_frames(pcm: &[i16]) -> Vec<Frame> {
+    let input: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32768.0).collect();
+    let at_16k: Vec<i16> = match resample(&input, SAMPLE_RATE, 2 * SAMPLE_RATE) {
+        Ok(out) => out.iter().map(|&s| to_i16(s * 32768.0)).collect(),
+        // Cannot happen for 8 → 16 kHz; repeating samples still gives audible speech.
+        Err(_) => pcm.iter().flat_map(|&s| [s, s]).collect(),
+    };
+    let mut encoder = crate::g722::Encoder::new();
+    at_16k
+        .chunks(2 * FRAME_SAMPLES)
+        .map(|chunk| {
+            let mut padded = [0i16; 2 * FRAME_SAMPLES];
+            padded[..chunk.len()].copy_from_slice(chunk);
+            let mut frame = [0u8; FRAME_SAMPLES];
+            encoder.encode(&padded, &mut frame);
             frame
         })
         .collect()
@@ -391,6 +437,19 @@ fn to_8khz_i16(samples: &[f32], rate: u32) -> Result<Vec<i16>, String> {
 /// A band-limited (anti-aliased) resampler from `rate` to 8 kHz: rubato's fixed-ratio `Fft`
 /// for the usual rates (44.1, 48, 16, 22.05 kHz …), its sinc interpolator for odd ones whose
 /// exact ratio would need a huge FFT.
+/// `samples` at `from` Hz, resampled to `to` Hz (aligned, `len · to / from` samples).
+fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
+    let mut resampler = Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Input)
+        .map_err(|e| format!("cannot resample {from} Hz to {to} Hz: {e}"))?;
+    let channels = [samples];
+    let input = SequentialSliceOfSlices::new(&channels[..], 1, samples.len())
+        .map_err(|e| format!("resampler input: {e}"))?;
+    Ok(resampler
+        .process_all(&input, samples.len(), None)
+        .map_err(|e| format!("resampling failed: {e}"))?
+        .take_data())
+}
+
 fn resampler_to_8khz(rate: u32) -> Result<Box<dyn Resampler<f32>>, String> {
     let error =
         |e: rubato::ResamplerConstructionError| format!("cannot resample {rate} Hz to 8 kHz: {e}");
@@ -840,5 +899,29 @@ pub(crate) mod tests {
             }
             let _ = decode_prompt("fuzz", &bytes, Some("wav"));
         }
+    }
+}
+
+#[cfg(test)]
+mod g722_frames_tests {
+    use super::*;
+
+    #[test]
+    fn a_prompts_g722_frames_decode_to_the_prompt() {
+        let p = tone(1000.0, 1000, -6.0);
+        let frames = p.frames(Encoding::G722);
+        assert_eq!(frames.len(), p.n_frames(), "one 160-byte frame per 20 ms");
+        let mut dec = crate::g722::Decoder::new();
+        let mut out = Vec::new();
+        for f in frames {
+            let mut pcm = [0i16; FRAME_SAMPLES];
+            let n = dec.decode(f, &mut pcm);
+            out.extend_from_slice(&pcm[..n]);
+        }
+        let rms = |x: &[i16]| {
+            (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+        };
+        let level = 20.0 * (rms(&out[1600..6400]) / rms(&p.pcm()[1600..6400])).log10();
+        assert!(level.abs() < 2.0, "G.722 prompt level {level:.1} dB off");
     }
 }
