@@ -400,7 +400,15 @@ impl Switchboard {
             return Err(Refusal::Status(480, "nobody to ring is registered"));
         }
 
-        let policy = CodecPolicy::default();
+        // The phones are offered what the caller offers, G.722 included: wideband passes
+        // through when both legs agree (the relay never transcodes).
+        let policy = CodecPolicy::new(vec![
+            Codec::Pcmu,
+            Codec::Pcma,
+            Codec::G722,
+            Codec::TelephoneEvent,
+        ])
+        .unwrap_or_default();
         let Ok(a_ports) = self.ports.allocate() else {
             return Err(Refusal::Status(503, "no media ports left"));
         };

@@ -138,8 +138,8 @@ pub enum Output {
     MediaIvr {
         /// Which call.
         call: CallKey,
-        /// The G.711 law agreed with the caller.
-        law: media::g711::Law,
+        /// The encoding agreed with the caller (PCMU, PCMA or G.722).
+        law: media::Encoding,
         /// Its RTP payload type.
         payload_type: u8,
         /// The telephone-event payload type agreed with the caller, if any.

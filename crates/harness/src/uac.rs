@@ -1,7 +1,7 @@
 //! The caller's side of a call (RFC 3261 §13.2, UAC), shared by both roles: a trunk places
 //! calls into the switch, and so does a phone calling another extension.
 
-use sdp::{CodecPolicy, Direction, MediaAddress, Origin};
+use sdp::{CodecPolicy, Direction, MediaAddress, Origin, SessionDescription};
 use sip_msg::{HeaderName, Message, Method, NameAddr, Request, Response, Uri};
 
 use crate::agent::{Call, UserAgent, random_hex, without_tag};
@@ -61,6 +61,12 @@ impl UserAgent {
         h.push(HeaderName::ContentType, "application/sdp");
         invite.body = offer.to_bytes();
         edit(&mut invite);
+        // The offer is what was sent, edits included (another codec list, say).
+        let offer = if invite.body == offer.to_bytes() {
+            offer
+        } else {
+            SessionDescription::parse(&invite.body).unwrap_or(offer)
+        };
         self.send_request(&invite, server).await?;
         Ok(Call {
             call_id,

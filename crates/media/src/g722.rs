@@ -24,7 +24,11 @@ pub struct Encoder(G722Encoder);
 impl Encoder {
     /// A fresh encoder (64 kbit/s, 16 kHz input).
     pub fn new() -> Encoder {
-        Encoder(G722Encoder::with_options(Bitrate::Mode1_64000, false, false))
+        Encoder(G722Encoder::with_options(
+            Bitrate::Mode1_64000,
+            false,
+            false,
+        ))
     }
 
     /// Encodes 16 kHz `samples` into `out` (at least `samples.len() / 2` bytes); returns the
@@ -108,7 +112,10 @@ mod tests {
         let mut bytes = vec![0u8; input.len() + 1];
         let n = broken.encode_into(&input, &mut bytes).unwrap_or(0);
         let distinct: std::collections::BTreeSet<u8> = bytes[..n].iter().copied().collect();
-        assert!(distinct.len() <= 2, "if this fails the crate was fixed: {distinct:?}");
+        assert!(
+            distinct.len() <= 2,
+            "if this fails the crate was fixed: {distinct:?}"
+        );
     }
 
     #[test]
@@ -122,7 +129,10 @@ mod tests {
         let n = standard.decode_into(&bytes, &mut out).expect("decodes");
         let out = &out[1600..n]; // past the adaptation
         let p1000 = power(out, 1000.0, 16000.0);
-        assert!(p1000 > 100.0 * power(out, 700.0, 16000.0), "1 kHz dominates");
+        assert!(
+            p1000 > 100.0 * power(out, 700.0, 16000.0),
+            "1 kHz dominates"
+        );
         assert!(p1000 > 100.0 * power(out, 3000.0, 16000.0));
         let level = 20.0 * (rms(out) / rms(&input[1600..])).log10();
         assert!(level.abs() < 3.0, "level {level:.1} dB off");
@@ -140,7 +150,10 @@ mod tests {
         assert_eq!(dec.decode(&bytes[..n], &mut out), n);
         let out = &out[800..];
         let p770 = power(out, 770.0, 8000.0);
-        assert!(p770 > 100.0 * power(out, 1209.0, 8000.0), "770 Hz survives, at 8 kHz");
+        assert!(
+            p770 > 100.0 * power(out, 1209.0, 8000.0),
+            "770 Hz survives, at 8 kHz"
+        );
         let level = 20.0 * (rms(out) / rms(&input[1600..])).log10();
         assert!(level.abs() < 3.0, "level {level:.1} dB off");
     }

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::prompt::Encoding;
 use crate::packet::{RTP_HEADER_LEN, RtpPacket, write_rtp};
+use crate::prompt::Encoding;
 use crate::prompt::{FRAME_DURATION, FRAME_SAMPLES, Prompt};
 
 /// The length of every packet [`Playout::tick`] writes: header and one 20 ms G.711 frame.
@@ -238,8 +238,8 @@ impl Playout {
 
 #[cfg(test)]
 mod tests {
-    use crate::g711::Law;
     use super::*;
+    use crate::g711::Law;
     use crate::packet::parse_rtp;
 
     /// A prompt of `n_frames` frames whose samples encode the frame number (so frames differ).

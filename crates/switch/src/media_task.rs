@@ -23,7 +23,7 @@ pub enum MediaCommand {
     /// The switch answered the caller: detect its keys (RFC 4733 with `telephone_event`, else
     /// in-band tones in `law`).
     Listen {
-        law: media::g711::Law,
+        law: media::Encoding,
         payload_type: u8,
         telephone_event: Option<u8>,
         /// Give the player a duplicate of the caller's RTP socket (the call loop had none).
@@ -88,7 +88,9 @@ pub enum MediaEvent {
 
 /// The caller's side while the switch answers it: key detection and recording.
 struct Listening {
-    law: media::g711::Law,
+    law: media::Encoding,
+    /// The caller's G.722 stream state, when it sends G.722.
+    g722: Option<Box<media::g722::Decoder>>,
     payload_type: u8,
     telephone_event: Option<u8>,
     events: media::telephone_event::Receiver,
@@ -197,6 +199,7 @@ async fn run(
                     }
                     listening = Some(Listening {
                         law,
+                        g722: (law == media::Encoding::G722).then(|| Box::new(media::g722::Decoder::new())),
                         payload_type,
                         telephone_event,
                         events: media::telephone_event::Receiver::new(Duration::from_millis(200)),
@@ -282,7 +285,17 @@ fn listen(l: &mut Listening, bytes: &[u8], context: &MediaContext) {
         return;
     }
     let n = packet.payload.len().min(l.pcm.len());
-    let n = l.law.decode(&packet.payload[..n], &mut l.pcm[..n]);
+    let n = match (l.law, l.g722.as_mut()) {
+        (media::Encoding::Pcmu, _) => {
+            media::g711::Law::Pcmu.decode(&packet.payload[..n], &mut l.pcm[..n])
+        }
+        (media::Encoding::Pcma, _) => {
+            media::g711::Law::Pcma.decode(&packet.payload[..n], &mut l.pcm[..n])
+        }
+        // The low band at 8 kHz: what the DTMF detector and the voicemail file take.
+        (media::Encoding::G722, Some(dec)) => dec.decode(&packet.payload[..n], &mut l.pcm[..n]),
+        (media::Encoding::G722, None) => 0,
+    };
     if l.telephone_event.is_none() {
         // In-band detection only for callers that cannot send RFC 4733 (chosen from the
         // SDP): a trunk that sends both would otherwise report every key twice.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use b2bua::CallKey;
-use media::{Playout, Prompt, g711::Law};
+use media::{Encoding, Playout, Prompt};
 use tokio::sync::mpsc;
 
 use crate::media_task::MediaEvent;
@@ -22,7 +22,7 @@ pub enum PlayerCommand {
     Open {
         call: CallKey,
         socket: Option<std::net::UdpSocket>,
-        law: Law,
+        law: Encoding,
         payload_type: u8,
         ssrc: u32,
     },

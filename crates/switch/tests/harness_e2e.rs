@@ -1921,3 +1921,88 @@ async fn ivr_unanswered_group_dialled_directly_reaches_voicemail_with_audio() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A caller that offers only G.722 (and telephone-event): the IVR answers in G.722, the
+/// welcome decodes (low band) at the prompt's level, a key reaches 204, which is offered
+/// G.722 only (passed through, no transcoding).
+#[tokio::test]
+async fn ivr_g722_caller_hears_the_welcome_and_reaches_204() {
+    use harness::sdp::{Codec, CodecPolicy};
+    let switch = Switch::start_at(WEEKDAY_10, EXAMPLE).await;
+    let transcript = Transcript::new();
+    let _ladder = transcript.print_on_panic();
+    let wideband =
+        CodecPolicy::new(vec![Codec::G722, Codec::Pcmu, Codec::TelephoneEvent]).expect("policy");
+    let mut p204 = Phone::bind("204", "pw204", PHONE_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the phone")
+        .with_codecs(wideband);
+    p204.register_ok().await.expect("204 registers");
+    let mut trunk = Trunk::bind(TRUNK_IP, switch.listen, DOMAIN, &transcript)
+        .await
+        .expect("bind the trunk");
+    let mut out = trunk
+        .invite_with("800840840", |req| {
+            let body = String::from_utf8_lossy(&req.body)
+                .replace("RTP/AVP 0 8 101", "RTP/AVP 9 101")
+                .lines()
+                .filter(|l| !l.starts_with("a=rtpmap:0 ") && !l.starts_with("a=rtpmap:8 "))
+                .map(|l| format!("{l}\r\n"))
+                .collect::<String>()
+                .replace("a=rtpmap:101", "a=rtpmap:9 G722/8000\r\na=rtpmap:101");
+            req.body = body.into_bytes();
+        })
+        .await
+        .expect("send INVITE");
+    let ok = trunk
+        .wait_answer(&mut out)
+        .await
+        .expect("the IVR answers in G.722");
+    let answer = String::from_utf8_lossy(&ok.body).into_owned();
+    assert!(
+        answer.contains("RTP/AVP 9") && answer.contains("G722/8000"),
+        "{answer}"
+    );
+    let welcome = prompt("welcome");
+    let got = out
+        .rtp
+        .wait_received(welcome.n_frames(), Duration::from_secs(10))
+        .await
+        .expect("the welcome arrives");
+    assert!(
+        got.iter()
+            .all(|r| r.payload_type == 9 && r.payload.len() == 160)
+    );
+    let mut dec = media::g722::Decoder::new();
+    let mut heard = Vec::new();
+    for r in &got[..welcome.n_frames()] {
+        let mut pcm = [0i16; 160];
+        let n = dec.decode(&r.payload, &mut pcm);
+        heard.extend_from_slice(&pcm[..n]);
+    }
+    let n = welcome.pcm().len().min(heard.len());
+    let db = 20.0 * (rms(&heard[..n]) / rms(&welcome.pcm()[..n])).log10();
+    assert!(
+        db.abs() < 2.0,
+        "the G.722 welcome is {db:.2} dB off the prompt file"
+    );
+    press(&mut trunk, &mut out, Press::Rfc4733, '4').await;
+    let mut inc = p204.wait_invite().await.expect("4 leads to 204");
+    let offer = String::from_utf8_lossy(&inc.invite.body).into_owned();
+    assert!(
+        offer.contains("G722") && !offer.contains("PCMU") && !offer.contains("PCMA"),
+        "204 is offered the caller's G.722 only: {offer}"
+    );
+    p204.answer(&mut inc).await.expect("204 answers");
+    inc.rtp.send_pattern(9, 5).await.expect("the phone sends");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        out.rtp
+            .received()
+            .iter()
+            .any(|r| r.payload == harness::pattern_payload(9, 0)),
+        "the phone's G.722 reaches the caller untouched"
+    );
+    trunk.hangup(&mut out).await.expect("the trunk hangs up");
+    p204.wait_bye(&mut inc).await.expect("204 gets BYE");
+}

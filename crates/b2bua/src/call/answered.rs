@@ -2,7 +2,7 @@
 //! and the transfer of an answered caller to a hunt group.
 //!
 //! The caller gets our 200 with an SDP answer limited to G.711 (+ telephone-event), so every
-//! prompt, already encoded in both laws at load, is sent as is. [`ivr::Ivr`] decides; this
+//! prompt, already encoded in both G.711 laws and G.722 at load, is sent as is. [`ivr::Ivr`] decides; this
 //! module turns its actions into outputs ([`Output::Play`], [`Output::Record`] …) and feeds
 //! it the caller's keys (RFC 4733 and in-band from the media side, SIP INFO from `call.rs`)
 //! and the ends of playbacks. A transfer rings the target's phones with an offer limited to
@@ -152,31 +152,34 @@ impl Switchboard {
             .as_deref()
             .and_then(|b| SessionDescription::parse(b).ok())
             .and_then(|sd| sd.media.first().and_then(|m| m.formats.first().cloned()));
-        let codecs = match earlier.as_deref() {
-            Some("0") => vec![Codec::Pcmu, Codec::TelephoneEvent],
-            Some("8") => vec![Codec::Pcma, Codec::TelephoneEvent],
-            _ => vec![Codec::Pcmu, Codec::Pcma, Codec::TelephoneEvent],
+        // G.711 when the caller offers it (every desk phone takes it after a transfer), else
+        // G.722; the offerer's order decides within each.
+        let choices: Vec<Vec<Codec>> = match earlier.as_deref() {
+            Some("0") => vec![vec![Codec::Pcmu, Codec::TelephoneEvent]],
+            Some("8") => vec![vec![Codec::Pcma, Codec::TelephoneEvent]],
+            Some("9") => vec![vec![Codec::G722, Codec::TelephoneEvent]],
+            _ => vec![
+                vec![Codec::Pcmu, Codec::Pcma, Codec::TelephoneEvent],
+                vec![Codec::G722, Codec::TelephoneEvent],
+            ],
         };
-        let policy = CodecPolicy::new(codecs).unwrap_or_default();
         let local = MediaAddress {
             ip: self.settings.advertised_ip,
             rtp_port: call.a_ports.rtp(),
         };
-        let negotiated = sdp::answer(&call.a_offer, &policy, local, &mut call.a_origin);
-        let (answer, neg) = match negotiated {
-            Ok((answer, neg)) if matches!(neg.codec.codec, Codec::Pcmu | Codec::Pcma) => {
-                (answer, neg)
-            }
-            _ => {
-                debug!("no G.711 in the caller's offer: the IVR cannot answer");
-                self.fail_a(call, 488, now);
-                return false;
-            }
+        let negotiated = choices.into_iter().find_map(|codecs| {
+            let policy = CodecPolicy::new(codecs).ok()?;
+            sdp::answer(&call.a_offer, &policy, local, &mut call.a_origin).ok()
+        });
+        let Some((answer, neg)) = negotiated else {
+            debug!("no G.711 or G.722 in the caller's offer: the IVR cannot answer");
+            self.fail_a(call, 488, now);
+            return false;
         };
-        let law = if neg.codec.codec == Codec::Pcmu {
-            media::g711::Law::Pcmu
-        } else {
-            media::g711::Law::Pcma
+        let law = match neg.codec.codec {
+            Codec::Pcmu => media::Encoding::Pcmu,
+            Codec::Pcma => media::Encoding::Pcma,
+            _ => media::Encoding::G722,
         };
         let body = answer.to_bytes();
         call.a_answer = Some(body.clone());
