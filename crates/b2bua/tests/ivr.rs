@@ -530,3 +530,25 @@ fn a_reinvite_with_another_telephone_event_type_retunes_the_detector() {
         "the media side is told the new payload type"
     );
 }
+
+#[test]
+fn the_media_timeout_waits_while_the_switch_serves_the_caller_and_resumes_once_bridged() {
+    let mut rig = Rig::new();
+    let p204 = phone(&mut rig, "204", 5064);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    // A trunk with voice activity detection may send nothing while its caller listens.
+    assert_eq!(rig.holds.last(), Some(&(key, true)));
+    rig.input(Input::Digit {
+        call: key,
+        digit: '4',
+    });
+    let leg = p204.expect_invite(&mut rig);
+    p204.answer_with_sdp(&mut rig, &leg, 200);
+    rig.expect_request(p204.addr, Method::Ack);
+    assert_eq!(
+        rig.holds.last(),
+        Some(&(key, false)),
+        "bridged: dead media ends the call again"
+    );
+}

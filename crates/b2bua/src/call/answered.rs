@@ -196,9 +196,13 @@ impl Switchboard {
             rtp: neg.remote,
             rtcp: neg.remote_rtcp,
         });
+        // While the switch serves the caller, silence from it is normal (a trunk with voice
+        // activity detection sends nothing while its caller listens): the media timeout waits,
+        // as on hold. Every state here is bounded anyway (menu timeouts, ring and recording
+        // deadlines, the session timer); bridging a phone turns the timeout back on.
         self.out.push_back(Output::MediaHold {
             call: call.key,
-            on_hold: false,
+            on_hold: true,
         });
         let ok = self.ok_for_a(call, Some(body));
         self.tx.send_response(call.a_tx, ok, now.instant);
@@ -411,6 +415,10 @@ impl Switchboard {
         }
         call.hunt.clear();
         self.out.push_back(Output::MediaBridge { call: call.key });
+        self.out.push_back(Output::MediaHold {
+            call: call.key,
+            on_hold: false,
+        });
         self.out.push_back(Output::MediaRemote {
             call: call.key,
             leg: LegSide::B,
