@@ -270,6 +270,19 @@ impl Config {
             }
         };
 
+        if let Some(op) = raw
+            .as_ref()
+            .and_then(|r| r.switch.as_ref())
+            .and_then(|s| s.get_ref().operator.as_ref())
+        {
+            let mut w = loc.error(
+                op.span(),
+                "`operator` is no longer used: the switch answers menu, message and voicemail targets itself",
+                Some("delete the line"),
+            );
+            w.is_error = false;
+            warnings.push(w);
+        }
         let config = raw.and_then(|raw| build(&loc, raw, &mut errors));
         match (config, plan) {
             (Some(part), Some(plan)) if errors.is_empty() => {
@@ -561,16 +574,8 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         });
     }
 
-    let operator = switch.operator.map(|o| {
-        if !extensions.contains_key(o.get_ref()) {
-            errors.push(loc.error(
-                o.span(),
-                format!("operator `{}` is not an extension", o.get_ref()),
-                None,
-            ));
-        }
-        o.into_inner()
-    });
+    // Ignored since issue 5 (a warning says so); not checked any more.
+    let operator = switch.operator.map(Spanned::into_inner);
 
     if errors.len() != n_errors {
         return None;
@@ -676,6 +681,18 @@ mod tests {
         assert_eq!(config.extensions.len(), 5);
         assert!(config.trunk_for("127.0.0.2".parse().expect("ip")).is_some());
         assert_eq!(config.language, "it");
+    }
+
+    #[test]
+    fn the_old_operator_key_loads_with_a_warning() {
+        let text = example().replace("[switch]\n", "[switch]\noperator = \"201\"\n");
+        let (_, warnings) = Config::compile("example.toml", &text).expect("still valid");
+        let w = warnings
+            .iter()
+            .find(|w| w.message.contains("`operator` is no longer used"))
+            .expect("a warning");
+        assert!(!w.is_error);
+        assert_eq!((w.line, w.col), (5, 12));
     }
 
     #[test]

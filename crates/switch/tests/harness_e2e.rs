@@ -347,7 +347,7 @@ async fn check_media(out: &mut Call, inc: &mut Call) {
 }
 
 #[tokio::test]
-async fn operator_number_rings_201_media_both_ways_trunk_hangs_up() {
+async fn trunk_dials_201_media_both_ways_trunk_hangs_up() {
     let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
@@ -362,7 +362,7 @@ async fn operator_number_rings_201_media_both_ways_trunk_hangs_up() {
 }
 
 #[tokio::test]
-async fn operator_number_rings_201_phone_hangs_up() {
+async fn trunk_dials_201_phone_hangs_up() {
     let switch = Switch::start().await;
     let transcript = Transcript::new();
     let _ladder = transcript.print_on_panic();
