@@ -476,6 +476,23 @@ fn sighup_reloads_a_good_configuration_and_refuses_a_bad_one() {
         common::options_ping(sw.sip, Duration::from_secs(2)),
         "still answering after a refused reload"
     );
+    // So is a dialplan naming a prompt that has no file: at the reference's position.
+    std::fs::write(
+        &sw.config_path,
+        good.replace(
+            r#""welcome", "main-menu""#,
+            r#""welcome", "no-such-prompt""#,
+        ),
+    )
+    .expect("write");
+    hup(&sw);
+    wait_log(&sw, "prompt `no-such-prompt`");
+    assert_eq!(
+        sw.log().matches("reload refused").count(),
+        2,
+        "the prompt error refuses the reload:\n{}",
+        sw.log()
+    );
     // A good one is taken: a new extension 206 can register from now on.
     let with_206 = good.replacen(
         "[[extensions]]",
