@@ -1522,6 +1522,22 @@ enum Press {
     InBand,
 }
 
+/// How many packets with `payload` `leg` has received, waiting up to 3 s for the first.
+async fn arrivals(leg: &RtpLeg, payload: &[u8]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let n = leg
+            .received()
+            .iter()
+            .filter(|r| r.payload == payload)
+            .count();
+        if n > 0 || Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A prompt file of the repository, decoded as the switch decodes it.
 fn prompt(name: &str) -> media::Prompt {
     let path = format!("{PROMPTS_DIR}/{name}.wav");
@@ -1699,13 +1715,7 @@ async fn menu_4_reaches_204(how: Press) {
     assert!(p205.wait_invite().await.is_err(), "205 must not ring");
     // Bridged: what the phone sends reaches the caller.
     inc.rtp.send_pattern(7, 10).await.expect("the phone sends");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let from_phone = out
-        .rtp
-        .received()
-        .iter()
-        .filter(|r| r.payload == harness::pattern_payload(7, 0))
-        .count();
+    let from_phone = arrivals(&out.rtp, &harness::pattern_payload(7, 0)).await;
     assert_eq!(from_phone, 1, "the phone's audio reaches the caller");
     trunk.hangup(&mut out).await.expect("the trunk hangs up");
     p204.wait_bye(&mut inc).await.expect("204 gets BYE");
@@ -1995,12 +2005,9 @@ async fn ivr_g722_caller_hears_the_welcome_and_reaches_204() {
     );
     p204.answer(&mut inc).await.expect("204 answers");
     inc.rtp.send_pattern(9, 5).await.expect("the phone sends");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        out.rtp
-            .received()
-            .iter()
-            .any(|r| r.payload == harness::pattern_payload(9, 0)),
+    assert_eq!(
+        arrivals(&out.rtp, &harness::pattern_payload(9, 0)).await,
+        1,
         "the phone's G.722 reaches the caller untouched"
     );
     trunk.hangup(&mut out).await.expect("the trunk hangs up");
