@@ -197,8 +197,9 @@ pub(crate) struct Call {
     /// Set when the switch answered the caller itself (IVR, voicemail): the state of that
     /// part of the call. Phones ring only after the IVR transferred the call.
     answered: Option<Box<Answered>>,
-    /// For a group dialled directly: where the caller goes when nobody answers (the switch
-    /// then answers and serves that target, e.g. voicemail).
+    /// Where the caller goes when the phones ringing now do not answer (a group's
+    /// `no_answer`, dialled directly or reached through the IVR): the switch answers, if it
+    /// has not yet, and serves that target, e.g. voicemail.
     no_answer: Option<router::Target>,
 }
 
@@ -482,17 +483,20 @@ impl Switchboard {
             b_port,
             timeout: config.media_timeout,
         });
-        if let Some(neg) = sdp::answer(
-            &a_offer,
-            &policy,
-            MediaAddress {
-                ip,
-                rtp_port: a_port,
-            },
-            &mut a_origin.clone(),
-        )
-        .ok()
-        .map(|(_, n)| n)
+        // The caller's RTP address for the relay while the phones ring (a call the switch
+        // answers learns it from its own answer, in `answer_with_ivr`).
+        if ivr_entry.is_none()
+            && let Some(neg) = sdp::answer(
+                &a_offer,
+                &policy,
+                MediaAddress {
+                    ip,
+                    rtp_port: a_port,
+                },
+                &mut a_origin.clone(),
+            )
+            .ok()
+            .map(|(_, n)| n)
         {
             self.out.push_back(Output::MediaRemote {
                 call: key,

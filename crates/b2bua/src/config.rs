@@ -97,7 +97,7 @@ struct RawSwitch {
     #[serde(default)]
     md5_only_user_agents: Vec<String>,
     /// Ignored since the IVR answers menu, voicemail and message targets (issue 5); still
-    /// accepted so older files load.
+    /// accepted, with a warning, so older files load.
     operator: Option<Spanned<String>>,
     /// The prompt set's language (default `it`).
     language: Option<String>,
@@ -175,8 +175,6 @@ pub struct Config {
     pub min_expires: u32,
     /// Longest registration interval granted.
     pub max_expires: u32,
-    /// Unused since the IVR exists (issue 5); kept so older files load.
-    pub operator: Option<String>,
     /// The language of the prompt set (`[switch] language`, default `it`).
     pub language: String,
     /// `[switch] prompts`: the prompt directory as written (relative to the dialplan file's
@@ -574,8 +572,6 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         });
     }
 
-    // Ignored since issue 5 (a warning says so); not checked any more.
-    let operator = switch.operator.map(Spanned::into_inner);
 
     if errors.len() != n_errors {
         return None;
@@ -588,7 +584,6 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         media_timeout: std::time::Duration::from_secs(media_timeout),
         min_expires,
         max_expires,
-        operator,
         language: switch.language.unwrap_or_else(|| "it".to_owned()),
         prompts_dir: switch.prompts,
         digest_algorithms,
@@ -609,7 +604,6 @@ struct SwitchPart {
     media_timeout: std::time::Duration,
     min_expires: u32,
     max_expires: u32,
-    operator: Option<String>,
     language: String,
     prompts_dir: Option<String>,
     digest_algorithms: Vec<String>,
@@ -630,7 +624,6 @@ impl SwitchPart {
             media_timeout: self.media_timeout,
             min_expires: self.min_expires,
             max_expires: self.max_expires,
-            operator: self.operator,
             language: self.language,
             prompts_dir: self.prompts_dir,
             digest_algorithms: self.digest_algorithms,

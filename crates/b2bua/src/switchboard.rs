@@ -132,14 +132,14 @@ pub enum Output {
         call: CallKey,
     },
     /// The switch itself answered the caller (IVR, voicemail): the media side plays prompts
-    /// to leg A in `law` with payload type `payload_type`, and reports the caller's keys,
+    /// to leg A in `encoding` with payload type `payload_type`, and reports the caller's keys,
     /// from RFC 4733 packets with `telephone_event` or, when the caller's SDP has none,
     /// from in-band tones.
     MediaIvr {
         /// Which call.
         call: CallKey,
         /// The encoding agreed with the caller (PCMU, PCMA or G.722).
-        law: media::Encoding,
+        encoding: media::Encoding,
         /// Its RTP payload type.
         payload_type: u8,
         /// The telephone-event payload type agreed with the caller, if any.

@@ -40,6 +40,41 @@ fn answered_call(rig: &mut Rig, trunk: &Caller) -> (rig::Placed, CallKey) {
     (call, key)
 }
 
+/// At 20:00, with the closed number hanging up after the `closed` prompt: the switch has
+/// answered the trunk's call and plays `closed`.
+fn closed_call_that_hangs_up(seed: u8) -> (Rig, Caller, CallKey) {
+    let text = Rig::example_text().replace(
+        r#"closed = "voicemail:general""#,
+        r#"closed = "hangup:closed""#,
+    );
+    let mut rig = Rig::with_config(&text, seed);
+    rig.advance(secs(10 * 3600)); // 20:00: closed
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    assert_eq!(rig.last_play(key), ["closed"]);
+    (rig, trunk, key)
+}
+
+/// A weekday caller presses 4; 204 rings (180) and never answers; after salute's 20 s the
+/// switch CANCELs it (and the caller goes to salute's no_answer, voicemail:general).
+fn caller_whose_transfer_to_204_rings_out() -> (Rig, Phone, rig::Leg, CallKey) {
+    let mut rig = Rig::new();
+    let p204 = phone(&mut rig, "204", 5064);
+    let trunk = Caller::trunk(&mut rig);
+    let (_call, key) = answered_call(&mut rig, &trunk);
+    rig.input(Input::Digit {
+        call: key,
+        digit: '4',
+    });
+    let leg = p204.expect_invite(&mut rig);
+    p204.answer(&mut rig, &leg, 180);
+    // salute: ring_timeout 20 s; 205 is off shift.
+    rig.advance(secs(21));
+    let cancel = rig.expect_request(p204.addr, Method::Cancel);
+    p204.respond(&mut rig, &cancel, 200);
+    (rig, p204, leg, key)
+}
+
 #[test]
 fn weekday_morning_menu_then_4_rings_204_not_205() {
     let mut rig = Rig::new();
@@ -194,20 +229,7 @@ fn evening_goes_to_voicemail_and_hash_ends_the_recording() {
 
 #[test]
 fn nobody_on_shift_answers_then_voicemail() {
-    let mut rig = Rig::new();
-    let p204 = phone(&mut rig, "204", 5064);
-    let trunk = Caller::trunk(&mut rig);
-    let (_call, key) = answered_call(&mut rig, &trunk);
-    rig.input(Input::Digit {
-        call: key,
-        digit: '4',
-    });
-    let leg = p204.expect_invite(&mut rig);
-    p204.answer(&mut rig, &leg, 180);
-    // salute: ring_timeout 20 s; 205 is off shift; then no_answer = voicemail:general.
-    rig.advance(secs(21));
-    let cancel = rig.expect_request(p204.addr, Method::Cancel);
-    p204.respond(&mut rig, &cancel, 200);
+    let (mut rig, p204, leg, key) = caller_whose_transfer_to_204_rings_out();
     p204.answer(&mut rig, &leg, 487);
     assert_eq!(rig.last_play(key)[0], "closed");
     rig.finish_play(key);
@@ -254,15 +276,7 @@ fn a_silent_line_cannot_keep_the_recording_open() {
 
 #[test]
 fn hangup_target_plays_its_prompt_then_byes() {
-    let text = Rig::example_text().replace(
-        r#"closed = "voicemail:general""#,
-        r#"closed = "hangup:closed""#,
-    );
-    let mut rig = Rig::with_config(&text, 1);
-    rig.advance(secs(10 * 3600)); // 20:00: closed
-    let trunk = Caller::trunk(&mut rig);
-    let (_call, key) = answered_call(&mut rig, &trunk);
-    assert_eq!(rig.last_play(key), ["closed"]);
+    let (mut rig, trunk, key) = closed_call_that_hangs_up(1);
     assert!(
         rig.pending(trunk.addr).is_empty(),
         "no BYE before the prompt ends"
@@ -276,19 +290,7 @@ fn hangup_target_plays_its_prompt_then_byes() {
 
 #[test]
 fn a_late_answer_after_the_caller_moved_on_is_hung_up() {
-    let mut rig = Rig::new();
-    let p204 = phone(&mut rig, "204", 5064);
-    let trunk = Caller::trunk(&mut rig);
-    let (_call, key) = answered_call(&mut rig, &trunk);
-    rig.input(Input::Digit {
-        call: key,
-        digit: '4',
-    });
-    let leg = p204.expect_invite(&mut rig);
-    p204.answer(&mut rig, &leg, 180);
-    rig.advance(secs(21)); // nobody answered: voicemail
-    let cancel = rig.expect_request(p204.addr, Method::Cancel);
-    p204.respond(&mut rig, &cancel, 200);
+    let (mut rig, p204, leg, key) = caller_whose_transfer_to_204_rings_out();
     // The phone's 200 crosses our CANCEL: it is ACKed and hung up, not bridged.
     p204.answer_with_sdp(&mut rig, &leg, 200);
     rig.expect_request(p204.addr, Method::Ack);
@@ -442,15 +444,7 @@ fn soak_ivr_callers_leave_nothing_behind() {
 
 #[test]
 fn a_lost_end_of_playback_does_not_keep_the_caller_waiting() {
-    let text = Rig::example_text().replace(
-        r#"closed = "voicemail:general""#,
-        r#"closed = "hangup:closed""#,
-    );
-    let mut rig = Rig::with_config(&text, 3);
-    rig.advance(secs(10 * 3600)); // 20:00: closed
-    let trunk = Caller::trunk(&mut rig);
-    let (_call, key) = answered_call(&mut rig, &trunk);
-    assert_eq!(rig.last_play(key), ["closed"]);
+    let (mut rig, trunk, _key) = closed_call_that_hangs_up(3);
     // The media side never reports the end of the 1 s prompt: 5 s later the switch goes on.
     rig.advance(secs(5));
     assert!(

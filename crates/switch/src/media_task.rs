@@ -21,9 +21,9 @@ pub enum MediaCommand {
     /// Suspend (true) or run (false) the media timeout.
     Hold(bool),
     /// The switch answered the caller: detect its keys (RFC 4733 with `telephone_event`, else
-    /// in-band tones in `law`).
+    /// in-band tones in `encoding`).
     Listen {
-        law: media::Encoding,
+        encoding: media::Encoding,
         payload_type: u8,
         telephone_event: Option<u8>,
         /// Give the player a duplicate of the caller's RTP socket (the call loop had none).
@@ -86,11 +86,33 @@ pub enum MediaEvent {
     Recorded(bool),
 }
 
+/// How the caller's audio decodes to 8 kHz samples.
+enum CallerAudio {
+    G711(media::g711::Law),
+    /// The caller's G.722 stream state (its low band).
+    G722(Box<media::g722::Decoder>),
+}
+
+impl CallerAudio {
+    fn new(encoding: media::Encoding) -> CallerAudio {
+        match encoding {
+            media::Encoding::Pcmu => CallerAudio::G711(media::g711::Law::Pcmu),
+            media::Encoding::Pcma => CallerAudio::G711(media::g711::Law::Pcma),
+            media::Encoding::G722 => CallerAudio::G722(Box::new(media::g722::Decoder::new())),
+        }
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> usize {
+        match self {
+            CallerAudio::G711(law) => law.decode(payload, out),
+            CallerAudio::G722(decoder) => decoder.decode(payload, out),
+        }
+    }
+}
+
 /// The caller's side while the switch answers it: key detection and recording.
 struct Listening {
-    law: media::Encoding,
-    /// The caller's G.722 stream state, when it sends G.722.
-    g722: Option<Box<media::g722::Decoder>>,
+    audio: CallerAudio,
     payload_type: u8,
     telephone_event: Option<u8>,
     events: media::telephone_event::Receiver,
@@ -187,7 +209,7 @@ async fn run(
             cmd = commands.recv() => match cmd {
                 Some(MediaCommand::Remote { leg, rtp, rtcp }) => relay.set_remote(leg, rtp, rtcp),
                 Some(MediaCommand::Hold(on_hold)) => relay.set_hold(on_hold, std::time::Instant::now()),
-                Some(MediaCommand::Listen { law, payload_type, telephone_event, share_socket }) => {
+                Some(MediaCommand::Listen { encoding, payload_type, telephone_event, share_socket }) => {
                     if share_socket {
                         match socket2::SockRef::from(&sockets[0]).try_clone() {
                             Ok(s) => {
@@ -198,8 +220,7 @@ async fn run(
                         }
                     }
                     listening = Some(Listening {
-                        law,
-                        g722: (law == media::Encoding::G722).then(|| Box::new(media::g722::Decoder::new())),
+                        audio: CallerAudio::new(encoding),
                         payload_type,
                         telephone_event,
                         events: media::telephone_event::Receiver::new(Duration::from_millis(200)),
@@ -284,18 +305,14 @@ fn listen(l: &mut Listening, bytes: &[u8], context: &MediaContext) {
     if packet.payload_type != l.payload_type {
         return;
     }
+    // Audio is decoded only when something listens to it: in-band keys (a caller without
+    // RFC 4733) or a voicemail recording. (A G.722 decoder resumed at the recording's start
+    // re-converges within a few milliseconds, under the beep's echo.)
+    if l.telephone_event.is_some() && l.recording.is_none() {
+        return;
+    }
     let n = packet.payload.len().min(l.pcm.len());
-    let n = match (l.law, l.g722.as_mut()) {
-        (media::Encoding::Pcmu, _) => {
-            media::g711::Law::Pcmu.decode(&packet.payload[..n], &mut l.pcm[..n])
-        }
-        (media::Encoding::Pcma, _) => {
-            media::g711::Law::Pcma.decode(&packet.payload[..n], &mut l.pcm[..n])
-        }
-        // The low band at 8 kHz: what the DTMF detector and the voicemail file take.
-        (media::Encoding::G722, Some(dec)) => dec.decode(&packet.payload[..n], &mut l.pcm[..n]),
-        (media::Encoding::G722, None) => 0,
-    };
+    let n = l.audio.decode(&packet.payload[..n], &mut l.pcm[..n]);
     if l.telephone_event.is_none() {
         // In-band detection only for callers that cannot send RFC 4733 (chosen from the
         // SDP): a trunk that sends both would otherwise report every key twice.

@@ -22,7 +22,7 @@ pub enum PlayerCommand {
     Open {
         call: CallKey,
         socket: Option<std::net::UdpSocket>,
-        law: Encoding,
+        encoding: Encoding,
         payload_type: u8,
         ssrc: u32,
     },
@@ -112,7 +112,7 @@ fn apply(calls: &mut HashMap<CallKey, Entry>, cmd: PlayerCommand) {
         PlayerCommand::Open {
             call,
             socket,
-            law,
+            encoding,
             payload_type,
             ssrc,
         } => {
@@ -125,7 +125,7 @@ fn apply(calls: &mut HashMap<CallKey, Entry>, cmd: PlayerCommand) {
                 Entry {
                     socket,
                     remote: None,
-                    playout: Playout::new(ssrc, seq, ts, law, payload_type),
+                    playout: Playout::new(ssrc, seq, ts, encoding, payload_type),
                     id: None,
                 },
             );

@@ -11,7 +11,7 @@ use std::sync::Arc;
 const EXTENSIONS: &[&str] = &["wav", "flac", "mp3", "ogg"];
 
 /// The prompt directory of `config`, loaded from `dialplan`.
-pub fn prompt_dir(config: &b2bua::Config, dialplan: &Path) -> PathBuf {
+fn prompt_dir(config: &b2bua::Config, dialplan: &Path) -> PathBuf {
     let base = dialplan.parent().unwrap_or(Path::new("."));
     match &config.prompts_dir {
         Some(dir) => base.join(dir),

@@ -243,7 +243,7 @@ async fn main_loop(
                 }
                 Output::MediaIvr {
                     call,
-                    law,
+                    encoding,
                     payload_type,
                     telephone_event,
                 } => {
@@ -258,14 +258,14 @@ async fn main_loop(
                     player_of(&media_shards, call).send_cmd(PlayerCommand::Open {
                         call,
                         socket,
-                        law,
+                        encoding,
                         payload_type,
                         ssrc: (ssrc_state >> 32) as u32,
                     });
                     ivr_calls.insert(call);
                     if let Some(m) = media.get(&call) {
                         let _ = m.send(MediaCommand::Listen {
-                            law,
+                            encoding,
                             payload_type,
                             telephone_event,
                             share_socket,

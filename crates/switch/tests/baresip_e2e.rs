@@ -6,33 +6,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::baresip_caller::tone_wav;
 use common::{Switch, args, port_block, sipp};
 
 const SALT: u16 = 1;
-
-/// A 16-bit mono 8 kHz WAV with a 1 kHz tone, for baresip's file audio source.
-fn tone_wav(seconds: u32) -> Vec<u8> {
-    let n = 8000 * seconds;
-    let mut out = Vec::with_capacity(44 + 2 * n as usize);
-    let data_len = 2 * n;
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&8000u32.to_le_bytes());
-    out.extend_from_slice(&16000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for i in 0..n {
-        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0;
-        out.extend_from_slice(&(v as i16).to_le_bytes());
-    }
-    out
-}
 
 /// A guard that kills baresip when the test ends.
 struct Baresip(std::process::Child);

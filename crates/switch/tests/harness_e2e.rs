@@ -1550,25 +1550,40 @@ fn rms(pcm: &[i16]) -> f64 {
     (sum / pcm.len().max(1) as f64).sqrt()
 }
 
-/// The caller's received audio, decoded (G.711 µ-law or A-law, by payload type).
+/// The caller's received audio, decoded by payload type (G.711 µ-law or A-law, G.722's low
+/// band), at 8 kHz.
 fn decoded(records: &[harness::RtpRecord]) -> Vec<i16> {
+    let mut g722 = media::g722::Decoder::new();
     let mut out = Vec::new();
     for r in records {
-        let law = match r.payload_type {
-            0 => media::g711::Law::Pcmu,
-            8 => media::g711::Law::Pcma,
+        let mut pcm = vec![0i16; r.payload.len()];
+        let n = match r.payload_type {
+            0 => media::g711::Law::Pcmu.decode(&r.payload, &mut pcm),
+            8 => media::g711::Law::Pcma.decode(&r.payload, &mut pcm),
+            // The low band, at 8 kHz like the prompt files' samples.
+            9 => g722.decode(&r.payload, &mut pcm),
             _ => continue,
         };
-        let mut pcm = vec![0i16; r.payload.len()];
-        law.decode(&r.payload, &mut pcm);
-        out.extend_from_slice(&pcm);
+        out.extend_from_slice(&pcm[..n]);
     }
     out
 }
 
-/// The trunk calls 800840840; the switch answers itself and plays the welcome prompt, which
-/// the caller hears as the file says (level and length, sample by sample within G.711's
-/// error), with RTP paced by sequence, timestamp and one SSRC, marker on the first packet.
+/// Rewrites the SDP offer of `req`: each `(from, to)` replaced, then the lines starting with
+/// any of `drop` removed.
+fn edit_offer(req: &mut sip_msg::Request, replace: &[(&str, &str)], drop: &[&str]) {
+    let mut body = String::from_utf8_lossy(&req.body).into_owned();
+    for (from, to) in replace {
+        body = body.replace(from, to);
+    }
+    req.body = body
+        .lines()
+        .filter(|l| !drop.iter().any(|d| l.starts_with(d)))
+        .map(|l| format!("{l}\r\n"))
+        .collect::<String>()
+        .into_bytes();
+}
+
 /// What the trunk offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Offer {
@@ -1580,6 +1595,9 @@ enum Offer {
     PcmaOnly,
 }
 
+/// The trunk calls 800840840; the switch answers itself and plays the welcome prompt, which
+/// the caller hears as the file says (level and length, sample by sample within G.711's
+/// error), with RTP paced by sequence, timestamp and one SSRC, marker on the first packet.
 async fn call_and_hear_welcome(
     switch: &Switch,
     transcript: &Transcript,
@@ -1592,22 +1610,18 @@ async fn call_and_hear_welcome(
     let mut out = trunk
         .invite_with("800840840", |req| {
             if offer == Offer::PcmaOnly {
-                let body = String::from_utf8_lossy(&req.body)
-                    .replace("RTP/AVP 0 8 101", "RTP/AVP 8 101")
-                    .lines()
-                    .filter(|l| !l.starts_with("a=rtpmap:0 "))
-                    .map(|l| format!("{l}\r\n"))
-                    .collect::<String>();
-                req.body = body.into_bytes();
+                edit_offer(
+                    req,
+                    &[("RTP/AVP 0 8 101", "RTP/AVP 8 101")],
+                    &["a=rtpmap:0 "],
+                );
             }
             if !offer_telephone_event {
-                let body = String::from_utf8_lossy(&req.body)
-                    .replace(" 101\r\n", "\r\n")
-                    .lines()
-                    .filter(|l| !l.contains(":101"))
-                    .map(|l| format!("{l}\r\n"))
-                    .collect::<String>();
-                req.body = body.into_bytes();
+                edit_offer(
+                    req,
+                    &[(" 101\r\n", "\r\n")],
+                    &["a=rtpmap:101", "a=fmtp:101"],
+                );
             }
         })
         .await
@@ -1953,14 +1967,14 @@ async fn ivr_g722_caller_hears_the_welcome_and_reaches_204() {
         .expect("bind the trunk");
     let mut out = trunk
         .invite_with("800840840", |req| {
-            let body = String::from_utf8_lossy(&req.body)
-                .replace("RTP/AVP 0 8 101", "RTP/AVP 9 101")
-                .lines()
-                .filter(|l| !l.starts_with("a=rtpmap:0 ") && !l.starts_with("a=rtpmap:8 "))
-                .map(|l| format!("{l}\r\n"))
-                .collect::<String>()
-                .replace("a=rtpmap:101", "a=rtpmap:9 G722/8000\r\na=rtpmap:101");
-            req.body = body.into_bytes();
+            edit_offer(
+                req,
+                &[
+                    ("RTP/AVP 0 8 101", "RTP/AVP 9 101"),
+                    ("a=rtpmap:101", "a=rtpmap:9 G722/8000\r\na=rtpmap:101"),
+                ],
+                &["a=rtpmap:0 ", "a=rtpmap:8 "],
+            );
         })
         .await
         .expect("send INVITE");
@@ -1983,13 +1997,7 @@ async fn ivr_g722_caller_hears_the_welcome_and_reaches_204() {
         got.iter()
             .all(|r| r.payload_type == 9 && r.payload.len() == 160)
     );
-    let mut dec = media::g722::Decoder::new();
-    let mut heard = Vec::new();
-    for r in &got[..welcome.n_frames()] {
-        let mut pcm = [0i16; 160];
-        let n = dec.decode(&r.payload, &mut pcm);
-        heard.extend_from_slice(&pcm[..n]);
-    }
+    let heard = decoded(&got[..welcome.n_frames()]);
     let n = welcome.pcm().len().min(heard.len());
     let db = 20.0 * (rms(&heard[..n]) / rms(&welcome.pcm()[..n])).log10();
     assert!(

@@ -32,17 +32,23 @@ const RECORD_SLACK: Duration = Duration::from_secs(3);
 const PLAY_SLACK: Duration = Duration::from_secs(5);
 
 /// What happens when the current playback ends.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 enum AfterPlay {
-    /// Nothing (a looped tone never ends).
-    #[default]
-    Nothing,
     /// Tell the IVR.
     Ivr,
     /// Hang up.
     Hangup,
     /// Start recording a voicemail message.
     Record { mailbox: String, max: Duration },
+}
+
+/// A playback the switch waits for: its id, what follows it, and when it must have ended
+/// (its length and a margin) even if its end is never reported.
+#[derive(Debug)]
+struct Playback {
+    id: u32,
+    after: AfterPlay,
+    deadline: Instant,
 }
 
 /// The switch-answered part of a call.
@@ -53,11 +59,9 @@ pub(crate) struct Answered {
     codec: Codec,
     telephone_event: Option<u8>,
     next_play: u32,
-    playing: Option<u32>,
-    after_play: AfterPlay,
+    /// The playback in progress that the switch waits for (none during a looped tone).
+    playback: Option<Playback>,
     recording: bool,
-    /// When the current playback must have ended (its length and a margin).
-    play_deadline: Option<Instant>,
     /// When a recording must have ended even if the caller sends no audio at all (the
     /// recorder counts received samples).
     record_deadline: Option<Instant>,
@@ -65,8 +69,6 @@ pub(crate) struct Answered {
     ringing: bool,
     /// When the member (or group) ringing now has rung long enough.
     pub(super) ring_deadline: Option<Instant>,
-    /// Where the call goes when the phones ringing now do not answer.
-    no_answer: Option<Target>,
     hops: u32,
     /// The IVR's steps (menu entered, digit, choice, timeout …), kept for the call's ticket.
     pub(super) events: Vec<ivr::IvrEvent>,
@@ -101,7 +103,7 @@ impl Answered {
             ivr,
             self.ring_deadline,
             self.record_deadline,
-            self.play_deadline,
+            self.playback.as_ref().map(|p| p.deadline),
         ]
         .into_iter()
         .flatten()
@@ -176,7 +178,7 @@ impl Switchboard {
             self.fail_a(call, 488, now);
             return false;
         };
-        let law = match neg.codec.codec {
+        let encoding = match neg.codec.codec {
             Codec::Pcmu => media::Encoding::Pcmu,
             Codec::Pcma => media::Encoding::Pcma,
             _ => media::Encoding::G722,
@@ -186,7 +188,7 @@ impl Switchboard {
         // MediaIvr first: the player must exist to learn the caller's address.
         self.out.push_back(Output::MediaIvr {
             call: call.key,
-            law,
+            encoding,
             payload_type: neg.codec.payload_type,
             telephone_event: neg.telephone_event_payload_type,
         });
@@ -211,20 +213,17 @@ impl Switchboard {
         self.stats.calls_answered += 1;
         self.stats.calls_ivr += 1;
         self.arm_session_timer(call, now);
-        info!(entry = %target, ?law, telephone_event = ?neg.telephone_event_payload_type, "answered by the switch");
+        info!(entry = %target, ?encoding, telephone_event = ?neg.telephone_event_payload_type, "answered by the switch");
         call.answered = Some(Box::new(Answered {
             ivr: None,
             codec: neg.codec.codec,
             telephone_event: neg.telephone_event_payload_type,
             next_play: 1,
-            playing: None,
-            after_play: AfterPlay::Nothing,
+            playback: None,
             recording: false,
-            play_deadline: None,
             record_deadline: None,
             ringing: false,
             ring_deadline: None,
-            no_answer: None,
             hops: 0,
             events: Vec::new(),
         }));
@@ -303,27 +302,27 @@ impl Switchboard {
                     _ if decision.target != target => {
                         self.enter_target(call, decision.target.clone(), now)
                     }
-                    _ => self.fallback(call, &target, now),
+                    _ => self.fallback(call, Some(&target), now),
                 }
             }
-            Target::External(_) => self.fallback(call, &target, now),
+            Target::External(_) => self.fallback(call, Some(&target), now),
         }
     }
 
     /// A target the switch cannot serve yet (the second site needs outbound trunk calls, a
-    /// later issue) or nobody can take: the caller is not dropped but reaches the plan's
-    /// first voicemail box, if it has one.
+    /// later issue) or nobody can take (`None`: a group without `no_answer`): the caller is
+    /// not dropped but reaches the plan's first voicemail box, if it has one.
     // DEVIATION(issue 5): `external:` targets (overflow to the second site) are not dialled
     // yet; the caller leaves a message instead.
-    fn fallback(&mut self, call: &mut Call, target: &Target, now: Now) -> bool {
+    fn fallback(&mut self, call: &mut Call, target: Option<&Target>, now: Now) -> bool {
         let mailbox = call.config.plan.voicemail_names().next().map(str::to_owned);
         match mailbox {
-            Some(m) if !matches!(target, Target::Voicemail(_)) => {
-                warn!(%target, mailbox = %m, "target not reachable; the caller goes to voicemail");
+            Some(m) if !matches!(target, Some(Target::Voicemail(_))) => {
+                warn!(target = ?target, mailbox = %m, "target not reachable; the caller goes to voicemail");
                 self.enter_target(call, Target::Voicemail(m), now)
             }
             _ => {
-                warn!(%target, "target not reachable and no voicemail; hanging up");
+                warn!(target = ?target, "target not reachable and no voicemail; hanging up");
                 self.hangup_answered(call, now)
             }
         }
@@ -343,10 +342,8 @@ impl Switchboard {
         // The phones get the codec the caller already uses: the relay needs no transcoding.
         let policy = a.policy();
         a.ringing = true;
-        a.no_answer = no_answer;
-        a.playing = None;
-        a.play_deadline = None;
-        a.after_play = AfterPlay::Nothing;
+        a.playback = None;
+        call.no_answer = no_answer;
         let local = MediaAddress {
             ip: self.settings.advertised_ip,
             rtp_port: call.b_ports.rtp(),
@@ -410,10 +407,10 @@ impl Switchboard {
         if let Some(a) = call.answered.as_mut() {
             a.ringing = false;
             a.ring_deadline = None;
-            a.playing = None;
-            a.no_answer = None;
+            a.playback = None;
         }
         call.hunt.clear();
+        call.no_answer = None;
         self.out.push_back(Output::MediaBridge { call: call.key });
         self.out.push_back(Output::MediaHold {
             call: call.key,
@@ -448,7 +445,7 @@ impl Switchboard {
         }
         a.ringing = false;
         a.ring_deadline = None;
-        let next = a.no_answer.take();
+        let next = call.no_answer.take();
         call.hunt.clear();
         for idx in 0..call.forks.len() {
             self.cancel_fork(call, idx, now);
@@ -456,7 +453,7 @@ impl Switchboard {
         debug!(next = ?next, "nobody answered the transfer");
         match next {
             Some(t) => self.enter_target(call, t, now),
-            None => self.fallback(call, &Target::Hangup(String::new()), now),
+            None => self.fallback(call, None, now),
         }
     }
 
@@ -481,8 +478,9 @@ impl Switchboard {
         let play_due = call
             .answered
             .as_ref()
-            .filter(|a| a.play_deadline.is_some_and(|t| t <= now.instant))
-            .and_then(|a| a.playing);
+            .and_then(|a| a.playback.as_ref())
+            .filter(|p| p.deadline <= now.instant)
+            .map(|p| p.id);
         if keep && let Some(id) = play_due {
             warn!(
                 id,
@@ -560,9 +558,7 @@ impl Switchboard {
                 }
                 ivr::IvrAction::StopPlayback => {
                     if let Some(a) = call.answered.as_mut() {
-                        a.playing = None;
-                        a.play_deadline = None;
-                        a.after_play = AfterPlay::Nothing;
+                        a.playback = None;
                     }
                     self.out.push_back(Output::StopPlayback { call: call.key });
                 }
@@ -599,12 +595,14 @@ impl Switchboard {
         };
         let id = a.next_play;
         a.next_play = a.next_play.wrapping_add(1);
-        a.playing = Some(id);
-        a.after_play = after;
         // A lost end of playback never leaves the caller waiting: past the prompts' length
         // and a margin, the switch goes on as if it had ended.
         let length: Duration = prompts.iter().map(|p| p.duration()).sum();
-        a.play_deadline = Some(now.instant + length + PLAY_SLACK);
+        a.playback = Some(Playback {
+            id,
+            after,
+            deadline: now.instant + length + PLAY_SLACK,
+        });
         self.out.push_back(Output::Play {
             call: call.key,
             id,
@@ -676,16 +674,17 @@ impl Switchboard {
 
     /// The playback `id` ended (or its deadline passed). False if the call ended.
     fn playback_ended(&mut self, call: &mut Call, id: u32, now: Now) -> bool {
-        let after = match call.answered.as_mut() {
-            Some(a) if a.playing == Some(id) => {
-                a.playing = None;
-                a.play_deadline = None;
-                std::mem::take(&mut a.after_play)
-            }
-            _ => AfterPlay::Nothing,
+        // An end that is not the awaited playback's (stopped, replaced) is dropped.
+        let Some(after) = call
+            .answered
+            .as_mut()
+            .filter(|a| a.playback.as_ref().is_some_and(|p| p.id == id))
+            .and_then(|a| a.playback.take())
+            .map(|p| p.after)
+        else {
+            return true;
         };
         match after {
-            AfterPlay::Nothing => true,
             AfterPlay::Ivr => {
                 if let Some(machine) = call.answered.as_mut().and_then(|a| a.ivr.as_mut()) {
                     machine.handle(ivr::IvrInput::PlaybackFinished, now.instant);

@@ -476,9 +476,12 @@ impl Rig {
                     ));
                     self.plays.push((call, id, names));
                 }
-                Output::MediaIvr { call, law, .. } => {
-                    self.log(format!("   (media)           ivr call {} {law:?}", call.0));
-                    self.ivr_media.push(format!("ivr {} {law:?}", call.0));
+                Output::MediaIvr { call, encoding, .. } => {
+                    self.log(format!(
+                        "   (media)           ivr call {} {encoding:?}",
+                        call.0
+                    ));
+                    self.ivr_media.push(format!("ivr {} {encoding:?}", call.0));
                 }
                 Output::PlayLoop { call, music, .. } => {
                     self.log(format!(

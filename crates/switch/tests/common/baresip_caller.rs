@@ -53,26 +53,12 @@ pub struct BaresipCaller {
 
 /// A 16-bit mono 8 kHz WAV with a 1 kHz tone (baresip's audio source).
 pub fn tone_wav(seconds: u32) -> Vec<u8> {
-    let n = 8000 * seconds;
-    let data_len = 2 * n;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&8000u32.to_le_bytes());
-    out.extend_from_slice(&16000u32.to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for i in 0..n {
-        let v = (f64::from(i) * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0;
-        out.extend_from_slice(&(v as i16).to_le_bytes());
-    }
-    out
+    let pcm: Vec<i16> = (0..8000 * seconds)
+        .map(|i| {
+            ((f64::from(i) * 2.0 * std::f64::consts::PI * 1000.0 / 8000.0).sin() * 8000.0) as i16
+        })
+        .collect();
+    media::wav_bytes(&pcm)
 }
 
 impl BaresipCaller {
