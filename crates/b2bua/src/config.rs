@@ -572,7 +572,6 @@ fn build(loc: &Locator<'_>, raw: RawConfig, errors: &mut Vec<ConfigError>) -> Op
         });
     }
 
-
     if errors.len() != n_errors {
         return None;
     }
